@@ -1,0 +1,8 @@
+"""Parameters of ModelRegistration, validated when a pipeline runs it."""
+
+from stepkit.components import StepConfig
+
+
+class ModelRegistrationConfig(StepConfig):
+    """Record the packaged model and its metrics in the model registry."""
+

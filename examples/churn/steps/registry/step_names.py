@@ -1,0 +1,71 @@
+"""Core step registry of the churn project: read by stepkit with ast, never imported."""
+
+STEP_NAMES = {
+    "DataLoading": {
+        "config_class": "DataLoadingConfig",
+        "builder_step_name": "DataLoadingStepBuilder",
+        "spec_type": "DataLoading",
+        "sagemaker_step_type": "Processing",
+        "description": "Load (here: generate, seeded) the raw customer table for one job type",
+        "job_types": ['training', 'validation', 'testing', 'calibration'],
+    },
+    "TabularPreprocessing": {
+        "config_class": "TabularPreprocessingConfig",
+        "builder_step_name": "TabularPreprocessingStepBuilder",
+        "spec_type": "TabularPreprocessing",
+        "sagemaker_step_type": "Processing",
+        "description": "Clean, type and split the raw table into model-ready features",
+        "job_types": ['training', 'validation', 'testing', 'calibration'],
+    },
+    "MissingValueImputation": {
+        "config_class": "MissingValueImputationConfig",
+        "builder_step_name": "MissingValueImputationStepBuilder",
+        "spec_type": "MissingValueImputation",
+        "sagemaker_step_type": "Processing",
+        "description": "Fill missing values with statistics learned on the training split",
+        "job_types": ['training', 'testing'],
+    },
+    "GradientBoostingTraining": {
+        "config_class": "GradientBoostingTrainingConfig",
+        "builder_step_name": "GradientBoostingTrainingStepBuilder",
+        "spec_type": "GradientBoostingTraining",
+        "sagemaker_step_type": "Training",
+        "description": "Train a gradient-boosted tree classifier on the processed training data",
+    },
+    "ModelCalibration": {
+        "config_class": "ModelCalibrationConfig",
+        "builder_step_name": "ModelCalibrationStepBuilder",
+        "spec_type": "ModelCalibration",
+        "sagemaker_step_type": "Processing",
+        "description": "Fit a probability calibrator on held-out predictions",
+    },
+    "ModelEvaluation": {
+        "config_class": "ModelEvaluationConfig",
+        "builder_step_name": "ModelEvaluationStepBuilder",
+        "spec_type": "ModelEvaluation",
+        "sagemaker_step_type": "Processing",
+        "description": "Score the model on test data: metrics JSON and an ROC plot",
+    },
+    "ModelPackaging": {
+        "config_class": "ModelPackagingConfig",
+        "builder_step_name": "ModelPackagingStepBuilder",
+        "spec_type": "ModelPackaging",
+        "sagemaker_step_type": "Processing",
+        "description": "Bundle model, calibrator and inference code into one deployable archive",
+    },
+    "ModelRegistration": {
+        "config_class": "ModelRegistrationConfig",
+        "builder_step_name": "ModelRegistrationStepBuilder",
+        "spec_type": "ModelRegistration",
+        "sagemaker_step_type": "RegisterModel",
+        "description": "Record the packaged model and its metrics in the model registry",
+    },
+    "BatchTransform": {
+        "config_class": "BatchTransformConfig",
+        "builder_step_name": "BatchTransformStepBuilder",
+        "spec_type": "BatchTransform",
+        "sagemaker_step_type": "Transform",
+        "description": "Score a batch of customers with the packaged model",
+        "job_types": ['testing'],
+    },
+}

@@ -1,0 +1,50 @@
+"""stepkit: find, test, run and cache the steps of data and ML pipelines.
+
+The public API is re-exported here and loaded on first use, so ``import stepkit`` stays
+cheap: nothing heavy (pydantic, typer, rich, sqlite) is imported until it is needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "StepkitError": "stepkit.errors",
+    "Project": "stepkit.project",
+    "Registry": "stepkit.registry.layering",
+    "StepDefinition": "stepkit.registry.definitions",
+    "workspace_context": "stepkit.registry.context",
+}
+
+__all__ = [
+    "Project",
+    "Registry",
+    "StepDefinition",
+    "StepkitError",
+    "__version__",
+    "workspace_context",
+]
+
+if TYPE_CHECKING:
+    from stepkit.errors import StepkitError
+    from stepkit.project import Project
+    from stepkit.registry.context import workspace_context
+    from stepkit.registry.definitions import StepDefinition
+    from stepkit.registry.layering import Registry
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stepkit' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

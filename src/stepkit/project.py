@@ -1,0 +1,437 @@
+"""``stepkit.toml`` → :class:`Project`, and the one walker of a workspace's file tree.
+
+The project file names the workspaces in precedence order (the first wins, the last is
+the core one) and the settings; ``STEPKIT_*`` environment variables override settings.
+Every part of stepkit that needs the files of a workspace gets them from :func:`walk_workspace`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from stepkit.errors import ProjectFileError, ProjectNotFoundError, UnknownWorkspaceError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+PROJECT_FILE: Final = "stepkit.toml"
+#: Registry files looked for inside a workspace's steps folder, in this order.
+DEFAULT_REGISTRY_FILES: Final = ("registry.toml", "step_names.py", "registry.py")
+#: Component folders inside a steps folder, and the component each holds.
+COMPONENT_DIRS: Final[Mapping[str, str]] = {
+    "scripts": "script",
+    "contracts": "contract",
+    "specs": "spec",
+    "configs": "config",
+    "builders": "builder",
+    "hyperparams": "hyperparams",
+}
+
+
+# -- the project -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """One workspace: its id, its steps folder (absolute) and its registry file, if any."""
+
+    id: str
+    steps_dir: Path
+    registry_file: Path | None
+    is_core: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    url: str | None = None  # None: SQLite in the state directory
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactSettings:
+    root: Path | None = None  # None: <state_dir>/artifacts
+    catalog_url: str | None = None  # None: SQLite in the state directory
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    executor: str = "local"
+    max_workers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TestSettings:
+    timeout: float = 300.0
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A loaded ``stepkit.toml``: paths are absolute, workspaces in precedence order."""
+
+    name: str
+    root: Path
+    file: Path
+    state_dir: Path
+    workspaces: tuple[Workspace, ...]
+    state: StateSettings = StateSettings()
+    artifacts: ArtifactSettings = ArtifactSettings()
+    run: RunSettings = RunSettings()
+    test: TestSettings = TestSettings()
+
+    @property
+    def core(self) -> Workspace:
+        """The last workspace: the shared one whose registry holds the core definitions."""
+        return self.workspaces[-1]
+
+    @property
+    def workspace_ids(self) -> tuple[str, ...]:
+        return tuple(ws.id for ws in self.workspaces)
+
+    def workspace(self, workspace_id: str) -> Workspace:
+        for ws in self.workspaces:
+            if ws.id == workspace_id:
+                return ws
+        raise UnknownWorkspaceError(workspace_id, self.workspace_ids)
+
+    @property
+    def artifacts_root(self) -> Path:
+        return self.artifacts.root or self.state_dir / "artifacts"
+
+    @classmethod
+    def load(cls, path: Path | str | None = None, *, cwd: Path | None = None) -> Project:
+        """Load the project at ``path`` (a file or its folder), else ``STEPKIT_PROJECT``,
+        else the first ``stepkit.toml`` found walking up from ``cwd``."""
+        return load_project(find_project_file(path, cwd=cwd))
+
+
+def find_project_file(path: Path | str | None = None, *, cwd: Path | None = None) -> Path:
+    """Where the project file is: explicit path, ``STEPKIT_PROJECT``, or walking up."""
+    given = path if path is not None else os.environ.get("STEPKIT_PROJECT") or None
+    if given is not None:
+        candidate = Path(given).expanduser().absolute()
+        if candidate.is_dir():
+            candidate = candidate / PROJECT_FILE
+        if not candidate.is_file():
+            raise ProjectNotFoundError(candidate)
+        return candidate
+    start = (cwd or Path.cwd()).absolute()
+    for folder in (start, *start.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    raise ProjectNotFoundError(start)
+
+
+# -- validation of the file (pydantic, imported only when a project is loaded) ---------------
+
+#: Environment variables that override settings, and the key each one overrides.
+ENV_OVERRIDES: Final[Mapping[str, tuple[str, str]]] = {
+    "STEPKIT_STATE_DIR": ("project", "state_dir"),
+    "STEPKIT_STATE_URL": ("state", "url"),
+    "STEPKIT_ARTIFACTS_ROOT": ("artifacts", "root"),
+    "STEPKIT_ARTIFACTS_CATALOG_URL": ("artifacts", "catalog_url"),
+    "STEPKIT_EXECUTOR": ("run", "executor"),
+    "STEPKIT_MAX_WORKERS": ("run", "max_workers"),
+    "STEPKIT_TEST_TIMEOUT": ("test", "timeout"),
+}
+
+
+def _models() -> Any:
+    """The pydantic models of the file, built on first use to keep ``import stepkit`` light."""
+    global _MODELS
+    if _MODELS is not None:
+        return _MODELS
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+    class _Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+    class ProjectSection(_Strict):
+        name: str = Field(min_length=1)
+        state_dir: str = ".stepkit"
+
+    class WorkspaceSection(_Strict):
+        id: str = Field(min_length=1)
+        path: str
+        registry: str | None = None
+
+        @field_validator("id")
+        @classmethod
+        def _id_is_simple(cls, value: str) -> str:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+                raise ValueError("must be letters, digits, '_', '-' or '.'")
+            return value
+
+    class StateSection(_Strict):
+        url: str | None = None
+
+    class ArtifactsSection(_Strict):
+        root: str | None = None
+        catalog_url: str | None = None
+
+    class RunSection(_Strict):
+        executor: str = "local"
+        max_workers: int | None = Field(default=None, ge=1)
+
+    class TestSection(_Strict):
+        timeout: float = Field(default=300.0, gt=0)
+        env: dict[str, str] = Field(default_factory=dict)
+
+    class ProjectFileModel(_Strict):
+        project: ProjectSection
+        workspaces: list[WorkspaceSection] = Field(min_length=1)
+        state: StateSection = StateSection()
+        artifacts: ArtifactsSection = ArtifactsSection()
+        run: RunSection = RunSection()
+        test: TestSection = TestSection()
+
+    _MODELS = ProjectFileModel
+    return _MODELS
+
+
+_MODELS: Any = None
+
+
+def _key_line(text: str, key: str) -> int | None:
+    """Best-effort line number of a key in TOML text (tomllib keeps no positions)."""
+    last = key.split(".")[-1]
+    if last.isdigit():
+        return None
+    pattern = re.compile(rf"^\s*(\[\[?\s*)?{re.escape(last)}\s*(=|\]|\.)", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _validation_error(path: Path, text: str, exc: ValidationError) -> ProjectFileError:
+    from stepkit.names import close_matches
+
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    line = _key_line(text, key)
+    if error["type"] == "extra_forbidden":
+        model = _models()
+        known: list[str] = list(model.model_fields)
+        if len(loc) > 1:
+            section = model.model_fields.get(loc[0])
+            annotation = section.annotation if section else None
+            inner = getattr(annotation, "__args__", (annotation,))[0]
+            known = list(getattr(inner, "model_fields", {}))
+        return ProjectFileError(
+            path, "unknown key.", key=key, line=line, suggestions=close_matches(loc[-1], known)
+        )
+    if error["type"] == "missing":
+        return ProjectFileError(path, "required key is missing.", key=key, line=line)
+    return ProjectFileError(
+        path, f"{error['msg']} (got {error.get('input')!r}).", key=key, line=line
+    )
+
+
+def _apply_env(data: dict[str, Any]) -> None:
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = os.environ.get(var)
+        if value:
+            data.setdefault(section, {})
+            if isinstance(data[section], dict):
+                data[section][key] = value
+
+
+def load_project(path: Path) -> Project:
+    """Read and validate one ``stepkit.toml``; every problem is a :class:`ProjectFileError`."""
+    from pydantic import ValidationError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectFileError(path, f"cannot be read: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ProjectFileError(path, f"is not valid TOML: {exc}", line=line) from exc
+    _apply_env(data)
+    try:
+        model = _models().model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, text, exc) from exc
+
+    root = path.parent
+    seen: set[str] = set()
+    workspaces: list[Workspace] = []
+    for index, section in enumerate(model.workspaces):
+        key = f"workspaces[{index}]"
+        if section.id in seen:
+            raise ProjectFileError(
+                path, f"workspace id {section.id!r} is listed twice.", key=f"{key}.id"
+            )
+        seen.add(section.id)
+        steps_dir = (root / section.path).resolve()
+        if not steps_dir.is_dir():
+            raise ProjectFileError(
+                path,
+                f"workspace {section.id!r}: steps folder {section.path!r} does not exist "
+                f"(looked for {steps_dir}).",
+                key=f"{key}.path",
+                line=_key_line(text, "path"),
+            )
+        registry_file = _registry_file(path, text, key, steps_dir, root, section.registry)
+        workspaces.append(
+            Workspace(
+                id=section.id,
+                steps_dir=steps_dir,
+                registry_file=registry_file,
+                is_core=index == len(model.workspaces) - 1,
+            )
+        )
+
+    state_dir = (root / model.project.state_dir).resolve()
+    artifacts_root = (root / model.artifacts.root).resolve() if model.artifacts.root else None
+    return Project(
+        name=model.project.name,
+        root=root,
+        file=path,
+        state_dir=state_dir,
+        workspaces=tuple(workspaces),
+        state=StateSettings(url=model.state.url),
+        artifacts=ArtifactSettings(root=artifacts_root, catalog_url=model.artifacts.catalog_url),
+        run=RunSettings(executor=model.run.executor, max_workers=model.run.max_workers),
+        test=TestSettings(timeout=model.test.timeout, env=dict(model.test.env)),
+    )
+
+
+def _registry_file(
+    path: Path, text: str, key: str, steps_dir: Path, root: Path, given: str | None
+) -> Path | None:
+    if given is not None:
+        registry = (root / given).resolve()
+        if not registry.is_file():
+            raise ProjectFileError(
+                path,
+                f"registry file {given!r} does not exist (looked for {registry}).",
+                key=f"{key}.registry",
+                line=_key_line(text, "registry"),
+            )
+        return registry
+    for name in DEFAULT_REGISTRY_FILES:
+        for candidate in (steps_dir / name, steps_dir / "registry" / name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+# -- the walker ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One Python file of a workspace, with the stat data the index keys on."""
+
+    path: Path
+    workspace_id: str
+    component: str  # script, contract, spec, config, builder, hyperparams
+    mtime_ns: int
+    size: int
+    inode: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalkProblem:
+    """Something the walker could not read; reported, never fatal."""
+
+    path: Path
+    workspace_id: str
+    message: str
+
+
+@dataclass(slots=True)
+class WalkResult:
+    files: list[FileRecord] = field(default_factory=list)
+    problems: list[WalkProblem] = field(default_factory=list)
+
+
+def walk_workspace(workspace: Workspace, result: WalkResult | None = None) -> WalkResult:
+    """Every ``*.py`` file under the workspace's component folders, with its stat data.
+
+    Follows symlinked folders once (a loop is reported, not followed); a missing or
+    unreadable folder is a problem in the result, and the walk goes on.
+    """
+    out = result if result is not None else WalkResult()
+    if not workspace.steps_dir.is_dir():
+        out.problems.append(
+            WalkProblem(workspace.steps_dir, workspace.id, "steps folder does not exist")
+        )
+        return out
+    for folder, component in COMPONENT_DIRS.items():
+        top = workspace.steps_dir / folder
+        if top.is_dir():
+            _walk_dir(top, workspace.id, component, out, visited=set())
+    return out
+
+
+def walk_project(project: Project) -> WalkResult:
+    """The files of every workspace, in precedence order."""
+    result = WalkResult()
+    for workspace in project.workspaces:
+        walk_workspace(workspace, result)
+    return result
+
+
+def _walk_dir(
+    folder: Path, workspace_id: str, component: str, out: WalkResult, visited: set[tuple[int, int]]
+) -> None:
+    try:
+        info = folder.stat()
+    except OSError as exc:
+        out.problems.append(WalkProblem(folder, workspace_id, f"cannot be read: {exc.strerror}"))
+        return
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        out.problems.append(
+            WalkProblem(folder, workspace_id, "symlink loop: folder already visited")
+        )
+        return
+    visited.add(key)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        out.problems.append(WalkProblem(folder, workspace_id, f"cannot be listed: {exc.strerror}"))
+        return
+    subfolders: list[Path] = []
+    for entry in entries:
+        name = entry.name
+        if name.startswith((".", "__pycache__")):
+            continue
+        try:
+            st = entry.stat()
+        except OSError as exc:  # a dangling symlink or a file removed while walking
+            out.problems.append(
+                WalkProblem(Path(entry.path), workspace_id, f"cannot be read: {exc.strerror}")
+            )
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            subfolders.append(Path(entry.path))
+        elif name.endswith(".py") and name != "__init__.py" and stat.S_ISREG(st.st_mode):
+            out.files.append(
+                FileRecord(
+                    path=Path(entry.path),
+                    workspace_id=workspace_id,
+                    component=component,
+                    mtime_ns=st.st_mtime_ns,
+                    size=st.st_size,
+                    inode=st.st_ino,
+                )
+            )
+    for sub in subfolders:
+        _walk_dir(sub, workspace_id, component, out, visited)
+
+
+def iter_files(project: Project) -> Iterator[FileRecord]:
+    """Convenience: the walked files of every workspace."""
+    yield from walk_project(project).files

@@ -1,0 +1,239 @@
+"""Reading registry sources — ``registry.toml`` or a Python file — without importing them.
+
+A Python registry is read with :mod:`ast`: its literal ``STEP_NAMES`` (and, in a developer
+workspace, ``LOCAL_STEPS`` and ``STEP_OVERRIDES``) dicts, so an existing ``step_names.py``
+works unchanged and a broken or hostile one can do no harm. Parsed sources are cached
+under the state directory, keyed by the file's size, mtime and inode (as ``.pyc`` files
+are), because parsing a 10,000-step file costs more than everything else put together.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import marshal
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from stepkit.errors import RegistryFileError
+from stepkit.names import close_matches
+from stepkit.registry.definitions import FIELDS, REQUIRED_FIELDS, Origin, RegistryEntry
+
+#: Module-level names read from a Python registry, and what their entries are.
+PYTHON_TABLES: Final[Mapping[str, str]] = {
+    "STEP_NAMES": "define",
+    "LOCAL_STEPS": "define",
+    "STEP_OVERRIDES": "override",
+}
+_CACHE_FORMAT: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySource:
+    """The entries of one registry file, in file order."""
+
+    path: Path
+    workspace_id: str
+    entries: tuple[RegistryEntry, ...]
+
+
+def read_registry(
+    path: Path, workspace_id: str, *, cache_dir: Path | None = None
+) -> RegistrySource:
+    """Read one registry file (``.toml`` or ``.py``); a cached parse is reused when the
+    file's size, mtime and inode are unchanged."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise RegistryFileError(path, f"cannot be read: {exc.strerror}") from exc
+    signature = (_CACHE_FORMAT, str(path), workspace_id, st.st_size, st.st_mtime_ns, st.st_ino)
+    cache_file = _cache_file(cache_dir, path, workspace_id) if cache_dir else None
+    if cache_file is not None:
+        cached = _read_cache(cache_file, signature)
+        if cached is not None:
+            return _from_plain(path, workspace_id, cached)
+    source = _parse(path, workspace_id)
+    if cache_file is not None:
+        _write_cache(cache_file, signature, _to_plain(source))
+    return source
+
+
+def _parse(path: Path, workspace_id: str) -> RegistrySource:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryFileError(path, f"cannot be read: {exc}") from exc
+    if path.suffix == ".toml":
+        entries = _parse_toml(path, workspace_id, text)
+    else:
+        entries = _parse_python(path, workspace_id, text)
+    return RegistrySource(path=path, workspace_id=workspace_id, entries=tuple(entries))
+
+
+# -- TOML ------------------------------------------------------------------------------------
+
+_TOML_HEADER = re.compile(r'^\s*\[\s*steps\s*\.\s*"?([^"\]\s]+)"?\s*\]', re.MULTILINE)
+
+
+def _parse_toml(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryFileError(path, f"is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - {"steps"})
+    if unknown:
+        raise RegistryFileError(
+            path, f"unknown table {unknown[0]!r}", suggestions=close_matches(unknown[0], ["steps"])
+        )
+    steps = data.get("steps", {})
+    if not isinstance(steps, dict):
+        raise RegistryFileError(path, "'steps' must be a table of tables ([steps.Name])")
+    lines = {m.group(1): text.count("\n", 0, m.start()) + 1 for m in _TOML_HEADER.finditer(text)}
+    entries = []
+    for name, fields in steps.items():
+        origin = Origin(workspace_id, path, lines.get(name))
+        if not isinstance(fields, dict):
+            raise RegistryFileError(path, f"steps.{name} must be a table", line=origin.line)
+        fields = dict(fields)
+        override = fields.pop("override", False)
+        if not isinstance(override, bool):
+            raise RegistryFileError(
+                path, f"steps.{name}.override must be true or false", line=origin.line
+            )
+        kind = "override" if override else "define"
+        entries.append(RegistryEntry(name, _checked(name, fields, kind, origin), kind, origin))
+    return entries
+
+
+# -- Python (ast, never imported) ----------------------------------------------------------
+
+
+def _parse_python(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]:
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise RegistryFileError(path, f"syntax error: {exc.msg}", line=exc.lineno) from exc
+    entries: list[RegistryEntry] = []
+    for node in tree.body:
+        target, value = _assignment(node)
+        if target is None or target not in PYTHON_TABLES or value is None:
+            continue
+        kind = PYTHON_TABLES[target]
+        if not isinstance(value, ast.Dict):
+            raise RegistryFileError(
+                path,
+                f"{target} must be a literal dict, not {type(value).__name__}",
+                line=node.lineno,
+            )
+        for key_node, value_node in zip(value.keys, value.values, strict=True):
+            line = (key_node or value_node).lineno
+            if not (isinstance(key_node, ast.Constant) and isinstance(key_node.value, str)):
+                raise RegistryFileError(path, f"{target} keys must be string literals", line=line)
+            try:
+                fields = ast.literal_eval(value_node)
+            except ValueError as exc:
+                raise RegistryFileError(
+                    path, f"{target}[{key_node.value!r}] is not a literal ({exc})", line=line
+                ) from exc
+            name = key_node.value
+            origin = Origin(workspace_id, path, line)
+            if not isinstance(fields, dict):
+                raise RegistryFileError(path, f"{target}[{name!r}] must be a dict", line=line)
+            entries.append(RegistryEntry(name, _checked(name, fields, kind, origin), kind, origin))
+    return entries
+
+
+def _assignment(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Name):
+            return target.id, node.value
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id, node.value
+    return None, None
+
+
+# -- field checks ----------------------------------------------------------------------------
+
+
+def _checked(name: str, fields: dict[str, Any], kind: str, origin: Origin) -> dict[str, Any]:
+    for key, value in fields.items():
+        if key not in FIELDS:
+            raise RegistryFileError(
+                origin.path,
+                f"step {name!r}: unknown field {key!r}.",
+                line=origin.line,
+                suggestions=close_matches(key, FIELDS),
+            )
+        if key == "job_types":
+            if not (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+                raise RegistryFileError(
+                    origin.path,
+                    f"step {name!r}: job_types must be a list of strings",
+                    line=origin.line,
+                )
+        elif not isinstance(value, str):
+            raise RegistryFileError(
+                origin.path,
+                f"step {name!r}: {key} must be a string, not {type(value).__name__}",
+                line=origin.line,
+            )
+    if kind == "define":
+        missing = [key for key in REQUIRED_FIELDS if key not in fields]
+        if missing:
+            raise RegistryFileError(
+                origin.path, f"step {name!r}: missing field {missing[0]!r}", line=origin.line
+            )
+    return fields
+
+
+# -- cache -----------------------------------------------------------------------------------
+
+
+def _cache_file(cache_dir: Path, path: Path, workspace_id: str) -> Path:
+    digest = hashlib.sha1(f"{workspace_id}\0{path}".encode(), usedforsecurity=False).hexdigest()
+    return cache_dir / f"registry-{digest[:16]}.marshal"
+
+
+def _read_cache(cache_file: Path, signature: tuple[Any, ...]) -> list[Any] | None:
+    try:
+        with cache_file.open("rb") as handle:
+            stored_signature, payload = marshal.load(handle)
+    except (OSError, EOFError, ValueError, TypeError):  # absent or unreadable: parse again
+        return None
+    return payload if stored_signature == signature else None
+
+
+def _write_cache(cache_file: Path, signature: tuple[Any, ...], payload: list[Any]) -> None:
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps((signature, payload)))
+        os.replace(tmp, cache_file)
+    except OSError:  # a read-only state dir only costs speed: the cache is an optimisation
+        return
+
+
+def _to_plain(source: RegistrySource) -> list[Any]:
+    return [
+        (
+            e.name,
+            {k: list(v) if isinstance(v, tuple) else v for k, v in e.fields.items()},
+            e.kind,
+            e.origin.line,
+        )
+        for e in source.entries
+    ]
+
+
+def _from_plain(path: Path, workspace_id: str, payload: list[Any]) -> RegistrySource:
+    entries = tuple(
+        RegistryEntry(name, fields, kind, Origin(workspace_id, path, line))
+        for name, fields, kind, line in payload
+    )
+    return RegistrySource(path=path, workspace_id=workspace_id, entries=entries)
