@@ -24,7 +24,8 @@ REPEATS = 7
 
 def _entry(name: str, kind: str = "Processing") -> str:
     return (
-        f'    "{name}": {{"config_class": "{name}Config", "builder_step_name": "{name}StepBuilder", '
+        f'    "{name}": {{"config_class": "{name}Config", '
+        f'"builder_step_name": "{name}StepBuilder", '
         f'"spec_type": "{name}", "sagemaker_step_type": "{kind}", "description": "Step {name}"}},\n'
     )
 
@@ -97,15 +98,15 @@ def main() -> None:
                 plain[k]
             dict_ns = (time.perf_counter_ns() - start) / len(keys)
 
-    import_runs = []
-    bare_runs = []
+    import_runs: list[float] = []
+    bare_runs: list[float] = []
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        began = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import stepkit"], check=True)
-        import_runs.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        import_runs.append(time.perf_counter() - began)
+        began = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
-        bare_runs.append(time.perf_counter() - start)
+        bare_runs.append(time.perf_counter() - began)
     import_ms = (statistics.median(import_runs) - statistics.median(bare_runs)) * 1000
 
     print(
