@@ -160,3 +160,27 @@ class PathEscapeError(StepkitError, ValueError):
         self.path = path
         self.root = root
         super().__init__(f"Path {str(path)!r} escapes its root {root}.")
+
+
+# -- pipeline DAG files and plans -------------------------------------------------------------
+
+
+class DagError(StepkitError, ValueError):
+    """A DAG of step nodes that cannot run: a cycle, a self-edge, a node listed twice."""
+
+
+class DagFileError(DagError):
+    """A DAG (or pipeline config) file that cannot be read; names the file and line."""
+
+    def __init__(
+        self,
+        path: Path,
+        message: str,
+        *,
+        line: int | None = None,
+        suggestions: Iterable[str] = (),
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.suggestions = list(suggestions)
+        super().__init__(f"{_where(path, line)}{message}.{_did_you_mean(self.suggestions)}")
