@@ -53,6 +53,22 @@ def test_alias_and_keywords_match_a_differently_named_output() -> None:
     assert issues == [] and wires[0].output == "processed_data" and "alias" in wires[0].reasons
 
 
+def test_compatible_source_and_two_keywords_are_enough() -> None:
+    prep = Upstream("Prep", "TabularPreprocessing", [Out("processed_data", aliases=["features"])])
+    dep = Dep(
+        "input_path",
+        compatible_sources=["TabularPreprocessing"],
+        semantic_keywords=["processed", "features", "x"],
+    )
+    wires, issues = wire_node("Train", [dep], [prep])
+    assert issues == [] and wires[0].score == 0.5
+    one_keyword = Dep(
+        "input_path", compatible_sources=["TabularPreprocessing"], semantic_keywords=["processed"]
+    )
+    wires, issues = wire_node("Train", [one_keyword], [prep])
+    assert wires == [] and issues[0].kind == "missing" and issues[0].candidates[0].score == 0.4
+
+
 def test_type_clash_never_matches_and_missing_required_is_reported() -> None:
     model = Upstream("Train", "Training", [Out("model", output_type="model_artifacts")])
     wires, issues = wire_node("Eval", [Dep("DATA", compatible_sources=["Training"])], [model])

@@ -5,7 +5,7 @@ Each (dependency, upstream output) pair gets a score from what the specs declare
 - the dependency and output types must be compatible, else the pair is out;
 - the logical name equals the output's name or one of its aliases: +0.5;
 - the upstream step is one of the dependency's compatible sources: +0.3;
-- semantic keywords found in the output's name and aliases: up to +0.2.
+- semantic keywords found in the output's name and aliases: +0.1 each, at most +0.2.
 
 A pair scoring at least :data:`THRESHOLD` is a match; the best match wins, and two matches
 within :data:`TIE_MARGIN` of each other are reported as ambiguous, with their candidates.
@@ -140,7 +140,7 @@ def score(dependency: DependencyLike, upstream: Upstream, output: OutputLike) ->
     if keywords:
         hits = sorted(set(keywords) & _tokens(*names))
         if hits:
-            total += 0.2 * len(hits) / len(keywords)
+            total += 0.1 * min(len(hits), 2)
             reasons.append(f"keywords {', '.join(hits)}")
     return Candidate(
         upstream.node, upstream.step, output.logical_name, round(total, 4), tuple(reasons)
