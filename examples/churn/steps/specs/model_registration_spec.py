@@ -21,7 +21,7 @@ MODEL_REGISTRATION_SPEC = StepSpecification(
             dependency_type=DependencyType.PROCESSING_OUTPUT,
             required=False,
             compatible_sources=['ModelEvaluation'],
-            semantic_keywords=['metrics'],
+            semantic_keywords=['metrics', 'report', 'evaluation'],
             data_type="S3Uri",
             description="metrics input for ModelRegistration",
         ),
