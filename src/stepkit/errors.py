@@ -184,3 +184,12 @@ class DagFileError(DagError):
         self.line = line
         self.suggestions = list(suggestions)
         super().__init__(f"{_where(path, line)}{message}.{_did_you_mean(self.suggestions)}")
+
+
+class PlanError(StepkitError, ValueError):
+    """A pipeline that cannot be planned; names the node, the problem, and close names."""
+
+    def __init__(self, node: str, message: str, *, suggestions: Iterable[str] = ()) -> None:
+        self.node = node
+        self.suggestions = list(suggestions)
+        super().__init__(f"{node}: {message}{_did_you_mean(self.suggestions)}")
