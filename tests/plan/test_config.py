@@ -32,11 +32,11 @@ def test_json_config_and_errors(tmp_path: Path) -> None:
         load_pipeline_config(bad)
     typo = tmp_path / "typo.yaml"
     typo.write_text("shard: {}\n")
-    with pytest.raises(DagFileError, match="unknown key 'shard'. Did you mean 'shared'"):
+    with pytest.raises(DagFileError, match=r"unknown key 'shard'. Did you mean 'shared'"):
         load_pipeline_config(typo)
     with pytest.raises(
         PlanError,
-        match="DataLoading_trainin: .* not a node of the DAG. Did you mean 'DataLoading_training'",
+        match=r"DataLoading_trainin: .* not a node of the DAG. Did you mean 'DataLoading_training'",
     ):
         check_config_nodes(
             PipelineConfig(nodes={"DataLoading_trainin": {}}), ["DataLoading_training"]
@@ -60,7 +60,7 @@ def test_node_config_validates_with_the_step_class(example_project: Path) -> Non
         node_config(cls, node="DataLoading_training", job_type="training", config=wrong_type)
     typo = PipelineConfig(nodes={"DataLoading_training": {"n_row": 3}})
     with pytest.raises(
-        PlanError, match="config field n_row: unknown field.* Did you mean 'n_rows'"
+        PlanError, match=r"config field n_row: unknown field.* Did you mean 'n_rows'"
     ):
         node_config(cls, node="DataLoading_training", job_type="training", config=typo)
     with pytest.raises(PlanError, match="defines no class 'Nope'"):
@@ -71,7 +71,7 @@ def test_broken_config_module_is_the_nodes_error(tmp_path: Path) -> None:
     path = tmp_path / "config_broken_step.py"
     path.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(
-        PlanError, match="Broken: importing config_broken_step.py failed: RuntimeError: boom"
+        PlanError, match=r"Broken: importing config_broken_step.py failed: RuntimeError: boom"
     ):
         import_class(path, "X", node="Broken")
 
