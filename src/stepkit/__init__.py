@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "StepkitError": "stepkit.errors",
+    "StepCatalog": "stepkit.catalog.catalog",
     "Project": "stepkit.project",
     "Registry": "stepkit.registry.layering",
     "StepDefinition": "stepkit.registry.definitions",
@@ -23,6 +24,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Project",
     "Registry",
+    "StepCatalog",
     "StepDefinition",
     "StepkitError",
     "__version__",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from stepkit.catalog.catalog import StepCatalog
     from stepkit.errors import StepkitError
     from stepkit.project import Project
     from stepkit.registry.context import workspace_context

@@ -68,9 +68,10 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import registry
+    from stepkit.cli import catalog, registry
 
     app.add_typer(registry.app, name="registry")
+    app.add_typer(catalog.app, name="catalog")
 
 
 _mount()

@@ -1,0 +1,415 @@
+"""``StepCatalog``: every step of every workspace, its components, variants and problems.
+
+Built from the persisted index (see :mod:`stepkit.catalog.index`): opening a catalog
+walks the workspaces once (a ``stat`` per file), parses only new or changed files, and
+resolves steps again only when something changed. Lookups are dictionary hits; the
+records they return are built on first use and kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stepkit.catalog.index import (
+    IndexData,
+    Progress,
+    RefreshReport,
+    index_path,
+    load_index,
+    refresh,
+    save_index,
+    update_paths,
+)
+from stepkit.catalog.records import (
+    COMPONENTS,
+    ComponentFile,
+    Problem,
+    StepInfo,
+    required_components,
+)
+from stepkit.catalog.resolution import RegistryFacts
+from stepkit.errors import UnknownStepError
+from stepkit.names import pascal_to_snake, split_node_name
+
+if TYPE_CHECKING:
+    from stepkit.catalog.search import SearchIndex, SearchResult
+    from stepkit.components import ScriptContract, StepSpecification
+    from stepkit.project import Project
+    from stepkit.registry.definitions import StepDefinition
+    from stepkit.registry.layering import Registry
+
+#: Components variants share (they differ only in spec).
+SHARED_COMPONENTS = ("script", "contract", "config", "builder", "hyperparams")
+
+
+class StepCatalog:
+    """The steps of a project's workspaces, found without importing any step file."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        registry: Registry | None = None,
+        persist: bool = True,
+        rebuild: bool = False,
+        workers: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        """Open the catalog of ``project``: load the index, refresh what changed, save.
+
+        Args:
+            persist: read and write ``<state_dir>/catalog/index.bin`` (False: in memory).
+            rebuild: ignore any saved index and parse every file again.
+            workers: parsing processes for a large cold start (default: every core).
+        """
+        self.project = project
+        self._registry = registry
+        self._registry_facts: RegistryFacts | None = None
+        self._persist = persist
+        self._workers = workers
+        self._info: dict[tuple[str, str | None], StepInfo] = {}
+        self._by_path: dict[str, list[str]] | None = None
+        self._aliases: dict[str, str] | None = None
+        self._search: SearchIndex | None = None
+        self.last_refresh = self.refresh(rebuild=rebuild, progress=progress)
+
+    @classmethod
+    def open(
+        cls, project: Project | Path | str | None = None, *, rebuild: bool = False
+    ) -> StepCatalog:
+        """The catalog of the project at ``project`` (a Project, a path, or found from cwd)."""
+        from stepkit.project import Project
+
+        loaded = project if isinstance(project, Project) else Project.load(project)
+        return cls(loaded, rebuild=rebuild)
+
+    # -- building ----------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            from stepkit.registry.layering import Registry
+
+            self._registry = Registry.load(self.project)
+        return self._registry
+
+    def _facts(self) -> RegistryFacts:
+        if self._registry_facts is None:
+            reg = self.registry
+            views = [(ws, reg.view(ws)) for ws in reg.workspace_ids]
+            self._registry_facts = RegistryFacts.build(views)
+        return self._registry_facts
+
+    def refresh(self, *, rebuild: bool = False, progress: Progress | None = None) -> RefreshReport:
+        """Walk the workspaces again and bring the index up to date."""
+        from stepkit.project import walk_project
+
+        warnings: list[str] = []
+        previous: IndexData | None = None
+        path = index_path(self.project)
+        if self._persist and not rebuild:
+            previous, warning = load_index(path)
+            if warning:
+                warnings.append(warning)
+                _log_warning(warning)
+        elif not self._persist and hasattr(self, "_data"):
+            previous = self._data
+        walk = walk_project(self.project)
+        problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
+        data, parsed, reused, removed, again = refresh(
+            self.project,
+            self._facts,
+            previous=previous,
+            records=walk.files,
+            walk_problems=problems,
+            workers=self._workers,
+            progress=progress,
+        )
+        saved = False
+        if self._persist and (again or previous is None):
+            saved = save_index(path, data)
+        self._install(data)
+        return RefreshReport(parsed, reused, removed, again, tuple(warnings), saved)
+
+    def apply_changes(self, paths: Iterable[Path]) -> int:
+        """Bring the index up to date for these changed paths only (watch mode)."""
+        data, touched = update_paths(self.project, self._facts(), self._data, paths)
+        if touched:
+            if self._persist:
+                save_index(index_path(self.project), data)
+            self._install(data)
+        return touched
+
+    def _install(self, data: IndexData) -> None:
+        self._data = data
+        self._steps: Mapping[str, Mapping[str, list[list[Any]]]] = data.resolved["steps"]
+        self._info.clear()
+        self._by_path = None
+        self._aliases = None
+        self._search = None
+
+    # -- names -------------------------------------------------------------------------------
+
+    def _definitions(self) -> Mapping[str, StepDefinition]:
+        return self._facts().definitions
+
+    def step_names(self) -> list[str]:
+        """Every step: registered ones and those found with components only, sorted."""
+        return sorted({*self._steps, *self._definitions()})
+
+    def _canonical(self, name: str) -> str | None:
+        if name in self._steps or name in self._definitions():
+            return name
+        if self._aliases is None:
+            self._aliases = {}
+            for known in self.step_names():
+                self._aliases.setdefault(pascal_to_snake(known), known)
+                self._aliases.setdefault(known.casefold(), known)
+        return self._aliases.get(name) or self._aliases.get(name.casefold())
+
+    def _unknown(self, name: str) -> UnknownStepError:
+        return UnknownStepError(name, self.step_names())
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get_step_info(self, name_or_node: str, job_type: str | None = None) -> StepInfo:
+        """A step by name or pipeline node name (``Foo_training``); ``job_type`` narrows it.
+
+        Raises:
+            UnknownStepError: no such step (or no such job type of it), with close names.
+        """
+        info = self._info.get((name_or_node, job_type))
+        if info is not None:
+            return info
+        info = self._build_info(name_or_node, job_type)
+        self._info[(name_or_node, job_type)] = info
+        return info
+
+    def _build_info(self, name_or_node: str, job_type: str | None) -> StepInfo:
+        name = self._canonical(name_or_node)
+        if name is None:
+            base, job = split_node_name(name_or_node)
+            name = self._canonical(base)
+            if name is None:
+                raise self._unknown(name_or_node)
+            job_type = job_type or job
+        parts = self._steps.get(name, {})
+        definition = self._definitions().get(name)
+        job_types = self._job_types(name, parts, definition)
+        if job_type is not None and job_type not in job_types:
+            variants = [f"{name}_{j}" for j in job_types]
+            raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
+        components: dict[str, ComponentFile] = {}
+        specs: dict[str | None, ComponentFile] = {}
+        shadowed: list[ComponentFile] = []
+        for component in COMPONENTS:
+            for path, ws, job, via in parts.get(component, ()):
+                record = ComponentFile(Path(path), component, ws, job, via)
+                if component == "spec":
+                    if job in specs:
+                        shadowed.append(record)
+                    else:
+                        specs[job] = record
+                elif component in components:
+                    shadowed.append(record)
+                else:
+                    components[component] = record
+        spec = specs.get(job_type) or specs.get(None)
+        if spec is None and job_type is None and specs:
+            spec = next(iter(specs.values()))
+        if spec is not None:
+            components["spec"] = spec
+        rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
+        workspaces = [f.workspace_id for f in (*components.values(), *specs.values())]
+        if definition is not None:
+            workspaces.append(definition.workspace_id)
+        workspace = min(workspaces, key=lambda ws: rank.get(ws, len(rank)), default="")
+        return StepInfo(
+            name=name,
+            job_type=job_type,
+            workspace_id=workspace,
+            registered=definition is not None,
+            definition=definition,
+            components=components,
+            specs=specs,
+            shadowed=tuple(shadowed),
+            job_types=job_types,
+        )
+
+    @staticmethod
+    def _job_types(
+        name: str, parts: Mapping[str, list[list[Any]]], definition: StepDefinition | None
+    ) -> tuple[str, ...]:
+        found = {entry[2] for entry in parts.get("spec", ()) if entry[2]}
+        if definition is not None:
+            found.update(definition.job_types)
+        return tuple(sorted(found))
+
+    def resolve_pipeline_node(self, node_name: str) -> StepInfo | None:
+        """The step (and job type) a pipeline node names, or None."""
+        try:
+            return self.get_step_info(node_name)
+        except UnknownStepError:
+            return None
+
+    def get_job_type_variants(self, base_step_name: str) -> list[str]:
+        """The job types of a step: from its specs and its registry definition."""
+        return list(self.get_step_info(base_step_name).job_types)
+
+    def get_shared_components(self, base_step_name: str) -> dict[str, ComponentFile | None]:
+        """The components every job-type variant of a step shares (all but the spec)."""
+        info = self.get_step_info(base_step_name)
+        return {c: info.components.get(c) for c in SHARED_COMPONENTS}
+
+    def find_steps_by_component(self, path: Path | str) -> list[str]:
+        """Every step a component file belongs to (one file may serve several)."""
+        if self._by_path is None:
+            self._by_path = {}
+            for name, parts in self._steps.items():
+                for entries in parts.values():
+                    for entry in entries:
+                        self._by_path.setdefault(entry[0], []).append(name)
+        given = Path(path).expanduser()
+        for candidate in (given.absolute(), given.resolve()):
+            found = self._by_path.get(str(candidate))
+            if found:
+                return list(dict.fromkeys(found))
+        return []
+
+    def find_step_by_component(self, path: Path | str) -> str | None:
+        """The step a component file belongs to (the first, if it serves several)."""
+        found = self.find_steps_by_component(path)
+        return found[0] if found else None
+
+    def list_available_steps(
+        self,
+        workspace_id: str | None = None,
+        job_type: str | None = None,
+        step_type: str | None = None,
+    ) -> list[str]:
+        """Step names, optionally only those with a component (or definition) in a
+        workspace, with a job type, or of a sagemaker step type."""
+        if workspace_id is not None:
+            self.project.workspace(workspace_id)  # an unknown id is an error, with suggestions
+        definitions = self._definitions()
+        out = []
+        for name in self.step_names():
+            parts = self._steps.get(name, {})
+            definition = definitions.get(name)
+            if step_type is not None and (
+                definition is None or definition.sagemaker_step_type != step_type
+            ):
+                continue
+            if job_type is not None and job_type not in self._job_types(name, parts, definition):
+                continue
+            if workspace_id is not None and not (
+                (definition is not None and definition.workspace_id == workspace_id)
+                or any(e[1] == workspace_id for entries in parts.values() for e in entries)
+            ):
+                continue
+            out.append(name)
+        return out
+
+    def search_steps(
+        self, query: str, job_type: str | None = None, *, limit: int = 20
+    ) -> list[SearchResult]:
+        """Steps ranked by how well they match ``query``, each with its score and reason."""
+        if self._search is None:
+            from stepkit.catalog.search import SearchIndex
+
+            definitions = self._definitions()
+            self._search = SearchIndex(
+                (
+                    name,
+                    self.get_step_info(name).workspace_id,
+                    definitions[name].description if name in definitions else "",
+                )
+                for name in self.step_names()
+            )
+        allowed = set(self.list_available_steps(job_type=job_type)) if job_type else None
+        return self._search.search(query, allowed=allowed, limit=limit)
+
+    def list_rows(
+        self,
+        workspace_id: str | None = None,
+        job_type: str | None = None,
+        step_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """What ``catalog list`` shows per step, built straight from the index (fast)."""
+        definitions = self._definitions()
+        rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
+        rows = []
+        for name in self.list_available_steps(workspace_id, job_type, step_type):
+            parts = self._steps.get(name, {})
+            definition = definitions.get(name)
+            present = {c: entries[0][1] for c, entries in parts.items() if entries}
+            kind = definition.sagemaker_step_type if definition else None
+            missing = [c for c in required_components(kind) if c not in present]
+            spaces = [*present.values(), *([definition.workspace_id] if definition else [])]
+            rows.append(
+                {
+                    "name": name,
+                    "workspace_id": min(spaces, key=lambda ws: rank.get(ws, 99), default=""),
+                    "registered": definition is not None,
+                    "step_type": kind,
+                    "job_types": list(self._job_types(name, parts, definition)),
+                    "components": present,
+                    "complete": definition is not None and not missing,
+                    "missing": missing,
+                }
+            )
+        return rows
+
+    # -- models, on demand -------------------------------------------------------------------
+
+    def facts(self, path: Path | str) -> Mapping[str, Any] | None:
+        """What discovery read from an indexed file (None: not indexed)."""
+        row = self._data.files.get(str(path))
+        return row[5] if row else None
+
+    def get_contract(self, name_or_node: str) -> ScriptContract | None:
+        """The step's contract as a :class:`ScriptContract` (built from ``ast`` facts)."""
+        from stepkit.catalog.discovery import contract_from_facts
+
+        info = self.get_step_info(name_or_node)
+        component = info.components.get("contract")
+        facts = self.facts(component.path) if component else None
+        contracts = facts.get("contracts") if facts else None
+        return contract_from_facts(contracts[0]) if contracts else None
+
+    def get_spec(self, name_or_node: str, job_type: str | None = None) -> StepSpecification | None:
+        """The step's spec for a job type as a :class:`StepSpecification`, contract included."""
+        from stepkit.catalog.discovery import spec_from_facts
+
+        info = self.get_step_info(name_or_node, job_type)
+        component = info.components.get("spec")
+        facts = self.facts(component.path) if component else None
+        specs = [s for s in (facts or {}).get("specs", ()) if s.get("job_type") == info.job_type]
+        specs = specs or list((facts or {}).get("specs", ()))
+        if not specs:
+            return None
+        spec_type = info.definition.spec_type if info.definition else info.name
+        if info.job_type:
+            spec_type = f"{spec_type}_{info.job_type.capitalize()}"
+        return spec_from_facts(specs[0], step_type=spec_type, contract=self.get_contract(info.name))
+
+    # -- problems ----------------------------------------------------------------------------
+
+    def check(self) -> list[Problem]:
+        """Every problem: broken and unmatched files, unregistered and incomplete steps,
+        broken references between components."""
+        from stepkit.catalog.check import find_problems
+
+        return find_problems(self)
+
+    @property
+    def data(self) -> IndexData:
+        return self._data
+
+
+def _log_warning(message: str) -> None:
+    from stepkit.observability import get_logger
+
+    get_logger("stepkit.catalog").warning("catalog.index_rebuilt", reason=message)

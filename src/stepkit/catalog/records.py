@@ -1,0 +1,143 @@
+"""What the catalog answers with: small frozen records, cheap to build and to print."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from stepkit.registry.definitions import StepDefinition
+
+COMPONENTS: Final = ("script", "contract", "spec", "config", "builder", "hyperparams")
+
+#: Components a complete step needs, by sagemaker step type (DESIGN.md); others: custom.
+REQUIRED_BY_TYPE: Final[Mapping[str, tuple[str, ...]]] = {
+    "Processing": ("script", "contract", "spec", "config", "builder"),
+    "Training": ("script", "contract", "spec", "config", "builder"),
+    "CreateModel": ("spec", "config", "builder"),
+    "RegisterModel": ("spec", "config", "builder"),
+    "Transform": ("spec", "config", "builder"),
+    "Base": ("config", "builder"),
+    "Utility": ("config", "builder"),
+}
+REQUIRED_CUSTOM: Final = ("config", "builder")
+
+
+def required_components(step_type: str | None) -> tuple[str, ...]:
+    return REQUIRED_BY_TYPE.get(step_type or "", REQUIRED_CUSTOM)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentFile:
+    """One component file of a step: where, which workspace, and how it was matched.
+
+    ``via`` is ``registry`` (the class the registry names), ``declared`` (the spec's own
+    step type), ``spec`` (the contract a spec refers to), ``contract`` / ``entry_point``
+    (named as entry point by a contract / a config) or ``name`` (file-name pattern).
+    """
+
+    path: Path
+    component: str
+    workspace_id: str
+    job_type: str | None = None
+    via: str = "name"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "component": self.component,
+            "workspace_id": self.workspace_id,
+            "job_type": self.job_type,
+            "via": self.via,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """Everything the catalog knows of one step (and job type, when asked for one)."""
+
+    name: str
+    job_type: str | None
+    workspace_id: str  # the highest-precedence workspace contributing to the step
+    registered: bool
+    definition: StepDefinition | None
+    components: Mapping[str, ComponentFile]  # effective: the first in precedence order
+    specs: Mapping[str | None, ComponentFile]  # job type (None: generic) → spec
+    shadowed: tuple[ComponentFile, ...]  # same component in a later workspace
+    job_types: tuple[str, ...]
+
+    @property
+    def node_name(self) -> str:
+        return f"{self.name}_{self.job_type}" if self.job_type else self.name
+
+    @property
+    def step_type(self) -> str | None:
+        """The registry's ``sagemaker_step_type`` (None for an unregistered step)."""
+        return self.definition.sagemaker_step_type if self.definition else None
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return required_components(self.step_type)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(c for c in self.required if c not in self.components)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.registered and not self.missing
+
+    def path(self, component: str) -> Path | None:
+        found = self.components.get(component)
+        return found.path if found else None
+
+    def as_json(self, *, with_shadowed: bool = False) -> dict[str, Any]:
+        d = self.definition
+        out: dict[str, Any] = {
+            "name": self.name,
+            "node_name": self.node_name,
+            "job_type": self.job_type,
+            "workspace_id": self.workspace_id,
+            "registered": self.registered,
+            "step_type": self.step_type,
+            "description": d.description if d else "",
+            "registry": ({"workspace_id": d.workspace_id, **d.as_dict()} if d else None),
+            "job_types": list(self.job_types),
+            "components": {c: f.as_json() for c, f in self.components.items()},
+            "specs": {(j or ""): f.as_json() for j, f in self.specs.items()},
+            "complete": self.is_complete,
+            "missing": list(self.missing),
+        }
+        if with_shadowed:
+            out["shadowed"] = [f.as_json() for f in self.shadowed]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something ``catalog check`` reports: what, where (path and line), which step."""
+
+    kind: str  # syntax, unreadable, unmatched, unregistered, incomplete, reference, node_type
+    message: str
+    path: Path | None = None
+    line: int | None = None
+    step: str | None = None
+    workspace_id: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        return f"{where}{self.message}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "path": str(self.path) if self.path else None,
+            "line": self.line,
+            "step": self.step,
+            "workspace_id": self.workspace_id,
+        }

@@ -1,0 +1,273 @@
+"""Which step each component file belongs to: the registry first, file names last.
+
+- config / builder: the file that defines the registry's ``config_class`` /
+  ``builder_step_name``;
+- spec: the step its declared step type names (``get_spec_step_type("X")``, a literal
+  ``"X_Training"``), with the job type taken from the declaration;
+- contract: the step whose spec refers to it, else whose config's entry point is its
+  entry point; script: the step whose contract (else config) names it as entry point;
+- file-name patterns only where all of that says nothing.
+
+A name that only file names suggest becomes an *unregistered* step when something
+vouches for it (a declared spec type, a ``<Name>Config`` / ``<Name>StepBuilder`` class, a
+contract a spec refers to, or two components agreeing); otherwise the file is reported as
+matching no step. The result is plain data (dicts, lists, strings) so the index stores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from stepkit.names import (
+    STANDARD_JOB_TYPES,
+    component_stem,
+    expand_abbreviations,
+    pascal_to_snake,
+    snake_to_pascal,
+    strip_job_type,
+)
+
+if TYPE_CHECKING:
+    from stepkit.registry.definitions import StepDefinition
+
+ENTRY_POINT_FIELDS: Final = ("processing_entry_point", "training_entry_point", "entry_point")
+#: Order in which components are resolved: later ones lean on earlier ones.
+ORDER: Final = ("config", "builder", "spec", "hyperparams", "contract", "script")
+_CLASS_SUFFIX: Final = {
+    "config": "Config",
+    "builder": "StepBuilder",
+    "hyperparams": "Hyperparameters",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One indexed file: where it is, which workspace and component folder, its facts."""
+
+    path: str
+    workspace_id: str
+    component: str
+    facts: Mapping[str, Any]
+
+    @property
+    def stem(self) -> str:
+        name = self.path.rsplit("/", 1)[-1]
+        return name[:-3] if name.endswith(".py") else name
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryFacts:
+    """What resolution needs of the registry, precomputed once."""
+
+    definitions: Mapping[str, StepDefinition]  # name → definition (highest precedence)
+    job_types: tuple[str, ...]
+
+    @classmethod
+    def build(cls, views: Sequence[tuple[str, Mapping[str, StepDefinition]]]) -> RegistryFacts:
+        """``views``: (workspace id, its view) in precedence order, the core last. A step's
+        definition comes from the first workspace whose own layer defines or overrides it."""
+        definitions: dict[str, StepDefinition] = {}
+        for workspace_id, view in views:
+            for name, definition in view.items():
+                if definition.workspace_id == workspace_id:
+                    definitions.setdefault(name, definition)
+        for _, view in views[-1:]:
+            for name, definition in view.items():
+                definitions.setdefault(name, definition)
+        custom = sorted({jt for d in definitions.values() for jt in d.job_types})
+        job_types = (*STANDARD_JOB_TYPES, *[j for j in custom if j not in STANDARD_JOB_TYPES])
+        return cls(definitions, job_types)
+
+
+class _Resolver:
+    def __init__(self, registry: RegistryFacts, workspace_order: Sequence[str]) -> None:
+        self.registry = registry
+        self.rank = {ws: i for i, ws in enumerate(workspace_order)}
+        defs = registry.definitions
+        self.known = set(defs)
+        self.by_stem = {pascal_to_snake(name): name for name in defs}
+        self.by_config: dict[str, list[str]] = {}
+        self.by_builder: dict[str, list[str]] = {}
+        self.by_spec_type: dict[str, str] = {}
+        for name, d in sorted(defs.items()):
+            self.by_config.setdefault(d.config_class, []).append(name)
+            self.by_builder.setdefault(d.builder_step_name, []).append(name)
+            self.by_spec_type.setdefault(d.spec_type, name)
+        self.steps: dict[str, dict[str, list[list[Any]]]] = {}
+        self.evidence: set[str] = set()  # unregistered names something vouches for
+        self.tentative: dict[str, list[tuple[str, list[Any]]]] = {}
+        self.problems: list[list[Any]] = []
+        self.unmatched: list[list[Any]] = []
+        self.entry_points: dict[str, list[str]] = {}  # script stem → steps (configs)
+        self.contract_refs: dict[tuple[str, str], list[str]] = {}  # (stem, var) → steps
+        self.contract_scripts: dict[str, list[str]] = {}  # script stem → steps (contracts)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def assign(self, name: str, component: str, entry: list[Any]) -> None:
+        if name in self.known or name in self.evidence:
+            self.steps.setdefault(name, {}).setdefault(component, []).append(entry)
+        else:
+            self.tentative.setdefault(name, []).append((component, entry))
+
+    def vouch(self, name: str) -> None:
+        if name not in self.known:
+            self.evidence.add(name)
+
+    def by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
+        """The fallback: (step name, job type) a component file's name suggests."""
+        base = component_stem(stem, component)
+        job_types = self.registry.job_types
+        candidates: list[tuple[str, str | None]] = [(base, None)]
+        if component == "spec":
+            stripped, job = strip_job_type(base, job_types)
+            if job:
+                candidates.append((stripped, job))
+        for candidate, job in list(candidates):
+            expanded = expand_abbreviations(candidate)
+            if expanded != candidate:
+                candidates.append((expanded, job))
+        for candidate, job in candidates:
+            found = self.by_stem.get(candidate)
+            if found is not None:
+                return found, job
+        candidate, job = (
+            candidates[1] if len(candidates) > 1 and candidates[1][1] else candidates[0]
+        )
+        return snake_to_pascal(candidate), job
+
+    # -- components --------------------------------------------------------------------------
+
+    def classes(self, f: FileEntry) -> None:
+        owners = self.by_config if f.component == "config" else self.by_builder
+        matched = False
+        for cls in f.facts.get("classes", ()):
+            for name in owners.get(cls["name"], ()) if f.component != "hyperparams" else ():
+                self.assign(name, f.component, [f.path, f.workspace_id, None, "registry"])
+                matched = True
+                self.note_entry_points(name, cls)
+        if matched:
+            return
+        name, _ = self.by_file_name(f.stem, f.component)
+        suffix = _CLASS_SUFFIX[f.component]
+        for cls in f.facts.get("classes", ()):
+            if cls["name"] == f"{name}{suffix}":
+                self.vouch(name)
+            if f.component == "config":
+                self.note_entry_points(name, cls)
+        self.assign(name, f.component, [f.path, f.workspace_id, None, "name"])
+
+    def note_entry_points(self, name: str, cls: Mapping[str, Any]) -> None:
+        for field in cls.get("fields", ()):
+            if field[0] in ENTRY_POINT_FIELDS and field[2] and isinstance(field[3], str):
+                stem = field[3][:-3] if field[3].endswith(".py") else field[3]
+                self.entry_points.setdefault(stem, []).append(name)
+
+    def spec(self, f: FileEntry) -> None:
+        specs = f.facts.get("specs") or []
+        for s in specs:
+            name, job = s.get("step"), s.get("job_type")
+            if name is None and s.get("step_type"):
+                base, _, suffix = s["step_type"].partition("_")
+                name = self.by_spec_type.get(base, base)
+                job = suffix.lower() or None
+            if name is None:
+                name, job = self.by_file_name(f.stem, "spec")
+                via = "name"
+            else:
+                via = "declared"
+                self.vouch(name)
+            self.assign(name, "spec", [f.path, f.workspace_id, job, via])
+            ref = s.get("contract_ref")
+            if ref:
+                stem = ref[0].rsplit(".", 1)[-1] if ref[0] else f.stem
+                self.contract_refs.setdefault((stem, ref[1]), []).append(name)
+        if not specs:
+            name, job = self.by_file_name(f.stem, "spec")
+            self.assign(name, "spec", [f.path, f.workspace_id, job, "name"])
+
+    def contract(self, f: FileEntry) -> None:
+        owners: list[str] = []
+        via = "spec"
+        for c in f.facts.get("contracts", ()):
+            owners += self.contract_refs.get((f.stem, c["var"]), [])
+        if not owners:
+            via = "entry_point"
+            for c in f.facts.get("contracts", ()):
+                entry = c["fields"].get("entry_point")
+                if isinstance(entry, str):
+                    owners += self.entry_points.get(entry.removesuffix(".py"), [])
+        if not owners:
+            name, _ = self.by_file_name(f.stem, "contract")
+            owners, via = [name], "name"
+        for name in dict.fromkeys(owners):
+            if via == "spec":
+                self.vouch(name)
+            self.assign(name, "contract", [f.path, f.workspace_id, None, via])
+            for c in f.facts.get("contracts", ()):
+                entry = c["fields"].get("entry_point")
+                if isinstance(entry, str):
+                    self.contract_scripts.setdefault(entry.removesuffix(".py"), []).append(name)
+
+    def script(self, f: FileEntry) -> None:
+        owners, via = self.contract_scripts.get(f.stem, []), "contract"
+        if not owners:
+            owners, via = self.entry_points.get(f.stem, []), "entry_point"
+        if not owners:
+            owners, via = [self.by_file_name(f.stem, "script")[0]], "name"
+        for name in dict.fromkeys(owners):
+            self.assign(name, "script", [f.path, f.workspace_id, None, via])
+
+    # -- whole ------------------------------------------------------------------------------
+
+    def run(self, files: Iterable[FileEntry]) -> dict[str, Any]:
+        by_component: dict[str, list[FileEntry]] = {c: [] for c in ORDER}
+        for f in files:
+            for line, message in f.facts.get("problems", ()):
+                self.problems.append([f.path, f.workspace_id, line, message])
+            by_component.setdefault(f.component, []).append(f)
+        for component in ORDER:
+            group = sorted(
+                by_component[component], key=lambda f: (self.rank.get(f.workspace_id, 99), f.path)
+            )
+            for f in group:
+                if component in ("config", "builder", "hyperparams"):
+                    self.classes(f)
+                elif component == "spec":
+                    self.spec(f)
+                elif component == "contract":
+                    self.contract(f)
+                else:
+                    self.script(f)
+        self.settle_tentative()
+        return {
+            "steps": self.steps,
+            "unmatched": sorted(self.unmatched),
+            "problems": sorted(self.problems, key=lambda p: (p[0], p[2])),
+        }
+
+    def settle_tentative(self) -> None:
+        for name, entries in self.tentative.items():
+            components = {component for component, _ in entries}
+            if name in self.evidence or len(components) > 1:
+                step = self.steps.setdefault(name, {})
+                for component, entry in entries:
+                    step.setdefault(component, []).append(entry)
+                continue
+            for component, entry in entries:
+                self.unmatched.append(
+                    [entry[0], entry[1], component, f"matches no step (its name suggests {name!r})"]
+                )
+        for parts in self.steps.values():
+            for found in parts.values():
+                found.sort(key=lambda e: (self.rank.get(e[1], 99), e[0]))
+
+
+def resolve(
+    files: Iterable[FileEntry], registry: RegistryFacts, workspace_order: Sequence[str]
+) -> dict[str, Any]:
+    """Steps → components → [[path, workspace, job type, how it was matched], …], plus the
+    files that match no step and every problem the files carry."""
+    return _Resolver(registry, workspace_order).run(files)

@@ -1,0 +1,60 @@
+"""Live updates: watch the workspaces (watchfiles) and apply each batch of changes to the
+index — only the changed paths are read, the tree is not walked again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    from stepkit.catalog.catalog import StepCatalog
+
+#: How long watchfiles waits for more changes before yielding a batch (milliseconds).
+DEBOUNCE_MS: Final = 10
+STEP_MS: Final = 5
+
+
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WatchUpdate:
+    """One applied batch: how many files changed the index, which paths, how long it took."""
+
+    touched: int
+    paths: list[str]
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"touched": self.touched, "paths": self.paths, "seconds": round(self.seconds, 4)}
+
+
+def _python_files(change: Any, path: str) -> bool:
+    return path.endswith(".py")
+
+
+def watch_catalog(
+    catalog: StepCatalog, *, stop_event: _Event | None = None
+) -> Iterator[WatchUpdate]:
+    """Yield an update each time saved changes reach the index (until ``stop_event``)."""
+    from watchfiles import watch
+
+    roots = [ws.steps_dir for ws in catalog.project.workspaces if ws.steps_dir.is_dir()]
+    for changes in watch(
+        *roots,
+        watch_filter=_python_files,
+        debounce=DEBOUNCE_MS,
+        step=STEP_MS,
+        stop_event=stop_event,
+        rust_timeout=200,
+        yield_on_timeout=False,
+    ):
+        started = time.perf_counter()
+        paths = sorted({path for _, path in changes})
+        touched = catalog.apply_changes(Path(p) for p in paths)
+        if touched:
+            yield WatchUpdate(touched, paths, time.perf_counter() - started)

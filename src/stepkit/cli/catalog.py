@@ -1,0 +1,299 @@
+"""``stepkit catalog …``: list, show, search, which, variants, check, index, watch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stepkit.cli.common import console, load_project, print_json
+
+if TYPE_CHECKING:
+    from stepkit.catalog import StepCatalog, StepInfo
+
+app = typer.Typer(
+    help="Every step of every workspace: its components, variants and problems.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JobTypeOption = Annotated[
+    str | None, typer.Option("--job-type", "-j", help="Only this job type (e.g. training).")
+]
+
+
+def open_catalog(ctx: typer.Context, *, rebuild: bool = False) -> StepCatalog:
+    """The project's catalog; a large (re)build shows progress on a terminal."""
+    from stepkit.catalog import StepCatalog
+
+    project = load_project(ctx)
+    if not sys.stderr.isatty():
+        catalog = StepCatalog(project, rebuild=rebuild)
+    else:
+        from rich.progress import Progress
+
+        with Progress(console=console(stderr=True), transient=True) as bar:
+            task = bar.add_task("indexing step files", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            catalog = StepCatalog(project, rebuild=rebuild, progress=progress)
+    for warning in catalog.last_refresh.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    return catalog
+
+
+def write_rows_json(key: str, rows: list[dict[str, Any]]) -> None:
+    """A JSON object holding one list, one item per line: readable, and fast for 10,000 rows."""
+    import json
+
+    out = sys.stdout
+    out.write(f'{{"{key}": [\n')
+    last = len(rows) - 1
+    for i, row in enumerate(rows):
+        out.write(json.dumps(row, sort_keys=True, ensure_ascii=False))
+        out.write(",\n" if i < last else "\n")
+    out.write("]}\n")
+
+
+@app.command("list")
+def list_steps(
+    ctx: typer.Context,
+    workspace: Annotated[
+        str | None,
+        typer.Option("--workspace", "-w", help="Only steps with a component in this workspace."),
+    ] = None,
+    job_type: JobTypeOption = None,
+    step_type: Annotated[
+        str | None, typer.Option("--type", "-t", help="Only this sagemaker_step_type.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List every step: its workspace, type, job types, components and completeness."""
+    rows = open_catalog(ctx).list_rows(workspace, job_type, step_type)
+    if as_json:
+        write_rows_json("steps", rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Steps: {len(rows)}")
+    for column in ("name", "type", "workspace", "job types", "components", "complete"):
+        table.add_column(column)
+    for row in rows:
+        components = " ".join(sorted(row["components"]))
+        state = "yes" if row["complete"] else f"no: missing {', '.join(row['missing'])}"
+        if not row["registered"]:
+            state = "unregistered"
+        table.add_row(
+            row["name"],
+            row["step_type"] or "-",
+            row["workspace_id"],
+            ", ".join(row["job_types"]),
+            components,
+            state,
+        )
+    console().print(table)
+
+
+def _print_info(info: StepInfo, *, show_all: bool) -> None:
+    from rich.table import Table
+
+    out = console()
+    d = info.definition
+    kind = info.step_type or "unregistered"
+    out.print(f"[bold]{info.node_name}[/bold] ({kind}, from {info.workspace_id})")
+    if d is not None and d.description:
+        out.print(f"  {d.description}")
+    if info.job_types:
+        out.print(f"  job types: {', '.join(info.job_types)}")
+    state = (
+        "complete" if info.is_complete else f"missing {', '.join(info.missing) or 'registry entry'}"
+    )
+    out.print(f"  {state}")
+    table = Table()
+    for column in ("component", "job type", "workspace", "matched by", "path"):
+        table.add_column(column)
+    rows = [f for c, f in info.components.items() if c != "spec"]
+    rows += list(info.specs.values())
+    if show_all:
+        rows += list(info.shadowed)
+    effective = {id(f) for f in (*info.components.values(), *info.specs.values())}
+    for f in rows:
+        label = f.component if id(f) in effective else f"{f.component} (shadowed)"
+        table.add_row(label, f.job_type or "", f.workspace_id, f.via, str(f.path))
+    out.print(table)
+    if info.shadowed and not show_all:
+        out.print(f"  {len(info.shadowed)} shadowed file(s) in later workspaces: use --all")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Step name or pipeline node (Foo_training).")],
+    job_type: JobTypeOption = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="Also the files shadowed by earlier workspaces.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a step's components, with the workspace each came from."""
+    info = open_catalog(ctx).get_step_info(name, job_type)
+    if as_json:
+        print_json(info.as_json(with_shadowed=show_all))
+        return
+    _print_info(info, show_all=show_all)
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="Words, a name, or an abbreviation (xgb, eval).")],
+    job_type: JobTypeOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Find steps by name, abbreviation or description, ranked, with why each matched."""
+    results = open_catalog(ctx).search_steps(query, job_type, limit=limit)
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": r.step_name,
+                    "score": r.score,
+                    "reason": r.reason,
+                    "workspace_id": r.workspace_id,
+                }
+                for r in results
+            ]
+        )
+        return
+    if not results:
+        typer.echo(f"no step matches {query!r}")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in ("step", "score", "reason", "workspace"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id)
+    console().print(table)
+
+
+@app.command("which")
+def which(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A component file.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Which step(s) a component file belongs to; exit 1 if none."""
+    catalog = open_catalog(ctx)
+    steps = catalog.find_steps_by_component(file)
+    if as_json:
+        print_json({"path": str(file), "steps": steps})
+    elif steps:
+        typer.echo("\n".join(steps))
+    else:
+        typer.echo(f"{file} belongs to no step", err=True)
+    if not steps:
+        raise typer.Exit(1)
+
+
+@app.command("variants")
+def variants(
+    ctx: typer.Context,
+    base: Annotated[str, typer.Argument(help="Base step name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """A step's job-type variants, and the components they share."""
+    catalog = open_catalog(ctx)
+    info = catalog.get_step_info(base)
+    shared = catalog.get_shared_components(base)
+    if as_json:
+        print_json(
+            {
+                "name": info.name,
+                "job_types": list(info.job_types),
+                "nodes": [f"{info.name}_{j}" for j in info.job_types],
+                "specs": {(j or ""): f.as_json() for j, f in info.specs.items()},
+                "shared": {c: (f.as_json() if f else None) for c, f in shared.items()},
+            }
+        )
+        return
+    out = console()
+    out.print(f"[bold]{info.name}[/bold]: {len(info.job_types)} job type(s)")
+    for job in info.job_types:
+        spec = info.specs.get(job) or info.specs.get(None)
+        where = f"{spec.path} ({spec.workspace_id})" if spec else "no spec"
+        out.print(f"  {info.name}_{job:<14} spec: {where}")
+    for component, f in shared.items():
+        if f is not None:
+            out.print(f"  shared {component:<12} {f.path} ({f.workspace_id})")
+
+
+@app.command("check")
+def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Report broken, unmatched and unregistered files and incomplete steps; exit 1 if any."""
+    problems = open_catalog(ctx).check()
+    if as_json:
+        print_json([p.as_json() for p in problems])
+    else:
+        for problem in problems:
+            typer.echo(f"{problem.kind}: {problem}")
+        typer.echo(f"{len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command("index")
+def index(
+    ctx: typer.Context,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Ignore the saved index and parse every file.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring the persisted index up to date and say what that took."""
+    from stepkit.catalog.index import index_path
+
+    catalog = open_catalog(ctx, rebuild=rebuild)
+    r = catalog.last_refresh
+    data = {
+        "path": str(index_path(catalog.project)),
+        "files": len(catalog.data.files),
+        "steps": len(catalog.step_names()),
+        "parsed": r.parsed,
+        "reused": r.reused,
+        "removed": r.removed,
+        "resolved_again": r.resolved_again,
+        "saved": r.saved,
+    }
+    if as_json:
+        print_json(data)
+        return
+    typer.echo(
+        f"{data['files']} files, {data['steps']} steps: parsed {r.parsed}, reused {r.reused}, "
+        f"removed {r.removed} ({data['path']})"
+    )
+
+
+@app.command("watch")
+def watch(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+) -> None:
+    """Keep the index current as files change (Ctrl-C to stop); one line per update."""
+    import json
+
+    from stepkit.catalog.watch import watch_catalog
+
+    catalog = open_catalog(ctx)
+    typer.echo(f"watching {len(catalog.project.workspaces)} workspace(s)", err=True)
+    for update in watch_catalog(catalog):
+        if as_json:
+            typer.echo(json.dumps(update.as_json(), sort_keys=True))
+        else:
+            typer.echo(f"{update.touched} file(s) changed: {', '.join(update.paths[:3])}")
