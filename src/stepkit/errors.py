@@ -193,3 +193,15 @@ class PlanError(StepkitError, ValueError):
         self.node = node
         self.suggestions = list(suggestions)
         super().__init__(f"{node}: {message}{_did_you_mean(self.suggestions)}")
+
+
+class PlanInvalidError(StepkitError, ValueError):
+    """Every problem that keeps a pipeline from running, each on its own line naming its node."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(
+            f"the pipeline cannot run ({count} problem{'s' if count != 1 else ''}):\n{lines}"
+        )

@@ -163,15 +163,10 @@ def wire_node(
         scored.sort(key=lambda c: c.score, reverse=True)
         matches = [c for c in scored if c.score >= THRESHOLD]
         if not matches:
-            if dependency.required or scored:
+            near = tuple(c for c in scored if c.score > 0)[:3]
+            if dependency.required or near:
                 issues.append(
-                    WiringIssue(
-                        "missing",
-                        node,
-                        dependency.logical_name,
-                        dependency.required,
-                        tuple(scored[:3]),
-                    )
+                    WiringIssue("missing", node, dependency.logical_name, dependency.required, near)
                 )
             continue
         best = matches[0]
