@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "StepkitError": "stepkit.errors",
+    "ArtifactStore": "stepkit.artifacts.store",
     "Project": "stepkit.project",
     "Registry": "stepkit.registry.layering",
     "StepDefinition": "stepkit.registry.definitions",
@@ -21,6 +22,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ArtifactStore",
     "Project",
     "Registry",
     "StepDefinition",
@@ -30,6 +32,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from stepkit.artifacts.store import ArtifactStore
     from stepkit.errors import StepkitError
     from stepkit.project import Project
     from stepkit.registry.context import workspace_context

@@ -11,13 +11,16 @@ also provide; the link-based fast paths are :class:`LocalBlobs` only.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import secrets
 import stat
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -60,16 +63,23 @@ class LocalBlobs:
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.device = os.stat(self.objects).st_dev
+        self._prefix = f"{self.objects}{os.sep}"
+        self._uri_prefix = self.objects.as_uri() + "/"  # hex digests need no quoting
 
     # -- addressing --------------------------------------------------------------------------
 
     def path(self, sha256: str) -> Path:
         """The object's path; the digest is validated before it becomes part of a path."""
-        sha256 = validate_digest(sha256)
-        return self.objects / sha256[:2] / sha256[2:]
+        return Path(self.path_str(sha256))
+
+    def path_str(self, sha256: str) -> str:
+        """:meth:`path` as a string (hot loops avoid building ``Path`` objects)."""
+        validate_digest(sha256)
+        return f"{self._prefix}{sha256[:2]}{os.sep}{sha256[2:]}"
 
     def uri(self, sha256: str) -> str:
-        return self.path(sha256).as_uri()
+        validate_digest(sha256)
+        return f"{self._uri_prefix}{sha256[:2]}/{sha256[2:]}"
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
@@ -108,20 +118,20 @@ class LocalBlobs:
         finally:
             temp.unlink(missing_ok=True)
 
-    def link_in(self, source: Path, sha256: str) -> bool:
+    def link_in(self, source: Path | str, sha256: str) -> bool:
         """Hardlink ``source`` as the object ``sha256``; True if the object already existed.
 
         Raises ``OSError`` (errno in :data:`NO_LINK_ERRNOS`) when a link is impossible.
         """
-        target = self.path(sha256)
+        target = self.path_str(sha256)
         try:
             os.link(source, target)
         except FileExistsError:
             return True
         except FileNotFoundError:
-            if not source.exists():
+            if not os.path.exists(source):
                 raise
-            target.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             try:
                 os.link(source, target)
             except FileExistsError:
@@ -167,26 +177,65 @@ class LocalBlobs:
                     yield StoredObject(None, Path(entry.path), info.st_size, info.st_ctime_ns)
 
 
-def make_durable(files: Iterable[Path], folders: Iterable[Path]) -> None:
+#: From this many files on, one ``syncfs`` of the store's file system replaces the
+#: per-file fsyncs (Linux only): the same guarantee, one journal commit instead of many.
+SYNCFS_FROM = 64
+
+
+def make_durable(
+    files: Iterable[Path | str], folders: Iterable[Path | str], *, device_of: Path | None = None
+) -> None:
     """fsync ``files`` (in parallel when there are many), then each folder once.
 
     Files first: a folder fsync makes a name durable, and the name must not outlive its
-    bytes. Parallel fsyncs let the file system batch them into fewer journal commits.
+    bytes. Parallel fsyncs let the file system batch them into fewer journal commits; for
+    a large batch ``syncfs`` on ``device_of`` (a folder on the same file system as every
+    file and folder given) flushes them all at once.
     """
     file_list = list(dict.fromkeys(files))
+    folder_list = list(dict.fromkeys(folders))
+    many = len(file_list) + len(folder_list) >= SYNCFS_FROM
+    if many and device_of is not None and _syncfs(device_of):
+        return
     if len(file_list) <= 4:
         for path in file_list:
             _fsync_file(path)
     else:
         with ThreadPoolExecutor(max_workers=min(32, len(file_list))) as pool:
             list(pool.map(_fsync_file, file_list))
-    for folder in dict.fromkeys(folders):
-        fsync_dir(folder)
+    for folder in folder_list:
+        fsync_dir(Path(folder))
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync_file(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _syncfs(folder: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``folder``; False where unavailable."""
+    libc = _libc()
+    if libc is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc.syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs failed: {os.strerror(code)}", str(folder))
+    finally:
+        os.close(fd)
+    return True
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # no C library to load (unusual builds): per-file fsync instead
+        return None
+    return libc if hasattr(libc, "syncfs") else None

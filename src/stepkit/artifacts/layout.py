@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -30,19 +30,21 @@ def safe_part(text: str, *, fallback: str = "_") -> str:
 
 
 def check_relative(rel: str, root: Path) -> str:
-    """``rel`` as a clean relative POSIX path under ``root``, or :class:`PathEscapeError`."""
-    pure = PurePosixPath(rel.replace("\\", "/"))
-    parts = pure.parts
+    """``rel`` as a clean relative POSIX path under ``root``, or :class:`PathEscapeError`.
+
+    Refused: absolute paths, empty, ``.`` or ``..`` parts, and the store's own top-level
+    names (``cas``, ``tmp``, hidden files, the catalog).
+    """
+    parts = rel.replace("\\", "/").split("/")
+    first = parts[0]
     if (
-        not parts
-        or pure.is_absolute()
+        not first
+        or first in RESERVED
+        or first.startswith((".", "catalog."))
         or any(part in ("..", ".", "") for part in parts)
-        or parts[0] in RESERVED
-        or parts[0].startswith(".")
-        or parts[0].startswith("catalog.")
     ):
         raise PathEscapeError(rel, root)
-    return pure.as_posix()
+    return "/".join(parts)
 
 
 def default_layout(
@@ -71,59 +73,64 @@ def _name_from_source(source: str) -> str:
     return PurePosixPath(path).name if path else ""
 
 
-def candidates(rel: str, sha256: str) -> list[str]:
+def candidates(rel: str, sha256: str) -> Iterator[str]:
     """The names tried in order for ``rel``: as asked, then with the digest in the stem."""
-    pure = PurePosixPath(rel)
-    suffix = "".join(pure.suffixes[-1:])
-    stem = pure.name[: len(pure.name) - len(suffix)] if suffix else pure.name
-    parent = pure.parent
-    return [
-        rel,
-        (parent / f"{stem}~{sha256[:12]}{suffix}").as_posix(),
-        (parent / f"{stem}~{sha256}{suffix}").as_posix(),
-    ]
+    yield rel
+    folder, _, name = rel.rpartition("/")
+    dot = name.rfind(".")
+    stem, suffix = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    prefix = f"{folder}/" if folder else ""
+    yield f"{prefix}{stem}~{sha256[:12]}{suffix}"
+    yield f"{prefix}{stem}~{sha256}{suffix}"
 
 
 def place(
     *,
     root: Path,
     rel: str,
-    obj: Path,
+    obj: str,
     sha256: str,
     owner: Callable[[str], str | None],
-) -> tuple[str, bool, set[Path]]:
-    """Make a readable path for object ``obj``; (relative path used, copied?, folders touched).
+    made: set[str],
+) -> tuple[str, bool, str | None]:
+    """Make a readable path for object ``obj``; (relative path used, copied?, folder touched).
 
     ``owner(path)`` says which digest the catalog has recorded for a readable path. A path
     already holding the same object (same inode) is reused; one holding other bytes, or
-    recorded for another digest, is skipped for the next candidate name.
+    recorded for another digest, is skipped for the next candidate name. ``made`` caches
+    the folders known to exist during a batch.
     """
-    obj_stat = obj.stat()
+    obj_stat = os.stat(obj)
+    base = f"{root}{os.sep}"
     for candidate in candidates(check_relative(rel, root), sha256):
         recorded = owner(candidate)
         if recorded is not None and recorded != sha256:
             continue
-        target = root / candidate
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = base + candidate
+        folder = os.path.dirname(target)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
         try:
             os.link(obj, target)
-            return candidate, False, {target.parent}
+            return candidate, False, folder
         except FileExistsError:
-            existing = target.stat()
+            existing = os.stat(target)
             same = (existing.st_dev, existing.st_ino) == (obj_stat.st_dev, obj_stat.st_ino)
             if same or recorded == sha256:  # ours already (a link, or a copy made earlier)
-                return candidate, not same, set()
+                return candidate, not same, None
             continue
         except OSError as exc:
             if exc.errno not in NO_LINK_ERRNOS:
                 raise
             _copy_read_only(obj, target)
-            return candidate, True, {target.parent}
+            return candidate, True, folder
     raise FileExistsError(f"No free readable path for {rel!r} (digest {sha256})")
 
 
-def _copy_read_only(obj: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.copy")
+def _copy_read_only(obj: str, target: str) -> None:
+    folder, _, name = target.rpartition(os.sep)
+    tmp = f"{folder}{os.sep}.{name}.copy"
     shutil.copyfile(obj, tmp)
     os.chmod(tmp, READ_ONLY)
     os.replace(tmp, target)

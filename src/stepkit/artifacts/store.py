@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
@@ -20,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Literal
 from stepkit.artifacts import metrics
 from stepkit.artifacts.blobs import LocalBlobs, make_durable
 from stepkit.artifacts.catalog import ArtifactCatalog, SQLiteCatalog
-from stepkit.artifacts.digest import hash_file, validate_digest
+from stepkit.artifacts.digest import hash_stream, validate_digest
 from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
 from stepkit.artifacts.lock import store_lock
@@ -56,6 +57,23 @@ class FinalizeItem:
     layout: str | None = None  # readable path under the root; None: the default policy
 
 
+#: Batches at least this large spread source removal (an unlink that frees blocks waits
+#: on the file system, not on Python) over a few threads.
+PARALLEL_FROM = 64
+_WORKERS = 4
+
+
+def _each(work: Callable[[_Staged], None], entries: list[_Staged]) -> None:
+    """Run ``work`` on every entry, in a few threads for a large batch; errors propagate."""
+    if len(entries) < PARALLEL_FROM:
+        for entry in entries:
+            work(entry)
+        return
+    with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        for _ in pool.map(work, entries):
+            pass
+
+
 @dataclass(slots=True)
 class _Staged:
     """A file on its way in: hashed, maybe published, not yet recorded."""
@@ -69,7 +87,6 @@ class _Staged:
     new_object: bool = False
     layout_path: str | None = None
     layout_copied: bool = False
-    folders: set[Path] = field(default_factory=set)
 
 
 class ArtifactStore:
@@ -85,6 +102,7 @@ class ArtifactStore:
     ) -> None:
         self.root = Path(root).expanduser().resolve()  # once: relative roots never leak
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root_prefix = f"{self.root}{os.sep}"
         self.blobs = LocalBlobs(self.root)
         if catalog is None:
             path = Path(catalog_path).expanduser().resolve() if catalog_path else None
@@ -272,15 +290,15 @@ class ArtifactStore:
                 else:
                     entry.dedup_hit = True
                 staged.append(entry)
-            new_files = [self.path(e.sha256) for e in staged if e.new_object]
-            make_durable(new_files, {p.parent for p in new_files})
+            new_files = [self.blobs.path_str(e.sha256) for e in staged if e.new_object]
+            make_durable(new_files, {p[:-63] for p in new_files}, device_of=self.root)
             results = self._record(staged)
         metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
         return results
 
     def _adopt_file(self, entry: _Staged, file: Path) -> None:
-        if self._same_device(file):
+        if os.stat(file).st_dev == self.blobs.device:
             entry.dedup_hit = self.blobs.link_in(file, entry.sha256)
             entry.new_object = not entry.dedup_hit
             return
@@ -297,59 +315,66 @@ class ArtifactStore:
 
     def _publish(self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None) -> None:
         """Hash every file and put its object in place, then make the new objects durable."""
-        temps: list[_Staged] = []
-        linked: list[_Staged] = []
-        for entry in staged:
+
+        def stage(entry: _Staged) -> None:
             file = entry.item.file
-            if isinstance(file, Path) and mode == "move" and self._same_device(file):
-                self._link_in_place(entry, file)
-                linked.append(entry)
-            else:
-                if isinstance(file, Path):
-                    if mode == "move":
-                        _log.warning("finalize.cross_device_copy", path=str(file))
-                    with open(file, "rb", buffering=0) as handle:
+            if isinstance(file, Path):
+                with open(file, "rb", buffering=0) as handle:
+                    if mode == "move" and self._link_in_place(entry, file, handle):
+                        pass
+                    else:
+                        if mode == "move":
+                            _log.warning("finalize.cross_device_copy", path=str(file))
                         entry.temp, entry.sha256, entry.size = self.blobs.write_temp(handle)
-                else:
-                    entry.temp, entry.sha256, entry.size = self.blobs.write_temp(file)
-                entry.copied = True
-                temps.append(entry)
+            else:
+                entry.temp, entry.sha256, entry.size = self.blobs.write_temp(file)
+            entry.copied = entry.temp is not None
             if on_progress is not None:
                 on_progress(1)
-        # Bytes durable before any name points at them; then the names themselves.
-        make_durable([e.temp for e in temps if e.temp is not None], ())
-        for entry in temps:
+
+        def publish(entry: _Staged) -> None:
             assert entry.temp is not None
             entry.dedup_hit = self.blobs.publish_temp(entry.temp, entry.sha256)
             entry.temp = None
             entry.new_object = not entry.dedup_hit
-        new_files = [self.blobs.path(e.sha256) for e in linked if e.new_object]
-        folders = {self.blobs.path(e.sha256).parent for e in staged if e.new_object}
-        make_durable(new_files, folders)
 
-    def _same_device(self, file: Path) -> bool:
-        return os.stat(file).st_dev == self.blobs.device
+        for entry in staged:  # serial: threads measured no faster here (2 shared cores)
+            stage(entry)
+        temps = [e for e in staged if e.temp is not None]
+        # Bytes durable before any name points at them; then the names themselves.
+        make_durable([e.temp for e in temps if e.temp is not None], (), device_of=self.root)
+        for entry in temps:
+            publish(entry)
+        new_files = [self.blobs.path_str(e.sha256) for e in staged if e.new_object and not e.copied]
+        folders = {self.blobs.path_str(e.sha256)[:-63] for e in staged if e.new_object}
+        make_durable(new_files, folders, device_of=self.root)
 
-    def _link_in_place(self, entry: _Staged, file: Path) -> None:
-        """``move``: hash the file where it lies and hardlink it as the object."""
-        if file.resolve().is_relative_to(self.root):
+    def _link_in_place(self, entry: _Staged, file: Path, handle: IO[bytes]) -> bool:
+        """``move``: hash the open file where it lies and hardlink it as the object.
+
+        Returns False (nothing done) when the file is on another file system.
+        """
+        before = os.fstat(handle.fileno())
+        if before.st_dev != self.blobs.device:
+            return False
+        src = os.path.abspath(file)
+        if src.startswith(self._root_prefix):
             raise ArtifactStoreError(f"{file} is inside the store; finalize files from outside it.")
-        before = os.stat(file)
-        entry.sha256, entry.size = hash_file(file)
-        entry.dedup_hit = self.blobs.link_in(file, entry.sha256)
+        entry.sha256, entry.size = hash_stream(handle)
+        after = os.fstat(handle.fileno())
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise ArtifactStoreError(f"{file} changed while it was being hashed; try again.")
+        entry.dedup_hit = self.blobs.link_in(src, entry.sha256)
         entry.new_object = not entry.dedup_hit
-        if entry.new_object:
-            after = os.stat(self.blobs.path(entry.sha256))
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                self.blobs.path(entry.sha256).unlink(missing_ok=True)
-                raise ArtifactStoreError(f"{file} changed while it was being hashed; try again.")
+        return True
 
     def _record(self, staged: list[_Staged]) -> list[Finalized]:
         """Give each object its readable path, then commit all records in one transaction."""
         current = self.catalog.latest(
             (s.item.artifact_id, s.item.source, s.item.producer) for s in staged
         )
-        folders: set[Path] = set()
+        folders: set[str] = set()
+        made: set[str] = set()
         registrations = []
         for entry in staged:
             item = entry.item
@@ -367,11 +392,13 @@ class ArtifactStore:
                 entry.layout_path, entry.layout_copied, touched = place(
                     root=self.root,
                     rel=wanted,
-                    obj=self.blobs.path(entry.sha256),
+                    obj=self.blobs.path_str(entry.sha256),
                     sha256=entry.sha256,
                     owner=self.catalog.layout_owner,
+                    made=made,
                 )
-                folders |= touched
+                if touched is not None:
+                    folders.add(touched)
                 if entry.layout_copied:
                     _log.warning("layout.copied", path=entry.layout_path, sha256=entry.sha256)
             registrations.append(
@@ -387,7 +414,7 @@ class ArtifactStore:
                     run_id=item.run_id,
                 )
             )
-        make_durable((), folders)
+        make_durable((), folders, device_of=self.root)
         outcomes = self.catalog.register_many(registrations)
         return [
             Finalized(
@@ -406,21 +433,24 @@ class ArtifactStore:
 
     def _release_sources(self, staged: list[_Staged], *, keep: bool) -> None:
         """After the commit: remove moved sources, or keep them as read-only links."""
-        for entry in staged:
+
+        def release(entry: _Staged) -> None:
             file = entry.item.file
             if not isinstance(file, Path):
-                continue
+                return
             if not keep:
                 file.unlink(missing_ok=True)
             elif entry.dedup_hit:
                 # Keep the path, but as a link to the stored object: one copy of the bytes.
                 tmp = file.with_name(f".{file.name}.stepkit-link")
                 try:
-                    os.link(self.blobs.path(entry.sha256), tmp)
+                    os.link(self.blobs.path_str(entry.sha256), tmp)
                 except OSError as exc:  # another file system: the kept file stays as it is
                     _log.warning("finalize.keep_not_linked", path=str(file), error=str(exc))
-                    continue
+                    return
                 os.replace(tmp, file)
+
+        _each(release, staged)
 
     # -- removal -----------------------------------------------------------------------------
 

@@ -68,9 +68,10 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import registry
+    from stepkit.cli import artifacts, registry
 
     app.add_typer(registry.app, name="registry")
+    app.add_typer(artifacts.app, name="artifacts")
 
 
 _mount()
