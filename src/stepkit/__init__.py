@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "StepkitError": "stepkit.errors",
     "StepCatalog": "stepkit.catalog.catalog",
+    "ArtifactStore": "stepkit.artifacts.store",
     "Project": "stepkit.project",
     "Registry": "stepkit.registry.layering",
     "StepDefinition": "stepkit.registry.definitions",
@@ -22,6 +23,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "ArtifactStore",
     "Project",
     "Registry",
     "StepCatalog",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from stepkit.artifacts.store import ArtifactStore
     from stepkit.catalog.catalog import StepCatalog
     from stepkit.errors import StepkitError
     from stepkit.project import Project

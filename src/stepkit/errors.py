@@ -205,3 +205,38 @@ class PlanInvalidError(StepkitError, ValueError):
         super().__init__(
             f"the pipeline cannot run ({count} problem{'s' if count != 1 else ''}):\n{lines}"
         )
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+class InvalidDigestError(StepkitError, ValueError):
+    """A SHA-256 digest that is not 64 lowercase hex characters; no path is built from it."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        super().__init__(f"Invalid SHA-256 digest {shown}: expected 64 lowercase hex characters.")
+
+
+class ArtifactNotFoundError(StepkitError, LookupError):
+    """No artifact (or object) with that id or digest; suggests close artifact ids."""
+
+    def __init__(self, key: str, *, what: str = "artifact", known: Iterable[str] = ()) -> None:
+        from stepkit.names import close_matches
+
+        self.key = key
+        self.suggestions = close_matches(key, list(known))
+        super().__init__(f"No {what} {key!r} in the store.{_did_you_mean(self.suggestions)}")
+
+
+class ArtifactStoreError(StepkitError, RuntimeError):
+    """The store cannot do what was asked (file changed while hashed, unsupported backend)."""
+
+
+class ManifestError(StepkitError, ValueError):
+    """A manifest that cannot be read at all (missing file, not a file)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
