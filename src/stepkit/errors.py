@@ -240,3 +240,100 @@ class ManifestError(StepkitError, ValueError):
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
         super().__init__(f"{path}: {message}")
+
+
+# -- pipelines and run state ----------------------------------------------------------------
+
+
+class PipelineDefinitionError(StepkitError, ValueError):
+    """A pipeline that cannot run as declared: duplicate stage, bad mode, bad option."""
+
+
+class PipelineCycleError(PipelineDefinitionError):
+    """The stages' dependencies form a cycle; ``cycle`` lists it, first stage repeated last."""
+
+    def __init__(self, pipeline: str, cycle: Iterable[str]) -> None:
+        self.pipeline = pipeline
+        self.cycle = list(cycle)
+        super().__init__(f"Pipeline {pipeline!r} has a cycle: {' → '.join(self.cycle)}.")
+
+
+class UnknownStageError(StepkitError, KeyError, ValueError):
+    """A stage name (a dependency, a stage to look up) the pipeline does not have."""
+
+    def __init__(self, name: str, known: Iterable[str], *, needed_by: str | None = None) -> None:
+        from stepkit.names import close_matches
+
+        self.name = name
+        self.needed_by = needed_by
+        self.suggestions = close_matches(name, list(known))
+        where = f"Stage {needed_by!r} depends on an unknown stage" if needed_by else "No stage"
+        self.message = f"{where} {name!r}.{_did_you_mean(self.suggestions)}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+class StageOutputError(StepkitError, TypeError):
+    """A stage returned outputs that cannot be recorded (not a mapping, not JSON-serializable)."""
+
+    def __init__(self, stage: str, message: str, *, key: str | None = None) -> None:
+        self.stage = stage
+        self.key = key
+        subject = f"output {key!r}: " if key is not None else ""
+        super().__init__(f"Stage {stage!r}: {subject}{message}")
+
+
+class StageTimeoutError(StepkitError, TimeoutError):
+    """A stage attempt ran past its timeout (its process tree killed, or its thread abandoned)."""
+
+    def __init__(self, stage: str, timeout: float, *, mode: str) -> None:
+        self.stage = stage
+        self.timeout = timeout
+        self.mode = mode
+        action = "thread abandoned" if mode == "direct" else "stopped"
+        if mode == "subprocess":
+            action = "process tree killed"
+        super().__init__(f"Stage {stage!r} timed out after {timeout:g} s ({action}).")
+
+
+class StageValidationError(StepkitError, ValueError):
+    """A stage object's ``validate(context)`` refused to run."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        self.stage = stage
+        super().__init__(f"Stage {stage!r} failed validation: {message}")
+
+
+class RemoteStageError(StepkitError, RuntimeError):
+    """An exception from a stage in another process that could not be rebuilt here."""
+
+    def __init__(self, stage: str, type_name: str, message: str) -> None:
+        self.stage = stage
+        self.type_name = type_name
+        super().__init__(f"Stage {stage!r} raised {type_name}: {message}")
+
+
+class UnknownRunError(StepkitError, LookupError):
+    """A run id the state store does not have; suggests close ids."""
+
+    def __init__(self, run_id: str, known: Iterable[str] = ()) -> None:
+        from stepkit.names import close_matches
+
+        self.run_id = run_id
+        self.suggestions = close_matches(run_id, list(known))
+        super().__init__(f"No run {run_id!r} in the state store.{_did_you_mean(self.suggestions)}")
+
+
+class RunLeaseError(StepkitError, RuntimeError):
+    """A run another live runner still holds (its lease has not expired)."""
+
+    def __init__(self, run_id: str, holder: str, expires_in: float) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        self.expires_in = expires_in
+        super().__init__(
+            f"Run {run_id!r} is held by a live runner ({holder}); its lease expires in "
+            f"{expires_in:.0f} s."
+        )
