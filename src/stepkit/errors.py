@@ -9,10 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 class StepkitError(Exception):
-    """Root of every error stepkit raises on purpose; its message is one line."""
+    """Root of every error stepkit raises on purpose; its message is one line.
+
+    Picklable whatever a subclass's ``__init__`` takes (stage errors cross processes):
+    unpickling restores the message and attributes without calling ``__init__`` again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[StepkitError], args: tuple[Any, ...], state: dict[str, Any]) -> StepkitError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 def _did_you_mean(suggestions: Iterable[str]) -> str:
@@ -336,4 +351,16 @@ class RunLeaseError(StepkitError, RuntimeError):
         super().__init__(
             f"Run {run_id!r} is held by a live runner ({holder}); its lease expires in "
             f"{expires_in:.0f} s."
+        )
+
+
+class StepOutputMissingError(StepkitError, FileNotFoundError):
+    """A step finished without writing an output its contract promised."""
+
+    def __init__(self, node: str, output: str, folder: str) -> None:
+        self.node = node
+        self.output = output
+        self.folder = folder
+        super().__init__(
+            f"{node}: output {output!r} is missing or empty ({folder}); the contract promises it."
         )
