@@ -49,3 +49,11 @@ def write_temp(context: StageContext) -> Mapping[str, Any]:
 
 def noop(context: StageContext) -> None:
     return None
+
+
+def sleep_briefly(context: StageContext) -> None:
+    time.sleep(1)
+
+
+def returns_a_set(context: StageContext) -> Mapping[str, Any]:
+    return {"tags": {"a", "b"}}

@@ -12,6 +12,7 @@ import pytest
 from stepkit.errors import UnknownRunError
 from stepkit.project import Project
 from stepkit.state import (
+    LogBatch,
     LogEvent,
     MemoryStateRepository,
     RunRecord,
@@ -126,10 +127,11 @@ def test_list_runs_newest_first_with_filters(repo: StateRepository) -> None:
 def test_log_events_append_in_order_and_page_by_seq(repo: StateRepository) -> None:
     repo.commit(runs=[_run(), _run("r2")])
     events = [
-        LogEvent("r1", "a" if i % 2 else "b", 1, float(i), "stdout", f"line {i}") for i in range(10)
+        LogBatch("r1", "a" if i % 2 else "b", 1, "stdout", float(i), [f"line {i}"])
+        for i in range(10)
     ]
     repo.commit(logs=events[:6])
-    repo.commit(logs=[LogEvent("r2", "a", 1, 0.0, "stderr", "elsewhere"), *events[6:]])
+    repo.commit(logs=[LogBatch("r2", "a", 1, "stderr", 0.5, ["elsewhere"]), *events[6:]])
     got = repo.logs("r1")
     assert [e.message for e in got] == [f"line {i}" for i in range(10)]
     assert [e.seq for e in got] == sorted(e.seq for e in got)
@@ -138,7 +140,7 @@ def test_log_events_append_in_order_and_page_by_seq(repo: StateRepository) -> No
     assert [e.message for e in page] == ["line 4", "line 5"]
     assert repo.count_logs("r1") == 10
     assert repo.count_logs("r1", stage="b") == 5
-    assert repo.logs("r2")[0].stream == "stderr"
+    assert repo.logs("r2") == [LogEvent("r2", "a", 1, 0.5, "stderr", "elsewhere", got[5].seq + 1)]
 
 
 def test_renew_lease_moves_only_a_running_runs_lease(repo: StateRepository) -> None:

@@ -1,20 +1,22 @@
 """The child side of a ``subprocess`` stage, and the worker side of a ``distributed`` one.
 
-The parent starts ``python -S -c BOOTSTRAP`` (no ``site``: the parent's ``sys.path`` comes
-in the request, so the child skips the work of rebuilding it) and writes one ``marshal``
-request on stdin: the path, the stage as module + qualified name (or pickled, for objects),
-the context as plain values, and the fd to report on. The child runs the stage and writes
-one report on that fd; its stdout/stderr reach the parent as log lines.
+The parent starts ``python -S -c BOOTSTRAP`` and writes one ``marshal`` request on stdin:
+its ``sys.path``, the compiled code of this module and of the two it needs (context,
+invoke), the stage as module + qualified name (or pickled, for objects), the context as
+plain values, and the fd to report on. The child installs those modules, runs the stage
+and writes one report on that fd; its stdout/stderr reach the parent as log lines.
 
-Everything here is standard library that Python has loaded at start-up, because every
-millisecond of import is paid by every subprocess stage (the bound is 1.25 × a bare
-``python -c pass``). Outputs are checked (JSON, key names) by the parent.
+Why so frugal: every millisecond of child start-up is paid by every subprocess stage, and
+the bound is 1.25 × a bare ``python -c pass``. Skipping ``site`` (the parent's path comes in
+the request) and receiving stepkit's code ready-compiled means the child reads no file but
+the stage's own module, and imports only what Python has loaded at start-up. Outputs are
+checked (JSON, key names) by the parent.
 """
 
 from __future__ import annotations
 
 import marshal
-import os
+import posix  # os without importing os: see the module docstring
 import sys
 import time
 
@@ -22,11 +24,19 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
-#: What the parent runs with ``python -S -c``: read the request, restore the path, go.
-BOOTSTRAP = (
-    "import sys,marshal;r=marshal.load(sys.stdin.buffer);sys.path[:]=r['path'];"
-    "from stepkit.pipeline.child import main;main(r)"
-)
+#: What the parent runs with ``python -S -c``: read the request, restore the path, install
+#: the modules that came compiled with it, go.
+BOOTSTRAP = """\
+import sys, marshal
+r = marshal.load(sys.stdin.buffer)
+sys.path[:] = r["path"]
+for name, path, code in r["modules"]:
+    m = type(sys)(name)
+    m.__file__ = path
+    sys.modules[name] = m
+    exec(marshal.loads(code), m.__dict__)
+sys.modules["stepkit.pipeline.child"].main(r)
+"""
 
 
 def run_in_worker(target: Any, context_payload: dict[str, Any]) -> dict[str, Any]:
@@ -133,5 +143,5 @@ def main(request: dict[str, Any]) -> None:
     fd = int(request["fd"])
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
-    os.close(fd)
+        view = view[posix.write(fd, view) :]
+    posix.close(fd)

@@ -1,16 +1,16 @@
 """The immutable context a stage receives: pipeline inputs, its dependencies' outputs, and
 where it may write temporary files.
 
-Light on purpose (no dataclasses, typing or pathlib at import): the subprocess child loads
-it before the stage, and every millisecond there is paid by every subprocess stage.
+Light on purpose (nothing imported at module level): the subprocess child runs it before
+the stage, and every millisecond there is paid by every subprocess stage.
 Folders are made on first use (``context.temp_dir()``), so a stage that writes nothing costs
 no ``mkdir``; the runner removes them when the stage ends, whatever the outcome.
 """
 
 from __future__ import annotations
 
-import os
-from types import MappingProxyType
+# types.MappingProxyType, without importing types (see the module docstring).
+MappingProxyType = type(type.__dict__)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class StageContext:
 
     def temp_dir(self) -> Path:
         """This stage's temporary folder (made now if needed; removed when the stage ends)."""
+        import os
         from pathlib import Path
 
         os.makedirs(self.temp_path, exist_ok=True)
@@ -88,6 +89,7 @@ class StageContext:
 
     def scratch_dir(self) -> Path:
         """This stage's scratch folder for large working files (removed when the stage ends)."""
+        import os
         from pathlib import Path
 
         os.makedirs(self.scratch_path, exist_ok=True)

@@ -7,12 +7,13 @@
   ``concurrent.futures.Executor`` the caller hands in.
 
 Workers never touch the state store: everything they learn goes back to the runner, the
-one writer, as an :class:`Outcome` or a batch of :class:`~stepkit.state.records.LogEvent`.
+one writer, as an :class:`Outcome` or a list of :class:`~stepkit.state.records.LogBatch`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import marshal
 import os
 import pickle
@@ -35,14 +36,14 @@ from stepkit.pipeline.child import BOOTSTRAP
 from stepkit.pipeline.context import StageContext
 from stepkit.pipeline.invoke import call_stage, normalize_outputs
 from stepkit.pipeline.stage import Stage
-from stepkit.state.records import LogEvent
+from stepkit.state.records import LogBatch
 
 #: Lines per log batch sent to the runner (and so per executemany in the store).
 LOG_BATCH_LINES = 50_000
 #: Longest a line waits in a worker before it is sent on.
 LOG_BATCH_SECONDS = 0.25
 
-LogSink = Callable[[Sequence[LogEvent]], None]
+LogSink = Callable[[Sequence[LogBatch]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +128,31 @@ def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
     )
 
 
+#: Modules the child receives compiled (in this order), so it reads none of stepkit's files.
+CHILD_MODULES = ("stepkit.pipeline.context", "stepkit.pipeline.invoke", "stepkit.pipeline.child")
+
+
+@functools.cache
+def _child_modules() -> list[tuple[str, str, bytes]]:
+    modules = []
+    for name in CHILD_MODULES:
+        path = sys.modules[name].__file__
+        assert path is not None
+        with open(path, encoding="utf-8") as handle:
+            code = compile(handle.read(), path, "exec", dont_inherit=True)
+        modules.append((name, path, marshal.dumps(code)))
+    return modules
+
+
 def stage_request(stage: Stage, context: StageContext) -> dict[str, Any]:
-    """What the child needs: the stage by module and name (pickled if an object)."""
+    """What the child needs: its modules, the stage by module and name (pickled if an
+    object), the context as plain values."""
     target = stage.target
-    request: dict[str, Any] = {"path": list(sys.path), "context": context.to_payload()}
+    request: dict[str, Any] = {
+        "path": list(sys.path),
+        "modules": _child_modules(),
+        "context": context.to_payload(),
+    }
     qualname = getattr(target, "__qualname__", None)
     if isinstance(target, types.FunctionType) and qualname and "<" not in qualname:
         request["module"] = target.__module__
@@ -172,7 +194,8 @@ class ProcessTable:
 
 
 def kill_tree(pid: int) -> None:
-    """Kill a process and every descendant (SIGKILL), then reap them."""
+    """Kill a process and every descendant (SIGKILL, which nothing can ignore). The root is
+    left for its parent (this process) to reap, the descendants for theirs."""
     try:
         root = psutil.Process(pid)
         procs = [*root.children(recursive=True), root]
@@ -186,7 +209,6 @@ def kill_tree(pid: int) -> None:
     # The child leads its own session: its group catches descendants that were re-parented.
     with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is empty
         os.killpg(pid, signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=5)
 
 
 def run_subprocess(
@@ -231,6 +253,9 @@ def run_subprocess(
         proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         processes.discard(proc)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     finished = time.time()
     if timed_out:
         assert stage.timeout is not None
@@ -261,17 +286,25 @@ def _pump(
     sink: LogSink,
     deadline: float | None,
 ) -> tuple[bool, bytes]:
-    """Read stdout, stderr and the report pipe until they close, cutting output lines into
-    batched log events. Returns (timed out? — the tree was then killed, the report bytes).
+    """Read stdout, stderr and the report pipe until they close; every read of output
+    becomes one :class:`LogBatch` of whole lines, sent on every ``LOG_BATCH_LINES`` lines
+    or ``LOG_BATCH_SECONDS``. Returns (timed out? — the tree was then killed, the report).
     """
     assert proc.stdout is not None and proc.stderr is not None
     run_id, stage, attempt = context.run_id, context.stage, context.attempt
     streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
     partial = {fd: b"" for fd in streams}
     report = bytearray()
-    batch: list[LogEvent] = []
+    pending: list[LogBatch] = []
+    pending_lines = 0
     last_flush = time.monotonic()
     timed_out = False
+
+    def add(fd: int, data: bytes) -> int:
+        lines = data.decode("utf-8", "replace").split("\n")
+        pending.append(LogBatch(run_id, stage, attempt, streams[fd], time.time(), lines))
+        return len(lines)
+
     with selectors.DefaultSelector() as selector:
         for fd in [*streams, report_fd]:
             selector.register(fd, selectors.EVENT_READ)
@@ -286,44 +319,31 @@ def _pump(
             for key, _ in ready:
                 fd = int(key.fd)
                 chunk = os.read(fd, 1 << 20)
-                if fd == report_fd:
-                    if chunk:
-                        report += chunk
-                    else:
-                        selector.unregister(fd)
-                        os.close(fd)
-                    continue
                 if not chunk:
                     selector.unregister(fd)
-                    if partial[fd]:
-                        text = partial[fd].decode("utf-8", "replace")
-                        batch.append(
-                            LogEvent(run_id, stage, attempt, time.time(), streams[fd], text)
-                        )
+                    if fd == report_fd:
+                        os.close(fd)
+                    elif partial[fd]:  # a last line without its newline
+                        pending_lines += add(fd, partial[fd])
                         partial[fd] = b""
-                    continue
-                data = partial[fd] + chunk
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    partial[fd] = data
-                    continue
-                partial[fd] = data[cut + 1 :]
-                now = time.time()
-                name = streams[fd]
-                batch.extend(
-                    [
-                        LogEvent(run_id, stage, attempt, now, name, line)
-                        for line in data[:cut].decode("utf-8", "replace").split("\n")
-                    ]
-                )
-            if batch and (
-                len(batch) >= LOG_BATCH_LINES or time.monotonic() - last_flush >= LOG_BATCH_SECONDS
+                elif fd == report_fd:
+                    report += chunk
+                else:
+                    data = partial[fd] + chunk
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        partial[fd] = data
+                    else:
+                        partial[fd] = data[cut + 1 :]
+                        pending_lines += add(fd, data[:cut])
+            if pending and (
+                pending_lines >= LOG_BATCH_LINES
+                or time.monotonic() - last_flush >= LOG_BATCH_SECONDS
             ):
-                sink(batch)
-                batch = []
+                sink(pending)
+                pending = []
+                pending_lines = 0
                 last_flush = time.monotonic()
-    if batch:
-        sink(batch)
-    if timed_out:
-        return True, b""
-    return False, bytes(report)
+    if pending:
+        sink(pending)
+    return (True, b"") if timed_out else (False, bytes(report))

@@ -39,7 +39,7 @@ from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunCancelled, RunResult, StageResult
 from stepkit.pipeline.stage import Stage
 from stepkit.state.base import StateRepository
-from stepkit.state.records import LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
+from stepkit.state.records import LogBatch, RunRecord, RunStatus, StageRecord, StageStatus
 
 _log = get_logger("stepkit.pipeline")
 
@@ -108,7 +108,7 @@ class Runner:
         finals: dict[str, StageRecord] = {}
         outputs_of: dict[str, Mapping[str, Any]] = {n: r.outputs for n, r in kept.items()}
         stage_writes: list[StageRecord] = []
-        log_writes: list[LogEvent] = []
+        log_writes: list[LogBatch] = []
         launches: list[_Active] = []
         stopping: str | None = None
         cancelled = interrupted = False

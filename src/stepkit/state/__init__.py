@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from stepkit.state.base import StateRepository
 from stepkit.state.memory import MemoryStateRepository
-from stepkit.state.records import LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
 from stepkit.state.sqlite import SQLiteStateRepository
 
 __all__ = [
+    "LogBatch",
     "LogEvent",
     "MemoryStateRepository",
     "RunRecord",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from stepkit.state.records import LogEvent, RunRecord, RunStatus, StageRecord
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
 
 
 @runtime_checkable
@@ -22,10 +22,11 @@ class StateRepository(Protocol):
         *,
         runs: Sequence[RunRecord] = (),
         stages: Sequence[StageRecord] = (),
-        logs: Sequence[LogEvent] = (),
+        logs: Sequence[LogBatch] = (),
     ) -> None:
         """Write all of it in one transaction: runs and attempts are upserted by key
-        (run id; run id + stage + attempt), log events appended. When this returns, it is
+        (run id; run id + stage + attempt), log lines appended (each line becomes one
+        :class:`LogEvent` with an increasing ``seq``). When this returns, it is
         durable; if it raises, none of it was written."""
         ...
 

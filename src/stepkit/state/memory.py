@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from stepkit.errors import UnknownRunError
 from stepkit.state import codec
-from stepkit.state.records import LogEvent, RunRecord, RunStatus, StageRecord
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
 
 
 class MemoryStateRepository:
@@ -30,7 +30,7 @@ class MemoryStateRepository:
         *,
         runs: Sequence[RunRecord] = (),
         stages: Sequence[StageRecord] = (),
-        logs: Sequence[LogEvent] = (),
+        logs: Sequence[LogBatch] = (),
     ) -> None:
         # Encode everything first, so a value that cannot be stored changes nothing.
         new_runs = [_roundtrip_run(run) for run in runs]
@@ -41,10 +41,20 @@ class MemoryStateRepository:
                 self._runs[run.run_id] = run
             for stage in new_stages:
                 self._stages[(stage.run_id, stage.stage, stage.attempt)] = stage
-            start = len(self._logs)
-            self._logs.extend(
-                event._replace(seq=start + offset + 1) for offset, event in enumerate(logs)
-            )
+            for batch in logs:
+                seq = len(self._logs)
+                self._logs.extend(
+                    LogEvent(
+                        batch.run_id,
+                        batch.stage,
+                        batch.attempt,
+                        batch.ts,
+                        batch.stream,
+                        line,
+                        seq + offset + 1,
+                    )
+                    for offset, line in enumerate(batch.lines)
+                )
 
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         with self._lock:

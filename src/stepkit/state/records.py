@@ -6,7 +6,7 @@ records), so every backend can store them as text and give back equal values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -119,3 +119,16 @@ def latest_attempts(records: list[StageRecord]) -> dict[str, StageRecord]:
         if current is None or record.attempt >= current.attempt:
             latest[record.stage] = record
     return latest
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """Lines one stage attempt wrote to one stream, read at time ``ts``: the unit in which
+    logs are written (a stage can print millions of lines; a batch costs no object each)."""
+
+    run_id: str
+    stage: str
+    attempt: int
+    stream: str
+    ts: float
+    lines: Sequence[str]

@@ -2,12 +2,16 @@
 
 One writer per file: only the runner process opens it for writing; stages in worker
 processes report back to the runner. Several runners on one file queue on SQLite's busy
-timeout (``BEGIN IMMEDIATE``), so "database is locked" never reaches a user. Log lines
-arrive in batches and go in with ``executemany`` inside the runner's transactions.
+timeout (``BEGIN IMMEDIATE``), so "database is locked" never reaches a user.
+
+Log lines arrive in batches and go in with ``executemany`` inside the runner's
+transactions, one row per line; the line's run, stage, attempt and stream are stored once
+per stream (``log_streams``) so a row is just (seq, stream, time, text).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from stepkit.errors import UnknownRunError
 from stepkit.sqlite import connect, transaction
 from stepkit.state import codec
-from stepkit.state.records import LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -62,16 +66,21 @@ MIGRATIONS = [
         peak_rss INTEGER,
         PRIMARY KEY (run_id, stage, attempt)
     );
-    CREATE TABLE log_events (
-        seq INTEGER PRIMARY KEY,
+    CREATE TABLE log_streams (
+        id INTEGER PRIMARY KEY,
         run_id TEXT NOT NULL,
         stage TEXT NOT NULL,
         attempt INTEGER NOT NULL,
-        ts REAL NOT NULL,
         stream TEXT NOT NULL,
+        UNIQUE (run_id, stage, attempt, stream)
+    );
+    CREATE TABLE log_events (
+        seq INTEGER PRIMARY KEY,
+        stream_id INTEGER NOT NULL,
+        ts REAL NOT NULL,
         message TEXT NOT NULL
     );
-    CREATE INDEX log_events_run ON log_events (run_id, stage);
+    CREATE INDEX log_events_stream ON log_events (stream_id);
     """,
 ]
 
@@ -110,6 +119,7 @@ class SQLiteStateRepository:
         self.path = Path(path)
         self._conn = connect(self.path, migrations=MIGRATIONS, check_same_thread=False)
         self._lock = threading.Lock()
+        self._stream_ids: dict[tuple[str, str, int, str], int] = {}
 
     @classmethod
     def for_project(cls, project: Project) -> SQLiteStateRepository:
@@ -121,7 +131,7 @@ class SQLiteStateRepository:
         *,
         runs: Sequence[RunRecord] = (),
         stages: Sequence[StageRecord] = (),
-        logs: Sequence[LogEvent] = (),
+        logs: Sequence[LogBatch] = (),
     ) -> None:
         run_rows = [_run_row(run) for run in runs]
         stage_rows = [_stage_row(stage) for stage in stages]
@@ -130,12 +140,22 @@ class SQLiteStateRepository:
                 conn.executemany(_UPSERT_RUN, run_rows)
             if stage_rows:
                 conn.executemany(_UPSERT_STAGE, stage_rows)
-            if logs:
+            new_streams: dict[tuple[str, str, int, str], int] = {}
+            for batch in logs:
+                key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
+                stream_id = self._stream_ids.get(key) or new_streams.get(key)
+                if stream_id is None:
+                    stream_id = new_streams[key] = _stream_id(conn, key)
+                # Stream and time are the batch's: bound once in the SQL (an int and a float
+                # repr, both exact), so the per-line work is one C-level bind of the text.
                 conn.executemany(
-                    "INSERT INTO log_events (run_id, stage, attempt, ts, stream, message) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [event[:6] for event in logs],
+                    "INSERT INTO log_events (stream_id, ts, message) "
+                    f"VALUES ({int(stream_id)}, {float(batch.ts)!r}, ?)",
+                    zip(batch.lines),
                 )
+        # Only now, the transaction committed: a rolled-back stream row must not be cached.
+        if logs:
+            self._stream_ids.update(new_streams)
 
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         with self._lock, transaction(self._conn) as conn:
@@ -192,26 +212,29 @@ class SQLiteStateRepository:
         limit: int | None = None,
     ) -> list[LogEvent]:
         sql = (
-            "SELECT run_id, stage, attempt, ts, stream, message, seq FROM log_events "
-            "WHERE run_id = ? AND seq > ?"
+            "SELECT s.run_id, s.stage, s.attempt, e.ts, s.stream, e.message, e.seq "
+            "FROM log_events e JOIN log_streams s ON e.stream_id = s.id "
+            "WHERE s.run_id = ? AND e.seq > ?"
         )
         params: list[Any] = [run_id, after]
         if stage is not None:
-            sql += " AND stage = ?"
+            sql += " AND s.stage = ?"
             params.append(stage)
-        sql += " ORDER BY seq"
+        sql += " ORDER BY e.seq"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         return [LogEvent._make(row) for row in self._query(sql, params)]
 
     def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
-        if stage is None:
-            row = self._query_one("SELECT count(*) FROM log_events WHERE run_id = ?", (run_id,))
-        else:
-            row = self._query_one(
-                "SELECT count(*) FROM log_events WHERE run_id = ? AND stage = ?", (run_id, stage)
-            )
+        streams = "SELECT id FROM log_streams WHERE run_id = ?"
+        params: tuple[str, ...] = (run_id,)
+        if stage is not None:
+            streams += " AND stage = ?"
+            params = (run_id, stage)
+        row = self._query_one(
+            f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
+        )
         return int(row[0]) if row else 0
 
     def close(self) -> None:
@@ -226,6 +249,18 @@ class SQLiteStateRepository:
         with self._lock:
             row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
             return row
+
+
+def _stream_id(conn: sqlite3.Connection, key: tuple[str, str, int, str]) -> int:
+    conn.execute(
+        "INSERT OR IGNORE INTO log_streams (run_id, stage, attempt, stream) VALUES (?, ?, ?, ?)",
+        key,
+    )
+    row = conn.execute(
+        "SELECT id FROM log_streams WHERE run_id = ? AND stage = ? AND attempt = ? AND stream = ?",
+        key,
+    ).fetchone()
+    return int(row[0])
 
 
 def _run_row(run: RunRecord) -> tuple[Any, ...]:
