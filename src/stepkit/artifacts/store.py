@@ -382,12 +382,16 @@ class ArtifactStore:
             if existing is not None and existing.sha256 == entry.sha256:
                 entry.layout_path = existing.layout_path
             else:
-                wanted = item.layout or default_layout(
-                    artifact_id=item.artifact_id,
-                    source=item.source,
-                    producer=item.producer,
-                    run_id=item.run_id,
-                    name=item.file.name if isinstance(item.file, Path) else None,
+                wanted = (
+                    item.layout
+                    if item.layout is not None
+                    else default_layout(
+                        artifact_id=item.artifact_id,
+                        source=item.source,
+                        producer=item.producer,
+                        run_id=item.run_id,
+                        name=item.file.name if isinstance(item.file, Path) else None,
+                    )
                 )
                 entry.layout_path, entry.layout_copied, touched = place(
                     root=self.root,
