@@ -200,7 +200,7 @@ def bench_register(work: Path, *, count: int, rounds: int) -> dict[str, object]:
             )
             for i in range(count)
         ]
-        times.append(timed(partial(catalog.register_many, regs)))
+        times.append(timed(partial(catalog.register_bulk, regs)))
         catalog.close()
     median = statistics.median(times)
     return {

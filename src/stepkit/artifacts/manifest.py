@@ -238,20 +238,18 @@ def _flush(
         report.imported += len(ready)
         return
     try:
-        results = store.adopt_many(ready)
+        counts = store.adopt_many(ready)
     except StepkitError:
         # One bad file must not sink the batch: retry one by one to find and skip it.
-        results = []
+        counts = {"new": 0, "present": 0, "new_version": 0}
         for (item, sha256, size), line in zip(ready, lines, strict=True):
             try:
-                results.extend(store.adopt_many([(item, sha256, size)]))
+                for status, count in store.adopt_many([(item, sha256, size)]).items():
+                    counts[status] += count
             except (StepkitError, OSError) as exc:
                 report.skipped.append((line, str(exc)))
-    for result in results:
-        if result.status == "present":
-            report.already_present += 1
-        else:
-            report.imported += 1
+    report.already_present += counts["present"]
+    report.imported += counts["new"] + counts["new_version"]
 
 
 def _check_file(

@@ -272,12 +272,14 @@ class ArtifactStore:
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
         return results
 
-    def adopt_many(self, entries: Sequence[tuple[FinalizeItem, str, int]]) -> list[Finalized]:
+    def adopt_many(self, entries: Sequence[tuple[FinalizeItem, str, int]]) -> dict[str, int]:
         """Record files whose digest is already known (a manifest backfill), keeping them.
 
         Each ``(item, sha256, size)`` names an existing file; the digest is trusted (run
         ``verify`` afterwards). A missing object is linked from the file (copied and
-        checked when a link is impossible); the file itself is never removed.
+        checked when a link is impossible); the file itself is never removed, and it is
+        its own readable path, so no other is made. Records go in through the bulk
+        registration; returns its counts (``new``, ``present``, ``new_version``).
         """
         with store_lock(self.root, exclusive=False):
             staged = []
@@ -292,10 +294,24 @@ class ArtifactStore:
                 staged.append(entry)
             new_files = [self.blobs.path_str(e.sha256) for e in staged if e.new_object]
             make_durable(new_files, {p[:-63] for p in new_files}, device_of=self.root)
-            results = self._record(staged)
+            counts = self.catalog.register_bulk(
+                [
+                    Registration(
+                        artifact_id=e.item.artifact_id,
+                        source=e.item.source,
+                        producer=e.item.producer,
+                        sha256=e.sha256,
+                        bytes=e.size,
+                        storage_uri=self.blobs.uri(e.sha256),
+                        content_type=e.item.content_type,
+                        run_id=e.item.run_id,
+                    )
+                    for e in staged
+                ]
+            )
         metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
-        return results
+        return counts
 
     def _adopt_file(self, entry: _Staged, file: Path) -> None:
         if os.stat(file).st_dev == self.blobs.device:
@@ -382,12 +398,16 @@ class ArtifactStore:
             if existing is not None and existing.sha256 == entry.sha256:
                 entry.layout_path = existing.layout_path
             else:
-                wanted = item.layout or default_layout(
-                    artifact_id=item.artifact_id,
-                    source=item.source,
-                    producer=item.producer,
-                    run_id=item.run_id,
-                    name=item.file.name if isinstance(item.file, Path) else None,
+                wanted = (
+                    item.layout
+                    if item.layout is not None
+                    else default_layout(
+                        artifact_id=item.artifact_id,
+                        source=item.source,
+                        producer=item.producer,
+                        run_id=item.run_id,
+                        name=item.file.name if isinstance(item.file, Path) else None,
+                    )
                 )
                 entry.layout_path, entry.layout_copied, touched = place(
                     root=self.root,
