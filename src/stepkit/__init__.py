@@ -19,11 +19,13 @@ _EXPORTS: dict[str, str] = {
     "Registry": "stepkit.registry.layering",
     "StepDefinition": "stepkit.registry.definitions",
     "workspace_context": "stepkit.registry.context",
+    "RuntimeTester": "stepkit.testing.runner",
 }
 
 __all__ = [
     "Project",
     "Registry",
+    "RuntimeTester",
     "StepCatalog",
     "StepDefinition",
     "StepkitError",
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from stepkit.registry.context import workspace_context
     from stepkit.registry.definitions import StepDefinition
     from stepkit.registry.layering import Registry
+    from stepkit.testing.runner import RuntimeTester
 
 
 def __getattr__(name: str) -> Any:

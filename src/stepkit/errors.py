@@ -160,3 +160,18 @@ class PathEscapeError(StepkitError, ValueError):
         self.path = path
         self.root = root
         super().__init__(f"Path {str(path)!r} escapes its root {root}.")
+
+
+# -- runtime tester -------------------------------------------------------------------------
+
+
+class DagFileError(StepkitError, ValueError):
+    """A pipeline DAG file that cannot be used: unreadable, malformed, cyclic, unknown step."""
+
+    def __init__(
+        self, path: Path, message: str, *, line: int | None = None, suggestions: Iterable[str] = ()
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.suggestions = list(suggestions)
+        super().__init__(f"{_where(path, line)}{message}.{_did_you_mean(self.suggestions)}")

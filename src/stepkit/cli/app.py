@@ -68,10 +68,11 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import catalog, registry
+    from stepkit.cli import catalog, registry, testing
 
     app.add_typer(registry.app, name="registry")
     app.add_typer(catalog.app, name="catalog")
+    app.add_typer(testing.app, name="test")
 
 
 _mount()
