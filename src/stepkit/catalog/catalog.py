@@ -16,12 +16,15 @@ from stepkit.catalog.index import (
     IndexData,
     Progress,
     RefreshReport,
+    fill_lazy,
+    gc_paused,
     index_path,
     load_index,
     refresh,
     save_index,
     update_paths,
 )
+from stepkit.catalog.quick import snapshot
 from stepkit.catalog.records import (
     COMPONENTS,
     ComponentFile,
@@ -29,7 +32,7 @@ from stepkit.catalog.records import (
     StepInfo,
     required_components,
 )
-from stepkit.catalog.resolution import RegistryFacts
+from stepkit.catalog.resolution import DESCRIPTION, JOB_TYPES, STEP_TYPE, WORKSPACE, RegistryFacts
 from stepkit.errors import UnknownStepError
 from stepkit.names import pascal_to_snake, split_node_name
 
@@ -56,6 +59,7 @@ class StepCatalog:
         rebuild: bool = False,
         workers: int | None = None,
         progress: Progress | None = None,
+        preloaded: IndexData | None = None,
     ) -> None:
         """Open the catalog of ``project``: load the index, refresh what changed, save.
 
@@ -63,6 +67,7 @@ class StepCatalog:
             persist: read and write ``<state_dir>/catalog/index.bin`` (False: in memory).
             rebuild: ignore any saved index and parse every file again.
             workers: parsing processes for a large cold start (default: every core).
+            preloaded: the saved index, already read (see :mod:`stepkit.catalog.quick`).
         """
         self.project = project
         self._registry = registry
@@ -73,6 +78,7 @@ class StepCatalog:
         self._by_path: dict[str, list[str]] | None = None
         self._aliases: dict[str, str] | None = None
         self._search: SearchIndex | None = None
+        self._preloaded = preloaded
         self.last_refresh = self.refresh(rebuild=rebuild, progress=progress)
 
     @classmethod
@@ -95,47 +101,69 @@ class StepCatalog:
             self._registry = Registry.load(self.project)
         return self._registry
 
+    def _build_facts(self) -> RegistryFacts:
+        reg = self.registry
+        return RegistryFacts.build([(ws, reg.view(ws)) for ws in reg.workspace_ids])
+
     def _facts(self) -> RegistryFacts:
         if self._registry_facts is None:
-            reg = self.registry
-            views = [(ws, reg.view(ws)) for ws in reg.workspace_ids]
-            self._registry_facts = RegistryFacts.build(views)
+            self._registry_facts = self._build_facts()
         return self._registry_facts
 
     def refresh(self, *, rebuild: bool = False, progress: Progress | None = None) -> RefreshReport:
         """Walk the workspaces again and bring the index up to date."""
-        from stepkit.project import walk_project
+        with gc_paused():
+            return self._refresh(rebuild=rebuild, progress=progress)
+
+    def _refresh(self, *, rebuild: bool, progress: Progress | None) -> RefreshReport:
+        from stepkit.project import scan_project
 
         warnings: list[str] = []
         previous: IndexData | None = None
         path = index_path(self.project)
-        if self._persist and not rebuild:
+        if self._preloaded is not None and not rebuild:
+            previous, self._preloaded = self._preloaded, None
+        elif self._persist and not rebuild:
             previous, warning = load_index(path)
             if warning:
                 warnings.append(warning)
                 _log_warning(warning)
         elif not self._persist and hasattr(self, "_data"):
             previous = self._data
-        walk = walk_project(self.project)
+        if self._registry is not None and previous is not None:
+            previous.registry = {}  # a registry given by the caller wins over the saved digest
+        walk = scan_project(self.project)
         problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
-        data, parsed, reused, removed, again = refresh(
+        data, facts, counts = refresh(
             self.project,
-            self._facts,
+            self._build_facts,
             previous=previous,
             records=walk.files,
             walk_problems=problems,
             workers=self._workers,
             progress=progress,
         )
+        self._registry_facts = facts
         saved = False
-        if self._persist and (again or previous is None):
+        snap = snapshot(self.project)
+        stale_snapshot = data.project != snap
+        data.project = snap
+        if self._persist and (counts.resolved_again or previous is None or stale_snapshot):
             saved = save_index(path, data)
         self._install(data)
-        return RefreshReport(parsed, reused, removed, again, tuple(warnings), saved)
+        return RefreshReport(
+            counts.parsed,
+            counts.reused,
+            counts.removed,
+            counts.resolved_again,
+            tuple(warnings),
+            saved,
+        )
 
     def apply_changes(self, paths: Iterable[Path]) -> int:
         """Bring the index up to date for these changed paths only (watch mode)."""
-        data, touched = update_paths(self.project, self._facts(), self._data, paths)
+        with gc_paused():
+            data, touched = update_paths(self.project, self._facts(), self._data, paths)
         if touched:
             if self._persist:
                 save_index(index_path(self.project), data)
@@ -152,8 +180,17 @@ class StepCatalog:
 
     # -- names -------------------------------------------------------------------------------
 
-    def _definitions(self) -> Mapping[str, StepDefinition]:
+    def _definitions(self) -> Mapping[str, list[Any]]:
+        """Registry digest rows by name (see :class:`RegistryFacts`)."""
         return self._facts().definitions
+
+    def definition(self, name: str) -> StepDefinition | None:
+        """The registry's definition of a step, as the catalog's workspaces see it."""
+        row = self._definitions().get(name)
+        if row is None:
+            return None
+        view = self.registry.view(row[WORKSPACE])
+        return view.get(name)
 
     def step_names(self) -> list[str]:
         """Every step: registered ones and those found with components only, sorted."""
@@ -196,8 +233,9 @@ class StepCatalog:
                 raise self._unknown(name_or_node)
             job_type = job_type or job
         parts = self._steps.get(name, {})
-        definition = self._definitions().get(name)
-        job_types = self._job_types(name, parts, definition)
+        row = self._definitions().get(name)
+        definition = self.definition(name) if row is not None else None
+        job_types = self._job_types(parts, row)
         if job_type is not None and job_type not in job_types:
             variants = [f"{name}_{j}" for j in job_types]
             raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
@@ -239,12 +277,10 @@ class StepCatalog:
         )
 
     @staticmethod
-    def _job_types(
-        name: str, parts: Mapping[str, list[list[Any]]], definition: StepDefinition | None
-    ) -> tuple[str, ...]:
+    def _job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> tuple[str, ...]:
         found = {entry[2] for entry in parts.get("spec", ()) if entry[2]}
-        if definition is not None:
-            found.update(definition.job_types)
+        if row is not None:
+            found.update(row[JOB_TYPES])
         return tuple(sorted(found))
 
     def resolve_pipeline_node(self, node_name: str) -> StepInfo | None:
@@ -297,15 +333,13 @@ class StepCatalog:
         out = []
         for name in self.step_names():
             parts = self._steps.get(name, {})
-            definition = definitions.get(name)
-            if step_type is not None and (
-                definition is None or definition.sagemaker_step_type != step_type
-            ):
+            row = definitions.get(name)
+            if step_type is not None and (row is None or row[STEP_TYPE] != step_type):
                 continue
-            if job_type is not None and job_type not in self._job_types(name, parts, definition):
+            if job_type is not None and job_type not in self._job_types(parts, row):
                 continue
             if workspace_id is not None and not (
-                (definition is not None and definition.workspace_id == workspace_id)
+                (row is not None and row[WORKSPACE] == workspace_id)
                 or any(e[1] == workspace_id for entries in parts.values() for e in entries)
             ):
                 continue
@@ -324,7 +358,7 @@ class StepCatalog:
                 (
                     name,
                     self.get_step_info(name).workspace_id,
-                    definitions[name].description if name in definitions else "",
+                    definitions[name][DESCRIPTION] if name in definitions else "",
                 )
                 for name in self.step_names()
             )
@@ -343,20 +377,20 @@ class StepCatalog:
         rows = []
         for name in self.list_available_steps(workspace_id, job_type, step_type):
             parts = self._steps.get(name, {})
-            definition = definitions.get(name)
+            row = definitions.get(name)
             present = {c: entries[0][1] for c, entries in parts.items() if entries}
-            kind = definition.sagemaker_step_type if definition else None
+            kind = row[STEP_TYPE] if row else None
             missing = [c for c in required_components(kind) if c not in present]
-            spaces = [*present.values(), *([definition.workspace_id] if definition else [])]
+            spaces = [*present.values(), *([row[WORKSPACE]] if row else [])]
             rows.append(
                 {
                     "name": name,
                     "workspace_id": min(spaces, key=lambda ws: rank.get(ws, 99), default=""),
-                    "registered": definition is not None,
+                    "registered": row is not None,
                     "step_type": kind,
-                    "job_types": list(self._job_types(name, parts, definition)),
+                    "job_types": list(self._job_types(parts, row)),
                     "components": present,
-                    "complete": definition is not None and not missing,
+                    "complete": row is not None and not missing,
                     "missing": missing,
                 }
             )
@@ -364,10 +398,32 @@ class StepCatalog:
 
     # -- models, on demand -------------------------------------------------------------------
 
+    def summary(self, path: Path | str) -> Mapping[str, Any] | None:
+        """What the index keeps of a file (None: not indexed); a lazily indexed file (a
+        script) is parsed now."""
+        key = str(path)
+        if key not in self._data.files:
+            return None
+        fill_lazy(self._data, [key])
+        return self._data.summaries[key]  # type: ignore[no-any-return]
+
+    def parse_lazy(self) -> int:
+        """Parse every lazily indexed file (scripts) now, and keep the result in the index."""
+        with gc_paused():
+            summaries = self._data.summaries
+            pending = [p for p in self._data.files if summaries.get(p) is None]
+            count = fill_lazy(self._data, pending)
+        if count and self._persist:
+            save_index(index_path(self.project), self._data)
+        return count
+
     def facts(self, path: Path | str) -> Mapping[str, Any] | None:
-        """What discovery read from an indexed file (None: not indexed)."""
+        """Everything discovery reads from an indexed file, read from it now (None: not
+        indexed). Only the small summary is kept in the index; details are read on demand."""
+        from stepkit.catalog.discovery import read_facts
+
         row = self._data.files.get(str(path))
-        return row[5] if row else None
+        return read_facts(str(path), row[1]) if row else None
 
     def get_contract(self, name_or_node: str) -> ScriptContract | None:
         """The step's contract as a :class:`ScriptContract` (built from ``ast`` facts)."""

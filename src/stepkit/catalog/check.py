@@ -28,12 +28,19 @@ def _file_kind(message: str) -> str:
 
 def find_problems(catalog: StepCatalog) -> list[Problem]:
     """Problems in a stable order: files first, then steps by name."""
+    catalog.parse_lazy()
     data = catalog.data
     out: list[Problem] = []
     for path, ws, message in data.walk_problems:
         out.append(Problem(_file_kind(message), message, Path(path), None, None, ws))
     for path, ws, line, message in data.resolved["problems"]:
         out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
+    for path, row in data.files.items():
+        if row[1] == "script":
+            for line, message in data.summaries[path]["problems"]:
+                out.append(
+                    Problem(_file_kind(message), message, Path(path), line or None, None, row[0])
+                )
     for path, ws, component, message in data.resolved["unmatched"]:
         out.append(Problem("unmatched", f"{component} file {message}", Path(path), None, None, ws))
     if not data.files:
@@ -82,18 +89,17 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
 def _references(catalog: StepCatalog, name: str, contract: Any, scripts: set[str]) -> list[Problem]:
     if contract is None:
         return []
-    facts = catalog.facts(contract.path) or {}
+    summary = catalog.summary(contract.path) or {}
     out = []
-    for c in facts.get("contracts", ()):
-        entry = c["fields"].get("entry_point")
+    for var, line, entry in summary.get("contracts", ()):
         if isinstance(entry, str) and entry.removesuffix(".py") not in scripts:
             out.append(
                 Problem(
                     "reference",
-                    f"contract {c['var']} of step {name!r}: entry point {entry!r} "
+                    f"contract {var} of step {name!r}: entry point {entry!r} "
                     "names no script in any workspace",
                     contract.path,
-                    c["line"],
+                    line,
                     name,
                     contract.workspace_id,
                 )
@@ -104,48 +110,21 @@ def _references(catalog: StepCatalog, name: str, contract: Any, scripts: set[str
 def _spec_problems(
     catalog: StepCatalog, name: str, path: Path, contracts: set[str]
 ) -> list[Problem]:
-    facts = catalog.facts(path) or {}
+    summary = catalog.summary(path) or {}
     out = []
-    for spec in facts.get("specs", ()):
-        rule = _NODE_RULES.get(spec.get("node_type") or "")
+    for var, line, _step, _job, _type, ref, node, n_deps, n_outs in summary.get("specs", ()):
+        rule = _NODE_RULES.get(node or "")
         if rule is None:
-            out.append(
-                Problem(
-                    "node_type",
-                    f"spec {spec['var']}: unknown node type {spec.get('node_type')!r}",
-                    path,
-                    spec["line"],
-                    name,
-                )
-            )
+            message = f"spec {var}: unknown node type {node!r}"
+            out.append(Problem("node_type", message, path, line, name))
             continue
-        node = spec["node_type"]
-        has_deps, has_outs = bool(spec["dependencies"]), bool(spec["outputs"])
-        if has_deps != rule[0]:
+        if bool(n_deps) != rule[0]:
             need = "needs dependencies" if rule[0] else "must have no dependencies"
-            out.append(
-                Problem(
-                    "node_type", f"spec {spec['var']}: {node} node {need}", path, spec["line"], name
-                )
-            )
-        if has_outs != rule[1]:
+            out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
+        if bool(n_outs) != rule[1]:
             need = "needs outputs" if rule[1] else "must have no outputs"
-            out.append(
-                Problem(
-                    "node_type", f"spec {spec['var']}: {node} node {need}", path, spec["line"], name
-                )
-            )
-        ref = spec.get("contract_ref")
-        if ref and ref[0]:
-            stem = ref[0].rsplit(".", 1)[-1]
-            if stem not in contracts:
-                out.append(
-                    Problem(
-                        "reference",
-                        f"spec {spec['var']}: contract module {ref[0]!r} is in no workspace",
-                        path,
-                        spec["line"],
-                        name,
-                    )
-                )
+            out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
+        if ref and ref[0] and ref[0].rsplit(".", 1)[-1] not in contracts:
+            message = f"spec {var}: contract module {ref[0]!r} is in no workspace"
+            out.append(Problem("reference", message, path, line, name))
     return out

@@ -29,6 +29,7 @@ CONTRACT_FIELDS: Final = (
     "description",
 )
 _ENUMS: Final = {"DependencyType", "NodeType"}
+ENTRY_POINT_FIELDS: Final = ("processing_entry_point", "training_entry_point", "entry_point")
 
 Facts = dict[str, Any]
 
@@ -363,11 +364,6 @@ def read_facts(path: str, component: str) -> Facts:
     return parse_text(text, component, filename=path)
 
 
-def read_many(jobs: list[tuple[str, str]]) -> list[Facts]:
-    """Facts of many (path, component) pairs: the unit of work of a parsing process."""
-    return [read_facts(path, component) for path, component in jobs]
-
-
 # -- facts → models (pydantic, on demand) ------------------------------------------------------
 
 
@@ -396,3 +392,61 @@ def spec_from_facts(
 def module_stem(module: str) -> str:
     """The file stem a module path names: ``..contracts.foo_contract`` → ``foo_contract``."""
     return module.rsplit(".", 1)[-1]
+
+
+# -- summaries: what the index keeps of each file -----------------------------------------------
+
+
+def summarize(facts: Facts, component: str) -> Facts:
+    """The part of a file's facts that resolution, listing and ``check`` need.
+
+    Small on purpose: the index holds one per file and loads them all on every start;
+    everything else is read again from the file when a query asks for it.
+    """
+    out: Facts = {"problems": facts.get("problems", [])}
+    if "classes" in facts:
+        out["classes"] = [
+            [
+                c["name"],
+                c["has_run"],
+                [
+                    f[3]
+                    for f in c.get("fields", ())
+                    if f[0] in ENTRY_POINT_FIELDS and f[2] and isinstance(f[3], str)
+                ],
+            ]
+            for c in facts["classes"]
+        ]
+    if "specs" in facts:
+        out["specs"] = [
+            [
+                s["var"],
+                s["line"],
+                s["step"],
+                s["job_type"],
+                s["step_type"],
+                s["contract_ref"],
+                s["node_type"],
+                len(s["dependencies"]),
+                len(s["outputs"]),
+            ]
+            for s in facts["specs"]
+        ]
+    if "contracts" in facts:
+        out["contracts"] = [
+            [c["var"], c["line"], c["fields"].get("entry_point")] for c in facts["contracts"]
+        ]
+    if component == "script" and "main" in facts:
+        main = facts["main"]
+        out["main"] = main["params"] if main else None
+        out["main_block"] = facts["has_main_block"]
+    return out
+
+
+def read_summary(path: str, component: str) -> Facts:
+    return summarize(read_facts(path, component), component)
+
+
+def read_summaries(jobs: list[tuple[str, str]]) -> list[Facts]:
+    """Summaries of many (path, component) pairs: the unit of work of a parsing process."""
+    return [read_summary(path, component) for path, component in jobs]

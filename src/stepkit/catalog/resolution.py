@@ -32,7 +32,8 @@ from stepkit.names import (
 if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
 
-ENTRY_POINT_FIELDS: Final = ("processing_entry_point", "training_entry_point", "entry_point")
+__all__ = ["FileEntry", "RegistryFacts", "resolve"]
+
 #: Order in which components are resolved: later ones lean on earlier ones.
 ORDER: Final = ("config", "builder", "spec", "hyperparams", "contract", "script")
 _CLASS_SUFFIX: Final = {
@@ -49,7 +50,7 @@ class FileEntry:
     path: str
     workspace_id: str
     component: str
-    facts: Mapping[str, Any]
+    facts: Mapping[str, Any]  # the summary of discovery.summarize()
 
     @property
     def stem(self) -> str:
@@ -57,28 +58,52 @@ class FileEntry:
         return name[:-3] if name.endswith(".py") else name
 
 
+# Positions in a registry digest row (plain lists, so the index can store them).
+CONFIG_CLASS, BUILDER, SPEC_TYPE, STEP_TYPE, DESCRIPTION, JOB_TYPES, WORKSPACE = range(7)
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryFacts:
-    """What resolution needs of the registry, precomputed once."""
+    """What the catalog needs of the registry, as plain rows the index can keep.
 
-    definitions: Mapping[str, StepDefinition]  # name → definition (highest precedence)
+    ``definitions``: name → [config_class, builder_step_name, spec_type,
+    sagemaker_step_type, description, job_types, workspace_id].
+    """
+
+    definitions: Mapping[str, list[Any]]
     job_types: tuple[str, ...]
 
     @classmethod
     def build(cls, views: Sequence[tuple[str, Mapping[str, StepDefinition]]]) -> RegistryFacts:
         """``views``: (workspace id, its view) in precedence order, the core last. A step's
         definition comes from the first workspace whose own layer defines or overrides it."""
-        definitions: dict[str, StepDefinition] = {}
+        chosen: dict[str, StepDefinition] = {}
         for workspace_id, view in views:
             for name, definition in view.items():
                 if definition.workspace_id == workspace_id:
-                    definitions.setdefault(name, definition)
+                    chosen.setdefault(name, definition)
         for _, view in views[-1:]:
             for name, definition in view.items():
-                definitions.setdefault(name, definition)
-        custom = sorted({jt for d in definitions.values() for jt in d.job_types})
+                chosen.setdefault(name, definition)
+        rows = {
+            name: [
+                d.config_class,
+                d.builder_step_name,
+                d.spec_type,
+                d.sagemaker_step_type,
+                d.description,
+                list(d.job_types),
+                d.workspace_id,
+            ]
+            for name, d in chosen.items()
+        }
+        return cls.from_rows(rows)
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, list[Any]]) -> RegistryFacts:
+        custom = sorted({jt for row in rows.values() for jt in row[JOB_TYPES]})
         job_types = (*STANDARD_JOB_TYPES, *[j for j in custom if j not in STANDARD_JOB_TYPES])
-        return cls(definitions, job_types)
+        return cls(rows, job_types)
 
 
 class _Resolver:
@@ -91,10 +116,10 @@ class _Resolver:
         self.by_config: dict[str, list[str]] = {}
         self.by_builder: dict[str, list[str]] = {}
         self.by_spec_type: dict[str, str] = {}
-        for name, d in sorted(defs.items()):
-            self.by_config.setdefault(d.config_class, []).append(name)
-            self.by_builder.setdefault(d.builder_step_name, []).append(name)
-            self.by_spec_type.setdefault(d.spec_type, name)
+        for name, row in sorted(defs.items()):
+            self.by_config.setdefault(row[CONFIG_CLASS], []).append(name)
+            self.by_builder.setdefault(row[BUILDER], []).append(name)
+            self.by_spec_type.setdefault(row[SPEC_TYPE], name)
         self.steps: dict[str, dict[str, list[list[Any]]]] = {}
         self.evidence: set[str] = set()  # unregistered names something vouches for
         self.tentative: dict[str, list[tuple[str, list[Any]]]] = {}
@@ -143,34 +168,33 @@ class _Resolver:
     def classes(self, f: FileEntry) -> None:
         owners = self.by_config if f.component == "config" else self.by_builder
         matched = False
-        for cls in f.facts.get("classes", ()):
-            for name in owners.get(cls["name"], ()) if f.component != "hyperparams" else ():
+        classes = f.facts.get("classes", ())
+        for class_name, _has_run, entry_points in classes:
+            for name in owners.get(class_name, ()) if f.component != "hyperparams" else ():
                 self.assign(name, f.component, [f.path, f.workspace_id, None, "registry"])
                 matched = True
-                self.note_entry_points(name, cls)
+                self.note_entry_points(name, entry_points)
         if matched:
             return
         name, _ = self.by_file_name(f.stem, f.component)
         suffix = _CLASS_SUFFIX[f.component]
-        for cls in f.facts.get("classes", ()):
-            if cls["name"] == f"{name}{suffix}":
+        for class_name, _has_run, entry_points in classes:
+            if class_name == f"{name}{suffix}":
                 self.vouch(name)
             if f.component == "config":
-                self.note_entry_points(name, cls)
+                self.note_entry_points(name, entry_points)
         self.assign(name, f.component, [f.path, f.workspace_id, None, "name"])
 
-    def note_entry_points(self, name: str, cls: Mapping[str, Any]) -> None:
-        for field in cls.get("fields", ()):
-            if field[0] in ENTRY_POINT_FIELDS and field[2] and isinstance(field[3], str):
-                stem = field[3][:-3] if field[3].endswith(".py") else field[3]
-                self.entry_points.setdefault(stem, []).append(name)
+    def note_entry_points(self, name: str, entry_points: Iterable[str]) -> None:
+        for entry in entry_points:
+            self.entry_points.setdefault(entry.removesuffix(".py"), []).append(name)
 
     def spec(self, f: FileEntry) -> None:
         specs = f.facts.get("specs") or []
         for s in specs:
-            name, job = s.get("step"), s.get("job_type")
-            if name is None and s.get("step_type"):
-                base, _, suffix = s["step_type"].partition("_")
+            name, job, literal, ref = s[2], s[3], s[4], s[5]
+            if name is None and literal:
+                base, _, suffix = literal.partition("_")
                 name = self.by_spec_type.get(base, base)
                 job = suffix.lower() or None
             if name is None:
@@ -180,7 +204,6 @@ class _Resolver:
                 via = "declared"
                 self.vouch(name)
             self.assign(name, "spec", [f.path, f.workspace_id, job, via])
-            ref = s.get("contract_ref")
             if ref:
                 stem = ref[0].rsplit(".", 1)[-1] if ref[0] else f.stem
                 self.contract_refs.setdefault((stem, ref[1]), []).append(name)
@@ -191,12 +214,12 @@ class _Resolver:
     def contract(self, f: FileEntry) -> None:
         owners: list[str] = []
         via = "spec"
-        for c in f.facts.get("contracts", ()):
-            owners += self.contract_refs.get((f.stem, c["var"]), [])
+        contracts = f.facts.get("contracts", ())
+        for var, _line, _entry in contracts:
+            owners += self.contract_refs.get((f.stem, var), [])
         if not owners:
             via = "entry_point"
-            for c in f.facts.get("contracts", ()):
-                entry = c["fields"].get("entry_point")
+            for _var, _line, entry in contracts:
                 if isinstance(entry, str):
                     owners += self.entry_points.get(entry.removesuffix(".py"), [])
         if not owners:
@@ -206,8 +229,7 @@ class _Resolver:
             if via == "spec":
                 self.vouch(name)
             self.assign(name, "contract", [f.path, f.workspace_id, None, via])
-            for c in f.facts.get("contracts", ()):
-                entry = c["fields"].get("entry_point")
+            for _var, _line, entry in contracts:
                 if isinstance(entry, str):
                     self.contract_scripts.setdefault(entry.removesuffix(".py"), []).append(name)
 

@@ -93,7 +93,12 @@ def _parse_toml(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]
     steps = data.get("steps", {})
     if not isinstance(steps, dict):
         raise RegistryFileError(path, "'steps' must be a table of tables ([steps.Name])")
-    lines = {m.group(1): text.count("\n", 0, m.start()) + 1 for m in _TOML_HEADER.finditer(text)}
+    lines: dict[str, int] = {}
+    line, pos = 1, 0
+    for m in _TOML_HEADER.finditer(text):  # count newlines incrementally: linear, not O(n²)
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        lines[m.group(1)] = line
     entries = []
     for name, fields in steps.items():
         origin = Origin(workspace_id, path, lines.get(name))

@@ -1,0 +1,83 @@
+"""The fast path of ``stepkit catalog list --json``: no Typer, no Rich, no pydantic.
+
+A warm ``catalog list --json`` on 10,000 steps must finish in a few hundred milliseconds,
+and importing the CLI framework and validating the project file would take half of that.
+This module recognises exactly that command (with its options) and answers it from the
+index; anything else — or any doubt — returns ``None`` and the full CLI runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+_VALUE_OPTIONS = {
+    "-w": "workspace",
+    "--workspace": "workspace",
+    "-j": "job_type",
+    "--job-type": "job_type",
+    "-t": "step_type",
+    "--type": "step_type",
+}
+
+
+def parse(argv: list[str]) -> dict[str, Any] | None:
+    """The options of ``[-p P] catalog list [-w W] [-j J] [-t T] --json``, else None."""
+    args = list(argv)
+    options: dict[str, Any] = {"project": None, "json": False}
+    while args and args[0] in ("-p", "--project") and len(args) > 1:
+        options["project"] = args[1]
+        args = args[2:]
+    if args[:2] != ["catalog", "list"]:
+        return None
+    rest = args[2:]
+    while rest:
+        token = rest.pop(0)
+        if token == "--json":
+            options["json"] = True
+        elif token in _VALUE_OPTIONS and rest and not rest[0].startswith("-"):
+            options[_VALUE_OPTIONS[token]] = rest.pop(0)
+        else:
+            return None
+    return options if options["json"] else None
+
+
+def write_rows_json(key: str, rows: list[dict[str, Any]]) -> None:
+    """A JSON object holding one list, one item per line: readable, and fast for 10,000 rows."""
+    encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+    body = ",\n".join([encode(row) for row in rows])
+    sys.stdout.write(f'{{"{key}": [\n{body}\n]}}\n' if rows else f'{{"{key}": []}}\n')
+
+
+def run_fast(argv: list[str]) -> int | None:
+    """Answer ``catalog list --json`` from a valid index; None: let the full CLI do it."""
+    options = parse(argv)
+    if options is None:
+        return None
+    import gc
+
+    from stepkit.errors import StepkitError
+
+    # a short-lived process building ~10^6 small containers: the cyclic collector would
+    # only walk them again and again; memory is returned when the process exits
+    gc.disable()
+    try:
+        from stepkit.catalog.catalog import StepCatalog
+        from stepkit.catalog.quick import quick_open
+
+        opened = quick_open(options["project"])
+        if opened is None:
+            return None
+        project, index = opened
+        catalog = StepCatalog(project, preloaded=index)
+        rows = catalog.list_rows(
+            options.get("workspace"), options.get("job_type"), options.get("step_type")
+        )
+    except StepkitError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    for warning in catalog.last_refresh.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    write_rows_json("steps", rows)
+    return 0
