@@ -19,7 +19,7 @@ from pathlib import Path
 from stepkit.components import ScriptContract
 from stepkit.project import Project
 from stepkit.testing import RuntimeTester, Status, Target, TestOptions
-from stepkit.testing.runner import fast_import_check, test_target
+from stepkit.testing.runner import fast_import_check, run_test
 
 TRIVIAL = """\
 def main(input_paths, output_paths, environ_vars, job_args):
@@ -61,7 +61,7 @@ def bench_isolated(script: Path, root: Path, n: int = 40) -> dict[str, float]:
         subprocess.run([sys.executable, str(script)], check=True, cwd=root)
         bare.append(time.perf_counter() - started)
         started = time.perf_counter()
-        result = test_target(target, options)
+        result = run_test(target, options)
         isolated.append(time.perf_counter() - started)
         assert result.status is Status.PASS, result.reason
     ratio = statistics.median(isolated) / statistics.median(bare)

@@ -49,6 +49,9 @@ class JobArgs:
 def _error(exc: BaseException) -> dict[str, str]:
     import traceback
 
+    if exc.__traceback__ is not None:  # start at the user's code, not at this file's frame
+        exc = exc.with_traceback(exc.__traceback__.tb_next)
+
     return {
         "type": type(exc).__name__,
         "message": str(exc),

@@ -190,7 +190,21 @@ def _kill(procs: list[psutil.Process], pgid: int) -> int:
             killed += 1
         except psutil.Error:  # not ours to kill (it changed user): leave it
             continue
+    _wait_dead(procs)
     return killed
+
+
+def _wait_dead(procs: list[psutil.Process], timeout: float = 2.0) -> None:
+    """Wait (briefly) until killed processes are gone or zombies nobody reaped yet."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        while time.monotonic() < deadline:
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.005)
 
 
 @functools.cache

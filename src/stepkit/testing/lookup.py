@@ -116,11 +116,10 @@ def node_info(catalog: StepCatalog, node: str) -> StepInfo:
         return catalog.get_step_info(node)
     except UnknownStepError as exc:
         base, job_type = split_node_name(node)
-        if job_type is None or exc.suggestions:
+        if job_type is None:
             raise
-        names = catalog.step_names()
-        close = [f"{name}_{job_type}" for name in close_matches(base, names)]
-        raise UnknownStepError(node, close or names) from exc
+        close = [f"{name}_{job_type}" for name in close_matches(base, catalog.step_names())]
+        raise UnknownStepError(node, close) from exc
 
 
 def scripted_steps(catalog: StepCatalog, workspace: str | None = None) -> list[Target]:

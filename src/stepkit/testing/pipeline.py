@@ -23,7 +23,7 @@ from stepkit.errors import DagFileError, UnknownStepError
 from stepkit.names import split_node_name
 from stepkit.testing.checks import Check, ScriptResult, Status
 from stepkit.testing.lookup import Target, node_info, target_for_step
-from stepkit.testing.runner import TestOptions, Wired, test_target
+from stepkit.testing.runner import TestOptions, Wired, run_test
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog
@@ -230,7 +230,7 @@ def run_pipeline(dag: Dag, options: TestOptions) -> PipelineResult:
             results[node] = ScriptResult(node, Status.FAIL, (check,), script=target.script)
             blocked.add(node)
             continue
-        results[node] = test_target(target, options, wired=wired, workdir=root / node)
+        results[node] = run_test(target, options, wired=wired, workdir=root / node)
         if results[node].status is not Status.PASS:
             blocked.add(node)
     statuses = {r.status for r in results.values()}

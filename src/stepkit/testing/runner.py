@@ -1,6 +1,6 @@
 """``RuntimeTester``: test one script, a pipeline of scripts, or every script of a project.
 
-The core, :func:`test_target`, takes a resolved :class:`~stepkit.testing.lookup.Target`
+The core, :func:`run_test`, takes a resolved :class:`~stepkit.testing.lookup.Target`
 (script, contract, spec) and does the three things that matter: the script imports, it
 has a ``main`` that takes the four standard arguments, and it runs on data and writes the
 outputs its contract promises. Everything user-written runs in a child process
@@ -127,7 +127,7 @@ def _prepare_inputs(
     return paths, origin, problems
 
 
-def test_target(
+def run_test(
     target: Target,
     options: TestOptions,
     *,
@@ -204,7 +204,7 @@ def test_target(
     checks.extend(extra)
     status = status_of(checks)
     kept: Path | None = root
-    if owned and status is Status.PASS and not options.keep:
+    if owned and (status is Status.PASS or not run) and not options.keep:
         shutil.rmtree(root, ignore_errors=True)
         kept = None
     return ScriptResult(
@@ -331,7 +331,7 @@ class RuntimeTester:
         target = self.resolve(name_or_path)
         if fast:
             return fast_import_check(target)
-        return test_target(target, self.options, data=data)
+        return run_test(target, self.options, data=data)
 
     def test_pipeline(self, dag_file: Path) -> PipelineResult:
         """Run a DAG's scripts in order, each on what its upstream steps wrote."""
@@ -357,7 +357,7 @@ class RuntimeTester:
         targets = scripted_steps(catalog, workspace)
 
         def one(target: Target) -> ScriptResult:
-            result = test_target(target, self.options)
+            result = run_test(target, self.options)
             if on_result is not None:
                 on_result(result)
             return result
