@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "workspace_context": "stepkit.registry.context",
     "Pipeline": "stepkit.pipeline.pipeline",
     "RetryPolicy": "stepkit.pipeline.stage",
+    "RuntimeTester": "stepkit.testing.runner",
 }
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Project",
     "Registry",
     "RetryPolicy",
+    "RuntimeTester",
     "StepCatalog",
     "StepDefinition",
     "StepkitError",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from stepkit.registry.context import workspace_context
     from stepkit.registry.definitions import StepDefinition
     from stepkit.registry.layering import Registry
+    from stepkit.testing.runner import RuntimeTester
 
 
 def __getattr__(name: str) -> Any:

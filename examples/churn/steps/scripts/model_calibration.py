@@ -13,23 +13,47 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss
 
 
-def read_table(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    files = sorted(folder.rglob("data.csv"))
-    if not files:
-        raise FileNotFoundError(f"no data.csv under {folder}")
-    with files[0].open(newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        rows = list(reader)
-    data = np.array([[float(v) for v in r[1:]] for r in rows])
-    return data[:, :-1], data[:, -1].astype(int), [r[0] for r in rows]
+def _number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def read_table(folder: Path, label: str, features: list[str] | None = None):
+    """(ids, X, y, feature names) from the CSV files under ``folder``.
+
+    Features are the given names, else every numeric column but the label and the id.
+    """
+    rows: list[dict[str, str]] = []
+    for path in sorted(folder.rglob("*.csv")):
+        with path.open(newline="") as handle:
+            rows.extend(csv.DictReader(handle))
+    if not rows:
+        raise FileNotFoundError(f"no CSV rows under {folder}")
+    if label not in rows[0]:
+        raise KeyError(f"label column {label!r} not in {sorted(rows[0])}")
+    id_field = next(iter(rows[0]))
+    if features is None:
+        features = [
+            c for c in rows[0] if c not in (label, id_field) and all(_number(r[c]) for r in rows)
+        ]
+    x = np.array([[float(r[c]) for c in features] for r in rows])
+    y = np.array([int(float(r[label])) for r in rows])
+    return [r[id_field] for r in rows], x, y, features
 
 
 def main(input_paths, output_paths, environ_vars, job_args):
     method = environ_vars.get("CALIBRATION_METHOD", "isotonic")
-    with (Path(input_paths["model_input"]) / "model.pkl").open("rb") as handle:
+    model_dir = Path(input_paths["model_input"])
+    if not (model_dir / "model.pkl").is_file():
+        raise FileNotFoundError(f"no model.pkl in {model_dir}: this step needs a trained model")
+    with (model_dir / "model.pkl").open("rb") as handle:
         model = pickle.load(handle)
-    x, y, ids = read_table(Path(input_paths["evaluation_data"]))
+    trained = json.loads((model_dir / "model.json").read_text())
+    label = environ_vars["LABEL_FIELD"]
+    ids, x, y, _ = read_table(Path(input_paths["evaluation_data"]), label, trained["features"])
     raw = model.predict_proba(x)[:, 1]
     if method == "isotonic":
         calibrator = IsotonicRegression(out_of_bounds="clip").fit(raw, y)

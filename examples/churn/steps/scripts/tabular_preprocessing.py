@@ -16,7 +16,6 @@ CATEGORICAL = {
     "contract": ["month-to-month", "one-year", "two-year"],
     "payment_method": ["card", "bank-transfer", "electronic-check", "mailed-check"],
 }
-ID_FIELD = "customer_id"
 
 
 def load_rows(folder: Path) -> list[dict[str, str]]:
@@ -29,26 +28,41 @@ def load_rows(folder: Path) -> list[dict[str, str]]:
     return rows
 
 
-def featurize(rows: list[dict[str, str]], label: str) -> tuple[list[str], list[list[float]]]:
-    numeric = [c for c in rows[0] if c not in CATEGORICAL and c not in (ID_FIELD, label)]
+def _number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def featurize(
+    rows: list[dict[str, str]], label: str, id_field: str
+) -> tuple[list[str], list[list[object]]]:
+    """Numeric columns as they are (missing: the median), known categoricals one-hot."""
+    categorical = {c: levels for c, levels in CATEGORICAL.items() if c in rows[0]}
+    skip = {label, id_field, *categorical}
+    numeric = [
+        c for c in rows[0] if c not in skip and all(r[c] == "" or _number(r[c]) for r in rows)
+    ]
     medians = {}
     for c in numeric:
         present = [float(r[c]) for r in rows if r[c] != ""]
         medians[c] = float(np.median(present)) if present else 0.0
-    header = [ID_FIELD, *numeric]
-    for c, levels in CATEGORICAL.items():
+    header = [id_field, *numeric]
+    for c, levels in categorical.items():
         header += [f"{c}={level}" for level in levels]
     header.append(label)
-    table = []
-    for r in rows:
-        values: list[float] = [float(r[c]) if r[c] != "" else medians[c] for c in numeric]
-        for c, levels in CATEGORICAL.items():
+    table: list[list[object]] = []
+    for i, r in enumerate(rows):
+        values: list[object] = [float(r[c]) if r[c] != "" else medians[c] for c in numeric]
+        for c, levels in categorical.items():
             values += [1.0 if r.get(c) == level else 0.0 for level in levels]
-        table.append([r[ID_FIELD], *values, int(float(r[label]))])
+        table.append([r.get(id_field) or f"row-{i}", *values, int(float(r[label]))])
     return header, table
 
 
-def write(folder: Path, header: list[str], table: list[list[float]]) -> None:
+def write(folder: Path, header: list[str], table: list[list[object]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "data.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -62,7 +76,10 @@ def main(input_paths, output_paths, environ_vars, job_args):
     rows = load_rows(Path(input_paths["DATA"]))
     if label not in rows[0]:
         raise KeyError(f"label field {label!r} not in columns {sorted(rows[0])}")
-    header, table = featurize(rows, label)
+    id_field = environ_vars.get("ID_FIELD", "customer_id")
+    if id_field not in rows[0]:
+        id_field = next(iter(rows[0]))  # the first column names the rows
+    header, table = featurize(rows, label, id_field)
     out = Path(output_paths["processed_data"])
     counts = {}
     if job_type == "training":
