@@ -212,21 +212,21 @@ def test_pipeline_reports_the_first_data_flow_break(tester: RuntimeTester, tmp_p
     [
         (
             "nodes: [DataLoading_training, TabularPreprocesing_training]\n",
-            "nodes[1]: no step named 'TabularPreprocesing_training'. "
+            "dag.yaml:1: no step named 'TabularPreprocesing_training'. "
             "Did you mean 'TabularPreprocessing_training'?",
         ),
         (
             "nodes: [DataLoading_training]\nedges: [[DataLoading_trainin, DataLoading_training]]\n",
-            "edges[0] names 'DataLoading_trainin', which is not a node. "
+            "dag.yaml:2: edge names 'DataLoading_trainin', which is not in 'nodes'. "
             "Did you mean 'DataLoading_training'?",
         ),
         (
             "nodes: [DataLoading_training, TabularPreprocessing_training]\n"
             "edges: [[DataLoading_training, TabularPreprocessing_training],"
             " [TabularPreprocessing_training, DataLoading_training]]\n",
-            "has a cycle: ",
+            "the DAG has a cycle: ",
         ),
-        ("steps: []\n", "needs a list under 'nodes' (and pairs under 'edges')."),
+        ("steps: []\n", "dag.yaml:1: unknown key 'steps'."),
         ("nodes: [a\n", "is not valid YAML"),
     ],
 )

@@ -206,7 +206,12 @@ def load_dag(path: Path) -> PipelineDAG:
             raise DagFileError(path, f"edge {source} -> {target} points at itself", line=line)
         dag.add_edge(source, target)
         dag._lines[f"{source} -> {target}"] = line
-    dag.topological_order()  # a cycle is reported now, before anything else looks at the DAG
+    try:  # a cycle is reported now, before anything else looks at the DAG
+        dag.topological_order()
+    except DagError as exc:
+        cycle = exc.__cause__.args[1] if isinstance(exc.__cause__, graphlib.CycleError) else []
+        first = dag.line_of(f"{cycle[0]} -> {cycle[1]}") if len(cycle) > 1 else None
+        raise DagFileError(path, f"the DAG has a cycle: {' -> '.join(cycle)}", line=first) from exc
     return dag
 
 

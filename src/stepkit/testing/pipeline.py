@@ -11,7 +11,6 @@ fails, its descendants are skipped and the rest of the DAG goes on.
 
 from __future__ import annotations
 
-import graphlib
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -75,97 +74,55 @@ class PipelineResult:
 
 
 def load_dag(path: Path, catalog: StepCatalog) -> Dag:
-    """Read and check a DAG file; every problem is a :class:`DagFileError`."""
-    import yaml
+    """Read a DAG file (:func:`stepkit.plan.dagfile.load_dag`) and find each node's step;
+    every problem is a :class:`DagFileError` naming the file and line."""
+    from stepkit.plan.dagfile import load_dag as read_dag
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DagFileError(path, f"cannot be read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", exc)
-        raise DagFileError(path, f"is not valid YAML ({problem})", line=line) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
-        raise DagFileError(path, "needs a list under 'nodes' (and pairs under 'edges')")
-    unknown_keys = sorted(set(data) - {"nodes", "edges"})
-    if unknown_keys:
-        raise DagFileError(path, f"unknown key {unknown_keys[0]!r}", suggestions=["nodes", "edges"])
-    nodes: list[str] = []
-    for i, node in enumerate(data["nodes"]):
-        if not isinstance(node, str) or not node:
-            raise DagFileError(path, f"nodes[{i}] must be a node name, got {node!r}")
-        if node in nodes:
-            raise DagFileError(path, f"nodes[{i}]: {node!r} is listed twice")
-        nodes.append(node)
-    upstream: dict[str, list[str]] = {node: [] for node in nodes}
-    for i, edge in enumerate(data.get("edges") or []):
-        if not (isinstance(edge, list) and len(edge) == 2):
-            raise DagFileError(path, f"edges[{i}] must be a [from, to] pair, got {edge!r}")
-        for end in edge:
-            if end not in upstream:
-                raise DagFileError(
-                    path,
-                    f"edges[{i}] names {end!r}, which is not a node",
-                    suggestions=_close(end, nodes),
-                )
-        upstream[edge[1]].append(edge[0])
-    try:
-        order = tuple(graphlib.TopologicalSorter(upstream).static_order())
-    except graphlib.CycleError as exc:
-        cycle = " -> ".join(exc.args[1])
-        raise DagFileError(path, f"has a cycle: {cycle}") from exc
+    dag = read_dag(path)
     targets: dict[str, Target] = {}
-    for i, node in enumerate(nodes):
+    for node in dag.nodes:
         try:
             info = node_info(catalog, node)
         except UnknownStepError as exc:
             raise DagFileError(
-                path, f"nodes[{i}]: no step named {node!r}", suggestions=exc.suggestions
+                path,
+                f"no step named {node!r}",
+                line=dag.line_of(node),
+                suggestions=exc.suggestions,
             ) from exc
         targets[node] = target_for_step(catalog, info)
-    return Dag(path, targets, {n: tuple(u) for n, u in upstream.items()}, order)
-
-
-def _close(word: str, candidates: list[str]) -> list[str]:
-    from stepkit.names import close_matches
-
-    return close_matches(word, candidates)
-
-
-def _score(dependency: DependencySpec | None, output: Any) -> tuple[int, int]:
-    """How well an upstream output fits a dependency: same kind of data, shared words."""
-    if dependency is None:
-        return (0, 0)
-    same_type = int(output.output_type == dependency.dependency_type)
-    words = {output.logical_name.lower(), *(a.lower() for a in output.aliases)}
-    return (same_type, len(words & {k.lower() for k in dependency.semantic_keywords}))
+    upstream = {node: tuple(dag.predecessors(node)) for node in dag.nodes}
+    return Dag(path, targets, upstream, tuple(dag.topological_order()))
 
 
 def match_input(
     logical: str, dependency: DependencySpec | None, upstream: list[tuple[str, Target]]
 ) -> tuple[str, str] | None:
-    """The (upstream node, output logical name) that feeds an input, or None."""
-    for node, target in upstream:  # 1. the output's logical name or an alias is the input's
+    """The (upstream node, output logical name) that feeds an input, or None.
+
+    With a dependency spec, the planner's scorer decides (:mod:`stepkit.plan.wiring`); an
+    input the spec does not describe is matched by an output's name or alias alone.
+    """
+    from stepkit.plan.wiring import Upstream, wire_node
+
+    if dependency is not None:
+        ups = [
+            Upstream(
+                node, split_node_name(node)[0], list(t.spec.outputs.values()) if t.spec else []
+            )
+            for node, t in upstream
+        ]
+        wires, _ = wire_node("", [dependency], ups)
+        if wires:
+            return wires[0].source, wires[0].output
+    for node, target in upstream:
         if target.spec is not None:
             found = target.spec.get_output(logical)
             if found is not None:
                 return node, found.logical_name
         elif target.contract is not None and logical in target.contract.expected_output_paths:
             return node, logical
-    if dependency is None:
-        return None
-    best: tuple[tuple[int, int], str, str] | None = None
-    for node, target in upstream:  # 2. a compatible source: the best-fitting output
-        base = split_node_name(node)[0]
-        if base not in dependency.compatible_sources or target.spec is None:
-            continue
-        for output in target.spec.outputs.values():
-            score = _score(dependency, output)
-            if best is None or score > best[0]:
-                best = (score, node, output.logical_name)
-    return (best[1], best[2]) if best else None
+    return None
 
 
 def _wire(
