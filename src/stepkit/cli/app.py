@@ -68,9 +68,10 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import registry
+    from stepkit.cli import registry, runs
 
     app.add_typer(registry.app, name="registry")
+    app.add_typer(runs.app, name="runs")
 
 
 _mount()
