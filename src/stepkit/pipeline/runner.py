@@ -41,8 +41,6 @@ from stepkit.pipeline.stage import Stage
 from stepkit.state.base import StateRepository
 from stepkit.state.records import LogBatch, RunRecord, RunStatus, StageRecord, StageStatus
 
-_log = get_logger("stepkit.pipeline")
-
 
 @cache
 def _instruments() -> tuple[Any, Any, Any]:
@@ -93,6 +91,7 @@ class Runner:
         self._processes = ProcessTable()
         self._tokens = itertools.count(1)
         self._last_failure: dict[str, StageRecord] = {}
+        self._log: Any = None
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -114,6 +113,8 @@ class Runner:
         cancelled = interrupted = False
         retries = run.retries
         histogram, retry_counter, failure_counter = _instruments()
+        # Bound per run (not at import), so logging configured after import is honoured.
+        self._log = _log = get_logger("stepkit.pipeline")
 
         first_failure: list[str] = []
 
@@ -377,6 +378,19 @@ class Runner:
         events = self._events
         stage = item.stage
         future: Future[Any]
+        in_process = stage.mode == "direct" or (
+            stage.mode == "distributed" and self.executor is None
+        )
+        if in_process and stage.timeout is not None:
+            # A stage that may be abandoned gets a daemon thread of its own: Python cannot
+            # kill a thread, and a pool thread would hold the interpreter open at exit.
+            threading.Thread(
+                target=self._run_on_own_thread,
+                args=(token, item),
+                name=f"stepkit-{stage.name}",
+                daemon=True,
+            ).start()
+            return
         if stage.mode == "direct":
             future = self._pool.submit(run_direct, stage, item.context)
         elif stage.mode == "subprocess":
@@ -393,6 +407,18 @@ class Runner:
         item.future = future
         future.add_done_callback(lambda done: events.put(("done", token, done)))
 
+    def _run_on_own_thread(self, token: int, item: _Active) -> None:
+        started = time.time()
+        try:
+            if item.stage.mode == "direct":
+                outcome = run_direct(item.stage, item.context)
+            else:
+                report = run_in_worker(item.stage.target, item.context.to_payload())
+                outcome = outcome_from_report(item.stage.name, report)
+        except BaseException as exc:  # reported to the runner, which records it
+            outcome = failure(exc, started_at=started)
+        self._events.put(("done", token, outcome))
+
     def _outcome(self, item: _Active, future: Future[Any] | Outcome) -> Outcome:
         if isinstance(future, Outcome):
             return future
@@ -408,15 +434,10 @@ class Runner:
         return outcome_from_report(item.stage.name, value)
 
     def _abandon(self, item: _Active) -> None:
-        """A timed-out direct or distributed attempt: its thread cannot be killed, so it is
-        left to finish on its own; a fresh pool keeps the run's capacity."""
+        """A timed-out attempt: its thread (its own daemon thread, or the executor's worker)
+        cannot be killed, so it is left to finish; its result will be ignored."""
         if item.future is not None:
             item.future.cancel()
-        if item.stage.mode == "direct" or self.executor is None:
-            self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(
-                max_workers=self.max_workers, thread_name_prefix="stepkit"
-            )
 
     def _record(
         self,
@@ -450,7 +471,7 @@ class Runner:
             )
             stage_writes.append(record)
             outputs_of[name] = outputs
-            _log.info(
+            self._log.info(
                 "stage_completed",
                 run_id=run.run_id,
                 stage=name,
@@ -482,7 +503,7 @@ class Runner:
                 retry_heap, (time.time() + delay, next(self._tokens), name, item.attempt + 1)
             )
             retry_counter.add(1, attrs)
-            _log.info(
+            self._log.info(
                 "stage_retried",
                 run_id=run.run_id,
                 stage=name,
@@ -493,7 +514,7 @@ class Runner:
             )
             return 1
         failure_counter.add(1, attrs)
-        _log.warning(
+        self._log.warning(
             "stage_failed",
             run_id=run.run_id,
             stage=name,
