@@ -209,3 +209,36 @@ def test_ctrl_c_cancels_the_run_kills_its_stages_and_exits_130(
     finally:
         state.close()
     assert not list(Path(tempfile.gettempdir()).glob(f"stepkit-{failed.run_id}*"))
+
+
+def test_runs_logs_follow_prints_new_lines_until_the_run_ends(project: Project) -> None:
+    import threading
+
+    from stepkit.state import RunRecord
+
+    state = SQLiteStateRepository.for_project(project)
+    run = RunRecord(run_id="live-run", pipeline="demo", status=RunStatus.RUNNING, graph={"s": ()})
+    state.commit(runs=[run], logs=[LogBatch("live-run", "s", 1, "stdout", 1.0, ["first"])])
+
+    def later() -> None:
+        writer = SQLiteStateRepository.for_project(project)
+        try:
+            time.sleep(0.3)
+            writer.commit(logs=[LogBatch("live-run", "s", 1, "stderr", 2.0, ["second"])])
+            time.sleep(0.3)
+            writer.commit(
+                runs=[RunRecord(run_id="live-run", pipeline="demo", status=RunStatus.COMPLETED)],
+                logs=[LogBatch("live-run", "s", 1, "stdout", 3.0, ["last"])],
+            )
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    try:
+        code, out = _cli(project, "logs", "live-run", "--follow")
+    finally:
+        thread.join()
+        state.close()
+    assert code == 0
+    assert out.splitlines() == ["s stdout: first", "s stderr: second", "s stdout: last"]

@@ -208,13 +208,18 @@ def logs(
 
             raise UnknownStageError(stage, run.graph)
         after = 0
+        running = follow
         while True:
+            # Read the status before the lines: lines committed with the final status are
+            # then still read by the last pass.
+            if running:
+                running = state.get_run(run_id).status == RunStatus.RUNNING
             page = state.logs(run_id, stage=stage, after=after, limit=10_000)
             _print_logs(page)
             if page:
                 after = page[-1].seq
                 continue
-            if not follow or state.get_run(run_id).status != RunStatus.RUNNING:
+            if not running:
                 return
             time.sleep(0.5)
 
@@ -274,6 +279,7 @@ def resume(
     from stepkit.errors import PipelineDefinitionError
     from stepkit.pipeline import RunCancelled
 
+    project = load_project(ctx)
     with _state(ctx) as state:
         run = state.get_run(run_id)
         source = pipeline or run.source
@@ -283,7 +289,9 @@ def resume(
             )
         pipe = _load_pipeline(source)
         try:
-            result = pipe.resume(run_id, state=state, max_workers=max_workers)
+            result = pipe.resume(
+                run_id, state=state, max_workers=max_workers or project.run.max_workers
+            )
         except RunCancelled as cancelled:
             typer.echo(f"run {cancelled.result.run_id} cancelled", err=True)
             raise typer.Exit(130) from None
