@@ -288,6 +288,14 @@ class Runner:
                 stopping = "run cancelled (interrupted)"
                 stop_active(stopping)
 
+        # Lines a stopped stage wrote before it was killed are still worth keeping.
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if event[0] == "logs":
+                log_writes.extend(event[1])
         status = RunStatus.COMPLETED
         if cancelled:
             status = RunStatus.CANCELLED
