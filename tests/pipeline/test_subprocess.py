@@ -141,3 +141,22 @@ def test_outputs_that_are_not_json_fail_in_every_mode(
         "Stage 'bad': output 'tags': set is not JSON-serializable "
         "(Object of type set is not JSON serializable)"
     )
+
+
+def test_the_subprocess_child_loads_no_stepkit_package_and_nothing_heavy(
+    state: SQLiteStateRepository,
+) -> None:
+    from . import bare_stages
+
+    pipe = Pipeline("lean")
+    pipe.add("probe", bare_stages.loaded_modules, mode="subprocess")
+    result = pipe.run(state=state)
+    assert result.ok, result.error
+    loaded = set(result.outputs["probe"]["modules"])
+    # stepkit's three child modules arrive compiled; the packages are never imported.
+    assert {
+        "stepkit.pipeline.context",
+        "stepkit.pipeline.invoke",
+        "stepkit.pipeline.child",
+    } <= loaded
+    assert not loaded & {"stepkit", "stepkit.pipeline", "typing", "json", "pickle", "pathlib", "re"}

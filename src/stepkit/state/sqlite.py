@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stepkit.errors import UnknownRunError
-from stepkit.sqlite import connect, transaction
+from stepkit.errors import StateStoreError, UnknownRunError
+from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
 from stepkit.state import codec
 from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
 
@@ -135,6 +135,21 @@ class SQLiteStateRepository:
     ) -> None:
         run_rows = [_run_row(run) for run in runs]
         stage_rows = [_stage_row(stage) for stage in stages]
+        try:
+            self._write(run_rows, stage_rows, logs)
+        except sqlite3.OperationalError as exc:
+            # Only after the 60 s busy timeout: say what happened, in one line.
+            raise StateStoreError(
+                f"State file {self.path}: {exc} (another process kept it busy for over "
+                f"{BUSY_TIMEOUT_MS // 1000} s); nothing from this batch was written."
+            ) from exc
+
+    def _write(
+        self,
+        run_rows: list[tuple[Any, ...]],
+        stage_rows: list[tuple[Any, ...]],
+        logs: Sequence[LogBatch],
+    ) -> None:
         with self._lock, transaction(self._conn) as conn:
             if run_rows:
                 conn.executemany(_UPSERT_RUN, run_rows)
