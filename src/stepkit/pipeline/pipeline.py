@@ -309,8 +309,10 @@ class Pipeline:
             cancel_event=cancel_event,
         )
         try:
-            with Heartbeat(state, run.run_id, lease_seconds=lease_seconds):
-                return runner.execute(run, kept=kept, last_attempt=last_attempt)
+            with Heartbeat(state, run.run_id, lease_seconds=lease_seconds) as heartbeat:
+                return runner.execute(
+                    run, kept=kept, last_attempt=last_attempt, lease_lost=heartbeat.lost
+                )
         finally:
             runner.close()
             resources.close()

@@ -132,7 +132,7 @@ def _gantt(records: Sequence[StageRecord]) -> str:
     end = max((r.finished_at or r.started_at or start) for r in ran)
     span = max(end - start, 1e-6)
     height = len(ran) * _ROW_H + 30
-    width = _LABEL_W + _CHART_W + 20
+    width = _LABEL_W + _CHART_W + 60  # room for the last tick's label
     parts = [f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
     for tick in range(5):
         x = _LABEL_W + _CHART_W * tick / 4

@@ -96,9 +96,18 @@ class Runner:
     # -- the loop ----------------------------------------------------------------------------
 
     def execute(
-        self, run: RunRecord, *, kept: Mapping[str, StageRecord], last_attempt: Mapping[str, int]
+        self,
+        run: RunRecord,
+        *,
+        kept: Mapping[str, StageRecord],
+        last_attempt: Mapping[str, int],
+        lease_lost: threading.Event | None = None,
     ) -> RunResult:
-        """Run every stage not in ``kept`` (completed earlier); returns when all are final."""
+        """Run every stage not in ``kept`` (completed earlier); returns when all are final.
+
+        If ``lease_lost`` is set (another runner reaped this run, taking us for dead), the
+        run stops as if cancelled and leaves the run record to whoever holds it now.
+        """
         sorter = graphlib.TopologicalSorter(self.graph)
         sorter.prepare()
         ready: deque[str] = deque(sorter.get_ready())
@@ -110,7 +119,7 @@ class Runner:
         log_writes: list[LogBatch] = []
         launches: list[_Active] = []
         stopping: str | None = None
-        cancelled = interrupted = False
+        cancelled = interrupted = lost = False
         retries = run.retries
         histogram, retry_counter, failure_counter = _instruments()
         # Bound per run (not at import), so logging configured after import is honoured.
@@ -152,6 +161,10 @@ class Runner:
                     cancelled = True
                     stopping = "run cancelled"
                     stop_active(stopping)
+                if lease_lost is not None and lease_lost.is_set() and not cancelled:
+                    cancelled = lost = True
+                    stopping = "lease lost: another runner took the run over"
+                    stop_active(stopping)
                 # Retries whose wait is over, then stages whose dependencies are final.
                 while (
                     retry_heap
@@ -189,7 +202,7 @@ class Runner:
                     attempt = last_attempt.get(name, 0) + 1
                     launches.append(self._prepare(run, name, attempt, outputs_of, stage_writes))
                 # One commit for everything learnt this turn, before anything new starts.
-                if stage_writes or log_writes:
+                if (stage_writes or log_writes) and not lost:
                     self.state.commit(stages=stage_writes, logs=log_writes)
                 stage_writes.clear()
                 log_writes.clear()
@@ -229,6 +242,8 @@ class Runner:
                     wake = min(wake, retry_heap[0][0])
                 if self.cancel_event is not None:
                     wake = min(wake, time.time() + 0.05)
+                if lease_lost is not None:
+                    wake = min(wake, time.time() + min(0.5, self.lease_seconds / 3))
                 try:
                     event = self._events.get(timeout=max(0.0, wake - time.time()))
                 except queue.Empty:
@@ -315,7 +330,9 @@ class Runner:
             retries=retries,
             lease_expires_at=None,
         )
-        self.state.commit(runs=[run], stages=stage_writes, logs=log_writes)
+        # A lost lease means the run is someone else's now: its records are theirs to write.
+        if not lost:
+            self.state.commit(runs=[run], stages=stage_writes, logs=log_writes)
         result = RunResult(
             run_id=run.run_id,
             pipeline=run.pipeline,
