@@ -259,7 +259,9 @@ class Pipeline:
             pid=os.getpid(),
             lease_expires_at=now + lease_seconds,
         )
-        state.commit(runs=[run])
+        if not state.claim_run(run):  # another runner resumed it a moment ago
+            current = state.get_run(run_id)
+            raise RunLeaseError(run_id, holder(current), (current.lease_expires_at or now) - now)
         return self._execute(
             run,
             state=state,

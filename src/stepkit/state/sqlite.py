@@ -172,6 +172,19 @@ class SQLiteStateRepository:
         if logs:
             self._stream_ids.update(new_streams)
 
+    def claim_run(self, run: RunRecord) -> bool:
+        row = _run_row(run)
+        # BEGIN IMMEDIATE holds the write lock from the read to the write: check-then-set
+        # is atomic across processes.
+        with self._lock, transaction(self._conn) as conn:
+            current = conn.execute(
+                "SELECT status FROM runs WHERE run_id = ?", (run.run_id,)
+            ).fetchone()
+            if current is not None and current[0] == str(RunStatus.RUNNING):
+                return False
+            conn.execute(_UPSERT_RUN, row)
+            return True
+
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         with self._lock, transaction(self._conn) as conn:
             cursor = conn.execute(
