@@ -112,6 +112,16 @@ def test_unknown_runs_stages_and_statuses_get_suggestions(project: Project) -> N
     assert f"Did you mean '{run_id}'?" in str(result.exception)
     code, out = _cli(project, "list", "--status", "complete")
     assert code == 2 and "did you mean 'completed'?" in out
+    result = CliRunner().invoke(
+        app, ["--project", str(project.root), "runs", "resume", run_id, "--pipeline", "nosuch:make"]
+    )
+    assert str(result.exception) == (
+        "--pipeline 'nosuch:make': cannot import nosuch: No module named 'nosuch'"
+    )
+    result = CliRunner().invoke(app, ["--project", str(project.root), "runs", "resume", run_id])
+    assert str(result.exception) == (
+        f"Run {run_id!r} recorded no pipeline source; pass --pipeline MODULE:ATTR."
+    )
 
 
 def test_runs_report_is_self_contained_html(project: Project, tmp_path: Path) -> None:

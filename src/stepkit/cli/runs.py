@@ -246,7 +246,12 @@ def _load_pipeline(source: str) -> Pipeline:
         spec.loader.exec_module(module)
     else:
         sys.path.insert(0, str(Path.cwd()))
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PipelineDefinitionError(
+                f"--pipeline {source!r}: cannot import {module_name}: {exc}"
+            ) from exc
     target = getattr(module, attr, None)
     if target is None:
         raise PipelineDefinitionError(f"--pipeline {source!r}: {module_name} has no {attr!r}.")
