@@ -63,13 +63,14 @@ def test_a_subprocess_timeout_kills_the_whole_process_tree(
 ) -> None:
     pids_file = tmp_path / "pids"
     pipe = Pipeline("sub-timeout")
-    pipe.add("hang", stages.sleep_with_grandchild, mode="subprocess", timeout=1.0)
+    # Long enough for the child to start its grandchild even on a loaded machine.
+    pipe.add("hang", stages.sleep_with_grandchild, mode="subprocess", timeout=2.0)
     started = time.monotonic()
     result = pipe.run(inputs={"pids": str(pids_file)}, state=state)
     assert time.monotonic() - started < 30
     assert result.stages["hang"].status == StageStatus.TIMED_OUT
     assert result.stages["hang"].error_message == (
-        "Stage 'hang' timed out after 1 s (process tree killed)."
+        "Stage 'hang' timed out after 2 s (process tree killed)."
     )
     child, grandchild = (int(p) for p in pids_file.read_text().split())
     for pid in (child, grandchild):
