@@ -252,6 +252,9 @@ def run_subprocess(
             pass_fds=(report_write,),
             start_new_session=True,  # its own process group: the tree can be killed as one
         )
+    except BaseException:
+        os.close(report_read)
+        raise
     finally:
         os.close(report_write)
     if not processes.add(proc):
