@@ -74,3 +74,26 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
+
+
+def first(context: StageContext) -> Mapping[str, Any]:
+    return {"ready": True}
+
+
+def hang(context: StageContext) -> None:
+    """Fails while marker/fail exists; otherwise records its pid and sleeps."""
+    import os
+
+    marker = Path(context.inputs["marker"])
+    if (marker / "fail").exists():
+        raise RuntimeError("told to fail")
+    (context.temp_dir() / "work").write_text("partial")
+    (marker / "pid").write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def interruptible() -> Pipeline:
+    pipe = Pipeline("interruptible", source="pipeline.runner_scripts:interruptible")
+    pipe.add("first", first)
+    pipe.add("hang", hang, depends_on=["first"], mode="subprocess")
+    return pipe

@@ -361,3 +361,35 @@ def test_cancellation_records_cancelled_and_leaves_no_temp_folders(
     assert result.stages["next"].status == StageStatus.SKIPPED
     assert state.get_run(result.run_id).status == RunStatus.CANCELLED
     assert list(temp_root.iterdir()) == []
+
+
+def test_a_runner_whose_lease_was_taken_over_stops_and_leaves_the_run_alone(
+    state: SQLiteStateRepository,
+) -> None:
+    from stepkit.state.leases import interrupt
+
+    release = threading.Event()
+
+    def taken_over(context: StageContext) -> None:
+        # Another runner decides we are dead and reaps the run while this stage runs.
+        other = SQLiteStateRepository(state.path)
+        try:
+            interrupt(other, other.get_run(context.run_id))
+        finally:
+            other.close()
+        release.wait(10)
+
+    pipe = Pipeline("taken")
+    pipe.add("slow", taken_over, timeout=30)
+    pipe.add("next", lambda context: None, depends_on=["slow"])
+    try:
+        result = pipe.run(state=state, lease_seconds=0.3)
+    finally:
+        release.set()
+    assert result.status == RunStatus.CANCELLED
+    assert result.stages["slow"].reason == "lease lost: another runner took the run over"
+    # The run and its attempts stay as the other runner left them.
+    assert state.get_run(result.run_id).status == RunStatus.INTERRUPTED
+    assert [(r.stage, str(r.status)) for r in state.stage_records(result.run_id)] == [
+        ("slow", "interrupted")
+    ]

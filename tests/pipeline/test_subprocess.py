@@ -63,13 +63,14 @@ def test_a_subprocess_timeout_kills_the_whole_process_tree(
 ) -> None:
     pids_file = tmp_path / "pids"
     pipe = Pipeline("sub-timeout")
-    pipe.add("hang", stages.sleep_with_grandchild, mode="subprocess", timeout=1.0)
+    # Long enough for the child to start its grandchild even on a loaded machine.
+    pipe.add("hang", stages.sleep_with_grandchild, mode="subprocess", timeout=2.0)
     started = time.monotonic()
     result = pipe.run(inputs={"pids": str(pids_file)}, state=state)
     assert time.monotonic() - started < 30
     assert result.stages["hang"].status == StageStatus.TIMED_OUT
     assert result.stages["hang"].error_message == (
-        "Stage 'hang' timed out after 1 s (process tree killed)."
+        "Stage 'hang' timed out after 2 s (process tree killed)."
     )
     child, grandchild = (int(p) for p in pids_file.read_text().split())
     for pid in (child, grandchild):
@@ -141,3 +142,22 @@ def test_outputs_that_are_not_json_fail_in_every_mode(
         "Stage 'bad': output 'tags': set is not JSON-serializable "
         "(Object of type set is not JSON serializable)"
     )
+
+
+def test_the_subprocess_child_loads_no_stepkit_package_and_nothing_heavy(
+    state: SQLiteStateRepository,
+) -> None:
+    from . import bare_stages
+
+    pipe = Pipeline("lean")
+    pipe.add("probe", bare_stages.loaded_modules, mode="subprocess")
+    result = pipe.run(state=state)
+    assert result.ok, result.error
+    loaded = set(result.outputs["probe"]["modules"])
+    # stepkit's three child modules arrive compiled; the packages are never imported.
+    assert {
+        "stepkit.pipeline.context",
+        "stepkit.pipeline.invoke",
+        "stepkit.pipeline.child",
+    } <= loaded
+    assert not loaded & {"stepkit", "stepkit.pipeline", "typing", "json", "pickle", "pathlib", "re"}

@@ -208,3 +208,13 @@ def test_sqlite_state_lives_in_the_project_state_dir(write_project) -> None:  # 
         assert reopened.get_run("r1").inputs == {"n": 3, "names": ["a", "b"]}
     finally:
         reopened.close()
+
+
+def test_claim_run_succeeds_only_when_the_run_is_not_running(repo: StateRepository) -> None:
+    repo.commit(runs=[_run(status=RunStatus.INTERRUPTED)])
+    mine = _run(pid=111)
+    assert repo.claim_run(mine) is True
+    assert repo.get_run("r1").pid == 111
+    assert repo.claim_run(_run(pid=222)) is False  # running now: someone else holds it
+    assert repo.get_run("r1").pid == 111
+    assert repo.claim_run(_run("fresh")) is True  # a new run can always be claimed

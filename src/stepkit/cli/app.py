@@ -75,15 +75,16 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import artifacts, catalog, registry, testing
+    from stepkit.cli import artifacts, catalog, registry, runs, testing
     from stepkit.cli import run as run_commands
 
     app.add_typer(registry.app, name="registry")
     app.add_typer(catalog.app, name="catalog")
     app.add_typer(testing.app, name="test")
-    app.add_typer(artifacts.app, name="artifacts")
     app.command("plan")(run_commands.plan)
     app.command("run")(run_commands.run)
+    app.add_typer(runs.app, name="runs")
+    app.add_typer(artifacts.app, name="artifacts")
 
 
 _mount()

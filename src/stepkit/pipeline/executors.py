@@ -144,6 +144,17 @@ def _child_modules() -> list[tuple[str, str, bytes]]:
     return modules
 
 
+@functools.cache
+def _site_flag() -> tuple[str, ...]:
+    """``-S`` (skip ``site``: the path comes with the request) unless an import hook that
+    only ``site`` installs is in use — an editable install's finder, say."""
+    for finder in sys.meta_path:
+        kind = type(finder) if not isinstance(finder, type) else finder
+        if kind.__module__.startswith("__editable__") or "editable" in kind.__name__.lower():
+            return ()
+    return ("-S",)
+
+
 def stage_request(stage: Stage, context: StageContext) -> dict[str, Any]:
     """What the child needs: its modules, the stage by module and name (pickled if an
     object), the context as plain values."""
@@ -194,8 +205,8 @@ class ProcessTable:
 
 
 def kill_tree(pid: int) -> None:
-    """Kill a process and every descendant (SIGKILL, which nothing can ignore). The root is
-    left for its parent (this process) to reap, the descendants for theirs."""
+    """Kill a process and every descendant (SIGKILL, which nothing can ignore) and wait,
+    briefly, until they are dead. The root is left for its parent (us) to reap."""
     try:
         root = psutil.Process(pid)
         procs = [*root.children(recursive=True), root]
@@ -209,6 +220,15 @@ def kill_tree(pid: int) -> None:
     # The child leads its own session: its group catches descendants that were re-parented.
     with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is empty
         os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    for proc in procs:
+        while time.monotonic() < deadline:
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.005)
 
 
 def run_subprocess(
@@ -225,13 +245,16 @@ def run_subprocess(
     request["fd"] = report_write
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", BOOTSTRAP],
+            [sys.executable, *_site_flag(), "-c", BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(report_write,),
             start_new_session=True,  # its own process group: the tree can be killed as one
         )
+    except BaseException:
+        os.close(report_read)
+        raise
     finally:
         os.close(report_write)
     if not processes.add(proc):

@@ -259,7 +259,9 @@ class Pipeline:
             pid=os.getpid(),
             lease_expires_at=now + lease_seconds,
         )
-        state.commit(runs=[run])
+        if not state.claim_run(run):  # another runner resumed it a moment ago
+            current = state.get_run(run_id)
+            raise RunLeaseError(run_id, holder(current), (current.lease_expires_at or now) - now)
         return self._execute(
             run,
             state=state,
@@ -309,8 +311,10 @@ class Pipeline:
             cancel_event=cancel_event,
         )
         try:
-            with Heartbeat(state, run.run_id, lease_seconds=lease_seconds):
-                return runner.execute(run, kept=kept, last_attempt=last_attempt)
+            with Heartbeat(state, run.run_id, lease_seconds=lease_seconds) as heartbeat:
+                return runner.execute(
+                    run, kept=kept, last_attempt=last_attempt, lease_lost=heartbeat.lost
+                )
         finally:
             runner.close()
             resources.close()

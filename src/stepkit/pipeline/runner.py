@@ -41,8 +41,6 @@ from stepkit.pipeline.stage import Stage
 from stepkit.state.base import StateRepository
 from stepkit.state.records import LogBatch, RunRecord, RunStatus, StageRecord, StageStatus
 
-_log = get_logger("stepkit.pipeline")
-
 
 @cache
 def _instruments() -> tuple[Any, Any, Any]:
@@ -93,13 +91,23 @@ class Runner:
         self._processes = ProcessTable()
         self._tokens = itertools.count(1)
         self._last_failure: dict[str, StageRecord] = {}
+        self._log: Any = None
 
     # -- the loop ----------------------------------------------------------------------------
 
     def execute(
-        self, run: RunRecord, *, kept: Mapping[str, StageRecord], last_attempt: Mapping[str, int]
+        self,
+        run: RunRecord,
+        *,
+        kept: Mapping[str, StageRecord],
+        last_attempt: Mapping[str, int],
+        lease_lost: threading.Event | None = None,
     ) -> RunResult:
-        """Run every stage not in ``kept`` (completed earlier); returns when all are final."""
+        """Run every stage not in ``kept`` (completed earlier); returns when all are final.
+
+        If ``lease_lost`` is set (another runner reaped this run, taking us for dead), the
+        run stops as if cancelled and leaves the run record to whoever holds it now.
+        """
         sorter = graphlib.TopologicalSorter(self.graph)
         sorter.prepare()
         ready: deque[str] = deque(sorter.get_ready())
@@ -111,9 +119,11 @@ class Runner:
         log_writes: list[LogBatch] = []
         launches: list[_Active] = []
         stopping: str | None = None
-        cancelled = interrupted = False
+        cancelled = interrupted = lost = False
         retries = run.retries
         histogram, retry_counter, failure_counter = _instruments()
+        # Bound per run (not at import), so logging configured after import is honoured.
+        self._log = _log = get_logger("stepkit.pipeline")
 
         first_failure: list[str] = []
 
@@ -150,6 +160,10 @@ class Runner:
                 if self.cancel_event is not None and self.cancel_event.is_set() and not cancelled:
                     cancelled = True
                     stopping = "run cancelled"
+                    stop_active(stopping)
+                if lease_lost is not None and lease_lost.is_set() and not cancelled:
+                    cancelled = lost = True
+                    stopping = "lease lost: another runner took the run over"
                     stop_active(stopping)
                 # Retries whose wait is over, then stages whose dependencies are final.
                 while (
@@ -188,7 +202,7 @@ class Runner:
                     attempt = last_attempt.get(name, 0) + 1
                     launches.append(self._prepare(run, name, attempt, outputs_of, stage_writes))
                 # One commit for everything learnt this turn, before anything new starts.
-                if stage_writes or log_writes:
+                if (stage_writes or log_writes) and not lost:
                     self.state.commit(stages=stage_writes, logs=log_writes)
                 stage_writes.clear()
                 log_writes.clear()
@@ -228,6 +242,8 @@ class Runner:
                     wake = min(wake, retry_heap[0][0])
                 if self.cancel_event is not None:
                     wake = min(wake, time.time() + 0.05)
+                if lease_lost is not None:
+                    wake = min(wake, time.time() + min(0.5, self.lease_seconds / 3))
                 try:
                     event = self._events.get(timeout=max(0.0, wake - time.time()))
                 except queue.Empty:
@@ -287,6 +303,14 @@ class Runner:
                 stopping = "run cancelled (interrupted)"
                 stop_active(stopping)
 
+        # Lines a stopped stage wrote before it was killed are still worth keeping.
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if event[0] == "logs":
+                log_writes.extend(event[1])
         status = RunStatus.COMPLETED
         if cancelled:
             status = RunStatus.CANCELLED
@@ -306,7 +330,9 @@ class Runner:
             retries=retries,
             lease_expires_at=None,
         )
-        self.state.commit(runs=[run], stages=stage_writes, logs=log_writes)
+        # A lost lease means the run is someone else's now: its records are theirs to write.
+        if not lost:
+            self.state.commit(runs=[run], stages=stage_writes, logs=log_writes)
         result = RunResult(
             run_id=run.run_id,
             pipeline=run.pipeline,
@@ -377,6 +403,19 @@ class Runner:
         events = self._events
         stage = item.stage
         future: Future[Any]
+        in_process = stage.mode == "direct" or (
+            stage.mode == "distributed" and self.executor is None
+        )
+        if in_process and stage.timeout is not None:
+            # A stage that may be abandoned gets a daemon thread of its own: Python cannot
+            # kill a thread, and a pool thread would hold the interpreter open at exit.
+            threading.Thread(
+                target=self._run_on_own_thread,
+                args=(token, item),
+                name=f"stepkit-{stage.name}",
+                daemon=True,
+            ).start()
+            return
         if stage.mode == "direct":
             future = self._pool.submit(run_direct, stage, item.context)
         elif stage.mode == "subprocess":
@@ -393,6 +432,18 @@ class Runner:
         item.future = future
         future.add_done_callback(lambda done: events.put(("done", token, done)))
 
+    def _run_on_own_thread(self, token: int, item: _Active) -> None:
+        started = time.time()
+        try:
+            if item.stage.mode == "direct":
+                outcome = run_direct(item.stage, item.context)
+            else:
+                report = run_in_worker(item.stage.target, item.context.to_payload())
+                outcome = outcome_from_report(item.stage.name, report)
+        except BaseException as exc:  # reported to the runner, which records it
+            outcome = failure(exc, started_at=started)
+        self._events.put(("done", token, outcome))
+
     def _outcome(self, item: _Active, future: Future[Any] | Outcome) -> Outcome:
         if isinstance(future, Outcome):
             return future
@@ -408,15 +459,10 @@ class Runner:
         return outcome_from_report(item.stage.name, value)
 
     def _abandon(self, item: _Active) -> None:
-        """A timed-out direct or distributed attempt: its thread cannot be killed, so it is
-        left to finish on its own; a fresh pool keeps the run's capacity."""
+        """A timed-out attempt: its thread (its own daemon thread, or the executor's worker)
+        cannot be killed, so it is left to finish; its result will be ignored."""
         if item.future is not None:
             item.future.cancel()
-        if item.stage.mode == "direct" or self.executor is None:
-            self._pool.shutdown(wait=False)
-            self._pool = ThreadPoolExecutor(
-                max_workers=self.max_workers, thread_name_prefix="stepkit"
-            )
 
     def _record(
         self,
@@ -450,7 +496,7 @@ class Runner:
             )
             stage_writes.append(record)
             outputs_of[name] = outputs
-            _log.info(
+            self._log.info(
                 "stage_completed",
                 run_id=run.run_id,
                 stage=name,
@@ -482,7 +528,7 @@ class Runner:
                 retry_heap, (time.time() + delay, next(self._tokens), name, item.attempt + 1)
             )
             retry_counter.add(1, attrs)
-            _log.info(
+            self._log.info(
                 "stage_retried",
                 run_id=run.run_id,
                 stage=name,
@@ -493,7 +539,7 @@ class Runner:
             )
             return 1
         failure_counter.add(1, attrs)
-        _log.warning(
+        self._log.warning(
             "stage_failed",
             run_id=run.run_id,
             stage=name,

@@ -30,6 +30,11 @@ class StateRepository(Protocol):
         durable; if it raises, none of it was written."""
         ...
 
+    def claim_run(self, run: RunRecord) -> bool:
+        """Write ``run`` (a running run) only if the stored run is not running: the atomic
+        check that keeps two runners from resuming the same run. False if it was."""
+        ...
+
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         """Move a running run's lease to ``expires_at`` (the heartbeat); touches nothing
         else. False if the run is no longer running (someone reaped it)."""

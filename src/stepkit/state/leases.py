@@ -78,6 +78,8 @@ class Heartbeat:
         self._run_id = run_id
         self._lease = lease_seconds
         self._stop = threading.Event()
+        #: Set when a renewal finds the run no longer ours (another runner reaped it).
+        self.lost = threading.Event()
         self._thread = threading.Thread(
             target=self._beat, name=f"stepkit-heartbeat-{run_id}", daemon=True
         )
@@ -96,7 +98,9 @@ class Heartbeat:
 
         while not self._stop.wait(self._lease / 3):
             try:
-                self._repo.renew_lease(self._run_id, expires_at=time.time() + self._lease)
+                if not self._repo.renew_lease(self._run_id, expires_at=time.time() + self._lease):
+                    self.lost.set()
+                    return
             except (StateStoreError, OSError) as exc:  # a missed beat; the next may land
                 get_logger("stepkit.state").warning(
                     "lease_renewal_failed", run_id=self._run_id, error=str(exc)

@@ -56,6 +56,16 @@ class MemoryStateRepository:
                     for offset, line in enumerate(batch.lines)
                 )
 
+    def claim_run(self, run: RunRecord) -> bool:
+        stored = _roundtrip_run(run)
+        with self._lock:
+            self._check_open()
+            current = self._runs.get(run.run_id)
+            if current is not None and current.status == RunStatus.RUNNING:
+                return False
+            self._runs[run.run_id] = stored
+            return True
+
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         with self._lock:
             self._check_open()

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stepkit.errors import UnknownRunError
-from stepkit.sqlite import connect, transaction
+from stepkit.errors import StateStoreError, UnknownRunError
+from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
 from stepkit.state import codec
 from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
 
@@ -135,6 +135,21 @@ class SQLiteStateRepository:
     ) -> None:
         run_rows = [_run_row(run) for run in runs]
         stage_rows = [_stage_row(stage) for stage in stages]
+        try:
+            self._write(run_rows, stage_rows, logs)
+        except sqlite3.OperationalError as exc:
+            # Only after the 60 s busy timeout: say what happened, in one line.
+            raise StateStoreError(
+                f"State file {self.path}: {exc} (another process kept it busy for over "
+                f"{BUSY_TIMEOUT_MS // 1000} s); nothing from this batch was written."
+            ) from exc
+
+    def _write(
+        self,
+        run_rows: list[tuple[Any, ...]],
+        stage_rows: list[tuple[Any, ...]],
+        logs: Sequence[LogBatch],
+    ) -> None:
         with self._lock, transaction(self._conn) as conn:
             if run_rows:
                 conn.executemany(_UPSERT_RUN, run_rows)
@@ -156,6 +171,19 @@ class SQLiteStateRepository:
         # Only now, the transaction committed: a rolled-back stream row must not be cached.
         if logs:
             self._stream_ids.update(new_streams)
+
+    def claim_run(self, run: RunRecord) -> bool:
+        row = _run_row(run)
+        # BEGIN IMMEDIATE holds the write lock from the read to the write: check-then-set
+        # is atomic across processes.
+        with self._lock, transaction(self._conn) as conn:
+            current = conn.execute(
+                "SELECT status FROM runs WHERE run_id = ?", (run.run_id,)
+            ).fetchone()
+            if current is not None and current[0] == str(RunStatus.RUNNING):
+                return False
+            conn.execute(_UPSERT_RUN, row)
+            return True
 
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         with self._lock, transaction(self._conn) as conn:

@@ -1,0 +1,325 @@
+"""``stepkit runs …``: list, show, logs, resume and report pipeline runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stepkit.cli.common import console, load_project, print_json
+
+if TYPE_CHECKING:
+    from stepkit.pipeline import Pipeline
+    from stepkit.state import LogEvent, RunRecord, StageRecord, StateRepository
+
+app = typer.Typer(help="Pipeline runs: what happened, when, and why.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@contextmanager
+def _state(ctx: typer.Context) -> Iterator[StateRepository]:
+    from stepkit.errors import StateStoreError
+    from stepkit.state import SQLiteStateRepository
+
+    project = load_project(ctx)
+    if project.state.url:
+        raise StateStoreError(
+            f"state url {project.state.url!r}: only the SQLite state file is supported yet."
+        )
+    repo = SQLiteStateRepository.for_project(project)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def _when(ts: float | None) -> str:
+    return "–" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _run_duration(run: RunRecord) -> float | None:
+    if run.started_at is None:
+        return None
+    return (run.finished_at or time.time()) - run.started_at
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    data = asdict(run)
+    data["status"] = str(run.status)
+    data["graph"] = {k: list(v) for k, v in run.graph.items()}
+    return data
+
+
+def _stage_json(record: StageRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data["status"] = str(record.status)
+    return data
+
+
+@app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="Only runs with this status.")
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="Only runs of this pipeline.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs, newest first."""
+    from stepkit.state import RunStatus
+
+    wanted = None
+    if status is not None:
+        known = [str(s) for s in RunStatus]
+        if status not in known:
+            from stepkit.names import close_matches
+
+            hint = close_matches(status, known)
+            raise typer.BadParameter(
+                f"no status {status!r}"
+                + (f"; did you mean {hint[0]!r}?" if hint else f"; one of {', '.join(known)}."),
+                param_hint="--status",
+            )
+        wanted = RunStatus(status)
+    with _state(ctx) as state:
+        runs = state.list_runs(status=wanted, pipeline=pipeline, limit=limit)
+    if as_json:
+        print_json([_run_json(run) for run in runs])
+        return
+    from rich.table import Table
+
+    table = Table("run", "pipeline", "status", "created", "duration", "retries", box=None)
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.pipeline,
+            str(run.status),
+            _when(run.created_at),
+            _duration(_run_duration(run)),
+            str(run.retries),
+        )
+    console().print(table if runs else "No runs recorded yet.")
+
+
+@app.command("show")
+def show_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run id (see `stepkit runs list`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """A run's stages: status, attempts, durations, errors, and a timeline."""
+    from stepkit.state.records import latest_attempts
+
+    with _state(ctx) as state:
+        run = state.get_run(run_id)
+        records = state.stage_records(run_id)
+    if as_json:
+        print_json({"run": _run_json(run), "attempts": [_stage_json(r) for r in records]})
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    out = console()
+    out.print(
+        f"[bold]{run.run_id}[/bold]  {run.pipeline}  {run.status}  "
+        f"created {_when(run.created_at)}  duration {_duration(_run_duration(run))}"
+    )
+    if run.error:
+        out.print(f"error: {run.error}")
+    latest = latest_attempts(records)
+    starts = [r.started_at for r in records if r.started_at is not None]
+    ends = [r.finished_at or r.started_at for r in records if r.started_at is not None]
+    origin = min(starts, default=0.0)
+    span = max((max(e for e in ends if e is not None) - origin) if ends else 0.0, 1e-6)
+    width = 40
+    table = Table("stage", "status", "attempts", "duration", "timeline", "error / reason", box=None)
+    for name in run.graph or latest:
+        record = latest.get(name)
+        if record is None:
+            table.add_row(name, "pending", "0", "–", "", "")
+            continue
+        cells = [(" ", "")] * width
+        for attempt in (r for r in records if r.stage == name and r.started_at is not None):
+            style = _STYLE.get(str(attempt.status), "white")
+            left = int(((attempt.started_at or origin) - origin) / span * (width - 1))
+            right = int(((attempt.finished_at or origin + span) - origin) / span * (width - 1))
+            for cell in range(left, max(left, right) + 1):
+                cells[cell] = ("█", style)
+        bar = Text.assemble(*cells)
+        table.add_row(
+            name,
+            Text(str(record.status), style=_STYLE.get(str(record.status), "")),
+            str(record.attempt),
+            _duration(record.duration),
+            bar,
+            record.error_message or record.reason or "",
+        )
+    out.print(table)
+
+
+_STYLE = {
+    "completed": "green",
+    "cached": "cyan",
+    "failed": "red",
+    "timed_out": "dark_orange",
+    "skipped": "grey50",
+    "cancelled": "magenta",
+    "interrupted": "purple",
+    "running": "blue",
+}
+
+
+def _print_logs(events: list[LogEvent]) -> None:
+    for event in events:
+        typer.echo(f"{event.stage} {event.stream}: {event.message}")
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    stage: Annotated[str | None, typer.Option("--stage", help="Only this stage's lines.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
+    ] = False,
+) -> None:
+    """Print what a run's stages wrote (stdout and stderr), oldest first."""
+    from stepkit.state import RunStatus
+
+    with _state(ctx) as state:
+        run = state.get_run(run_id)
+        if stage is not None and run.graph and stage not in run.graph:
+            from stepkit.errors import UnknownStageError
+
+            raise UnknownStageError(stage, run.graph)
+        after = 0
+        running = follow
+        while True:
+            # Read the status before the lines: lines committed with the final status are
+            # then still read by the last pass.
+            if running:
+                running = state.get_run(run_id).status == RunStatus.RUNNING
+            page = state.logs(run_id, stage=stage, after=after, limit=10_000)
+            _print_logs(page)
+            if page:
+                after = page[-1].seq
+                continue
+            if not running:
+                return
+            time.sleep(0.5)
+
+
+def _load_pipeline(source: str) -> Pipeline:
+    """``module:attr`` or ``path/to/file.py:attr`` → a Pipeline (calling a factory)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    from stepkit.errors import PipelineDefinitionError
+    from stepkit.pipeline import Pipeline
+
+    module_name, _, attr = source.partition(":")
+    if not attr:
+        raise PipelineDefinitionError(f"--pipeline {source!r}: expected MODULE:ATTR.")
+    if module_name.endswith(".py"):
+        path = Path(module_name).resolve()
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise PipelineDefinitionError(f"--pipeline {source!r}: cannot load {path}.")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PipelineDefinitionError(
+                f"--pipeline {source!r}: cannot import {module_name}: {exc}"
+            ) from exc
+    target = getattr(module, attr, None)
+    if target is None:
+        raise PipelineDefinitionError(f"--pipeline {source!r}: {module_name} has no {attr!r}.")
+    if not isinstance(target, Pipeline) and callable(target):
+        target = target()
+    if not isinstance(target, Pipeline):
+        raise PipelineDefinitionError(
+            f"--pipeline {source!r} is a {type(target).__name__}, not a Pipeline or a factory."
+        )
+    return target
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run to resume.")],
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline",
+            help="MODULE:ATTR (or FILE.py:ATTR) of the pipeline or its factory; default: "
+            "the source the run recorded.",
+        ),
+    ] = None,
+    max_workers: Annotated[
+        int | None, typer.Option("--max-workers", "-j", help="Stages at once.")
+    ] = None,
+) -> None:
+    """Run again what a run did not finish; completed stages are kept, not re-run."""
+    from stepkit.errors import PipelineDefinitionError
+    from stepkit.pipeline import RunCancelled
+
+    project = load_project(ctx)
+    with _state(ctx) as state:
+        run = state.get_run(run_id)
+        source = pipeline or run.source
+        if not source:
+            raise PipelineDefinitionError(
+                f"Run {run_id!r} recorded no pipeline source; pass --pipeline MODULE:ATTR."
+            )
+        pipe = _load_pipeline(source)
+        try:
+            result = pipe.resume(
+                run_id, state=state, max_workers=max_workers or project.run.max_workers
+            )
+        except RunCancelled as cancelled:
+            typer.echo(f"run {cancelled.result.run_id} cancelled", err=True)
+            raise typer.Exit(130) from None
+    console().print(
+        f"{result.run_id}  {result.status}" + (f"  {result.error}" if result.error else "")
+    )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the HTML page.")
+    ] = Path("report.html"),
+) -> None:
+    """Write a self-contained HTML page: the DAG and a Gantt timeline of every attempt."""
+    from stepkit.atomic import atomic_write_text
+    from stepkit.pipeline.report import render_report
+
+    with _state(ctx) as state:
+        page = render_report(state.get_run(run_id), state.stage_records(run_id))
+    atomic_write_text(output, page)
+    typer.echo(f"wrote {output}")
