@@ -19,9 +19,14 @@ $(DEVSTAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP) $@
 
+EXAMPLE := examples/churn
+
+# The example pipeline, run for real: a second `make demo` is all cache hits.
 demo: $(STAMP)
-	$(BIN)/stepkit --project examples/churn registry list
-	$(BIN)/stepkit --project examples/churn registry conflicts
+	$(BIN)/stepkit --project $(EXAMPLE) registry conflicts
+	$(BIN)/stepkit --project $(EXAMPLE) catalog check
+	$(BIN)/stepkit --project $(EXAMPLE) run $(EXAMPLE)/pipelines/churn.yaml \
+		--config $(EXAMPLE)/pipelines/churn-config.yaml --report $(EXAMPLE)/report.html
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -15,8 +15,13 @@ from typing import IO
 
 
 @contextmanager
-def atomic_writer(path: Path, *, mode: str = "wb", durable: bool = True) -> Iterator[IO[bytes]]:
-    """Yield a file object; on clean exit its content replaces ``path`` atomically."""
+def atomic_writer(
+    path: Path, *, mode: str = "wb", durable: bool = True, permissions: int = 0o644
+) -> Iterator[IO[bytes]]:
+    """Yield a file object; on clean exit its content replaces ``path`` atomically.
+
+    The file gets ``permissions`` (a temp file is private until it is complete).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -25,6 +30,7 @@ def atomic_writer(path: Path, *, mode: str = "wb", durable: bool = True) -> Iter
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
+        os.chmod(tmp, permissions)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

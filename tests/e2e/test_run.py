@@ -161,3 +161,31 @@ def test_plan_errors_come_before_anything_runs(
     _, err = capsys.readouterr()
     assert "Dubble: No step named 'Dubble'. Did you mean 'Double'?" in err
     assert not (tiny_project / ".stepkit/state.db").exists() or "runs" not in err
+
+
+def test_runs_resume_replans_a_dag_run_and_report_is_written(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path, tmp_path: Path
+) -> None:
+    script = tiny_project / "steps/scripts/report.py"
+    good = script.read_text()
+    script.write_text(
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    raise SystemExit(4)\n"
+    )
+    code, failed = run_json(capsys, tiny_project)
+    assert code == 1
+    script.write_text(good)
+    with pytest.raises(SystemExit) as exc:
+        main(["-p", str(tiny_project), "runs", "resume", "latest"])
+    assert exc.value.code in (0, None)
+    out, _ = capsys.readouterr()
+    assert f"{failed['run_id']}  completed" in out
+    page = tmp_path / "report.html"
+    with pytest.raises(SystemExit):
+        main(
+            ["-p", str(tiny_project), "runs", "report", str(failed["run_id"])[:15], "-o", str(page)]
+        )
+    html = page.read_text()
+    assert (
+        "Report" in html and "<svg" in html and "http" not in html.replace("http://www.w3.org", "")
+    )
+    assert oct(page.stat().st_mode & 0o777) == "0o644"

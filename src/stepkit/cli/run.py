@@ -129,6 +129,10 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (no live view).")
     ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the run's HTML report (DAG and timeline) here."),
+    ] = None,
 ) -> None:
     """Run a DAG of catalogued steps: cached steps are reused, the rest run isolated."""
     from stepkit.plan.execute import RunOptions, default_state, run_plan
@@ -164,12 +168,29 @@ def run(
     finally:
         state.close()
     elapsed = time.perf_counter() - started
+    if report is not None:
+        write_report(project, result.run_id, report)
     if as_json:
         print_json(_result_json(result, elapsed))
     else:
         _summary(result, elapsed, dag_file)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def write_report(project: Project, run_id: str, path: Path) -> None:
+    """The run's self-contained HTML page (see ``stepkit runs report``)."""
+    from stepkit.atomic import atomic_write_text
+    from stepkit.pipeline.report import render_report
+    from stepkit.plan.execute import default_state
+
+    state = default_state(project)
+    try:
+        page = render_report(state.get_run(run_id), state.stage_records(run_id))
+    finally:
+        state.close()
+    atomic_write_text(path, page)
+    typer.echo(f"report: {path.absolute()}", err=True)
 
 
 def _run_live(
@@ -285,10 +306,13 @@ def _summary(result: Any, elapsed: float, dag_file: Path) -> None:
         elif stage.reason and stage.status.value == "skipped":
             out.print(f"  [dim]{name}: skipped — {stage.reason}[/dim]")
     folders = output_folders(result)
-    if folders:
-        out.print("outputs:")
-        for name, outputs in folders.items():
-            for output, path in outputs.items():
-                out.print(f"  {name}.{output}: {path}")
+    by_run: dict[str, list[str]] = {}  # outputs of cache hits live under their first run
+    for name, outputs in folders.items():
+        for output, path in outputs.items():
+            run_dir = str(Path(path).parent.parent)
+            by_run.setdefault(run_dir, []).append(f"{name}/{output}")
+    for run_dir, entries in by_run.items():
+        out.print(f"outputs in {run_dir}/:")
+        out.print("  " + ", ".join(entries), soft_wrap=True)
     if not result.ok:
         out.print(f"fix the failure, then: stepkit run {dag_file} --resume {result.run_id}")

@@ -39,6 +39,16 @@ def _state(ctx: typer.Context) -> Iterator[StateRepository]:
         repo.close()
 
 
+def resolve_run_id(state: StateRepository, given: str) -> str:
+    """``latest`` is the newest run; a unique prefix of a run id names that run."""
+    if given == "latest":
+        newest = state.list_runs(limit=1)
+        if newest:
+            return newest[0].run_id
+    matches = [r.run_id for r in state.list_runs() if r.run_id.startswith(given)]
+    return matches[0] if len(matches) == 1 else given
+
+
 def _when(ts: float | None) -> str:
     return "–" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
@@ -119,13 +129,17 @@ def list_runs(
 @app.command("show")
 def show_run(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run id (see `stepkit runs list`).")],
+    run_id: Annotated[
+        str,
+        typer.Argument(help="The run id (see `stepkit runs list`), a unique prefix, or latest."),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """A run's stages: status, attempts, durations, errors, and a timeline."""
     from stepkit.state.records import latest_attempts
 
     with _state(ctx) as state:
+        run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
         records = state.stage_records(run_id)
     if as_json:
@@ -192,7 +206,7 @@ def _print_logs(events: list[LogEvent]) -> None:
 @app.command("logs")
 def logs(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    run_id: Annotated[str, typer.Argument(help="The run id, a unique prefix, or latest.")],
     stage: Annotated[str | None, typer.Option("--stage", help="Only this stage's lines.")] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines until the run ends.")
@@ -202,6 +216,7 @@ def logs(
     from stepkit.state import RunStatus
 
     with _state(ctx) as state:
+        run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
         if stage is not None and run.graph and stage not in run.graph:
             from stepkit.errors import UnknownStageError
@@ -267,7 +282,9 @@ def _load_pipeline(source: str) -> Pipeline:
 @app.command("resume")
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run to resume.")],
+    run_id: Annotated[
+        str, typer.Argument(help="The run to resume (id, unique prefix, or latest).")
+    ],
     pipeline: Annotated[
         str | None,
         typer.Option(
@@ -286,17 +303,24 @@ def resume(
 
     project = load_project(ctx)
     with _state(ctx) as state:
+        run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
         source = pipeline or run.source
         if not source:
             raise PipelineDefinitionError(
                 f"Run {run_id!r} recorded no pipeline source; pass --pipeline MODULE:ATTR."
             )
-        pipe = _load_pipeline(source)
+        from stepkit.plan.execute import DAG_SOURCE, RunOptions, plan_from_source, run_plan
+
         try:
-            result = pipe.resume(
-                run_id, state=state, max_workers=max_workers or project.run.max_workers
-            )
+            if source.startswith(DAG_SOURCE):  # a run of catalogued steps: plan it again
+                options = RunOptions(max_workers=max_workers or project.run.max_workers)
+                plan = plan_from_source(project, source)
+                result = run_plan(plan, project, state, options, resume=run_id)
+            else:
+                result = _load_pipeline(source).resume(
+                    run_id, state=state, max_workers=max_workers or project.run.max_workers
+                )
         except RunCancelled as cancelled:
             typer.echo(f"run {cancelled.result.run_id} cancelled", err=True)
             raise typer.Exit(130) from None
@@ -310,7 +334,9 @@ def resume(
 @app.command("report")
 def report(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run to report on.")],
+    run_id: Annotated[
+        str, typer.Argument(help="The run to report on (id, unique prefix, or latest).")
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the HTML page.")
     ] = Path("report.html"),
@@ -320,6 +346,7 @@ def report(
     from stepkit.pipeline.report import render_report
 
     with _state(ctx) as state:
+        run_id = resolve_run_id(state, run_id)
         page = render_report(state.get_run(run_id), state.stage_records(run_id))
     atomic_write_text(output, page)
     typer.echo(f"wrote {output}")

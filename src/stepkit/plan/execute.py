@@ -105,7 +105,7 @@ def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipelin
 
     tasks = node_tasks(plan, project, options)
     hits = prefetch_hits(plan, tasks)
-    pipeline = Pipeline(plan.dag.name)
+    pipeline = Pipeline(plan.dag.name, source=dag_source(plan))
     mode: Mode = "subprocess" if options.executor == "local" else "distributed"
     for name, node in plan.nodes.items():
         if name in hits:
@@ -115,6 +115,29 @@ def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipelin
                 name, tasks[name], depends_on=node.depends_on, mode=mode, timeout=options.timeout
             )
     return pipeline
+
+
+DAG_SOURCE = "stepkit-dag:"
+
+
+def dag_source(plan: Plan) -> str | None:
+    """What a run records so ``stepkit runs resume`` can plan it again: the DAG and config files."""
+    if plan.dag.source is None:
+        return None
+    config = plan.config_source.absolute() if plan.config_source else ""
+    return f"{DAG_SOURCE}{plan.dag.source.absolute()}::{config}"
+
+
+def plan_from_source(project: Project, source: str) -> Plan:
+    """The plan a recorded ``stepkit-dag:`` source names, made again from its files."""
+    from stepkit.catalog import StepCatalog
+    from stepkit.plan.config import load_pipeline_config
+    from stepkit.plan.dagfile import load_dag
+    from stepkit.plan.planner import plan_pipeline
+
+    dag_file, _, config_file = source.removeprefix(DAG_SOURCE).partition("::")
+    config = load_pipeline_config(Path(config_file) if config_file else None)
+    return plan_pipeline(StepCatalog(project), load_dag(Path(dag_file)), config)
 
 
 def run_plan(

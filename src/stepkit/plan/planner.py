@@ -61,6 +61,7 @@ class Plan:
     """A DAG whose every node is resolved, in an order where inputs come first."""
 
     dag: PipelineDAG
+    config_source: Path | None = None
     nodes: dict[str, NodePlan] = field(default_factory=dict)
     notes: list[WiringIssue] = field(default_factory=list)  # optional inputs left unwired
 
@@ -96,7 +97,7 @@ def plan_pipeline(
     except PlanError as exc:
         problems.append(str(exc))
 
-    plan = Plan(dag)
+    plan = Plan(dag, config_source=config.source)
     resolved: dict[str, tuple[StepInfo, StepSpecification | None]] = {}
     for node in order:
         try:
