@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench services services-stop clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ pytest: $(DEVSTAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# PostgreSQL and an S3-compatible server on 127.0.0.1, for the scale-out tests:
+#   eval "$$(make -s services)" sets the variables the tests read.
+services: $(DEVSTAMP)
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
 
 bench: $(STAMP)
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(BIN)/python $$b; done
