@@ -10,7 +10,7 @@ import pytest
 
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog
-from stepkit.catalog import StepCatalog, index
+from stepkit.catalog import StepCatalog, index, store
 from stepkit.project import Project
 from stepkit.registry import Registry
 
@@ -73,7 +73,7 @@ def test_broken_index_is_rebuilt_with_a_warning(
 ) -> None:
     root = make_project({"shared": [Step("Loader")]})
     catalog = open_catalog(root)
-    path = index.index_path(catalog.project)
+    path = store.index_path(catalog.project)
     assert callable(damage)
     path.write_bytes(damage(path.read_bytes()))
     again = open_catalog(root)

@@ -37,7 +37,7 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
         out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
     for path, row in data.files.items():
         if row[1] == "script":
-            for line, message in data.summaries[path]["problems"]:
+            for line, message in (data.summary(path) or {}).get("problems", ()):
                 out.append(
                     Problem(_file_kind(message), message, Path(path), line or None, None, row[0])
                 )
