@@ -177,3 +177,19 @@ def test_empty_project_reports_empty_workspaces(make_project: MakeProject) -> No
     assert [str(p) for p in catalog.check()] == [
         f"{root / 'steps'}: no component files in this workspace"
     ]
+
+
+def test_a_changed_registry_is_read_again(make_project: MakeProject) -> None:
+    from catalog.synth import registry_toml
+
+    root = make_project({"shared": [Step("Loader"), Step("Experimental", register=False)]})
+    catalog = open_catalog(root)
+    assert not catalog.get_step_info("Experimental").registered
+    (root / "steps" / "registry.toml").write_text(
+        registry_toml([Step("Loader"), Step("Experimental", step_type="Utility")])
+    )
+    report = catalog.refresh()
+    assert report.resolved_again and report.parsed == 0
+    info = catalog.get_step_info("Experimental")
+    assert info.registered and info.step_type == "Utility"
+    assert open_catalog(root).get_step_info("Experimental").registered

@@ -184,3 +184,21 @@ def test_example_project_reports_its_one_gap(example_project: Path, tmp_path: Pa
         "spec MODEL_REGISTRATION_SPEC: sink node must have no outputs"
     ]
     assert catalog.get_step_info("ModelEvaluation").workspace_id == "bob"
+
+
+def test_warm_list_json_imports_no_cli_framework_nor_pydantic(make_project: MakeProject) -> None:
+    import subprocess
+    import sys
+
+    root = make_project({"shared": STEPS})
+    _cli(root, "index")
+    code = (
+        "import io, sys, contextlib\n"
+        "from stepkit.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main(['-p', {str(root)!r}, 'catalog', 'list', '--json'])\n"
+        "heavy = ('pydantic', 'typer', 'rich', 'click', 'structlog')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

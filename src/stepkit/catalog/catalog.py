@@ -69,6 +69,7 @@ class StepCatalog:
         """
         self.project = project
         self._registry = registry
+        self._owns_registry = registry is None  # loaded by us: read again on refresh
         self._registry_facts: RegistryFacts | None = None
         self._persist = persist
         self._workers = workers
@@ -106,7 +107,7 @@ class StepCatalog:
     def _facts(self) -> RegistryFacts:
         if self._registry_facts is None:
             data = self._data
-            if self._registry is None and data.registry_key == registry_key(self.project):
+            if self._owns_registry and data.registry_key == registry_key(self.project):
                 self._registry_facts = RegistryFacts.from_rows(data.registry)
             else:
                 self._registry_facts = self._build_facts()
@@ -132,8 +133,11 @@ class StepCatalog:
                 _log_warning(warning)
         elif not self._persist and hasattr(self, "_data"):
             previous = self._data
-        if self._registry is not None and previous is not None:
+        if self._owns_registry:
+            self._registry = None  # Registry.load re-reads only registry files that changed
+        elif previous is not None:
             previous.registry_key = []  # a registry given by the caller wins over the digest
+        self._registry_facts = None
         walk = scan_project(self.project)
         problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
         data, facts, counts = refresh(
@@ -162,15 +166,20 @@ class StepCatalog:
             saved,
         )
 
-    def apply_changes(self, paths: Iterable[Path]) -> int:
-        """Bring the index up to date for these changed paths only (watch mode)."""
+    def apply_changes(self, paths: Iterable[Path], *, save: bool = True) -> int:
+        """Bring the index up to date for these changed paths only (watch mode); returns
+        how many of them changed it. ``save=False`` leaves writing it to :meth:`save`."""
         with gc_paused():
             data, touched = update_paths(self.project, self._facts(), self._data, paths)
         if touched:
-            if self._persist:
-                save_index(index_path(self.project), data)
             self._install(data)
+            if save:
+                self.save()
         return touched
+
+    def save(self) -> bool:
+        """Write the index now (atomically); False when the state folder is not writable."""
+        return self._persist and save_index(index_path(self.project), self._data)
 
     def _install(self, data: IndexData) -> None:
         self._data = data
@@ -467,6 +476,8 @@ class StepCatalog:
 
 
 def _log_warning(message: str) -> None:
+    """Record the rebuild as an event; people see it in ``last_refresh.warnings`` (which the
+    CLI prints as ``warning: …``), so it is not printed twice at the default log level."""
     from stepkit.observability import get_logger
 
-    get_logger("stepkit.catalog").warning("catalog.index_rebuilt", reason=message)
+    get_logger("stepkit.catalog").info("catalog.index_rebuilt", reason=message)

@@ -62,11 +62,14 @@ def summary_hash(summary: Any) -> int:
 class _Section:
     """A marshal section decoded on first use (or built in memory)."""
 
-    __slots__ = ("_blob", "_value")
+    __slots__ = ("_blob", "_crc", "_value")
 
-    def __init__(self, *, blob: bytes | None = None, value: Any = None) -> None:
+    def __init__(
+        self, *, blob: bytes | None = None, value: Any = None, crc: int | None = None
+    ) -> None:
         self._blob = blob
         self._value = value
+        self._crc = crc  # of the blob, when known: an unchanged section is not summed again
 
     @property
     def value(self) -> Any:
@@ -78,10 +81,14 @@ class _Section:
                 raise ValueError(f"unreadable index section ({type(exc).__name__})") from exc
         return self._value
 
-    def encoded(self) -> bytes:
+    def encoded(self) -> tuple[bytes, int]:
+        """(bytes, CRC-32) to write."""
         if self._value is None and self._blob is not None:
-            return self._blob
-        return marshal.dumps(self.value)
+            if self._crc is None:
+                self._crc = zlib.crc32(self._blob)
+            return self._blob, self._crc
+        blob = marshal.dumps(self.value)
+        return blob, zlib.crc32(blob)
 
 
 @dataclass(slots=True)
@@ -133,19 +140,19 @@ class IndexData:
 
 def encode_sections(data: IndexData) -> list[bytes]:
     """The header and the three sections, ready to be written one after the other."""
-    sections = [marshal.dumps(data.main_section()), data.deep.encoded()]
-    sections.append(data.summary_section.encoded())
+    main = marshal.dumps(data.main_section())
+    parts = [(main, zlib.crc32(main)), data.deep.encoded(), data.summary_section.encoded()]
     lengths: list[int] = []
-    for section in sections:
-        lengths += [len(section), zlib.crc32(section)]
-    return [_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *sections]
+    for blob, crc in parts:
+        lengths += [len(blob), crc]
+    return [_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *(blob for blob, _ in parts)]
 
 
 def encode(data: IndexData) -> bytes:
     return b"".join(encode_sections(data))
 
 
-def _checked_sections(read: Callable[[int], bytes], total: int) -> list[bytes]:
+def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[bytes, int]]:
     header = read(_HEADER.size)
     if len(header) < _HEADER.size:
         raise ValueError("truncated header")
@@ -157,26 +164,26 @@ def _checked_sections(read: Callable[[int], bytes], total: int) -> list[bytes]:
     expected = _HEADER.size + sum(lengths[0::2])
     if total != expected:
         raise ValueError(f"truncated: {total} of {expected} bytes")
-    sections = []
+    sections: list[tuple[bytes, int]] = []
     for length, crc in zip(lengths[0::2], lengths[1::2], strict=True):
         section = read(length)
         if len(section) != length or zlib.crc32(section) != crc:
             raise ValueError("checksum mismatch")
-        sections.append(section)
+        sections.append((section, crc))
     return sections
 
 
-def _from_sections(sections: list[bytes]) -> IndexData:
+def _from_sections(sections: list[tuple[bytes, int]]) -> IndexData:
     try:
-        main = marshal.loads(sections[0])
+        main = marshal.loads(sections[0][0])
         return IndexData(
             files=main["files"],
             walk_problems=main["walk_problems"],
             registry_key=main["registry_key"],
             project=main["project"],
             listing=main["listing"],
-            deep=_Section(blob=sections[1]),
-            summary_section=_Section(blob=sections[2]),
+            deep=_Section(blob=sections[1][0], crc=sections[1][1]),
+            summary_section=_Section(blob=sections[2][0], crc=sections[2][1]),
         )
     except (EOFError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"unreadable payload ({type(exc).__name__})") from exc
