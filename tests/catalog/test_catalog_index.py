@@ -134,6 +134,7 @@ def test_bad_files_are_reported_and_the_rest_indexed(make_project: MakeProject) 
     )
     (steps / "builders" / "builder_latin1_step.py").write_bytes(b"# caf\xe9\nx = 1\n")
     (steps / "scripts" / "broken.py").write_text("def main(:\n")
+    (steps / "scripts" / "trainer.py").write_text("def run():\n    pass\n")
     problems = [str(p) for p in open_catalog(root).check()]
     assert f"{steps / 'specs' / 'loader_spec.py'}:2: syntax error: '(' was never closed" in problems
     assert (
@@ -141,6 +142,10 @@ def test_bad_files_are_reported_and_the_rest_indexed(make_project: MakeProject) 
         in problems
     )
     assert f"{steps / 'builders' / 'builder_latin1_step.py'}:1: is not UTF-8 text" in problems
+    assert (
+        f"{steps / 'scripts' / 'trainer.py'}: script of step 'Trainer' has no main() entry point"
+        in problems
+    )
     assert f"{steps / 'scripts' / 'broken.py'}:1: invalid syntax" not in problems
     assert any(p.startswith(f"{steps / 'scripts' / 'broken.py'}:1: syntax error") for p in problems)
     catalog = open_catalog(root)
