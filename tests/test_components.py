@@ -157,7 +157,7 @@ def test_example_specs_load_with_their_contract(monkeypatch: pytest.MonkeyPatch)
     module = _load(EXAMPLE_STEPS / "specs" / "model_registration_spec.py")
     spec = module.MODEL_REGISTRATION_SPEC
     assert spec.step_type == "ModelRegistration"
-    assert spec.node_type is NodeType.SINK
+    assert spec.node_type is NodeType.INTERNAL  # it writes a registration record
     assert set(spec.dependencies) == {"packaged_model", "metrics_input"}
     assert spec.script_contract is None
 

@@ -9,10 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 class StepkitError(Exception):
-    """Root of every error stepkit raises on purpose; its message is one line."""
+    """Root of every error stepkit raises on purpose; its message is one line.
+
+    Picklable whatever a subclass's ``__init__`` takes (stage errors cross processes):
+    unpickling restores the message and attributes without calling ``__init__`` again.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[StepkitError], args: tuple[Any, ...], state: dict[str, Any]) -> StepkitError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 def _did_you_mean(suggestions: Iterable[str]) -> str:
@@ -160,3 +175,192 @@ class PathEscapeError(StepkitError, ValueError):
         self.path = path
         self.root = root
         super().__init__(f"Path {str(path)!r} escapes its root {root}.")
+
+
+# -- pipeline DAG files and plans -------------------------------------------------------------
+
+
+class DagError(StepkitError, ValueError):
+    """A DAG of step nodes that cannot run: a cycle, a self-edge, a node listed twice."""
+
+
+class DagFileError(DagError):
+    """A DAG (or pipeline config) file that cannot be read; names the file and line."""
+
+    def __init__(
+        self,
+        path: Path,
+        message: str,
+        *,
+        line: int | None = None,
+        suggestions: Iterable[str] = (),
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.suggestions = list(suggestions)
+        super().__init__(f"{_where(path, line)}{message}.{_did_you_mean(self.suggestions)}")
+
+
+class PlanError(StepkitError, ValueError):
+    """A pipeline that cannot be planned; names the node, the problem, and close names."""
+
+    def __init__(self, node: str, message: str, *, suggestions: Iterable[str] = ()) -> None:
+        self.node = node
+        self.suggestions = list(suggestions)
+        super().__init__(f"{node}: {message}{_did_you_mean(self.suggestions)}")
+
+
+class PlanInvalidError(StepkitError, ValueError):
+    """Every problem that keeps a pipeline from running, each on its own line naming its node."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(
+            f"the pipeline cannot run ({count} problem{'s' if count != 1 else ''}):\n{lines}"
+        )
+
+
+# -- artifacts ------------------------------------------------------------------------------
+
+
+class InvalidDigestError(StepkitError, ValueError):
+    """A SHA-256 digest that is not 64 lowercase hex characters; no path is built from it."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        super().__init__(f"Invalid SHA-256 digest {shown}: expected 64 lowercase hex characters.")
+
+
+class ArtifactNotFoundError(StepkitError, LookupError):
+    """No artifact (or object) with that id or digest; suggests close artifact ids."""
+
+    def __init__(self, key: str, *, what: str = "artifact", known: Iterable[str] = ()) -> None:
+        from stepkit.names import close_matches
+
+        self.key = key
+        self.suggestions = close_matches(key, list(known))
+        super().__init__(f"No {what} {key!r} in the store.{_did_you_mean(self.suggestions)}")
+
+
+class ArtifactStoreError(StepkitError, RuntimeError):
+    """The store cannot do what was asked (file changed while hashed, unsupported backend)."""
+
+
+class ManifestError(StepkitError, ValueError):
+    """A manifest that cannot be read at all (missing file, not a file)."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+# -- pipelines and run state ----------------------------------------------------------------
+
+
+class PipelineDefinitionError(StepkitError, ValueError):
+    """A pipeline that cannot run as declared: duplicate stage, bad mode, bad option."""
+
+
+class PipelineCycleError(PipelineDefinitionError):
+    """The stages' dependencies form a cycle; ``cycle`` lists it, first stage repeated last."""
+
+    def __init__(self, pipeline: str, cycle: Iterable[str]) -> None:
+        self.pipeline = pipeline
+        self.cycle = list(cycle)
+        super().__init__(f"Pipeline {pipeline!r} has a cycle: {' → '.join(self.cycle)}.")
+
+
+class UnknownStageError(StepkitError, KeyError, ValueError):
+    """A stage name (a dependency, a stage to look up) the pipeline does not have."""
+
+    def __init__(self, name: str, known: Iterable[str], *, needed_by: str | None = None) -> None:
+        from stepkit.names import close_matches
+
+        self.name = name
+        self.needed_by = needed_by
+        self.suggestions = close_matches(name, list(known))
+        where = f"Stage {needed_by!r} depends on an unknown stage" if needed_by else "No stage"
+        self.message = f"{where} {name!r}.{_did_you_mean(self.suggestions)}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.message
+
+
+class StageOutputError(StepkitError, TypeError):
+    """A stage returned outputs that cannot be recorded (not a mapping, not JSON-serializable)."""
+
+    def __init__(self, stage: str, message: str, *, key: str | None = None) -> None:
+        self.stage = stage
+        self.key = key
+        subject = f"output {key!r}: " if key is not None else ""
+        super().__init__(f"Stage {stage!r}: {subject}{message}")
+
+
+class StageTimeoutError(StepkitError, TimeoutError):
+    """A stage attempt ran past its timeout (its process tree killed, or its thread abandoned)."""
+
+    def __init__(self, stage: str, timeout: float, *, mode: str) -> None:
+        self.stage = stage
+        self.timeout = timeout
+        self.mode = mode
+        action = "thread abandoned" if mode == "direct" else "stopped"
+        if mode == "subprocess":
+            action = "process tree killed"
+        super().__init__(f"Stage {stage!r} timed out after {timeout:g} s ({action}).")
+
+
+class StageValidationError(StepkitError, ValueError):
+    """A stage object's ``validate(context)`` refused to run."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        self.stage = stage
+        super().__init__(f"Stage {stage!r} failed validation: {message}")
+
+
+class RemoteStageError(StepkitError, RuntimeError):
+    """An exception from a stage in another process that could not be rebuilt here."""
+
+    def __init__(self, stage: str, type_name: str, message: str) -> None:
+        self.stage = stage
+        self.type_name = type_name
+        super().__init__(f"Stage {stage!r} raised {type_name}: {message}")
+
+
+class UnknownRunError(StepkitError, LookupError):
+    """A run id the state store does not have; suggests close ids."""
+
+    def __init__(self, run_id: str, known: Iterable[str] = ()) -> None:
+        from stepkit.names import close_matches
+
+        self.run_id = run_id
+        self.suggestions = close_matches(run_id, list(known))
+        super().__init__(f"No run {run_id!r} in the state store.{_did_you_mean(self.suggestions)}")
+
+
+class RunLeaseError(StepkitError, RuntimeError):
+    """A run another live runner still holds (its lease has not expired)."""
+
+    def __init__(self, run_id: str, holder: str, expires_in: float) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        self.expires_in = expires_in
+        super().__init__(
+            f"Run {run_id!r} is held by a live runner ({holder}); its lease expires in "
+            f"{expires_in:.0f} s."
+        )
+
+
+class StepOutputMissingError(StepkitError, FileNotFoundError):
+    """A step finished without writing an output its contract promised."""
+
+    def __init__(self, node: str, output: str, folder: str) -> None:
+        self.node = node
+        self.output = output
+        self.folder = folder
+        super().__init__(
+            f"{node}: output {output!r} is missing or empty ({folder}); the contract promises it."
+        )

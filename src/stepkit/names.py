@@ -54,7 +54,7 @@ ABBREVIATIONS: Final[Mapping[str, str]] = {
 
 _PASCAL_TOKEN: Final = re.compile(
     "|".join(re.escape(word) for word in sorted(BRAND_WORDS, key=len, reverse=True))
-    + r"|[A-Z]+(?=[A-Z][a-z]|\d|$)|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+"
+    + r"|[A-Z]+(?=[A-Z][a-z]|$)|[A-Z]?[a-z][a-z0-9]*|[A-Z]+\d[a-z0-9]*|[A-Z]+|\d[a-z0-9]*"
 )
 _PASCAL_NAME: Final = re.compile(r"[A-Z][A-Za-z0-9]*")
 _SNAKE_STEM: Final = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")

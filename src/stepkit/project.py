@@ -199,23 +199,36 @@ def _models() -> Any:
 _MODELS: Any = None
 
 
-def _key_line(text: str, key: str) -> int | None:
-    """Best-effort line number of a key in TOML text (tomllib keeps no positions)."""
-    last = key.split(".")[-1]
+def _key_line(text: str, loc: list[str]) -> int | None:
+    """Best-effort line of a key in TOML text (tomllib keeps no positions).
+
+    ``loc`` is the key path, e.g. ``["workspaces", "1", "path"]``: the key is looked for
+    after the header of its table (the second ``[[workspaces]]`` here).
+    """
+    offset = 0
+    if len(loc) > 1:
+        header = re.compile(rf"^[ \t]*\[\[?\s*{re.escape(loc[0])}\s*\]\]?", re.MULTILINE)
+        headers = list(header.finditer(text))
+        index = int(loc[1]) if len(loc) > 2 and loc[1].isdigit() else 0
+        if index < len(headers):
+            offset = headers[index].end()
+    last = loc[-1]
     if last.isdigit():
         return None
-    pattern = re.compile(rf"^\s*(\[\[?\s*)?{re.escape(last)}\s*(=|\]|\.)", re.MULTILINE)
-    match = pattern.search(text)
+    pattern = re.compile(rf"^[ \t]*(\[\[?\s*)?{re.escape(last)}\s*(=|\]|\.)", re.MULTILINE)
+    match = pattern.search(text, offset) or pattern.search(text)
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
 def _validation_error(path: Path, text: str, exc: ValidationError) -> ProjectFileError:
     from stepkit.names import close_matches
 
-    error = exc.errors()[0]
+    # A misspelt key shows up twice (unknown, and the real one missing): report the typo.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc)
-    line = _key_line(text, key)
+    line = _key_line(text, loc)
     if error["type"] == "extra_forbidden":
         model = _models()
         known: list[str] = list(model.model_fields)
@@ -279,7 +292,7 @@ def load_project(path: Path) -> Project:
                 f"workspace {section.id!r}: steps folder {section.path!r} does not exist "
                 f"(looked for {steps_dir}).",
                 key=f"{key}.path",
-                line=_key_line(text, "path"),
+                line=_key_line(text, ["workspaces", str(index), "path"]),
             )
         registry_file = _registry_file(path, text, key, steps_dir, root, section.registry)
         workspaces.append(
@@ -316,7 +329,7 @@ def _registry_file(
                 path,
                 f"registry file {given!r} does not exist (looked for {registry}).",
                 key=f"{key}.registry",
-                line=_key_line(text, "registry"),
+                line=_key_line(text, ["workspaces", key.split("[")[1].rstrip("]"), "registry"]),
             )
         return registry
     for name in DEFAULT_REGISTRY_FILES:

@@ -65,13 +65,25 @@ def root(
 ) -> None:
     """Find, test, run and cache the steps of data and ML pipelines."""
     ctx.obj = Globals(project=project, debug=debug)
+    import logging
+
+    from stepkit.observability import configure_logging
+
+    # People read the CLI's tables and summaries; structured events are for --debug (and
+    # for programs, which configure logging themselves).
+    configure_logging(json=True, level=logging.DEBUG if debug else logging.ERROR)
 
 
 def _mount() -> None:
-    from stepkit.cli import catalog, registry
+    from stepkit.cli import artifacts, catalog, registry, testing
+    from stepkit.cli import run as run_commands
 
     app.add_typer(registry.app, name="registry")
     app.add_typer(catalog.app, name="catalog")
+    app.add_typer(testing.app, name="test")
+    app.add_typer(artifacts.app, name="artifacts")
+    app.command("plan")(run_commands.plan)
+    app.command("run")(run_commands.run)
 
 
 _mount()

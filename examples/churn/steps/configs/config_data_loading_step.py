@@ -9,5 +9,5 @@ class DataLoadingConfig(StepConfig):
     processing_entry_point: str = "data_loading.py"
     job_type: str = "training"
     label_field: str = "churned"
-    n_rows: str = "5000"
-    seed: str = "7"
+    n_rows: int = 5000
+    seed: int = 7

@@ -9,5 +9,5 @@ class TabularPreprocessingConfig(StepConfig):
     processing_entry_point: str = "tabular_preprocessing.py"
     job_type: str = "training"
     label_field: str = "churned"
-    train_ratio: str = "0.7"
-    test_val_ratio: str = "0.5"
+    train_ratio: float = 0.7
+    test_val_ratio: float = 0.5

@@ -5,7 +5,7 @@ from stepkit.registry.step_names import get_spec_step_type
 
 MODEL_REGISTRATION_SPEC = StepSpecification(
     step_type=get_spec_step_type("ModelRegistration"),
-    node_type=NodeType.SINK,
+    node_type=NodeType.INTERNAL,
     dependencies=[
         DependencySpec(
             logical_name="packaged_model",
@@ -21,7 +21,7 @@ MODEL_REGISTRATION_SPEC = StepSpecification(
             dependency_type=DependencyType.PROCESSING_OUTPUT,
             required=False,
             compatible_sources=['ModelEvaluation'],
-            semantic_keywords=['metrics'],
+            semantic_keywords=['metrics', 'report', 'evaluation'],
             data_type="S3Uri",
             description="metrics input for ModelRegistration",
         ),

@@ -9,4 +9,4 @@ class FeatureSelectionConfig(StepConfig):
     processing_entry_point: str = "feature_selection.py"
     job_type: str = "training"
     label_field: str = "churned"
-    max_features: str = "8"
+    max_features: int = 8

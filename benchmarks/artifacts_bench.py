@@ -1,0 +1,267 @@
+"""Artifact store benchmark: every figure of the issue's Performance section, each with its
+bound measured in the same run. Prints one JSON object (medians, seconds unless noted).
+
+Usage: python benchmarks/artifacts_bench.py [--rounds 3] [--big-mib 1024] [--small 10000]
+
+Big inputs live in a temp folder under /tmp (the store's file system), are flushed to disk
+before timing (as a user's finished output would be) and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from stepkit.artifacts import ArtifactStore, FinalizeItem, Registration, SQLiteCatalog
+from stepkit.artifacts.digest import CHUNK_SIZE
+
+SMALL = 4096
+
+
+def flush() -> None:
+    """Everything written so far is on disk (a finished output, as users have them)."""
+    os.sync()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def plain_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def plain_copy(src: Path, dst: Path) -> str:
+    """Read, hash, write and fsync: the loop a careful user would write."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with open(src, "rb", buffering=0) as reader, open(dst, "wb", buffering=0) as writer:
+        while count := reader.readinto(buffer):
+            digest.update(view[:count])
+            writer.write(view[:count])
+        os.fsync(writer.fileno())
+    return digest.hexdigest()
+
+
+def make_big(path: Path, mib: int) -> None:
+    block = os.urandom(64 * 1024 * 1024)
+    with open(path, "wb") as handle:
+        for index in range(mib // 64):
+            handle.write(index.to_bytes(8, "big") + block[8:])
+        handle.write(os.urandom((mib % 64) * 1024 * 1024))
+    flush()
+
+
+def bench_big(work: Path, *, mib: int, rounds: int) -> dict[str, object]:
+    src = work / "big.bin"
+    make_big(src, mib)
+    hash_t, move_t, copy_t, loop_t = [], [], [], []
+    for round_ in range(rounds):
+        hash_t.append(timed(lambda: plain_hash(src)))
+        store = ArtifactStore(root=work / f"store-move-{round_}")
+        start = time.perf_counter()
+        done = store.finalize(src, artifact_id="big", source="bench", producer="b")
+        move_t.append(time.perf_counter() - start)
+        obj = done.storage_path
+        os.chmod(obj, 0o644)
+        os.rename(obj, src)  # put the input back for the next round
+        store.close()
+        shutil.rmtree(store.root)
+        flush()
+        loop_t.append(timed(lambda: plain_copy(src, work / "loop.bin")))
+        (work / "loop.bin").unlink()
+        store = ArtifactStore(root=work / f"store-copy-{round_}")
+        copy_t.append(
+            timed(
+                partial(
+                    store.finalize,
+                    src,
+                    artifact_id="big",
+                    source="bench",
+                    producer="b",
+                    mode="copy",
+                )
+            )
+        )
+        store.close()
+        shutil.rmtree(store.root)
+        flush()
+    src.unlink()
+    h, m, c, lp = (statistics.median(x) for x in (hash_t, move_t, copy_t, loop_t))
+    return {
+        "size_mib": mib,
+        "hashlib_sha256": h,
+        "move": m,
+        "move_ratio_to_hash": m / h,
+        "move_bound_ok": m <= 1.15 * h,
+        "plain_read_hash_write_fsync": lp,
+        "copy": c,
+        "copy_ratio_to_loop": c / lp,
+        "copy_bound_ok": c <= 1.15 * lp,
+    }
+
+
+def make_small(folder: Path, count: int, *, duplicates: float) -> None:
+    folder.mkdir(parents=True)
+    unique = max(1, int(count * (1 - duplicates)))
+    for index in range(count):
+        seed = index % unique
+        (folder / f"f{index:05d}.bin").write_bytes(seed.to_bytes(8, "big") * (SMALL // 8))
+    flush()
+
+
+def bench_small(work: Path, *, count: int, rounds: int) -> dict[str, object]:
+    move_t, copy_t, loop_t, added = [], [], [], []
+    for round_ in range(rounds):
+        folder = work / f"small-{round_}"
+        make_small(folder, count, duplicates=0.5)
+        store = ArtifactStore(root=work / f"store-small-{round_}")
+        files = sorted(folder.iterdir())
+        items = [FinalizeItem(f, f"a/{f.name}", "bench", "b", "run1") for f in files]
+        move_t.append(timed(partial(store.finalize_many, items, mode="move")))
+        stored = sum(o.bytes for o in store.blobs.iter_objects())
+        added.append(stored)
+        store.close()
+        shutil.rmtree(store.root)
+        shutil.rmtree(folder)
+
+        make_small(folder, count, duplicates=0.0)
+        files = sorted(folder.iterdir())
+        out = work / f"loop-{round_}"
+        out.mkdir()
+
+        def loop(files: list[Path] = files, out: Path = out) -> None:
+            for f in files:
+                data = f.read_bytes()
+                hashlib.sha256(data).hexdigest()
+                with open(out / f.name, "wb", buffering=0) as handle:
+                    handle.write(data)
+                    os.fsync(handle.fileno())
+
+        loop_t.append(timed(loop))
+        shutil.rmtree(out)
+        flush()
+        store = ArtifactStore(root=work / f"store-small-copy-{round_}")
+        items = [FinalizeItem(f, f"a/{f.name}", "bench", "b", "run1") for f in files]
+        copy_t.append(timed(partial(store.finalize_many, items, mode="copy")))
+        store.close()
+        shutil.rmtree(store.root)
+        shutil.rmtree(folder)
+    m, c, lp = (statistics.median(x) for x in (move_t, copy_t, loop_t))
+    unique_bytes = int(count * 0.5) * SMALL
+    return {
+        "files": count,
+        "move_50pct_duplicates": m,
+        "move_bound_s": 1.0,
+        "move_bound_ok": m <= 1.0,
+        "move_stored_bytes": statistics.median(added),
+        "move_unique_input_bytes": unique_bytes,
+        "duplicates_add_no_bytes": all(a == unique_bytes for a in added),
+        "plain_write_fsync_loop": lp,
+        "copy": c,
+        "copy_ratio_to_loop": c / lp,
+        "copy_bound_ok": c <= 1.2 * lp,
+    }
+
+
+def bench_register(work: Path, *, count: int, rounds: int) -> dict[str, object]:
+    times = []
+    for round_ in range(rounds):
+        catalog = SQLiteCatalog(work / f"catalog-{round_}.sqlite")
+        regs = [
+            Registration(
+                artifact_id=f"work-{i}",
+                source=f"https://example.org/{i}.pdf",
+                producer="resolver",
+                sha256=hashlib.sha256(str(i).encode()).hexdigest(),
+                bytes=i,
+                storage_uri=f"file:///store/{i}",
+                content_type="application/pdf",
+                layout_path=None,
+                run_id="r1",
+            )
+            for i in range(count)
+        ]
+        times.append(timed(partial(catalog.register_bulk, regs)))
+        catalog.close()
+    median = statistics.median(times)
+    return {
+        "records": count,
+        "seconds": median,
+        "records_per_s": count / median,
+        "bound_records_per_s": 100_000,
+        "bound_ok": count / median >= 100_000,
+    }
+
+
+def bench_verify(work: Path, *, mib: int, rounds: int) -> dict[str, object]:
+    store = ArtifactStore(root=work / "store-verify")
+    folder = work / "verify-in"
+    folder.mkdir()
+    files = []
+    for index in range(mib // 8):
+        path = folder / f"v{index}.bin"
+        path.write_bytes(index.to_bytes(8, "big") + os.urandom(8 * 1024 * 1024 - 8))
+        files.append(path)
+    flush()
+    store.finalize_many([FinalizeItem(f, f.name, "bench", "b") for f in files], mode="copy")
+    objects = [o.path for o in store.blobs.iter_objects()]
+    raw_t, verify_t = [], []
+    for _ in range(rounds):
+        raw_t.append(timed(lambda: [plain_hash(p) for p in objects]))
+        verify_t.append(timed(store.verify))
+    store.close()
+    shutil.rmtree(store.root)
+    shutil.rmtree(folder)
+    raw, ver = statistics.median(raw_t), statistics.median(verify_t)
+    return {
+        "mib": mib,
+        "raw_hash": raw,
+        "verify": ver,
+        "speed_ratio_to_raw_hash": raw / ver,
+        "bound_ok": raw / ver >= 0.9,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--verify-mib", type=int, default=256)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="stepkit-artifacts-bench-", dir="/tmp"))
+    try:
+        result = {
+            "rounds": args.rounds,
+            "small_files": bench_small(work, count=args.small, rounds=args.rounds),
+            "register": bench_register(work, count=args.records, rounds=args.rounds),
+            "verify": bench_verify(work, mib=args.verify_mib, rounds=args.rounds),
+            "big_file": bench_big(work, mib=args.big_mib, rounds=args.rounds),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Runtime tester benchmark: prints one JSON object with medians and each bound.
+
+1. ``--fast`` in-process import check of a trivial script (bound: 5 ms);
+2. an isolated run (child process, import, main, output check) against a bare
+   ``python script.py`` of the same script, interleaved in the same run (bound: 1.3x);
+3. ``test all`` over 100 trivial scripts with 2 jobs, catalog cold start included (bound: 6 s).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stepkit.components import ScriptContract
+from stepkit.project import Project
+from stepkit.testing import RuntimeTester, Status, Target, TestOptions
+from stepkit.testing.runner import fast_import_check, run_test
+
+TRIVIAL = """\
+def main(input_paths, output_paths, environ_vars, job_args):
+    for folder in output_paths.values():
+        with open(folder + "/done", "w") as handle:
+            handle.write("ok")
+
+
+if __name__ == "__main__":
+    main({}, {}, {}, {})
+"""
+
+
+def _median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 3)
+
+
+def bench_fast(script: Path, n: int = 300) -> dict[str, float]:
+    target = Target(name="trivial", script=script)
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        result = fast_import_check(target)
+        samples.append(time.perf_counter() - started)
+        assert result.status is Status.PASS, result.reason
+    median = _median_ms(samples)
+    return {"median_ms": median, "bound_ms": 5.0, "ratio_to_bound": round(median / 5.0, 3)}
+
+
+def bench_isolated(script: Path, root: Path, n: int = 40) -> dict[str, float]:
+    contract = ScriptContract(
+        entry_point="trivial.py", expected_output_paths={"out": "/opt/ml/processing/output"}
+    )
+    target = Target(name="trivial", script=script, contract=contract)
+    options = TestOptions(temp_root=root)
+    bare, isolated = [], []
+    for _ in range(n):  # interleaved, so that load on the machine hits both alike
+        started = time.perf_counter()
+        subprocess.run([sys.executable, str(script)], check=True, cwd=root)
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        result = run_test(target, options)
+        isolated.append(time.perf_counter() - started)
+        assert result.status is Status.PASS, result.reason
+    ratio = statistics.median(isolated) / statistics.median(bare)
+    return {
+        "bare_median_ms": _median_ms(bare),
+        "isolated_median_ms": _median_ms(isolated),
+        "ratio": round(ratio, 3),
+        "bound_ratio": 1.3,
+        "ratio_to_bound": round(ratio / 1.3, 3),
+    }
+
+
+def write_project(root: Path, steps: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "stepkit.toml").write_text(
+        '[project]\nname = "bench"\n\n[[workspaces]]\nid = "shared"\npath = "steps"\n'
+    )
+    for i in range(steps):
+        stem = f"trivial_step_{i:03d}"
+        scripts, contracts = root / "steps" / "scripts", root / "steps" / "contracts"
+        scripts.mkdir(parents=True, exist_ok=True)
+        contracts.mkdir(parents=True, exist_ok=True)
+        (scripts / f"{stem}.py").write_text(TRIVIAL)
+        (contracts / f"{stem}_contract.py").write_text(
+            "from stepkit.components import ScriptContract\n\n"
+            f"{stem.upper()}_CONTRACT = ScriptContract(\n"
+            f'    entry_point="{stem}.py",\n'
+            '    expected_output_paths={"out": "/opt/ml/processing/output"},\n)\n'
+        )
+    return root
+
+
+def bench_all(root: Path, runs: int = 3) -> dict[str, float]:
+    samples = []
+    for run in range(runs):
+        project = write_project(root / f"project{run}", 100)
+        started = time.perf_counter()
+        tester = RuntimeTester(Project.load(project), temp_root=root)
+        results = tester.test_all(jobs=2)
+        samples.append(time.perf_counter() - started)
+        assert len(results) == 100 and all(r.ok for r in results), [r.reason for r in results]
+    median = statistics.median(samples)
+    return {
+        "median_s": round(median, 3),
+        "bound_s": 6.0,
+        "ratio_to_bound": round(median / 6.0, 3),
+        "scripts": 100,
+        "jobs": 2,
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="stepkit-tester-bench-") as tmp:
+        root = Path(tmp)
+        script = root / "trivial.py"
+        script.write_text(TRIVIAL)
+        isolated = bench_isolated(script, root)  # first: a fresh tester process, as a CLI run
+        report = {
+            "fast_import_check": bench_fast(script),
+            "isolated_run": isolated,
+            "test_all_100_jobs_2": bench_all(root),
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

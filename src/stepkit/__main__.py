@@ -1,0 +1,5 @@
+"""``python -m stepkit``: the same as the ``stepkit`` command."""
+
+from stepkit.cli import main
+
+main()

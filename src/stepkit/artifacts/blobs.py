@@ -1,0 +1,241 @@
+"""Where object bytes live: the blob interface, and the local-folder implementation.
+
+Objects fan out as ``cas/sha256/<2 hex>/<62 hex>``. A new object is published with
+``os.link`` from a file already complete on the same file system (a temp file written
+while hashing, or the user's own file for ``move``): the name appears atomically with all
+its bytes, and an existing name is a dedup hit, never overwritten. Objects are read-only.
+
+:class:`BlobStore` is what the rest of the store needs that an fsspec (S3) backend could
+also provide; the link-based fast paths are :class:`LocalBlobs` only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import secrets
+import stat
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import IO, Protocol
+
+from stepkit.artifacts.digest import copy_hashing, is_digest, validate_digest
+from stepkit.atomic import fsync_dir
+
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+#: errno values that mean "a hardlink is impossible here" (not "something is wrong").
+NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One file in the object store (or its temp area), as gc and verify see it."""
+
+    sha256: str | None  # None for a temp file
+    path: Path
+    bytes: int
+    changed_ns: int  # ctime: a link or a chmod updates it, so a fresh publish looks fresh
+
+
+class BlobStore(Protocol):
+    """The object storage the store needs; local folder now, fsspec later."""
+
+    def uri(self, sha256: str) -> str: ...
+    def exists(self, sha256: str) -> bool: ...
+    def open(self, sha256: str) -> IO[bytes]: ...
+    def delete(self, sha256: str) -> int: ...
+    def iter_objects(self) -> Iterator[StoredObject]: ...
+    def iter_temp(self) -> Iterator[StoredObject]: ...
+
+
+class LocalBlobs:
+    """Objects in a local folder: ``<root>/cas/sha256/ab/cdef…``, temp files in ``<root>/tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.objects = root / "cas" / "sha256"
+        self.tmp = root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.device = os.stat(self.objects).st_dev
+        self._prefix = f"{self.objects}{os.sep}"
+        self._uri_prefix = self.objects.as_uri() + "/"  # hex digests need no quoting
+
+    # -- addressing --------------------------------------------------------------------------
+
+    def path(self, sha256: str) -> Path:
+        """The object's path; the digest is validated before it becomes part of a path."""
+        return Path(self.path_str(sha256))
+
+    def path_str(self, sha256: str) -> str:
+        """:meth:`path` as a string (hot loops avoid building ``Path`` objects)."""
+        validate_digest(sha256)
+        return f"{self._prefix}{sha256[:2]}{os.sep}{sha256[2:]}"
+
+    def uri(self, sha256: str) -> str:
+        validate_digest(sha256)
+        return f"{self._uri_prefix}{sha256[:2]}/{sha256[2:]}"
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def open(self, sha256: str) -> IO[bytes]:
+        return open(self.path(sha256), "rb")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def new_temp(self) -> tuple[int, Path]:
+        """An open descriptor on a fresh temp file in the store (same file system)."""
+        path = self.tmp / f"{os.getpid()}-{secrets.token_hex(8)}.tmp"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return fd, path
+
+    def write_temp(self, stream: IO[bytes]) -> tuple[Path, str, int]:
+        """Stream into a temp file while hashing; (temp path, sha256, size). Not yet fsynced."""
+        fd, path = self.new_temp()
+        try:
+            sha256, size = copy_hashing(stream, fd)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path, sha256, size
+
+    def publish_temp(self, temp: Path, sha256: str) -> bool:
+        """Publish a complete temp file as the object ``sha256``; True if it already existed.
+
+        The temp file is removed either way: on a dedup hit its bytes are dropped.
+        """
+        try:
+            os.chmod(temp, READ_ONLY)
+            return self.link_in(temp, sha256)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def link_in(self, source: Path | str, sha256: str) -> bool:
+        """Hardlink ``source`` as the object ``sha256``; True if the object already existed.
+
+        Raises ``OSError`` (errno in :data:`NO_LINK_ERRNOS`) when a link is impossible.
+        """
+        target = self.path_str(sha256)
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return True
+        except FileNotFoundError:
+            if not os.path.exists(source):
+                raise
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                os.link(source, target)
+            except FileExistsError:
+                return True
+        os.chmod(target, READ_ONLY)
+        return False
+
+    # -- removal and listing -----------------------------------------------------------------
+
+    def delete(self, sha256: str) -> int:
+        """Remove the object; returns the bytes it held (0 if it was not there)."""
+        target = self.path(sha256)
+        try:
+            size = target.stat().st_size
+            target.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every object file whose name is a valid digest (others are not ours to judge)."""
+        if not self.objects.is_dir():
+            return
+        with os.scandir(self.objects) as fans:
+            for fan in fans:
+                if len(fan.name) != 2 or not fan.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(fan.path) as entries:
+                    for entry in entries:
+                        sha256 = fan.name + entry.name
+                        if not is_digest(sha256) or not entry.is_file(follow_symlinks=False):
+                            continue
+                        info = entry.stat(follow_symlinks=False)
+                        yield StoredObject(sha256, Path(entry.path), info.st_size, info.st_ctime_ns)
+
+    def iter_temp(self) -> Iterator[StoredObject]:
+        if not self.tmp.is_dir():
+            return
+        with os.scandir(self.tmp) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    yield StoredObject(None, Path(entry.path), info.st_size, info.st_ctime_ns)
+
+
+#: From this many files on, one ``syncfs`` of the store's file system replaces the
+#: per-file fsyncs (Linux only): the same guarantee, one journal commit instead of many.
+SYNCFS_FROM = 64
+
+
+def make_durable(
+    files: Iterable[Path | str], folders: Iterable[Path | str], *, device_of: Path | None = None
+) -> None:
+    """fsync ``files`` (in parallel when there are many), then each folder once.
+
+    Files first: a folder fsync makes a name durable, and the name must not outlive its
+    bytes. Parallel fsyncs let the file system batch them into fewer journal commits; for
+    a large batch ``syncfs`` on ``device_of`` (a folder on the same file system as every
+    file and folder given) flushes them all at once.
+    """
+    file_list = list(dict.fromkeys(files))
+    folder_list = list(dict.fromkeys(folders))
+    many = len(file_list) + len(folder_list) >= SYNCFS_FROM
+    if many and device_of is not None and _syncfs(device_of):
+        return
+    if len(file_list) <= 4:
+        for path in file_list:
+            _fsync_file(path)
+    else:
+        with ThreadPoolExecutor(max_workers=min(32, len(file_list))) as pool:
+            list(pool.map(_fsync_file, file_list))
+    for folder in folder_list:
+        fsync_dir(Path(folder))
+
+
+def _fsync_file(path: Path | str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _syncfs(folder: Path) -> bool:
+    """``syncfs(2)`` on the file system holding ``folder``; False where unavailable."""
+    libc = _libc()
+    if libc is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc.syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs failed: {os.strerror(code)}", str(folder))
+    finally:
+        os.close(fd)
+    return True
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # no C library to load (unusual builds): per-file fsync instead
+        return None
+    return libc if hasattr(libc, "syncfs") else None

@@ -1,0 +1,140 @@
+"""Garbage collection: orphans found by digest, age-based retention, dry run by default.
+
+An object is an orphan when no catalog record names its digest — compared as digests, so
+the spelling of the root (relative, symlinked) cannot make a live object look dead. An
+object or temp file changed within the grace period is never collected (a finalize may be
+about to record it), and ``apply`` holds the store lock exclusively, which finalize
+respects. Records go first, in one transaction; files after, so a crash in between leaves
+orphans for the next gc, never a record without its bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stepkit.artifacts import metrics
+from stepkit.artifacts.layout import remove as remove_layout
+from stepkit.artifacts.lock import store_lock
+from stepkit.artifacts.records import ArtifactRecord
+
+if TYPE_CHECKING:
+    from stepkit.artifacts.store import ArtifactStore
+
+
+@dataclass(frozen=True, slots=True)
+class Doomed:
+    """A file gc removes (or would remove)."""
+
+    path: Path
+    bytes: int
+    sha256: str | None  # None: a temp file
+
+
+@dataclass(slots=True)
+class GcReport:
+    """What gc removed, or with ``applied=False`` what it would remove."""
+
+    applied: bool
+    objects: list[Doomed] = field(default_factory=list)
+    temp_files: list[Doomed] = field(default_factory=list)
+    records: list[ArtifactRecord] = field(default_factory=list)
+    kept_in_grace: int = 0
+
+    @property
+    def bytes(self) -> int:
+        return sum(d.bytes for d in self.objects) + sum(d.bytes for d in self.temp_files)
+
+
+def collect(
+    store: ArtifactStore,
+    *,
+    apply: bool = False,
+    older_than: timedelta | None = None,
+    keep_last: int = 1,
+    grace: timedelta,
+) -> GcReport:
+    """Find orphans (and, with ``older_than``, records past retention); remove if ``apply``.
+
+    Retention drops records created more than ``older_than`` ago, except the newest
+    ``keep_last`` versions of every (artifact_id, source, producer).
+    """
+    if keep_last < 0:
+        raise ValueError(f"keep_last must be >= 0, got {keep_last}")
+    if apply:
+        with store_lock(store.root, exclusive=True):
+            return _collect(
+                store, apply=True, older_than=older_than, keep_last=keep_last, grace=grace
+            )
+    return _collect(store, apply=False, older_than=older_than, keep_last=keep_last, grace=grace)
+
+
+def _collect(
+    store: ArtifactStore,
+    *,
+    apply: bool,
+    older_than: timedelta | None,
+    keep_last: int,
+    grace: timedelta,
+) -> GcReport:
+    report = GcReport(applied=apply)
+    records = list(store.catalog.records())
+    report.records = _past_retention(records, older_than=older_than, keep_last=keep_last)
+    dropped = {r.id for r in report.records}
+    live = {r.sha256 for r in records if r.id not in dropped}
+    live_layouts = {r.layout_path for r in records if r.id not in dropped and r.layout_path}
+    cutoff_ns = time.time_ns() - int(grace.total_seconds() * 1e9)
+    for obj in store.blobs.iter_objects():
+        if obj.sha256 in live:
+            continue
+        if obj.changed_ns > cutoff_ns:
+            report.kept_in_grace += 1
+            continue
+        report.objects.append(Doomed(obj.path, obj.bytes, obj.sha256))
+    for temp in store.blobs.iter_temp():
+        if temp.changed_ns > cutoff_ns:
+            report.kept_in_grace += 1
+        else:
+            report.temp_files.append(Doomed(temp.path, temp.bytes, None))
+    if not apply:
+        return report
+    if report.records:
+        store.catalog.delete_records([r.id for r in report.records])
+        for layout in {r.layout_path for r in report.records if r.layout_path} - live_layouts:
+            remove_layout(store.root, layout)
+    for doomed in report.objects:
+        assert doomed.sha256 is not None
+        store.blobs.delete(doomed.sha256)
+    for doomed in report.temp_files:
+        doomed.path.unlink(missing_ok=True)
+    metrics.gc_removed(len(report.objects) + len(report.temp_files))
+    return report
+
+
+def _past_retention(
+    records: list[ArtifactRecord], *, older_than: timedelta | None, keep_last: int
+) -> list[ArtifactRecord]:
+    if older_than is None:
+        return []
+    cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="microseconds")
+    by_key: dict[tuple[str, str, str], list[ArtifactRecord]] = {}
+    for record in records:
+        by_key.setdefault(record.key, []).append(record)
+    doomed: list[ArtifactRecord] = []
+    for versions in by_key.values():
+        versions.sort(key=lambda r: r.version, reverse=True)
+        doomed.extend(r for r in versions[keep_last:] if r.created_at < cutoff)
+    return sorted(doomed, key=lambda r: r.id)
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``45m``, ``90s`` or ``2w`` as a timedelta (for ``--older-than``)."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    text = text.strip()
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"Invalid age {text!r}: use a number and one of s, m, h, d, w (e.g. 30d).")
+    return timedelta(**{units[unit]: int(number)})

@@ -1,0 +1,133 @@
+"""Verify: re-hash stored objects and check readable paths; report, never delete.
+
+Each distinct object of the selected records is read and hashed again — a file modified in
+place is caught even when read-only bits stopped nothing (as root). Readable paths must
+still be the object (same inode) or, for a copy, hash to the same digest.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from stepkit.artifacts import metrics
+from stepkit.artifacts.digest import hash_file, is_digest
+from stepkit.artifacts.records import ArtifactRecord, utc_now
+
+if TYPE_CHECKING:
+    from stepkit.artifacts.store import ArtifactStore, Progress
+
+ProblemKind = Literal["missing", "mismatch", "unreadable"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing verify found wrong, with the records it affects."""
+
+    kind: ProblemKind
+    sha256: str
+    path: Path
+    record_ids: tuple[int, ...]
+    detail: str
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """What verify checked and what it found."""
+
+    checked_objects: int = 0
+    checked_bytes: int = 0
+    checked_records: int = 0
+    ok: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    verified_at: str = ""
+
+    def count(self, kind: ProblemKind) -> int:
+        return sum(1 for p in self.problems if p.kind == kind)
+
+
+def verify(
+    store: ArtifactStore,
+    *,
+    sample: int | None = None,
+    since: str | None = None,
+    on_progress: Progress | None = None,
+) -> VerifyReport:
+    """Re-hash the objects of every record (registered/updated at or after ``since``), or
+    of a random ``sample`` of N objects; record when the good ones were verified."""
+    report = VerifyReport(verified_at=utc_now())
+    by_sha: dict[str, list[ArtifactRecord]] = defaultdict(list)
+    for record in store.catalog.records(since=since):
+        by_sha[record.sha256].append(record)
+    digests = sorted(by_sha)
+    if sample is not None and sample < len(digests):
+        digests = sorted(random.sample(digests, sample))
+    good: list[str] = []
+    for sha256 in digests:
+        records = by_sha[sha256]
+        report.checked_records += len(records)
+        problem = _check_object(store, sha256, records)
+        if problem is None:
+            problem = _check_layouts(store, sha256, records)
+        report.checked_objects += 1
+        if problem is None:
+            report.ok += 1
+            report.checked_bytes += records[0].bytes
+            good.append(sha256)
+        else:
+            report.problems.append(problem)
+        if on_progress is not None:
+            on_progress(records[0].bytes)
+    if good:
+        store.catalog.mark_verified(good, at=report.verified_at)
+    store.catalog.set_meta("last_verify", report.verified_at)
+    metrics.verify_failures(len(report.problems))
+    return report
+
+
+def _check_object(
+    store: ArtifactStore, sha256: str, records: list[ArtifactRecord]
+) -> Problem | None:
+    ids = tuple(r.id for r in records)
+    if not is_digest(sha256):  # a row written by something else; never build a path from it
+        return Problem("mismatch", sha256, store.root, ids, "catalog holds an invalid digest")
+    path = store.path(sha256)
+    try:
+        actual, size = hash_file(path)
+    except FileNotFoundError:
+        return Problem("missing", sha256, path, ids, "object file is missing")
+    except OSError as exc:
+        return Problem("unreadable", sha256, path, ids, f"{type(exc).__name__}: {exc.strerror}")
+    if actual != sha256:
+        return Problem("mismatch", sha256, path, ids, f"content hashes to {actual} ({size} bytes)")
+    if size != records[0].bytes:
+        return Problem(
+            "mismatch", sha256, path, ids, f"{size} bytes, catalog says {records[0].bytes}"
+        )
+    return None
+
+
+def _check_layouts(
+    store: ArtifactStore, sha256: str, records: list[ArtifactRecord]
+) -> Problem | None:
+    obj = store.path(sha256).stat()
+    for layout in sorted({r.layout_path for r in records if r.layout_path}):
+        ids = tuple(r.id for r in records if r.layout_path == layout)
+        path = store.root / layout
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            return Problem("missing", sha256, path, ids, "readable path is missing")
+        if (info.st_dev, info.st_ino) == (obj.st_dev, obj.st_ino):
+            continue
+        try:
+            actual, _ = hash_file(path)
+        except OSError as exc:
+            return Problem("unreadable", sha256, path, ids, f"{type(exc).__name__}: {exc.strerror}")
+        if actual != sha256:
+            return Problem("mismatch", sha256, path, ids, f"readable copy hashes to {actual}")
+    return None

@@ -1,0 +1,294 @@
+"""``stepkit plan`` and ``stepkit run``: a DAG of catalogued steps, planned and run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from stepkit.cli.common import console, load_project, print_json
+
+if TYPE_CHECKING:
+    from stepkit.plan.planner import Plan
+    from stepkit.project import Project
+
+DagArgument = Annotated[
+    Path, typer.Argument(help="The DAG file (YAML): nodes and edges.", exists=False)
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Pipeline config file (YAML or JSON): shared and per-node values."
+    ),
+]
+
+
+def _plan(project: Project, dag_file: Path, config_file: Path | None) -> Plan:
+    from stepkit.catalog import StepCatalog
+    from stepkit.plan.config import load_pipeline_config
+    from stepkit.plan.dagfile import load_dag
+    from stepkit.plan.planner import plan_pipeline
+
+    dag = load_dag(dag_file)
+    config = load_pipeline_config(config_file)
+    return plan_pipeline(StepCatalog(project), dag, config)
+
+
+def plan(
+    ctx: typer.Context,
+    dag_file: DagArgument,
+    config_file: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Resolve every node, validate its config and wire its inputs; nothing runs."""
+    project = load_project(ctx)
+    planned = _plan(project, dag_file, config_file)
+    rows = planned.wiring_rows()
+    if as_json:
+        print_json(
+            {
+                "dag": planned.dag.name,
+                "order": list(planned.nodes),
+                "nodes": {
+                    name: {
+                        "step": n.step,
+                        "job_type": n.job_type,
+                        "workspace_id": n.workspace_id,
+                        "runs": n.how,
+                        "outputs": list(n.outputs),
+                        "environment": dict(n.environment),
+                        "arguments": dict(n.arguments),
+                    }
+                    for name, n in planned.nodes.items()
+                },
+                "wiring": rows,
+                "notes": [str(note) for note in planned.notes],
+            }
+        )
+        return
+    from rich.table import Table
+
+    out = console()
+    table = Table(title=f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired")
+    for column in ("node", "input", "from", "score", "why"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["node"], row["input"], row["from"], f"{row['score']:.2f}", row["why"])
+    out.print(table)
+    for note in planned.notes:
+        out.print(f"note: {note}")
+    out.print("order: " + " → ".join(planned.nodes))
+
+
+class ExecutorChoice(StrEnum):
+    local = "local"
+    process = "process"
+
+
+def run(
+    ctx: typer.Context,
+    dag_file: DagArgument,
+    config_file: ConfigOption = None,
+    executor: Annotated[
+        ExecutorChoice,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="local: each step in a fresh process (isolated); "
+            "process: a pool of reused worker processes.",
+        ),
+    ] = ExecutorChoice.local,
+    max_workers: Annotated[
+        int | None, typer.Option("--max-workers", "-j", min=1, help="Steps running at once.")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Resume this run: keep what completed, run the rest."),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run every step, even when its cache entry matches.")
+    ] = False,
+    refresh: Annotated[
+        list[str] | None,
+        typer.Option("--refresh", help="Run this node even on a cache hit (repeatable)."),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds a step may run before it is killed.")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="Stop the run at the first failure.")
+    ] = False,
+    keep_temp: Annotated[
+        bool, typer.Option("--keep-temp", help="Keep the steps' temp folders.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (no live view).")
+    ] = False,
+) -> None:
+    """Run a DAG of catalogued steps: cached steps are reused, the rest run isolated."""
+    from stepkit.plan.execute import RunOptions, default_state, run_plan
+
+    project = load_project(ctx)
+    started = time.perf_counter()
+    planned = _plan(project, dag_file, config_file)
+    options = RunOptions(
+        executor=executor.value,
+        max_workers=max_workers or project.run.max_workers,
+        no_cache=no_cache,
+        refresh=frozenset(refresh or ()),
+        timeout=timeout,
+        fail_fast=fail_fast,
+        keep_temp=keep_temp,
+    )
+    state = default_state(project)
+    cancel = threading.Event()
+    from stepkit.pipeline.results import RunCancelled
+
+    try:
+        if as_json:
+            result = run_plan(planned, project, state, options, resume=resume, cancel_event=cancel)
+        else:
+            result = _run_live(planned, project, state, options, resume=resume, cancel=cancel)
+    except RunCancelled as exc:
+        typer.echo(
+            f"Run {exc.result.run_id} cancelled; resume it with: "
+            f"stepkit run {dag_file} --resume {exc.result.run_id}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        state.close()
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print_json(_result_json(result, elapsed))
+    else:
+        _summary(result, elapsed, dag_file)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _run_live(
+    planned: Plan,
+    project: Project,
+    state: Any,
+    options: Any,
+    *,
+    resume: str | None,
+    cancel: threading.Event,
+) -> Any:
+    from rich.live import Live
+
+    from stepkit.plan.execute import default_state, run_plan, watch_run
+
+    nodes = list(planned.nodes)
+    started = time.time()
+    with Live(
+        _table(nodes, [], started),
+        console=console(stderr=True),
+        refresh_per_second=8,
+        transient=False,
+    ) as live:
+
+        def update(run_id: str | None, records: Iterable[Any]) -> None:
+            live.update(_table(nodes, list(records), started, run_id))
+
+        try:
+            return watch_run(
+                lambda: default_state(project),
+                lambda: run_plan(
+                    planned, project, state, options, resume=resume, cancel_event=cancel
+                ),
+                pipeline=planned.dag.name,
+                on_update=update,
+            )
+        except KeyboardInterrupt:
+            cancel.set()
+            raise
+
+
+def _table(nodes: list[str], records: list[Any], started: float, run_id: str | None = None) -> Any:
+    from rich.table import Table
+
+    latest: dict[str, Any] = {}
+    for record in records:
+        if record.stage not in latest or record.attempt >= latest[record.stage].attempt:
+            latest[record.stage] = record
+    now = time.time()
+    title = f"run {run_id or '…'} — {now - started:.1f} s"
+    table = Table(title=title, expand=False)
+    for column in ("node", "status", "elapsed"):
+        table.add_column(column)
+    styles = {
+        "completed": "green",
+        "cached": "cyan",
+        "failed": "red",
+        "timed_out": "red",
+        "running": "yellow",
+        "skipped": "dim",
+    }
+    for node in nodes:
+        record = latest.get(node)
+        if record is None:
+            table.add_row(node, "pending", "")
+            continue
+        status = record.status.value
+        if record.finished_at and record.started_at:
+            elapsed = f"{record.finished_at - record.started_at:.2f} s"
+        elif record.started_at:
+            elapsed = f"{now - record.started_at:.1f} s"
+        else:
+            elapsed = ""
+        table.add_row(node, f"[{styles.get(status, '')}]{status}[/]", elapsed)
+    return table
+
+
+def _result_json(result: Any, elapsed: float) -> dict[str, Any]:
+    from stepkit.plan.execute import output_folders, step_seconds
+
+    return {
+        "run_id": result.run_id,
+        "status": result.status.value,
+        "seconds": round(elapsed, 3),
+        "step_seconds": round(step_seconds(result), 3),
+        "stages": {
+            name: {
+                "status": stage.status.value,
+                "attempts": stage.attempts,
+                "error": f"{stage.error_type}: {stage.error_message}" if stage.error_type else None,
+                "reason": stage.reason,
+            }
+            for name, stage in result.stages.items()
+        },
+        "outputs": output_folders(result),
+    }
+
+
+def _summary(result: Any, elapsed: float, dag_file: Path) -> None:
+    from stepkit.plan.execute import output_folders
+
+    out = console()
+    counts: dict[str, int] = {}
+    for stage in result.stages.values():
+        counts[stage.status.value] = counts.get(stage.status.value, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    out.print(
+        f"[bold]run {result.run_id}[/bold]: {result.status.value} in {elapsed:.2f} s ({parts})"
+    )
+    for name, stage in result.stages.items():
+        if stage.error_type:
+            out.print(f"  [red]{name}[/red]: {stage.error_type}: {stage.error_message}")
+        elif stage.reason and stage.status.value == "skipped":
+            out.print(f"  [dim]{name}: skipped — {stage.reason}[/dim]")
+    folders = output_folders(result)
+    if folders:
+        out.print("outputs:")
+        for name, outputs in folders.items():
+            for output, path in outputs.items():
+                out.print(f"  {name}.{output}: {path}")
+    if not result.ok:
+        out.print(f"fix the failure, then: stepkit run {dag_file} --resume {result.run_id}")

@@ -1,0 +1,219 @@
+"""``stepkit test …``: run step scripts for real, isolated — one, a pipeline, or all.
+
+Exit status 0 when everything passed, 1 otherwise. Never reads stdin, never prompts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from stepkit.cli.common import console, load_project, print_json
+
+if TYPE_CHECKING:
+    from stepkit.project import Project
+    from stepkit.testing import RuntimeTester, ScriptResult
+
+app = typer.Typer(
+    help="Run step scripts in isolation on real or synthetic data.", no_args_is_help=True
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--timeout", help="Seconds a script may run (default: [test] timeout, 300)."),
+]
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option("--env", "-e", help="KEY=VALUE for the script's environment; repeatable."),
+]
+KeepOption = Annotated[
+    bool, typer.Option("--keep", help="Keep the test folders of passing tests too.")
+]
+
+
+def _env(pairs: list[str] | None) -> dict[str, str]:
+    env = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--env")
+        env[key] = value
+    return env
+
+
+def _tester(
+    project: Project | None,
+    *,
+    timeout: float | None,
+    env: list[str] | None,
+    keep: bool,
+    rows: int = 100,
+    seed: int = 0,
+) -> RuntimeTester:
+    from stepkit.testing import RuntimeTester
+
+    return RuntimeTester(project, timeout=timeout, rows=rows, seed=seed, env=_env(env), keep=keep)
+
+
+def _mb(value: int | None) -> str:
+    return f"{value / 1e6:.1f} MB" if value else "? MB"
+
+
+def _print_result(result: ScriptResult, *, verbose: bool) -> None:
+    from rich.markup import escape
+
+    out = console()
+    colour = {"PASS": "green", "FAIL": "red", "ERROR": "red", "SKIP": "yellow"}[result.status]
+    head = f"[{colour}]{result.status.value:<5}[/{colour}]"
+    figures = f"{result.wall_seconds:.3f} s  {_mb(result.peak_rss_bytes)}"
+    reason = f"  {escape(result.reason)}" if result.reason else ""
+    out.print(f"{head} {escape(result.name)}  {figures}{reason}", soft_wrap=True)
+    if not verbose:
+        return
+    for logical, origin in result.inputs.items():
+        out.print(f"  input  {logical}: {origin}", markup=False, soft_wrap=True)
+    if result.exception and result.exception.traceback:
+        out.print(result.exception.traceback.rstrip(), markup=False, soft_wrap=True)
+    if not result.ok:
+        for name, captured in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if captured and captured.total_bytes:
+                tail = captured.text[-2000:].rstrip()
+                out.print(f"  {name} ({captured.total_bytes} bytes), last lines:", soft_wrap=True)
+                out.print(tail, markup=False, soft_wrap=True)
+    if result.temp_dir:
+        out.print(f"  kept: {result.temp_dir}", markup=False, soft_wrap=True)
+
+
+@app.command("script")
+def script(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A step or pipeline node name, or a script path.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Real inputs: one sub-folder per logical input name.", file_okay=False
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows of synthetic CSV.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of synthetic data.")] = 0,
+    env: EnvOption = None,
+    timeout: TimeoutOption = None,
+    keep: KeepOption = False,
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="Only import and check main, in this process: no isolation."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Test one script: it imports, has main(input_paths, output_paths, environ_vars,
+    job_args), and runs on data writing every output its contract promises."""
+    from stepkit.errors import ProjectNotFoundError
+
+    try:
+        project: Project | None = load_project(ctx)
+    except ProjectNotFoundError:
+        if not (name.endswith(".py") or "/" in name):
+            raise
+        project = None  # a script outside any project: import check only
+    if data is not None and not data.is_dir():
+        raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+    tester = _tester(project, timeout=timeout, env=env, keep=keep, rows=rows, seed=seed)
+    result = tester.test_script(name, data=data, fast=fast)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _print_result(result, verbose=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("pipeline")
+def pipeline(
+    ctx: typer.Context,
+    dag_file: Annotated[
+        Path, typer.Argument(help="YAML with nodes: [...] and edges: [[from, to], ...].")
+    ],
+    env: EnvOption = None,
+    timeout: TimeoutOption = None,
+    keep: KeepOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a DAG's scripts in order, each on what its upstream steps wrote; report the
+    first data-flow break."""
+    tester = _tester(load_project(ctx), timeout=timeout, env=env, keep=keep)
+    result = tester.test_pipeline(dag_file)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        for step in result.steps:
+            _print_result(step, verbose=not step.ok and step.status.value != "SKIP")
+        if result.first_break:
+            console().print(f"first data-flow break: {result.first_break}", markup=False)
+        if result.temp_dir:
+            console().print(f"kept: {result.temp_dir}", soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("all")
+def test_all(
+    ctx: typer.Context,
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", "-w", help="Only scripts of this workspace.")
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tests run at once.")] = 2,
+    env: EnvOption = None,
+    timeout: TimeoutOption = None,
+    keep: KeepOption = False,
+    as_json: JsonOption = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write JUnit XML here (for CI).")
+    ] = None,
+) -> None:
+    """Test every step that has a script, in parallel; a summary table."""
+    from rich.progress import Progress
+
+    tester = _tester(load_project(ctx), timeout=timeout, env=env, keep=keep)
+    with Progress(console=console(stderr=True), transient=True, disable=as_json) as progress:
+        task = progress.add_task("testing scripts", total=None)
+        results = tester.test_all(
+            workspace=workspace, jobs=jobs, on_result=lambda _: progress.advance(task)
+        )
+    if junit is not None:
+        from stepkit.atomic import atomic_write_text
+        from stepkit.testing.report import junit_xml
+
+        atomic_write_text(junit, junit_xml(results))
+    if as_json:
+        print_json([r.to_json() for r in results])
+    else:
+        _print_table(results)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def _print_table(results: list[ScriptResult]) -> None:
+    from rich.table import Table
+
+    passed = sum(r.ok for r in results)
+    table = Table(title=f"{passed}/{len(results)} scripts passed")
+    from rich.markup import escape
+
+    for column in ("status", "step", "time", "peak memory", "reason"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(
+            r.status.value,
+            r.name,
+            f"{r.wall_seconds:.3f} s",
+            _mb(r.peak_rss_bytes),
+            escape(r.reason),
+        )
+    out = console()
+    out.print(table)
+    for r in results:
+        if r.temp_dir:
+            out.print(f"kept {r.name}: {r.temp_dir}", soft_wrap=True)

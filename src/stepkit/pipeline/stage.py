@@ -1,0 +1,145 @@
+"""Stages and their retry policy.
+
+A stage is a plain function ``fn(context) -> outputs`` or an object with
+``execute(context) -> outputs`` and optional ``validate(context)`` / ``cleanup(context)``.
+Retries are decided by tenacity's stop/wait/retry strategies; the runner schedules each
+attempt itself, so a stage waiting to retry holds no worker and every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import tenacity
+
+from stepkit.errors import PipelineDefinitionError, StageOutputError, StageValidationError
+from stepkit.pipeline.context import StageContext
+from stepkit.pipeline.invoke import CacheHit
+
+Mode = Literal["direct", "subprocess", "distributed"]
+MODES: tuple[Mode, ...] = ("direct", "subprocess", "distributed")
+
+#: Errors that say the stage is wrong, not unlucky: never retried.
+__all__ = ["NO_RETRY", "CacheHit", "Mode", "RetryPolicy", "Stage", "StageObject"]
+
+NEVER_RETRIED: tuple[type[BaseException], ...] = (StageOutputError, StageValidationError)
+
+
+@runtime_checkable
+class StageObject(Protocol):
+    """A stage written as an object; ``validate`` and ``cleanup`` are optional."""
+
+    def execute(self, context: StageContext) -> Mapping[str, Any] | None: ...
+
+
+StageFunction = Callable[[StageContext], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and when to try a failing stage again.
+
+    Args:
+        max_attempts: attempts in all, the first included (1: never retry).
+        backoff: ``"fixed"`` waits ``delay`` each time; ``"exponential"`` waits
+            ``delay * 2**(n-1)``, capped at ``max_delay``.
+        jitter: up to this many seconds added at random to each wait.
+        retry_on: exception types worth another attempt (timeouts are ``TimeoutError``).
+    """
+
+    max_attempts: int = 3
+    backoff: Literal["fixed", "exponential"] = "exponential"
+    delay: float = 1.0
+    max_delay: float = 60.0
+    jitter: float = 0.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise PipelineDefinitionError(
+                f"RetryPolicy max_attempts must be at least 1, not {self.max_attempts}."
+            )
+        if self.backoff not in ("fixed", "exponential"):
+            raise PipelineDefinitionError(
+                f"RetryPolicy backoff must be 'fixed' or 'exponential', not {self.backoff!r}."
+            )
+        if min(self.delay, self.max_delay, self.jitter) < 0:
+            raise PipelineDefinitionError("RetryPolicy delay, max_delay and jitter must be >= 0.")
+
+    def _retrying(self) -> tenacity.Retrying:
+        wait: Any
+        if self.backoff == "fixed":
+            wait = tenacity.wait_fixed(self.delay)
+        else:
+            wait = tenacity.wait_exponential(multiplier=self.delay, max=self.max_delay)
+        if self.jitter:
+            wait = wait + tenacity.wait_random(0, self.jitter)
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(self.retry_on),
+            reraise=True,
+        )
+
+    def next_delay(self, attempt: int, error: BaseException) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
+        if isinstance(error, NEVER_RETRIED) or attempt >= self.max_attempts:
+            return None
+        retrying = self._retrying()
+        state = tenacity.RetryCallState(retrying, None, (), {})
+        state.attempt_number = attempt
+        state.outcome = tenacity.Future.construct(attempt, error, True)
+        if not retrying.retry(state) or retrying.stop(state):
+            return None
+        return float(retrying.wait(state))
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One node of a pipeline. ``aliases`` maps a dependency's full name to the name the
+    stage knows it by (they differ once a pipeline is included under a prefix)."""
+
+    name: str
+    target: Any  # the function, or the object with execute/validate/cleanup
+    depends_on: tuple[str, ...] = ()
+    retry: RetryPolicy = NO_RETRY
+    timeout: float | None = None
+    mode: Mode = "direct"
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise PipelineDefinitionError(
+                f"Stage {self.name!r}: mode must be one of {', '.join(MODES)}, not {self.mode!r}."
+            )
+        if self.timeout is not None and self.timeout <= 0:
+            raise PipelineDefinitionError(
+                f"Stage {self.name!r}: timeout must be positive seconds, not {self.timeout!r}."
+            )
+        if not (callable(self.target) or isinstance(self.target, StageObject)):
+            raise PipelineDefinitionError(
+                f"Stage {self.name!r}: expected a function or an object with execute(context), "
+                f"got {type(self.target).__name__}."
+            )
+
+    def check_portable(self) -> None:
+        """A subprocess or distributed stage must be importable by another process; checked
+        when the pipeline runs (at decoration time the function's name is not bound yet)."""
+        if self.mode == "direct":
+            return
+        try:
+            pickle.dumps(self.target)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise PipelineDefinitionError(
+                f"Stage {self.name!r} runs in {self.mode} mode, so its function or object "
+                f"must be importable by another process (defined at module level): {exc}"
+            ) from exc
+
+    def local_name(self, dependency: str) -> str:
+        return self.aliases.get(dependency, dependency)

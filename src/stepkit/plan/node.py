@@ -1,0 +1,204 @@
+"""One step node as a pipeline stage: check the cache, run the step, store what it made.
+
+A :class:`NodeTask` is a plain, picklable object, so the orchestrator can run it in a
+fresh child process (``subprocess`` mode, the default: the step is isolated from the
+runner and from every other step) or on a worker of a process pool or cluster. In that
+process it computes the node's cache key from its files, config and the digests of its
+inputs; on a hit it returns the recorded artifacts; on a miss it runs the script's ``main``
+(or the builder's ``run``) with local folders, then finalizes every output folder into
+the content-addressed store under ``runs/<run>/<node>/<output>``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stepkit.errors import StepOutputMissingError
+
+#: The output key where a node records what it is (cache key, what main returned, timing).
+NODE_INFO = "_node"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTask:
+    """Everything a worker needs to run one node; paths are absolute strings."""
+
+    node: str
+    how: str  # "script" | "builder"
+    files: Mapping[str, str | None]  # script, contract, spec, config, builder
+    config_class: str
+    builder_class: str | None
+    config: Mapping[str, Any]
+    environment: Mapping[str, str]
+    arguments: Mapping[str, str]
+    inputs: Mapping[str, tuple[str, str]]  # dependency -> (upstream node, its output)
+    outputs: tuple[str, ...]
+    store_root: str
+    catalog_path: str
+    cache_path: str
+    lookup_cache: bool = True  # False: run even on a hit (--no-cache, --refresh); still record
+    extra_key: Mapping[str, Any] = field(default_factory=dict)
+
+    def key(self, input_digests: Mapping[str, str]) -> Any:
+        from stepkit.plan.cachekey import cache_key
+
+        return cache_key(
+            files={role: Path(p) if p else None for role, p in self.files.items()},
+            config={"values": dict(self.config), **self.extra_key},
+            environment=self.environment,
+            arguments=self.arguments,
+            inputs=input_digests,
+        )
+
+    def execute(self, context: Any) -> Any:
+        """Run in the worker: cache hit, or run and finalize; returns artifact references."""
+        from stepkit.pipeline.invoke import CacheHit
+
+        input_paths, digests = resolve_inputs(self, context.upstream)
+        key = self.key(digests)
+        if self.lookup_cache:
+            hit = lookup(self.cache_path, key.digest)
+            if hit is not None:
+                return CacheHit(hit)
+        workdir = Path(context.temp_dir())
+        output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
+        started = time.perf_counter()
+        returned = self._run(input_paths, output_paths, run_id=context.run_id)
+        seconds = time.perf_counter() - started
+        outputs = self._finalize(output_paths, run_id=context.run_id)
+        outputs[NODE_INFO] = {
+            "cache_key": key.digest,
+            "step_seconds": round(seconds, 6),
+            "returned": _jsonable(returned),
+        }
+        record(self.cache_path, key, node=self.node, run_id=context.run_id, outputs=outputs)
+        return outputs
+
+    def _run(
+        self, input_paths: dict[str, str], output_paths: dict[str, str], *, run_id: str
+    ) -> Any:
+        from stepkit.plan.child import run_payload
+
+        payload = {
+            "how": self.how,
+            "script": self.files.get("script"),
+            "config_file": self.files.get("config"),
+            "config_class": self.config_class,
+            "config": dict(self.config),
+            "builder_file": self.files.get("builder"),
+            "builder_class": self.builder_class,
+            "inputs": input_paths,
+            "outputs": output_paths,
+            "environment": dict(self.environment),
+            "arguments": dict(self.arguments),
+            "node": self.node,
+            "run_id": run_id,
+        }
+        saved = {k: os.environ.get(k) for k in self.environment}
+        os.environ.update(self.environment)  # scripts may read os.environ as well
+        try:
+            return run_payload(payload)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def _finalize(self, output_paths: Mapping[str, str], *, run_id: str) -> dict[str, Any]:
+        from stepkit.artifacts.store import ArtifactStore
+        from stepkit.plan.cachekey import tree_digest
+
+        refs: dict[str, Any] = {}
+        store = ArtifactStore(root=self.store_root, catalog_path=self.catalog_path)
+        try:
+            for name, folder in output_paths.items():
+                path = Path(folder)
+                if not path.is_dir() or not any(p.is_file() for p in path.rglob("*")):
+                    raise StepOutputMissingError(self.node, name, folder)
+                done = store.finalize_folder(
+                    path, run_id=run_id, stage=self.node, output=name, producer=self.node
+                )
+                refs[name] = {
+                    "path": str(store.root / "runs" / run_id / self.node / name),
+                    "digest": tree_digest(
+                        {f.record.artifact_id.split(f"/{name}/", 1)[1]: f.sha256 for f in done}
+                    ),
+                    "files": len(done),
+                    "bytes": sum(f.bytes for f in done),
+                    "dedup_hits": sum(1 for f in done if f.dedup_hit),
+                }
+        finally:
+            store.close()
+        return refs
+
+
+@dataclass(frozen=True, slots=True)
+class CachedNode:
+    """A node whose outputs the runner already found in the cache: nothing to run."""
+
+    outputs: Mapping[str, Any]
+
+    def execute(self, context: Any) -> Any:
+        from stepkit.pipeline.invoke import CacheHit
+
+        return CacheHit(dict(self.outputs))
+
+
+def resolve_inputs(
+    task: NodeTask, upstream: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each dependency's local folder and content digest, from its upstream's outputs."""
+    paths: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for dependency, (node, output) in task.inputs.items():
+        ref = upstream[node][output]
+        paths[dependency] = ref["path"]
+        digests[dependency] = ref["digest"]
+    return paths, digests
+
+
+def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
+    """The recorded outputs of a cache key, if every folder they name is still there."""
+    from stepkit.plan.cache import StepCache
+
+    cache = StepCache(Path(cache_path))
+    try:
+        entry = cache.get(digest)
+    finally:
+        cache.close()
+    if entry is None:
+        return None
+    outputs = dict(entry.outputs)
+    for name, ref in outputs.items():
+        if name != NODE_INFO and not Path(ref["path"]).is_dir():
+            return None  # the store lost it (gc, a wiped folder): run again
+    return outputs
+
+
+def record(
+    cache_path: str, key: Any, *, node: str, run_id: str, outputs: Mapping[str, Any]
+) -> None:
+    """Remember what this key made, for the next run."""
+    from stepkit.plan.cache import StepCache
+
+    cache = StepCache(Path(cache_path))
+    try:
+        cache.put(key.digest, node=node, run_id=run_id, outputs=outputs, parts=key.parts)
+    finally:
+        cache.close()
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

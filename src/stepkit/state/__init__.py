@@ -1,0 +1,20 @@
+"""Run state: the :class:`StateRepository` protocol and its SQLite and in-memory stores."""
+
+from __future__ import annotations
+
+from stepkit.state.base import StateRepository
+from stepkit.state.memory import MemoryStateRepository
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
+from stepkit.state.sqlite import SQLiteStateRepository
+
+__all__ = [
+    "LogBatch",
+    "LogEvent",
+    "MemoryStateRepository",
+    "RunRecord",
+    "RunStatus",
+    "SQLiteStateRepository",
+    "StageRecord",
+    "StageStatus",
+    "StateRepository",
+]

@@ -1,0 +1,345 @@
+"""The default :class:`StateRepository`: one SQLite file (WAL) in the project's state folder.
+
+One writer per file: only the runner process opens it for writing; stages in worker
+processes report back to the runner. Several runners on one file queue on SQLite's busy
+timeout (``BEGIN IMMEDIATE``), so "database is locked" never reaches a user.
+
+Log lines arrive in batches and go in with ``executemany`` inside the runner's
+transactions, one row per line; the line's run, stage, attempt and stream are stored once
+per stream (``log_streams``) so a row is just (seq, stream, time, text).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stepkit.errors import UnknownRunError
+from stepkit.sqlite import connect, transaction
+from stepkit.state import codec
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
+
+if TYPE_CHECKING:
+    from stepkit.project import Project
+
+#: Append-only: never edit a migration that shipped, add one.
+MIGRATIONS = [
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        status TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        graph TEXT NOT NULL,
+        source TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        error TEXT,
+        retries INTEGER NOT NULL DEFAULT 0,
+        host TEXT,
+        pid INTEGER,
+        lease_expires_at REAL
+    );
+    CREATE INDEX runs_created ON runs (created_at);
+    CREATE INDEX runs_status ON runs (status);
+    CREATE TABLE stage_attempts (
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        stage TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        duration REAL,
+        inputs TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        error_type TEXT,
+        error_message TEXT,
+        traceback TEXT,
+        reason TEXT,
+        cpu_time REAL,
+        peak_rss INTEGER,
+        PRIMARY KEY (run_id, stage, attempt)
+    );
+    CREATE TABLE log_streams (
+        id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        UNIQUE (run_id, stage, attempt, stream)
+    );
+    CREATE TABLE log_events (
+        seq INTEGER PRIMARY KEY,
+        stream_id INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX log_events_stream ON log_events (stream_id);
+    """,
+]
+
+_RUN_COLUMNS = (
+    "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
+    "finished_at, error, retries, host, pid, lease_expires_at"
+)
+
+
+def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
+    """INSERT … ON CONFLICT DO UPDATE: unlike REPLACE, never deletes the row (which would
+    cascade to a run's attempts) and keeps its rowid."""
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    marks = ", ".join("?" for _ in names)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+_STAGE_COLUMNS = (
+    "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
+    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
+)
+
+
+_UPSERT_RUN = _upsert("runs", _RUN_COLUMNS, ("run_id",))
+_UPSERT_STAGE = _upsert("stage_attempts", _STAGE_COLUMNS, ("run_id", "stage", "attempt"))
+
+
+class SQLiteStateRepository:
+    """Runs, attempts and log events in one SQLite file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn = connect(self.path, migrations=MIGRATIONS, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._stream_ids: dict[tuple[str, str, int, str], int] = {}
+
+    @classmethod
+    def for_project(cls, project: Project) -> SQLiteStateRepository:
+        """The project's state file: ``<state_dir>/state.db``."""
+        return cls(project.state_dir / "state.db")
+
+    def commit(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        stages: Sequence[StageRecord] = (),
+        logs: Sequence[LogBatch] = (),
+    ) -> None:
+        run_rows = [_run_row(run) for run in runs]
+        stage_rows = [_stage_row(stage) for stage in stages]
+        with self._lock, transaction(self._conn) as conn:
+            if run_rows:
+                conn.executemany(_UPSERT_RUN, run_rows)
+            if stage_rows:
+                conn.executemany(_UPSERT_STAGE, stage_rows)
+            new_streams: dict[tuple[str, str, int, str], int] = {}
+            for batch in logs:
+                key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
+                stream_id = self._stream_ids.get(key) or new_streams.get(key)
+                if stream_id is None:
+                    stream_id = new_streams[key] = _stream_id(conn, key)
+                # Stream and time are the batch's: bound once in the SQL (an int and a float
+                # repr, both exact), so the per-line work is one C-level bind of the text.
+                conn.executemany(
+                    "INSERT INTO log_events (stream_id, ts, message) "
+                    f"VALUES ({int(stream_id)}, {float(batch.ts)!r}, ?)",
+                    zip(batch.lines),
+                )
+        # Only now, the transaction committed: a rolled-back stream row must not be cached.
+        if logs:
+            self._stream_ids.update(new_streams)
+
+    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+        with self._lock, transaction(self._conn) as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND status = ?",
+                (expires_at, run_id, str(RunStatus.RUNNING)),
+            )
+            return cursor.rowcount == 1
+
+    def get_run(self, run_id: str) -> RunRecord:
+        row = self._query_one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        if row is None:
+            known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
+            raise UnknownRunError(run_id, known)
+        return _run_from_row(row)
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(str(status))
+        if pipeline is not None:
+            where.append("pipeline = ?")
+            params.append(pipeline)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_run_from_row(row) for row in self._query(sql, params)]
+
+    def stage_records(self, run_id: str) -> list[StageRecord]:
+        rows = self._query(
+            f"SELECT {_STAGE_COLUMNS} FROM stage_attempts WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        )
+        return [_stage_from_row(row) for row in rows]
+
+    def logs(
+        self,
+        run_id: str,
+        *,
+        stage: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[LogEvent]:
+        sql = (
+            "SELECT s.run_id, s.stage, s.attempt, e.ts, s.stream, e.message, e.seq "
+            "FROM log_events e JOIN log_streams s ON e.stream_id = s.id "
+            "WHERE s.run_id = ? AND e.seq > ?"
+        )
+        params: list[Any] = [run_id, after]
+        if stage is not None:
+            sql += " AND s.stage = ?"
+            params.append(stage)
+        sql += " ORDER BY e.seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [LogEvent._make(row) for row in self._query(sql, params)]
+
+    def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
+        streams = "SELECT id FROM log_streams WHERE run_id = ?"
+        params: tuple[str, ...] = (run_id,)
+        if stage is not None:
+            streams += " AND stage = ?"
+            params = (run_id, stage)
+        row = self._query_one(
+            f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
+        )
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _query_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
+            return row
+
+
+def _stream_id(conn: sqlite3.Connection, key: tuple[str, str, int, str]) -> int:
+    conn.execute(
+        "INSERT OR IGNORE INTO log_streams (run_id, stage, attempt, stream) VALUES (?, ?, ?, ?)",
+        key,
+    )
+    row = conn.execute(
+        "SELECT id FROM log_streams WHERE run_id = ? AND stage = ? AND attempt = ? AND stream = ?",
+        key,
+    ).fetchone()
+    return int(row[0])
+
+
+def _run_row(run: RunRecord) -> tuple[Any, ...]:
+    return (
+        run.run_id,
+        run.pipeline,
+        str(run.status),
+        codec.dumps(run.inputs),
+        codec.dumps(run.outputs),
+        codec.graph_dumps(run.graph),
+        run.source,
+        run.created_at,
+        run.started_at,
+        run.finished_at,
+        run.error,
+        run.retries,
+        run.host,
+        run.pid,
+        run.lease_expires_at,
+    )
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        pipeline=row[1],
+        status=RunStatus(row[2]),
+        inputs=codec.loads(row[3]),
+        outputs=codec.loads(row[4]),
+        graph=codec.graph_loads(row[5]),
+        source=row[6],
+        created_at=row[7],
+        started_at=row[8],
+        finished_at=row[9],
+        error=row[10],
+        retries=row[11],
+        host=row[12],
+        pid=row[13],
+        lease_expires_at=row[14],
+    )
+
+
+def _stage_row(stage: StageRecord) -> tuple[Any, ...]:
+    return (
+        stage.run_id,
+        stage.stage,
+        stage.attempt,
+        str(stage.status),
+        stage.mode,
+        stage.started_at,
+        stage.finished_at,
+        stage.duration,
+        codec.dumps(stage.inputs),
+        codec.dumps(stage.outputs),
+        stage.error_type,
+        stage.error_message,
+        stage.traceback,
+        stage.reason,
+        stage.cpu_time,
+        stage.peak_rss,
+    )
+
+
+def _stage_from_row(row: Sequence[Any]) -> StageRecord:
+    return StageRecord(
+        run_id=row[0],
+        stage=row[1],
+        attempt=row[2],
+        status=StageStatus(row[3]),
+        mode=row[4],
+        started_at=row[5],
+        finished_at=row[6],
+        duration=row[7],
+        inputs=codec.loads(row[8]),
+        outputs=codec.loads(row[9]),
+        error_type=row[10],
+        error_message=row[11],
+        traceback=row[12],
+        reason=row[13],
+        cpu_time=row[14],
+        peak_rss=row[15],
+    )

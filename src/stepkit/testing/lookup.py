@@ -1,0 +1,135 @@
+"""From a name (or a script path) to what the tester needs, through the step catalog.
+
+The tester's core works on a :class:`Target`: a script path, its contract (or why there is
+none), its spec. This module is the thin layer that asks the catalog for them; the catalog
+reads contracts and specs with ``ast``, so nothing here imports user code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stepkit.errors import UnknownStepError
+from stepkit.names import close_matches, split_node_name
+
+if TYPE_CHECKING:
+    from stepkit.catalog import StepCatalog, StepInfo
+    from stepkit.components import ScriptContract, StepSpecification
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A script to test, with everything already resolved."""
+
+    name: str  # the step or pipeline node name, or the script's file name
+    script: Path | None
+    contract: ScriptContract | None = None
+    spec: StepSpecification | None = None
+    job_type: str | None = None
+    no_contract_reason: str = "no contract was given"
+    no_script_reason: str = ""
+
+
+def _is_path(name_or_path: str) -> bool:
+    return name_or_path.endswith(".py") or "/" in name_or_path or Path(name_or_path).is_file()
+
+
+def _models(
+    catalog: StepCatalog, info: StepInfo
+) -> tuple[ScriptContract | None, str, StepSpecification | None]:
+    """The contract (or why none) and spec of a step; a broken file is a reason, not a crash."""
+    from pydantic import ValidationError
+
+    contract_file = info.path("contract")
+    contract = None
+    reason = ""
+    try:
+        contract = catalog.get_contract(info.node_name)
+    except (ValidationError, KeyError, TypeError) as exc:  # facts that make no valid model
+        reason = f"contract {contract_file} is invalid: {str(exc).splitlines()[0]}"
+    if contract is None and not reason:
+        reason = (
+            f"contract {contract_file} declares no ScriptContract"
+            if contract_file
+            else f"step {info.name} has no contract file"
+        )
+    spec = None
+    if info.specs:
+        try:
+            spec = catalog.get_spec(info.name, info.job_type)
+        except (ValidationError, KeyError, TypeError):  # no spec beats a broken one: names only
+            spec = None
+    return contract, reason, spec
+
+
+def target_for_step(catalog: StepCatalog, info: StepInfo) -> Target:
+    contract, reason, spec = _models(catalog, info)
+    script = info.path("script")
+    return Target(
+        name=info.node_name,
+        script=script,
+        contract=contract,
+        spec=spec,
+        job_type=info.job_type,
+        no_contract_reason=reason,
+        no_script_reason="" if script else f"step {info.name} has no script",
+    )
+
+
+def resolve(catalog: StepCatalog | None, name_or_path: str) -> Target:
+    """The target a CLI argument names: a script file, else a step or pipeline node name.
+
+    Raises:
+        UnknownStepError: a name the catalog does not know (with close names).
+    """
+    if _is_path(name_or_path):
+        script = Path(name_or_path).expanduser().absolute()
+        step = catalog.find_step_by_component(script) if catalog else None
+        if catalog is None or step is None:
+            why = (
+                "the script is not part of a project"
+                if catalog is None
+                else (f"{script.name} belongs to no step of the catalog")
+            )
+            return Target(name=script.name, script=script, no_contract_reason=why)
+        info = catalog.get_step_info(step)
+        found = target_for_step(catalog, info)
+        return Target(
+            name=found.name,
+            script=script,
+            contract=found.contract,
+            spec=found.spec,
+            job_type=found.job_type,
+            no_contract_reason=found.no_contract_reason,
+        )
+    if catalog is None:
+        raise UnknownStepError(name_or_path, [], what="step (no project to look it up in)")
+    return target_for_step(catalog, node_info(catalog, name_or_path))
+
+
+def node_info(catalog: StepCatalog, node: str) -> StepInfo:
+    """The step a name or pipeline node name (``Foo_training``) means, with did-you-mean
+    suggestions that keep the job type."""
+    try:
+        return catalog.get_step_info(node)
+    except UnknownStepError as exc:
+        base, job_type = split_node_name(node)
+        if job_type is None:
+            raise
+        close = [f"{name}_{job_type}" for name in close_matches(base, catalog.step_names())]
+        raise UnknownStepError(node, close) from exc
+
+
+def scripted_steps(catalog: StepCatalog, workspace: str | None = None) -> list[Target]:
+    """A target for every step that has a script (in ``workspace``, when given)."""
+    targets = []
+    for name in catalog.list_available_steps(workspace_id=workspace):
+        info = catalog.get_step_info(name)
+        if info.path("script") is None:
+            continue
+        if workspace is not None and info.components["script"].workspace_id != workspace:
+            continue
+        targets.append(target_for_step(catalog, info))
+    return targets

@@ -1,0 +1,227 @@
+"""Finalize: move by hardlink, copy, dedup, versions, readable paths, batches."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stepkit.artifacts import ArtifactStore, FinalizeItem
+from stepkit.errors import ArtifactNotFoundError, ArtifactStoreError, PathEscapeError
+
+MakeFile = Callable[[str, bytes], Path]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_move_publishes_the_same_inode_and_removes_the_source(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    src = make_file("model.bin", b"weights")
+    inode = src.stat().st_ino
+    done = store.finalize(src, artifact_id="m", source="https://h.org/model.bin", producer="train")
+    assert not src.exists()
+    obj = store.path(sha(b"weights"))
+    assert done.storage_path == obj
+    assert obj == store.root / "cas" / "sha256" / sha(b"weights")[:2] / sha(b"weights")[2:]
+    assert obj.stat().st_ino == inode  # no byte copied
+    assert done.layout_path is not None and done.layout_path.stat().st_ino == inode
+    assert done.layout_path == store.root / "sources/h.org/m/model.bin"
+    assert (done.sha256, done.bytes, done.status, done.copied) == (sha(b"weights"), 7, "new", False)
+    assert stat.S_IMODE(obj.stat().st_mode) & 0o222 == 0  # read-only
+    assert obj.read_bytes() == b"weights"
+
+
+def test_move_keep_leaves_a_read_only_link(store: ArtifactStore, make_file: MakeFile) -> None:
+    src = make_file("a.txt", b"same")
+    store.finalize(src, artifact_id="a", source="s", producer="p", keep=True)
+    assert src.stat().st_ino == store.path(sha(b"same")).stat().st_ino
+    assert stat.S_IMODE(src.stat().st_mode) & 0o222 == 0
+
+
+def test_dedup_hit_drops_new_bytes_and_keeps_one_inode(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    first = store.finalize(make_file("a.txt", b"dup"), artifact_id="a", source="s", producer="p")
+    kept = make_file("b.txt", b"dup")
+    second = store.finalize(kept, artifact_id="b", source="s", producer="q", keep=True)
+    assert (first.dedup_hit, second.dedup_hit) == (False, True)
+    obj = store.path(sha(b"dup"))
+    assert obj.stat().st_nlink == 4  # object + two readable paths + the kept source
+    assert kept.stat().st_ino == obj.stat().st_ino  # the kept file became a link
+    assert second.layout_path is not None
+    assert second.layout_path.stat().st_ino == first.storage_path.stat().st_ino
+    assert [o.sha256 for o in store.blobs.iter_objects()] == [sha(b"dup")]
+
+
+def test_copy_streams_into_the_store_and_leaves_the_source(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    src = make_file("c.txt", b"copied")
+    done = store.finalize(src, artifact_id="c", source="s", producer="p", mode="copy")
+    assert src.read_bytes() == b"copied"
+    assert src.stat().st_ino != done.storage_path.stat().st_ino
+    assert done.copied and done.storage_path.read_bytes() == b"copied"
+    assert list(store.blobs.iter_temp()) == []
+
+
+def test_put_bytes_open_exists(store: ArtifactStore) -> None:
+    done = store.put_bytes(b"payload", artifact_id="x", source="mem", producer="p")
+    assert store.exists(done.sha256)
+    with store.open(done.sha256) as handle:
+        assert handle.read() == b"payload"
+    missing = sha(b"nothing")
+    assert not store.exists(missing)
+    with pytest.raises(ArtifactNotFoundError):
+        store.open(missing)
+
+
+def test_stream_finalize(store: ArtifactStore) -> None:
+    done = store.finalize(io.BytesIO(b"stream"), artifact_id="s", source="s", producer="p")
+    assert done.copied and store.path(done.sha256).read_bytes() == b"stream"
+
+
+def test_same_key_same_content_is_present_different_content_is_a_new_version(
+    store: ArtifactStore,
+) -> None:
+    one = store.put_bytes(b"v1", artifact_id="r", source="s", producer="p")
+    again = store.put_bytes(b"v1", artifact_id="r", source="s", producer="p")
+    two = store.put_bytes(b"v2", artifact_id="r", source="s", producer="p")
+    assert (one.status, again.status, two.status) == ("new", "present", "new_version")
+    assert again.record == one.record
+    records = store.show("r")
+    assert [(r.version, r.sha256) for r in records] == [(1, sha(b"v1")), (2, sha(b"v2"))]
+    assert store.path(sha(b"v1")).read_bytes() == b"v1"  # the old version is kept
+
+
+def test_colliding_readable_names_keep_both_contents(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    a = make_file("x/report.pdf", b"first report")
+    b = make_file("y/report.pdf", b"second report")
+    ra = store.finalize(
+        a, artifact_id="w", source="https://h/report.pdf", producer="p", layout="docs/report.pdf"
+    )
+    rb = store.finalize(
+        b, artifact_id="w2", source="https://h/report.pdf", producer="p", layout="docs/report.pdf"
+    )
+    assert ra.layout_path == store.root / "docs/report.pdf"
+    assert rb.layout_path == store.root / f"docs/report~{rb.sha256[:12]}.pdf"
+    assert ra.layout_path.read_bytes() == b"first report"
+    assert rb.layout_path.read_bytes() == b"second report"
+    assert rb.record.layout_path == f"docs/report~{rb.sha256[:12]}.pdf"  # recorded
+
+
+def test_a_foreign_file_at_the_readable_path_is_not_overwritten(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    squatter = store.root / "docs" / "a.txt"
+    squatter.parent.mkdir(parents=True)
+    squatter.write_bytes(b"not ours")
+    done = store.finalize(
+        make_file("a.txt", b"ours"), artifact_id="a", source="s", producer="p", layout="docs/a.txt"
+    )
+    assert squatter.read_bytes() == b"not ours"
+    assert done.layout_path is not None and done.layout_path.read_bytes() == b"ours"
+
+
+@pytest.mark.parametrize(
+    "layout", ["../escape.txt", "/abs/path", "cas/sha256/x", "tmp/x", "a/../../b", ""]
+)
+def test_readable_paths_cannot_escape_or_shadow_the_store(
+    store: ArtifactStore, make_file: MakeFile, layout: str
+) -> None:
+    with pytest.raises(PathEscapeError):
+        store.finalize(
+            make_file("a.txt", b"a"), artifact_id="a", source="s", producer="p", layout=layout
+        )
+    assert store.catalog.stats()["records"] == 0
+
+
+def test_relative_root_is_resolved_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with ArtifactStore(root="rel-store") as s:
+        assert s.root == tmp_path / "rel-store"
+        done = s.put_bytes(b"r", artifact_id="r", source="s", producer="p")
+        monkeypatch.chdir("/")
+        assert s.exists(done.sha256)
+
+
+def test_finalize_folder_batches_a_stage_output(store: ArtifactStore, make_file: MakeFile) -> None:
+    make_file("out/metrics.json", b"{}")
+    make_file("out/part/0.csv", b"a,b\n")
+    folder = make_file("out/part/1.csv", b"a,b\n").parents[1]
+    results = store.finalize_folder(folder, run_id="r1", stage="Train", output="model")
+    assert [r.record.artifact_id for r in results] == [
+        "r1/Train/model/metrics.json",
+        "r1/Train/model/part/0.csv",
+        "r1/Train/model/part/1.csv",
+    ]
+    assert (store.root / "runs/r1/Train/model/part/1.csv").read_bytes() == b"a,b\n"
+    assert sum(1 for r in results if r.dedup_hit) == 1
+    assert not any(p.is_file() for p in folder.rglob("*"))
+
+
+def test_batch_dedups_within_itself(store: ArtifactStore, make_file: MakeFile) -> None:
+    items = [
+        FinalizeItem(make_file(f"f{i}", b"same" if i % 2 else bytes([i])), f"a{i}", "s", "p")
+        for i in range(100)
+    ]
+    results = store.finalize_many(items)
+    assert len(results) == 100
+    assert len(list(store.blobs.iter_objects())) == 51
+    assert sum(r.dedup_hit for r in results) == 49
+
+
+def test_moving_a_file_from_inside_the_store_is_refused(store: ArtifactStore) -> None:
+    done = store.put_bytes(b"x", artifact_id="x", source="s", producer="p")
+    assert done.layout_path is not None
+    with pytest.raises(ArtifactStoreError, match="inside the store"):
+        store.finalize(done.layout_path, artifact_id="y", source="s", producer="p")
+
+
+def test_unknown_artifact_suggests_close_ids(store: ArtifactStore) -> None:
+    store.put_bytes(b"x", artifact_id="churn-model", source="s", producer="p")
+    with pytest.raises(ArtifactNotFoundError) as caught:
+        store.show("churn-modle")
+    assert (
+        str(caught.value) == "No artifact 'churn-modle' in the store. Did you mean 'churn-model'?"
+    )
+
+
+def test_cross_device_move_falls_back_to_copy(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store.blobs, "device", -1)  # as if the source were elsewhere
+    src = make_file("far.bin", b"far away")
+    done = store.finalize(src, artifact_id="f", source="s", producer="p")
+    assert done.copied and not src.exists()
+    assert done.storage_path.read_bytes() == b"far away"
+
+
+def test_for_project(tmp_path: Path, write_project) -> None:  # type: ignore[no-untyped-def]
+    from stepkit.project import Project
+
+    root = write_project(
+        {
+            "stepkit.toml": """
+            [project]
+            name = "p"
+            [[workspaces]]
+            id = "core"
+            path = "steps"
+            """,
+            "steps/.keep": "",
+        }
+    )
+    project = Project.load(root)
+    with ArtifactStore.for_project(project) as s:
+        assert s.root == project.artifacts_root
+        s.put_bytes(b"x", artifact_id="x", source="s", producer="p")
+    assert (project.state_dir / "artifacts.sqlite").is_file()

@@ -1,0 +1,163 @@
+"""``stepkit run`` end to end: caching decisions, failure and resume, on a tiny project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stepkit.cli import main
+
+
+def run_json(
+    capsys: pytest.CaptureFixture[str], root: Path, *args: str
+) -> tuple[int, dict[str, object]]:
+    try:
+        main(["-p", str(root), "run", str(root / "dag.yaml"), "--json", *args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, _ = capsys.readouterr()
+    return code, json.loads(out)
+
+
+def statuses(result: dict[str, object]) -> dict[str, str]:
+    stages = result["stages"]
+    assert isinstance(stages, dict)
+    return {name: stage["status"] for name, stage in stages.items()}
+
+
+def test_first_run_makes_everything_then_all_cached(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    code, first = run_json(capsys, tiny_project)
+    assert code == 0, first
+    assert statuses(first) == {"Make": "completed", "Double": "completed", "Report": "completed"}
+    outputs = first["outputs"]
+    assert isinstance(outputs, dict)
+    report = Path(outputs["Report"]["report"]) / "report.txt"
+    assert report.read_text() == "sum=20"  # 2 * (0+1+2+3+4)
+    assert "/runs/" in str(report)
+    code, second = run_json(capsys, tiny_project)
+    assert code == 0
+    assert statuses(second) == {"Make": "cached", "Double": "cached", "Report": "cached"}
+
+
+def test_changing_a_script_reruns_it_and_what_its_output_feeds(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    run_json(capsys, tiny_project)
+    script = tiny_project / "steps/scripts/double.py"
+    script.write_text(script.read_text().replace("int(n) * factor", "int(n) * factor + 1"))
+    _, result = run_json(capsys, tiny_project)
+    assert statuses(result) == {"Make": "cached", "Double": "completed", "Report": "completed"}
+
+
+def test_a_change_that_leaves_the_output_alone_stops_at_that_step(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    run_json(capsys, tiny_project)
+    script = tiny_project / "steps/scripts/double.py"
+    script.write_text(script.read_text() + "\n# a comment changes the script, not what it writes\n")
+    _, result = run_json(capsys, tiny_project)
+    assert statuses(result) == {"Make": "cached", "Double": "completed", "Report": "cached"}
+
+
+def test_changing_a_config_value_reruns_from_that_node(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    run_json(capsys, tiny_project)
+    config = tiny_project / "config.yaml"
+    config.write_text("nodes:\n  Make:\n    count: 6\n")
+    _, result = run_json(capsys, tiny_project, "--config", str(config))
+    assert statuses(result) == {"Make": "completed", "Double": "completed", "Report": "completed"}
+    config.write_text("nodes:\n  Double:\n    factor: 3\n")
+    _, result = run_json(capsys, tiny_project, "--config", str(config))
+    assert statuses(result) == {"Make": "cached", "Double": "completed", "Report": "completed"}
+
+
+def test_changing_input_data_reruns_the_consumer(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    """Make's output changes (new data), so Double's input digest changes."""
+    run_json(capsys, tiny_project)
+    script = tiny_project / "steps/scripts/make.py"
+    script.write_text(script.read_text().replace("range(count)", "range(1, count + 1)"))
+    _, result = run_json(capsys, tiny_project)
+    assert statuses(result) == {"Make": "completed", "Double": "completed", "Report": "completed"}
+
+
+def test_changing_a_contract_reruns_its_step(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    run_json(capsys, tiny_project)
+    contract = tiny_project / "steps/contracts/report_contract.py"
+    contract.write_text(
+        contract.read_text().replace("optional_env_vars={}", 'optional_env_vars={"TITLE": "sum"}')
+    )
+    _, result = run_json(capsys, tiny_project)
+    assert statuses(result) == {"Make": "cached", "Double": "cached", "Report": "completed"}
+
+
+def test_no_cache_and_refresh_force_runs(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    run_json(capsys, tiny_project)
+    _, result = run_json(capsys, tiny_project, "--refresh", "Double")
+    assert statuses(result) == {"Make": "cached", "Double": "completed", "Report": "cached"}
+    _, result = run_json(capsys, tiny_project, "--no-cache")
+    assert set(statuses(result).values()) == {"completed"}
+
+
+def test_failing_step_then_fixed_then_resumed(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    script = tiny_project / "steps/scripts/report.py"
+    good = script.read_text()
+    script.write_text(
+        good.replace("values = [", "raise RuntimeError('report is broken')\n    values = [")
+    )
+    code, failed = run_json(capsys, tiny_project)
+    assert code == 1
+    assert statuses(failed) == {"Make": "completed", "Double": "completed", "Report": "failed"}
+    stages = failed["stages"]
+    assert isinstance(stages, dict)
+    assert "RuntimeError" in str(stages["Report"]["error"]) and "report is broken" in str(
+        stages["Report"]["error"]
+    )
+    script.write_text(good)
+    code, resumed = run_json(capsys, tiny_project, "--resume", str(failed["run_id"]))
+    assert code == 0
+    assert resumed["run_id"] == failed["run_id"]
+    assert statuses(resumed) == {"Make": "completed", "Double": "completed", "Report": "completed"}
+    # the kept stages were not run again: the resume made only Report
+    outputs = resumed["outputs"]
+    assert isinstance(outputs, dict)
+    assert (Path(outputs["Report"]["report"]) / "report.txt").read_text() == "sum=20"
+
+
+def test_missing_output_fails_the_step_with_its_name(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    script = tiny_project / "steps/scripts/report.py"
+    script.write_text(
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    return None\n"
+    )
+    code, result = run_json(capsys, tiny_project)
+    assert code == 1
+    stages = result["stages"]
+    assert isinstance(stages, dict)
+    assert "output 'report' is missing or empty" in str(stages["Report"]["error"])
+
+
+def test_plan_errors_come_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    (tiny_project / "dag.yaml").write_text("nodes: [Make, Dubble]\nedges:\n  - Make -> Dubble\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["-p", str(tiny_project), "run", str(tiny_project / "dag.yaml")])
+    assert exc.value.code == 1
+    _, err = capsys.readouterr()
+    assert "Dubble: No step named 'Dubble'. Did you mean 'Double'?" in err
+    assert not (tiny_project / ".stepkit/state.db").exists() or "runs" not in err

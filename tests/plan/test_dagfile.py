@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stepkit.errors import DagError, DagFileError, UnknownStepError
+from stepkit.plan.dagfile import PipelineDAG, load_dag
+
+GOOD = """\
+name: churn
+nodes:
+  - DataLoading_training
+  - TabularPreprocessing_training
+  - Training
+edges:
+  - [DataLoading_training, TabularPreprocessing_training]
+  - TabularPreprocessing_training -> Training
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dag.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_file_loads_in_order_with_lines(tmp_path: Path) -> None:
+    dag = load_dag(write(tmp_path, GOOD))
+    assert dag.name == "churn"
+    assert dag.nodes == ["DataLoading_training", "TabularPreprocessing_training", "Training"]
+    assert dag.topological_order() == dag.nodes
+    assert dag.predecessors("Training") == ["TabularPreprocessing_training"]
+    assert dag.descendants("DataLoading_training") == {"TabularPreprocessing_training", "Training"}
+    assert dag.line_of("Training") == 5
+    assert dag.line_of("TabularPreprocessing_training -> Training") == 8
+
+
+def test_mapping_edges_and_python_api_agree(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "  - TabularPreprocessing_training -> Training",
+        "  - {from: TabularPreprocessing_training, to: Training}",
+    )
+    from_file = load_dag(write(tmp_path, text))
+    built = (
+        PipelineDAG("churn")
+        .add_node("DataLoading_training")
+        .add_node("TabularPreprocessing_training")
+        .add_node("Training")
+        .add_edge("DataLoading_training", "TabularPreprocessing_training")
+        .add_edge("TabularPreprocessing_training", "Training")
+    )
+    assert from_file.to_dict() == built.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GOOD.replace("- Training\n", "- Training\n  - Training\n", 1),
+            r"dag.yaml:6: node 'Training' is listed twice",
+        ),
+        (GOOD + "  - Training -> DataLoading_training\n", r"cycle: .*DataLoading_training"),
+        (
+            GOOD + "  - Trainin -> DataLoading_training\n",
+            r"dag.yaml:9: edge names 'Trainin', which is not in 'nodes'\. Did you mean 'Training'",
+        ),
+        (GOOD + "  - [a, b, c]\n", r"dag.yaml:9: an edge is"),
+        (GOOD + "nodez: []\n", r"dag.yaml:9: unknown key 'nodez'\. Did you mean 'nodes'"),
+        ("nodes: [a\n", r"dag.yaml:2: is not valid YAML"),
+        ("- a\n", r"must be a mapping"),
+    ],
+)
+def test_bad_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(DagError, match=message):
+        load_dag(write(tmp_path, text))
+
+
+def test_api_errors() -> None:
+    dag = PipelineDAG().add_node("A")
+    with pytest.raises(UnknownStepError, match="No node named 'B'"):
+        dag.add_edge("A", "B")
+    with pytest.raises(DagError, match="points at itself"):
+        dag.add_edge("A", "A")
+    cyclic = PipelineDAG.from_edges([("A", "B"), ("B", "C"), ("C", "A")])
+    with pytest.raises(DagError, match="cycle"):
+        cyclic.topological_order()
+    assert isinstance(DagFileError(Path("x"), "m"), DagError)

@@ -1,0 +1,210 @@
+"""One contract suite, run against every StateRepository backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from stepkit.errors import UnknownRunError
+from stepkit.project import Project
+from stepkit.state import (
+    LogBatch,
+    LogEvent,
+    MemoryStateRepository,
+    RunRecord,
+    RunStatus,
+    SQLiteStateRepository,
+    StageRecord,
+    StageStatus,
+    StateRepository,
+)
+from stepkit.state.leases import interrupt, reap_expired
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateRepository]:
+    store: StateRepository
+    if request.param == "sqlite":
+        store = SQLiteStateRepository(tmp_path / "state.db")
+    else:
+        store = MemoryStateRepository()
+    yield store
+    store.close()
+
+
+def _run(run_id: str = "r1", **changes: object) -> RunRecord:
+    base = RunRecord(
+        run_id=run_id,
+        pipeline="demo",
+        status=RunStatus.RUNNING,
+        inputs={"n": 3, "names": ["a", "b"]},
+        graph={"a": (), "b": ("a",)},
+        created_at=100.0,
+        started_at=100.0,
+        host="host",
+        pid=1,
+        lease_expires_at=time.time() + 60,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _stage(stage: str = "a", attempt: int = 1, **changes: object) -> StageRecord:
+    base = StageRecord(run_id="r1", stage=stage, attempt=attempt, status=StageStatus.RUNNING)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_repositories_satisfy_the_protocol(repo: StateRepository) -> None:
+    assert isinstance(repo, StateRepository)
+
+
+def test_a_committed_run_reads_back_equal(repo: StateRepository) -> None:
+    run = _run(source="pkg.mod:make")
+    repo.commit(runs=[run])
+    assert repo.get_run("r1") == run
+
+
+def test_an_unknown_run_is_a_lookup_error_with_close_ids(repo: StateRepository) -> None:
+    repo.commit(runs=[_run("20260101-000000-abcd")])
+    with pytest.raises(UnknownRunError) as caught:
+        repo.get_run("20260101-000000-abce")
+    assert str(caught.value) == (
+        "No run '20260101-000000-abce' in the state store. Did you mean '20260101-000000-abcd'?"
+    )
+    assert isinstance(caught.value, LookupError)
+
+
+def test_runs_are_upserted_and_keep_their_attempts(repo: StateRepository) -> None:
+    repo.commit(runs=[_run()], stages=[_stage()])
+    repo.commit(runs=[_run(status=RunStatus.COMPLETED, outputs={"b": {"x": 1}})])
+    assert repo.get_run("r1").status == RunStatus.COMPLETED
+    assert repo.get_run("r1").outputs == {"b": {"x": 1}}
+    assert [s.stage for s in repo.stage_records("r1")] == ["a"]
+
+
+def test_attempts_are_upserted_by_run_stage_attempt(repo: StateRepository) -> None:
+    repo.commit(runs=[_run()], stages=[_stage("a", 1), _stage("b", 1)])
+    done = _stage(
+        "a",
+        1,
+        status=StageStatus.FAILED,
+        error_type="ValueError",
+        error_message="bad",
+        traceback="Traceback…",
+        duration=0.5,
+        cpu_time=0.25,
+        peak_rss=1024,
+        inputs={"up": {"k": [1, 2]}},
+    )
+    repo.commit(stages=[done, _stage("a", 2, status=StageStatus.COMPLETED, outputs={"y": 2})])
+    records = repo.stage_records("r1")
+    assert [(r.stage, r.attempt, r.status) for r in records] == [
+        ("a", 1, StageStatus.FAILED),
+        ("b", 1, StageStatus.RUNNING),
+        ("a", 2, StageStatus.COMPLETED),
+    ]
+    assert records[0] == done
+    assert records[2].outputs == {"y": 2}
+
+
+def test_list_runs_newest_first_with_filters(repo: StateRepository) -> None:
+    repo.commit(
+        runs=[
+            _run("old", created_at=1.0, status=RunStatus.FAILED),
+            _run("new", created_at=3.0, status=RunStatus.COMPLETED),
+            _run("other", created_at=2.0, pipeline="etl", status=RunStatus.COMPLETED),
+        ]
+    )
+    assert [r.run_id for r in repo.list_runs()] == ["new", "other", "old"]
+    assert [r.run_id for r in repo.list_runs(status=RunStatus.COMPLETED)] == ["new", "other"]
+    assert [r.run_id for r in repo.list_runs(pipeline="demo")] == ["new", "old"]
+    assert [r.run_id for r in repo.list_runs(limit=1)] == ["new"]
+
+
+def test_log_events_append_in_order_and_page_by_seq(repo: StateRepository) -> None:
+    repo.commit(runs=[_run(), _run("r2")])
+    events = [
+        LogBatch("r1", "a" if i % 2 else "b", 1, "stdout", float(i), [f"line {i}"])
+        for i in range(10)
+    ]
+    repo.commit(logs=events[:6])
+    repo.commit(logs=[LogBatch("r2", "a", 1, "stderr", 0.5, ["elsewhere"]), *events[6:]])
+    got = repo.logs("r1")
+    assert [e.message for e in got] == [f"line {i}" for i in range(10)]
+    assert [e.seq for e in got] == sorted(e.seq for e in got)
+    assert [e.message for e in repo.logs("r1", stage="a")] == [f"line {i}" for i in range(1, 10, 2)]
+    page = repo.logs("r1", after=got[3].seq, limit=2)
+    assert [e.message for e in page] == ["line 4", "line 5"]
+    assert repo.count_logs("r1") == 10
+    assert repo.count_logs("r1", stage="b") == 5
+    assert repo.logs("r2") == [LogEvent("r2", "a", 1, 0.5, "stderr", "elsewhere", got[5].seq + 1)]
+
+
+def test_renew_lease_moves_only_a_running_runs_lease(repo: StateRepository) -> None:
+    repo.commit(runs=[_run(), _run("done", status=RunStatus.COMPLETED, lease_expires_at=None)])
+    assert repo.renew_lease("r1", expires_at=12345.0) is True
+    assert repo.get_run("r1").lease_expires_at == 12345.0
+    assert repo.get_run("r1").status == RunStatus.RUNNING
+    assert repo.renew_lease("done", expires_at=1.0) is False
+    assert repo.get_run("done").lease_expires_at is None
+
+
+def test_an_expired_lease_is_reaped_and_its_running_stages_interrupted(
+    repo: StateRepository,
+) -> None:
+    repo.commit(
+        runs=[_run(lease_expires_at=time.time() - 1), _run("alive", host="elsewhere")],
+        stages=[_stage("a", 1, status=StageStatus.COMPLETED), _stage("b", 1)],
+    )
+    assert reap_expired(repo) == ["r1"]
+    run = repo.get_run("r1")
+    assert run.status == RunStatus.INTERRUPTED
+    assert run.error is not None and "lease lost" in run.error
+    statuses = {(r.stage, r.status) for r in repo.stage_records("r1")}
+    assert statuses == {("a", StageStatus.COMPLETED), ("b", StageStatus.INTERRUPTED)}
+    assert repo.get_run("alive").status == RunStatus.RUNNING
+
+
+def test_a_dead_runner_on_this_host_loses_its_lease_at_once(repo: StateRepository) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    repo.commit(runs=[_run(host=socket.gethostname(), pid=int(dead.stdout))])
+    assert reap_expired(repo) == ["r1"]
+    assert interrupt(repo, repo.get_run("r1")).status == RunStatus.INTERRUPTED
+
+
+def test_a_failed_commit_writes_nothing(repo: StateRepository) -> None:
+    repo.commit(runs=[_run()])
+    with pytest.raises(TypeError):
+        repo.commit(stages=[_stage("a"), _stage("b", outputs={"bad": object()})])
+    assert repo.stage_records("r1") == []
+
+
+def test_sqlite_state_lives_in_the_project_state_dir(write_project) -> None:  # type: ignore[no-untyped-def]
+    root = write_project(
+        {
+            "stepkit.toml": '[project]\nname = "demo"\n\n[[workspaces]]\nid = "shared"\n'
+            'path = "steps"\n',
+            "steps/.keep": "",
+        }
+    )
+    project = Project.load(root)
+    repo = SQLiteStateRepository.for_project(project)
+    try:
+        repo.commit(runs=[_run()])
+        assert (project.state_dir / "state.db").is_file()
+    finally:
+        repo.close()
+    reopened = SQLiteStateRepository(project.state_dir / "state.db")
+    try:
+        assert reopened.get_run("r1").inputs == {"n": 3, "names": ["a", "b"]}
+    finally:
+        reopened.close()

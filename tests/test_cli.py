@@ -1,0 +1,189 @@
+"""The CLI edge: exit codes, one-line errors, JSON output, help on every command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stepkit.cli import main
+from stepkit.cli.app import app
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == "stepkit 0.1.0"
+
+
+def test_registry_list_json_is_stable(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "-p", str(example_project), "registry", "list", "--json", "-w", "alice"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["workspace"] == "alice"
+    names = [s["name"] for s in data["steps"]]
+    assert names == sorted(names) and "FeatureSelection" in names
+    step = next(s for s in data["steps"] if s["name"] == "FeatureSelection")
+    assert set(step) == {
+        "name",
+        "config_class",
+        "builder_step_name",
+        "spec_type",
+        "sagemaker_step_type",
+        "description",
+        "job_types",
+        "workspace_id",
+        "source",
+        "overridden_fields",
+    }
+    assert step["workspace_id"] == "alice" and step["source"].endswith("registry.toml:3")
+
+
+def test_registry_list_filters_by_type(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "-p", str(example_project), "registry", "list", "--type", "Training", "--json"
+    )
+    assert code == 0
+    assert [s["name"] for s in json.loads(out)["steps"]] == ["GradientBoostingTraining"]
+
+
+def test_unknown_step_is_one_line_and_exit_1(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, out, err = run(capsys, "-p", str(example_project), "registry", "show", "ModelEvaluaton")
+    assert code == 1 and out == ""
+    assert (
+        err == "error: No step named 'ModelEvaluaton'. Did you mean 'ModelEvaluation', "
+        "'ModelCalibration', 'ModelRegistration'?\n"
+    )
+
+
+def test_unknown_workspace_suggests(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, _, err = run(capsys, "-p", str(example_project), "registry", "list", "-w", "alicia")
+    assert code == 1 and "Did you mean 'alice'?" in err and err.count("\n") == 1
+
+
+def test_no_project_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "-p", str(tmp_path), "registry", "list")
+    assert code == 1 and err.startswith("error: No stepkit.toml found")
+
+
+def test_show_and_conflicts(capsys: pytest.CaptureFixture[str], example_project: Path) -> None:
+    code, out, _ = run(
+        capsys, "-p", str(example_project), "registry", "show", "ModelEvaluation", "-w", "bob"
+    )
+    assert code == 0 and "(bob)" in out and "overridden_fields" in out
+    code, out, _ = run(capsys, "-p", str(example_project), "registry", "conflicts", "--json")
+    data = {r["workspace_id"]: r for r in json.loads(out)}
+    assert data["alice"]["defines"] == ["FeatureSelection"]
+    assert data["bob"]["overrides"][0]["fields"]["description"]["new"].endswith("(bob)")
+    code, out, _ = run(capsys, "-p", str(example_project), "registry", "conflicts")
+    assert "adds      FeatureSelection" in out and "overrides ModelEvaluation" in out
+
+
+def test_check_exit_codes(
+    capsys: pytest.CaptureFixture[str], example_project: Path, tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "-p", str(example_project), "registry", "check")
+    assert code == 0 and "0 error(s)" in out
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "stepkit.toml").write_text(
+        '[project]\nname="x"\n[[workspaces]]\nid="core"\npath="steps"\n'
+    )
+    (tmp_path / "steps/step_names.py").write_text(
+        'STEP_NAMES = {"bad_name": {"config_class": "C", "builder_step_name": "B",'
+        ' "spec_type": "bad_name", "sagemaker_step_type": "Processing"}}\n'
+    )
+    code, out, _ = run(capsys, "-p", str(tmp_path), "registry", "check")
+    assert code == 1
+    assert "step_names.py:1: error: bad_name: name is not PascalCase" in out
+
+
+def test_export_round_trips_through_the_python_reader(
+    capsys: pytest.CaptureFixture[str], example_project: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "exported" / "step_names.py"
+    code, _, _ = run(
+        capsys,
+        "-p",
+        str(example_project),
+        "registry",
+        "export",
+        "--format",
+        "python",
+        "-w",
+        "alice",
+        "-o",
+        str(target),
+    )
+    assert code == 0
+    from stepkit.registry import Registry
+    from stepkit.registry.sources import read_registry
+
+    source = read_registry(target, "core")
+    exported = Registry({"core": source}, ["core"])
+    original = Registry.load(__import__("stepkit").Project.load(example_project))
+    assert dict(exported.classic()) == dict(original.classic("alice"))
+    code, out, _ = run(capsys, "-p", str(example_project), "registry", "export")
+    assert json.loads(out)["DataLoading"]["config_class"] == "DataLoadingConfig"
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str], example_project: Path) -> None:
+    code, _, err = run(capsys, "-p", str(example_project), "registry", "export", "--format", "yaml")
+    assert code == 2 and "yaml" in err
+
+
+def test_traceback_only_with_debug(example_project: Path) -> None:
+    args = [sys.executable, "-m", "stepkit", "-p", str(example_project), "registry", "show", "Nope"]
+    plain = subprocess.run(args, capture_output=True, text=True)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    debug = subprocess.run([*args[:3], "--debug", *args[3:]], capture_output=True, text=True)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def _commands(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], object]]:
+    import typer.main
+
+    click_group = typer.main.get_command(group)  # type: ignore[arg-type]
+    found: list[tuple[tuple[str, ...], object]] = []
+
+    def walk(cmd: object, path: tuple[str, ...]) -> None:
+        found.append((path, cmd))
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(click_group, prefix)
+    return found
+
+
+def test_every_command_and_option_has_help() -> None:
+    missing = []
+    for path, cmd in _commands(app):
+        if not getattr(cmd, "help", None):
+            missing.append(" ".join(path) or "stepkit")
+        for param in getattr(cmd, "params", []):
+            if getattr(param, "param_type_name", "") == "option" and not getattr(
+                param, "help", None
+            ):
+                missing.append(f"{' '.join(path)} {param.opts[0]}")
+    assert missing == []
