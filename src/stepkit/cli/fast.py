@@ -75,6 +75,8 @@ def run_fast(argv: list[str]) -> int | None:
     except StepkitError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    except Exception:  # anything unexpected: the full CLI runs again and reports it its way
+        return None
     for warning in catalog.last_refresh.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     write_rows_json("steps", rows)
