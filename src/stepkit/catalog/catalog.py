@@ -102,7 +102,12 @@ class StepCatalog:
 
     def _build_facts(self) -> RegistryFacts:
         reg = self.registry
-        return RegistryFacts.build([(ws, reg.view(ws)) for ws in reg.workspace_ids])
+        facts = RegistryFacts.build([(ws, reg.view(ws)) for ws in reg.workspace_ids])
+        if self._owns_registry:
+            # the digest is all resolution needs; the full registry (tens of MB for 10,000
+            # steps) is read again, from its cache, only when a StepInfo needs a definition
+            self._registry = None
+        return facts
 
     def _facts(self) -> RegistryFacts:
         if self._registry_facts is None:

@@ -101,7 +101,7 @@ def parse_files(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    chunk = max(200, len(jobs) // (count * 4))
+    chunk = max(200, min(1000, len(jobs) // (count * 4)))  # small: less memory in flight
     chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     # fork: the workers need nothing but this module, already imported (and they inherit
     # the paused garbage collector, which halves the cost of building syntax trees)

@@ -214,13 +214,26 @@ def load_index(path: Path) -> tuple[IndexData | None, str | None]:
 
 
 def save_index(path: Path, data: IndexData) -> bool:
-    """Write the index atomically; a read-only state folder only costs the next start."""
+    """Write the index atomically, one section at a time (the header, which holds their
+    lengths and checksums, last), so that no second copy of the whole index is held.
+    A read-only state folder only costs the next start."""
     from stepkit.atomic import atomic_writer
 
     try:
         with atomic_writer(path, durable=False) as handle:
-            for part in encode_sections(data):
-                handle.write(part)
+            handle.write(b"\0" * _HEADER.size)
+            lengths: list[int] = []
+            main = marshal.dumps(data.main_section())
+            handle.write(main)
+            lengths += [len(main), zlib.crc32(main)]
+            del main
+            for section in (data.deep, data.summary_section):
+                blob, crc = section.encoded()
+                handle.write(blob)
+                lengths += [len(blob), crc]
+                del blob
+            handle.seek(0)
+            handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths))
     except OSError:  # the index is a cache: failing to write it never fails the query
         return False
     return True
