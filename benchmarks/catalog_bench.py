@@ -99,6 +99,13 @@ def write_step(steps: Path, name: str, i: int) -> None:
         "            output_type=DependencyType.PROCESSING_OUTPUT,\n"
         "            aliases=['output'],\n        ),\n    ],\n)\n"
     )
+    if i % 5 == 0:
+        variant = (steps / "specs" / f"{s}_spec.py").read_text()
+        variant = variant.replace(
+            f'{helper}("{name}")', f'get_spec_step_type_with_job_type("{name}", "training")'
+        ).replace(f"import {helper}", "import get_spec_step_type_with_job_type")
+        variant = variant.replace(f"{s.upper()}_SPEC =", f"{s.upper()}_TRAINING_SPEC =")
+        (steps / "specs" / f"{s}_training_spec.py").write_text(variant)
     entry = "training_entry_point" if kind == "Training" else "processing_entry_point"
     (steps / "configs" / f"config_{s}_step.py").write_text(
         f'"""Config of {name}."""\n\nfrom stepkit.components import StepConfig\n\n\n'
@@ -156,36 +163,57 @@ def run_list(root: Path) -> tuple[float, float]:
 
 def measure_processes(root: Path, repeat: int) -> dict[str, Any]:
     state = root / ".stepkit"
-    cold, warm, changed, rss = [], [], [], []
-    for _ in range(repeat):
-        shutil.rmtree(state, ignore_errors=True)
-        seconds, peak = run_list(root)
-        cold.append(seconds)
-        rss.append(peak)
-    for _ in range(repeat):
-        seconds, peak = run_list(root)
-        warm.append(seconds)
-        rss.append(peak)
-    target = next((root / "steps" / "specs").iterdir())
-    for i in range(repeat):
-        with target.open("a") as handle:
-            handle.write(f"# change {i}\n")
-        seconds, peak = run_list(root)
-        changed.append(seconds)
-        rss.append(peak)
-    return {
-        "cold_s": statistics.median(cold),
-        "warm_s": statistics.median(warm),
-        "one_changed_s": statistics.median(changed),
-        "peak_rss_mb": max(rss),
-        "runs": {"cold": cold, "warm": warm, "one_changed": changed},
+    runs: dict[str, list[float]] = {
+        "cold_no_state": [],
+        "cold": [],
+        "warm": [],
+        "one_changed": [],
+        "one_changed_identity": [],
     }
+    rss: list[float] = []
+
+    def record(kind: str) -> None:
+        seconds, peak = run_list(root)
+        runs[kind].append(seconds)
+        rss.append(peak)
+
+    for _ in range(repeat):
+        shutil.rmtree(state, ignore_errors=True)  # no index, no registry cache either
+        record("cold_no_state")
+    for _ in range(repeat):
+        shutil.rmtree(state / "catalog", ignore_errors=True)  # no catalog index
+        record("cold")
+    for _ in range(repeat):
+        record("warm")
+    specs = sorted((root / "steps" / "specs").iterdir())
+    for i in range(repeat):
+        with specs[i].open("a") as handle:  # an edit that keeps what the file declares
+            handle.write(f"# change {i}\n")
+        record("one_changed")
+    for i in range(repeat):
+        config = sorted((root / "steps" / "configs").iterdir())[i]
+        text = config.read_text()  # a new entry point: what resolution reads changes
+        config.write_text(
+            text.replace('label_field: str = "y"', f'label_field: str = "y{i}"').replace(
+                '.py"\n', f'_v{i}.py"\n', 1
+            )
+        )
+        record("one_changed_identity")
+    out: dict[str, Any] = {f"{k}_s": statistics.median(v) for k, v in runs.items()}
+    out["peak_rss_mb"] = max(rss)
+    out["runs_s"] = runs
+    return out
 
 
 def measure_in_process(root: Path) -> dict[str, Any]:
     from stepkit.catalog import StepCatalog
 
+    started = time.perf_counter()
     catalog = StepCatalog.open(root)
+    open_s = time.perf_counter() - started
+    started = time.perf_counter()
+    catalog.registry  # noqa: B018  (read once: StepInfo carries the registry's definition)
+    registry_s = time.perf_counter() - started
     names = catalog.step_names()
     sample = names[:: max(1, len(names) // 2000)]
     started = time.perf_counter()
@@ -218,6 +246,8 @@ def measure_in_process(root: Path) -> dict[str, Any]:
     import psutil
 
     return {
+        "open_catalog_in_process_s": open_s,
+        "load_registry_once_s": registry_s,
         "get_step_info_us": statistics.median(rounds),
         "get_step_info_first_call_us": first_us,
         "find_step_by_component_first_call_us": which_us,
@@ -241,16 +271,25 @@ def measure_watch(root: Path, repeat: int) -> dict[str, Any]:
         time.sleep(0.5)  # let the watcher register its folders
         target = root / "steps" / "configs"
         files = sorted(target.iterdir())[:repeat]
-        latencies = []
+        latencies: list[float] = []
+        in_memory: list[float] = []
+        saving: list[float] = []
         for i, path in enumerate(files):
             started = time.perf_counter()
             with path.open("a") as handle:
                 handle.write(f"    extra_{i}: int = {i}\n")
-            line = proc.stdout.readline()
+            line = proc.stdout.readline()  # printed once the index file is written
             latencies.append(time.perf_counter() - started)
-            json.loads(line)
+            update = json.loads(line)
+            in_memory.append(update["seconds_in_memory"])
+            saving.append(update["seconds_saved"])
             time.sleep(0.2)
-        return {"watch_latency_s": statistics.median(latencies), "watch_runs_s": latencies}
+        return {
+            "watch_latency_s": statistics.median(latencies),
+            "watch_runs_s": latencies,
+            "watch_apply_in_memory_s": statistics.median(in_memory),
+            "watch_apply_and_save_s": statistics.median(saving),
+        }
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -267,6 +306,7 @@ def main() -> None:
         files = sum(1 for _ in root.rglob("*.py"))
         result: dict[str, Any] = {"steps": n, "files": files, "cpus": os.cpu_count()}
         result.update(measure_processes(root, repeat=3))
+        result["load_average"] = os.getloadavg()
         result.update(measure_in_process(root))
         result.update(measure_watch(root, repeat=5))
         result["ratio_to_bound"] = {k: round(result[k] / b, 3) for k, b in BOUNDS.items()}

@@ -13,26 +13,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stepkit.catalog.index import (
-    IndexData,
     Progress,
     RefreshReport,
     fill_lazy,
-    gc_paused,
-    index_path,
-    load_index,
     refresh,
-    save_index,
+    registry_key,
     update_paths,
 )
+from stepkit.catalog.listing import job_types as step_job_types
+from stepkit.catalog.listing import select, step_row
 from stepkit.catalog.quick import snapshot
 from stepkit.catalog.records import (
     COMPONENTS,
     ComponentFile,
     Problem,
     StepInfo,
-    required_components,
 )
-from stepkit.catalog.resolution import DESCRIPTION, JOB_TYPES, STEP_TYPE, WORKSPACE, RegistryFacts
+from stepkit.catalog.resolution import DESCRIPTION, STEP_TYPE, WORKSPACE, RegistryFacts
+from stepkit.catalog.store import IndexData, gc_paused, index_path, load_index, save_index
 from stepkit.errors import UnknownStepError
 from stepkit.names import pascal_to_snake, split_node_name
 
@@ -71,6 +69,7 @@ class StepCatalog:
         """
         self.project = project
         self._registry = registry
+        self._owns_registry = registry is None  # loaded by us: read again on refresh
         self._registry_facts: RegistryFacts | None = None
         self._persist = persist
         self._workers = workers
@@ -103,11 +102,20 @@ class StepCatalog:
 
     def _build_facts(self) -> RegistryFacts:
         reg = self.registry
-        return RegistryFacts.build([(ws, reg.view(ws)) for ws in reg.workspace_ids])
+        facts = RegistryFacts.build([(ws, reg.view(ws)) for ws in reg.workspace_ids])
+        if self._owns_registry:
+            # the digest is all resolution needs; the full registry (tens of MB for 10,000
+            # steps) is read again, from its cache, only when a StepInfo needs a definition
+            self._registry = None
+        return facts
 
     def _facts(self) -> RegistryFacts:
         if self._registry_facts is None:
-            self._registry_facts = self._build_facts()
+            data = self._data
+            if self._owns_registry and data.registry_key == registry_key(self.project):
+                self._registry_facts = RegistryFacts.from_rows(data.registry)
+            else:
+                self._registry_facts = self._build_facts()
         return self._registry_facts
 
     def refresh(self, *, rebuild: bool = False, progress: Progress | None = None) -> RefreshReport:
@@ -130,8 +138,11 @@ class StepCatalog:
                 _log_warning(warning)
         elif not self._persist and hasattr(self, "_data"):
             previous = self._data
-        if self._registry is not None and previous is not None:
-            previous.registry = {}  # a registry given by the caller wins over the saved digest
+        if self._owns_registry:
+            self._registry = None  # Registry.load re-reads only registry files that changed
+        elif previous is not None:
+            previous.registry_key = []  # a registry given by the caller wins over the digest
+        self._registry_facts = None
         walk = scan_project(self.project)
         problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
         data, facts, counts = refresh(
@@ -148,7 +159,7 @@ class StepCatalog:
         snap = snapshot(self.project)
         stale_snapshot = data.project != snap
         data.project = snap
-        if self._persist and (counts.resolved_again or previous is None or stale_snapshot):
+        if self._persist and (counts.changed or stale_snapshot):
             saved = save_index(path, data)
         self._install(data)
         return RefreshReport(
@@ -160,23 +171,36 @@ class StepCatalog:
             saved,
         )
 
-    def apply_changes(self, paths: Iterable[Path]) -> int:
-        """Bring the index up to date for these changed paths only (watch mode)."""
+    def apply_changes(self, paths: Iterable[Path], *, save: bool = True) -> int:
+        """Bring the index up to date for these changed paths only (watch mode); returns
+        how many of them changed it. ``save=False`` leaves writing it to :meth:`save`."""
         with gc_paused():
             data, touched = update_paths(self.project, self._facts(), self._data, paths)
         if touched:
-            if self._persist:
-                save_index(index_path(self.project), data)
             self._install(data)
+            if save:
+                self.save()
         return touched
+
+    def save(self) -> bool:
+        """Write the index now (atomically); False when the state folder is not writable."""
+        return self._persist and save_index(index_path(self.project), self._data)
 
     def _install(self, data: IndexData) -> None:
         self._data = data
-        self._steps: Mapping[str, Mapping[str, list[list[Any]]]] = data.resolved["steps"]
+        self._steps_cache: Mapping[str, Mapping[str, list[list[Any]]]] | None = None
         self._info.clear()
         self._by_path = None
         self._aliases = None
         self._search = None
+
+    @property
+    def _steps(self) -> Mapping[str, Mapping[str, list[list[Any]]]]:
+        """Resolved steps: name → component → [[path, workspace, job type, via], …]."""
+        if self._steps_cache is None:
+            with gc_paused():
+                self._steps_cache = self._data.resolved["steps"]
+        return self._steps_cache
 
     # -- names -------------------------------------------------------------------------------
 
@@ -278,10 +302,7 @@ class StepCatalog:
 
     @staticmethod
     def _job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> tuple[str, ...]:
-        found = {entry[2] for entry in parts.get("spec", ()) if entry[2]}
-        if row is not None:
-            found.update(row[JOB_TYPES])
-        return tuple(sorted(found))
+        return tuple(step_job_types(parts, row))
 
     def resolve_pipeline_node(self, node_name: str) -> StepInfo | None:
         """The step (and job type) a pipeline node names, or None."""
@@ -371,30 +392,26 @@ class StepCatalog:
         job_type: str | None = None,
         step_type: str | None = None,
     ) -> list[dict[str, Any]]:
-        """What ``catalog list`` shows per step, built straight from the index (fast)."""
+        """What ``catalog list`` shows per step: workspace, type, job types, components."""
         definitions = self._definitions()
         rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
-        rows = []
-        for name in self.list_available_steps(workspace_id, job_type, step_type):
-            parts = self._steps.get(name, {})
-            row = definitions.get(name)
-            present = {c: entries[0][1] for c, entries in parts.items() if entries}
-            kind = row[STEP_TYPE] if row else None
-            missing = [c for c in required_components(kind) if c not in present]
-            spaces = [*present.values(), *([row[WORKSPACE]] if row else [])]
-            rows.append(
-                {
-                    "name": name,
-                    "workspace_id": min(spaces, key=lambda ws: rank.get(ws, 99), default=""),
-                    "registered": row is not None,
-                    "step_type": kind,
-                    "job_types": list(self._job_types(parts, row)),
-                    "components": present,
-                    "complete": row is not None and not missing,
-                    "missing": missing,
-                }
-            )
-        return rows
+        return [
+            step_row(name, self._steps.get(name, {}), definitions.get(name), rank)
+            for name in self.list_available_steps(workspace_id, job_type, step_type)
+        ]
+
+    def list_json(
+        self,
+        workspace_id: str | None = None,
+        job_type: str | None = None,
+        step_type: str | None = None,
+    ) -> list[str]:
+        """:meth:`list_rows` as JSON texts, straight from the index (no rebuilding)."""
+        if workspace_id is not None:
+            self.project.workspace(workspace_id)  # an unknown id is an error, with suggestions
+        return select(
+            self._data.listing, workspace_id=workspace_id, job_type=job_type, step_type=step_type
+        )
 
     # -- models, on demand -------------------------------------------------------------------
 
@@ -405,14 +422,12 @@ class StepCatalog:
         if key not in self._data.files:
             return None
         fill_lazy(self._data, [key])
-        return self._data.summaries[key]  # type: ignore[no-any-return]
+        return self._data.summary(key)
 
     def parse_lazy(self) -> int:
         """Parse every lazily indexed file (scripts) now, and keep the result in the index."""
         with gc_paused():
-            summaries = self._data.summaries
-            pending = [p for p in self._data.files if summaries.get(p) is None]
-            count = fill_lazy(self._data, pending)
+            count = fill_lazy(self._data, list(self._data.files))
         if count and self._persist:
             save_index(index_path(self.project), self._data)
         return count
@@ -466,6 +481,8 @@ class StepCatalog:
 
 
 def _log_warning(message: str) -> None:
+    """Record the rebuild as an event; people see it in ``last_refresh.warnings`` (which the
+    CLI prints as ``warning: …``), so it is not printed twice at the default log level."""
     from stepkit.observability import get_logger
 
-    get_logger("stepkit.catalog").warning("catalog.index_rebuilt", reason=message)
+    get_logger("stepkit.catalog").info("catalog.index_rebuilt", reason=message)

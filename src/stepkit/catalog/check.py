@@ -37,7 +37,7 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
         out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
     for path, row in data.files.items():
         if row[1] == "script":
-            for line, message in data.summaries[path]["problems"]:
+            for line, message in (data.summary(path) or {}).get("problems", ()):
                 out.append(
                     Problem(_file_kind(message), message, Path(path), line or None, None, row[0])
                 )
@@ -81,6 +81,16 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
                 )
             )
         out.extend(_references(catalog, name, info.components.get("contract"), scripts))
+        script = info.components.get("script")
+        summary = catalog.summary(script.path) if script is not None else None
+        if (
+            script is not None
+            and summary is not None
+            and "main" in summary
+            and summary["main"] is None
+        ):
+            message = f"script of step {name!r} has no main() entry point"
+            out.append(Problem("script", message, script.path, None, name, script.workspace_id))
         for spec in info.specs.values():
             out.extend(_spec_problems(catalog, name, spec.path, contracts))
     return out

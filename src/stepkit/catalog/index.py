@@ -1,97 +1,35 @@
-"""The persisted catalog index: facts per file, keyed by (mtime, size, inode), and the
-resolved steps, so that a warm start parses only what changed.
+"""Keeping the catalog index current: parse what changed, resolve only when needed.
 
-The file is ``<state_dir>/catalog/index.bin``: a header (magic, format version, payload
-length, CRC-32) and a ``marshal`` payload of plain data. Anything that does not check out
-— wrong magic or version, short, CRC mismatch, unreadable payload — is rebuilt with a
-warning, never trusted. Writes are atomic. Parsing many files uses every core.
+A file whose (mtime, size, inode) is unchanged keeps its summary. A changed file is
+parsed again; when its new summary equals the old one (the usual edit: code, not the
+step's identity) the resolved steps stay as they are and only the stat row changes.
+Otherwise — added, removed or re-identified files, another registry — steps are resolved
+again. Parsing many files uses every core.
 """
 
 from __future__ import annotations
 
-import gc
-import marshal
 import os
-import struct
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.catalog.discovery import read_summaries, read_summary
+from stepkit.catalog.listing import build_listing
 from stepkit.catalog.resolution import FileEntry, RegistryFacts, resolve
+from stepkit.catalog.store import IndexData, _Section, summary_hash
 
 if TYPE_CHECKING:
     from stepkit.project import Project, RawFile
 
-FORMAT_VERSION: Final = 3
-MAGIC: Final = b"STEPKIT-CATALOG\0"
-_HEADER: Final = struct.Struct("<16sIQIQI")  # magic, version, (length, crc32) × 2 sections
 #: Below this many files to parse, one process is faster than starting a pool.
 PARALLEL_THRESHOLD: Final = 1500
+#: Components parsed only when a query needs them (resolution does not).
+LAZY_COMPONENTS: Final = frozenset({"script"})
+_NO_SUMMARY: Final[dict[str, Any]] = {}
 
 Progress = Callable[[int, int], None]
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small containers.
-
-    Loading or resolving an index of 50,000 files allocates millions of lists and dicts
-    that hold no cycles; the collector would walk them again and again (4x slower).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def index_path(project: Project) -> Path:
-    return project.state_dir / "catalog" / "index.bin"
-
-
-@dataclass(slots=True)
-class IndexData:
-    """The index in memory: per-file stat data and summaries, the resolved steps, keys.
-
-    Summaries are a section of their own, decoded only when something changed (a warm
-    start with nothing changed needs the stat data and the resolved steps only).
-    """
-
-    # path → [workspace, component, mtime_ns, size, inode]
-    files: dict[str, list[Any]] = field(default_factory=dict)
-    walk_problems: list[list[Any]] = field(default_factory=list)  # [path, workspace, message]
-    resolved: dict[str, Any] = field(default_factory=dict)
-    registry_key: list[Any] = field(default_factory=list)
-    registry: dict[str, list[Any]] = field(default_factory=dict)  # RegistryFacts rows
-    project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
-    loaded_summaries: dict[str, Any] | None = None  # path → summary (None: lazily parsed)
-    summary_blob: bytes | None = None  # the encoded section, until first needed
-
-    @property
-    def summaries(self) -> dict[str, Any]:
-        if self.loaded_summaries is None:
-            blob, self.summary_blob = self.summary_blob, None
-            try:
-                self.loaded_summaries = marshal.loads(blob) if blob else {}
-            except (EOFError, ValueError, TypeError) as exc:  # CRC passed: a marshal bug
-                raise ValueError(f"unreadable summaries ({type(exc).__name__})") from exc
-        return self.loaded_summaries
-
-    def main_section(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "walk_problems": self.walk_problems,
-            "resolved": self.resolved,
-            "registry_key": self.registry_key,
-            "registry": self.registry,
-            "project": self.project,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,75 +44,13 @@ class RefreshReport:
     saved: bool
 
 
-# -- the file ---------------------------------------------------------------------------------
-
-
-def encode(data: IndexData) -> bytes:
-    main = marshal.dumps(data.main_section())
-    if data.loaded_summaries is None and data.summary_blob is not None:
-        summaries = data.summary_blob  # never decoded: write it back as it was
-    else:
-        summaries = marshal.dumps(data.summaries)
-    header = _HEADER.pack(
-        MAGIC, FORMAT_VERSION, len(main), zlib.crc32(main), len(summaries), zlib.crc32(summaries)
-    )
-    return b"".join((header, main, summaries))
-
-
-def decode(blob: bytes) -> IndexData:
-    """The index in ``blob``; ``ValueError`` saying what is wrong when it does not check out."""
-    if len(blob) < _HEADER.size:
-        raise ValueError("truncated header")
-    magic, version, main_len, main_crc, sum_len, sum_crc = _HEADER.unpack_from(blob)
-    if magic != MAGIC:
-        raise ValueError("not a stepkit catalog index")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"format version {version}, expected {FORMAT_VERSION}")
-    if len(blob) != _HEADER.size + main_len + sum_len:
-        raise ValueError(f"truncated: {len(blob)} of {_HEADER.size + main_len + sum_len} bytes")
-    view = memoryview(blob)
-    main = view[_HEADER.size : _HEADER.size + main_len]
-    summaries = view[_HEADER.size + main_len :]
-    if zlib.crc32(main) != main_crc or zlib.crc32(summaries) != sum_crc:
-        raise ValueError("checksum mismatch")
-    try:
-        plain = marshal.loads(main)
-        return IndexData(
-            files=plain["files"],
-            walk_problems=plain["walk_problems"],
-            resolved=plain["resolved"],
-            registry_key=plain["registry_key"],
-            registry=plain["registry"],
-            project=plain["project"],
-            summary_blob=bytes(summaries),
-        )
-    except (EOFError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"unreadable payload ({type(exc).__name__})") from exc
-
-
-def load_index(path: Path) -> tuple[IndexData | None, str | None]:
-    """(index, None), (None, None) when there is none yet, or (None, warning) when broken."""
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, f"catalog index {path} cannot be read ({exc.strerror}); rebuilding it"
-    try:
-        return decode(blob), None
-    except ValueError as exc:
-        return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
-
-
-def save_index(path: Path, data: IndexData) -> bool:
-    """Write the index atomically; a read-only state folder only costs the next start."""
-    from stepkit.atomic import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(path, encode(data), durable=False)
-    except OSError:  # the index is a cache: failing to write it never fails the query
-        return False
-    return True
+@dataclass(frozen=True, slots=True)
+class RefreshCounts:
+    parsed: int
+    reused: int
+    removed: int
+    resolved_again: bool
+    changed: bool  # the index differs from the one loaded (so it should be saved)
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -193,6 +69,9 @@ def _stat_key(path: Path | None) -> list[Any]:
 def registry_key(project: Project) -> list[Any]:
     """What resolution depends on besides the files: the workspaces and their registries."""
     return [[ws.id, str(ws.steps_dir), *_stat_key(ws.registry_file)] for ws in project.workspaces]
+
+
+# -- parsing ----------------------------------------------------------------------------------
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -222,7 +101,7 @@ def parse_files(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    chunk = max(200, len(jobs) // (count * 4))
+    chunk = max(200, min(1000, len(jobs) // (count * 4)))  # small: less memory in flight
     chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     # fork: the workers need nothing but this module, already imported (and they inherit
     # the paused garbage collector, which halves the cost of building syntax trees)
@@ -242,29 +121,36 @@ def parse_files(
 # -- refresh ----------------------------------------------------------------------------------
 
 
-#: Components parsed only when a query needs them (resolution does not).
-LAZY_COMPONENTS: Final = frozenset({"script"})
-_NO_SUMMARY: Final[dict[str, Any]] = {}
-
-
 def _entries(data: IndexData) -> Iterable[FileEntry]:
     summaries = data.summaries
-    for path, (ws, component, _m, _s, _i) in data.files.items():
-        summary = summaries.get(path)
-        yield FileEntry(path, ws, component, summary if summary is not None else _NO_SUMMARY)
+    for path, (ws, component, _m, _s, _i, digest) in data.files.items():
+        entry = summaries.get(path)
+        summary = entry[1] if entry is not None and entry[0] == digest else _NO_SUMMARY
+        yield FileEntry(path, ws, component, summary)
 
 
-def registry_facts(
-    project: Project, previous: IndexData | None, load: Callable[[], RegistryFacts]
-) -> tuple[RegistryFacts, list[Any], bool]:
-    """The registry digest: the index's own while the registry files are unchanged.
-
-    Returns (facts, key, reused).
-    """
-    key = registry_key(project)
-    if previous is not None and previous.registry_key == key and previous.registry:
-        return RegistryFacts.from_rows(previous.registry), key, True
-    return load(), key, False
+def resolved_index(
+    project: Project,
+    facts: RegistryFacts,
+    files: dict[str, list[Any]],
+    summaries: dict[str, list[Any]],
+    *,
+    walk_problems: list[list[Any]],
+    registry_key: list[Any],
+    snapshot: dict[str, Any],
+) -> IndexData:
+    """A new index for these files and summaries: steps resolved, list rows built."""
+    data = IndexData(
+        files=files,
+        walk_problems=walk_problems,
+        registry_key=registry_key,
+        project=snapshot,
+        summary_section=_Section(value=summaries),
+    )
+    resolved = resolve(_entries(data), facts, project.workspace_ids)
+    data.deep = _Section(value={"resolved": resolved, "registry": dict(facts.definitions)})
+    data.listing = build_listing(resolved["steps"], facts.definitions, project.workspace_ids)
+    return data
 
 
 def refresh(
@@ -276,78 +162,104 @@ def refresh(
     walk_problems: list[list[Any]],
     workers: int | None = None,
     progress: Progress | None = None,
-) -> tuple[IndexData, RegistryFacts, RefreshCounts]:
-    """The index for the walked ``records``: unchanged files keep their summaries, the rest
-    are parsed; steps are resolved again only when a file or the registry changed."""
+) -> tuple[IndexData, RegistryFacts | None, RefreshCounts]:
+    """The index for the walked ``records``: unchanged files keep their rows, the rest are
+    parsed; steps are resolved again only when what resolution reads changed.
+
+    Returns (index, the registry digest if it was read, counts).
+    """
     old = previous.files if previous is not None else {}
     files: dict[str, list[Any]] = {}
     jobs: list[tuple[str, str]] = []
-    lazy: list[str] = []
-    reused: list[str] = []
+    lazy = reused = 0
     for path, ws, component, mtime, size, inode in records:
-        row = [ws, component, mtime, size, inode]
         before = old.get(path)
-        if before is not None and before == row:
+        if (
+            before is not None
+            and before[2] == mtime
+            and before[3] == size
+            and before[4] == inode
+            and before[0] == ws
+            and before[1] == component
+        ):
             files[path] = before
-            reused.append(path)
-            continue
-        files[path] = row
-        if component in LAZY_COMPONENTS:
-            lazy.append(path)
+            reused += 1
+        elif component in LAZY_COMPONENTS:
+            files[path] = [ws, component, mtime, size, inode, None]
+            lazy += before is None  # a new script is a new file; a changed one is not
         else:
+            files[path] = [ws, component, mtime, size, inode, None]
             jobs.append((path, component))
-    loaded: list[tuple[RegistryFacts, list[Any], bool]] = []
+    key = registry_key(project)
+    registry_reused = previous is not None and previous.registry_key == key
+    loaded: list[RegistryFacts] = []
 
-    def load() -> None:
-        loaded.append(registry_facts(project, previous, load_registry))
+    def load() -> None:  # the registry is read while the workers parse
+        if not registry_reused:
+            loaded.append(load_registry())
 
     parsed = parse_files(jobs, workers=workers, progress=progress, meanwhile=load) if jobs else []
     if not jobs:
         load()
     removed = sum(1 for path in old if path not in files)
-    facts, key, registry_reused = loaded[0]
-    counts = RefreshCounts(len(jobs), len(reused), removed, resolved_again=False)
+    same_identity = True
+    for (path, _component), summary in zip(jobs, parsed, strict=True):
+        digest = summary_hash(summary)
+        files[path][5] = digest
+        before = old.get(path)
+        same_identity = same_identity and before is not None and before[5] == digest
+    changed = bool(jobs) or len(files) != reused or previous is None
     if (
         previous is not None
-        and registry_reused
-        and not jobs
+        and same_identity
         and not lazy
         and not removed
+        and registry_reused
         and previous.walk_problems == walk_problems
     ):
-        return previous, facts, counts
-    old_summaries = previous.summaries if previous is not None else {}
-    summaries = {path: old_summaries.get(path) for path in reused}
-    summaries.update(zip((path for path, _ in jobs), parsed, strict=True))
-    data = IndexData(
-        files=files,
+        # nothing resolution reads has changed: keep the resolved sections as they are
+        data = IndexData(
+            files=files,
+            walk_problems=walk_problems,
+            registry_key=key,
+            project=previous.project,
+            listing=previous.listing,
+            deep=previous.deep,
+            summary_section=previous.summary_section,
+        )
+        return data, None, RefreshCounts(len(jobs), reused, removed, False, changed)
+    if loaded:
+        facts = loaded[0]
+    else:
+        assert previous is not None  # registry_reused implies an index was loaded
+        facts = RegistryFacts.from_rows(previous.registry)
+    summaries = dict(previous.summaries) if previous is not None else {}
+    for (path, _component), summary in zip(jobs, parsed, strict=True):
+        summaries[path] = [files[path][5], summary]
+    for path in [p for p in summaries if p not in files]:
+        del summaries[path]
+    data = resolved_index(
+        project,
+        facts,
+        files,
+        summaries,
         walk_problems=walk_problems,
-        resolved={},
         registry_key=key,
-        registry=dict(facts.definitions),
-        project=previous.project if previous is not None else {},
-        loaded_summaries=summaries,
+        snapshot=previous.project if previous is not None else {},
     )
-    data.resolved = resolve(_entries(data), facts, project.workspace_ids)
-    return data, facts, RefreshCounts(len(jobs) + len(lazy), len(reused), removed, True)
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshCounts:
-    parsed: int
-    reused: int
-    removed: int
-    resolved_again: bool
+    return data, facts, RefreshCounts(len(jobs) + lazy, reused, removed, True, True)
 
 
 def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
-    """Parse the lazily indexed files among ``paths`` now; returns how many were parsed."""
+    """Parse the files among ``paths`` whose summary is not current; returns how many."""
     summaries = data.summaries
     count = 0
     for path in paths:
         row = data.files.get(path)
-        if row is not None and summaries.get(path) is None:
-            summaries[path] = read_summary(path, row[1])
+        if row is not None and data.summary(path) is None:
+            summary = read_summary(path, row[1])
+            row[5] = summary_hash(summary)
+            summaries[path] = [row[5], summary]
             count += 1
     return count
 
@@ -366,8 +278,9 @@ def update_paths(
     from stepkit.project import COMPONENT_DIRS
 
     files = dict(data.files)
-    summaries = dict(data.summaries)
+    fresh: dict[str, list[Any]] = {}
     touched = 0
+    same_identity = True
     for path in changed:
         key = str(path)
         where = _component_of(project, path, COMPONENT_DIRS)
@@ -375,30 +288,49 @@ def update_paths(
             st = path.stat()
         except OSError:
             if files.pop(key, None) is not None:
-                summaries.pop(key, None)
                 touched += 1
+                same_identity = False
             continue
         if where is None or not key.endswith(".py") or path.name == "__init__.py":
             continue
         ws, component = where
-        row: list[Any] = [ws, component, st.st_mtime_ns, st.st_size, st.st_ino]
-        if files.get(key) == row:
+        row: list[Any] = [ws, component, st.st_mtime_ns, st.st_size, st.st_ino, None]
+        before = files.get(key)
+        if before is not None and before[:5] == row[:5]:
             continue
-        files[key] = row
-        summaries[key] = None if component in LAZY_COMPONENTS else read_summary(key, component)
         touched += 1
+        files[key] = row
+        if component in LAZY_COMPONENTS:
+            same_identity = same_identity and before is not None
+            continue
+        summary = read_summary(key, component)
+        row[5] = summary_hash(summary)
+        fresh[key] = [row[5], summary]
+        same_identity = same_identity and before is not None and before[5] == row[5]
     if not touched:
         return data, 0
-    updated = IndexData(
-        files=files,
+    if same_identity:
+        kept = IndexData(
+            files=files,
+            walk_problems=data.walk_problems,
+            registry_key=data.registry_key,
+            project=data.project,
+            listing=data.listing,
+            deep=data.deep,
+            summary_section=data.summary_section,
+        )
+        return kept, touched
+    summaries = {p: e for p, e in data.summaries.items() if p in files}
+    summaries.update(fresh)
+    updated = resolved_index(
+        project,
+        registry,
+        files,
+        summaries,
         walk_problems=data.walk_problems,
-        resolved={},
         registry_key=data.registry_key,
-        registry=data.registry,
-        project=data.project,
-        loaded_summaries=summaries,
+        snapshot=data.project,
     )
-    updated.resolved = resolve(_entries(updated), registry, project.workspace_ids)
     return updated, touched
 
 

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stepkit.catalog.index import IndexData, gc_paused, load_index
+from stepkit.catalog.store import IndexData, gc_paused, load_index
 
 if TYPE_CHECKING:
     from stepkit.project import Project

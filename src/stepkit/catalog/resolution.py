@@ -282,9 +282,11 @@ class _Resolver:
                 self.unmatched.append(
                     [entry[0], entry[1], component, f"matches no step (its name suggests {name!r})"]
                 )
+        rank = self.rank
         for parts in self.steps.values():
             for found in parts.values():
-                found.sort(key=lambda e: (self.rank.get(e[1], 99), e[0]))
+                if len(found) > 1:
+                    found.sort(key=lambda e: (rank.get(e[1], 99), e[0]))
 
 
 def resolve(

@@ -23,18 +23,28 @@ class _Event(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WatchUpdate:
-    """One applied batch: how many files changed the index, which paths, how long it took."""
+    """One applied batch: how many files changed the index, which paths, and how long it
+    took to be in the catalog in memory and then in the index file."""
 
     touched: int
     paths: list[str]
-    seconds: float
+    seconds_in_memory: float
+    seconds_saved: float
 
     def as_json(self) -> dict[str, Any]:
-        return {"touched": self.touched, "paths": self.paths, "seconds": round(self.seconds, 4)}
+        return {
+            "touched": self.touched,
+            "paths": self.paths,
+            "seconds_in_memory": round(self.seconds_in_memory, 4),
+            "seconds_saved": round(self.seconds_saved, 4),
+        }
 
 
-def _python_files(change: Any, path: str) -> bool:
-    return path.endswith(".py")
+def _watched(registries: set[str]) -> Any:
+    def accept(change: Any, path: str) -> bool:
+        return path.endswith(".py") or path in registries
+
+    return accept
 
 
 def watch_catalog(
@@ -43,10 +53,15 @@ def watch_catalog(
     """Yield an update each time saved changes reach the index (until ``stop_event``)."""
     from watchfiles import watch
 
-    roots = [ws.steps_dir for ws in catalog.project.workspaces if ws.steps_dir.is_dir()]
+    workspaces = catalog.project.workspaces
+    roots = [ws.steps_dir for ws in workspaces if ws.steps_dir.is_dir()]
+    registries = {str(ws.registry_file) for ws in workspaces if ws.registry_file}
+    roots += [
+        Path(r).parent for r in registries if not any(Path(r).is_relative_to(x) for x in roots)
+    ]
     for changes in watch(
         *roots,
-        watch_filter=_python_files,
+        watch_filter=_watched(registries),
         debounce=DEBOUNCE_MS,
         step=STEP_MS,
         stop_event=stop_event,
@@ -55,6 +70,14 @@ def watch_catalog(
     ):
         started = time.perf_counter()
         paths = sorted({path for _, path in changes})
-        touched = catalog.apply_changes(Path(p) for p in paths)
+        if registries.intersection(paths):  # another registry: resolve everything again
+            report = catalog.refresh()  # saves the index itself
+            touched = report.parsed + report.removed + 1
+            in_memory = time.perf_counter() - started
+        else:
+            touched = catalog.apply_changes([Path(p) for p in paths], save=False)
+            in_memory = time.perf_counter() - started
+            if touched:
+                catalog.save()
         if touched:
-            yield WatchUpdate(touched, paths, time.perf_counter() - started)
+            yield WatchUpdate(touched, paths, in_memory, time.perf_counter() - started)

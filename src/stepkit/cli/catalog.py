@@ -61,10 +61,11 @@ def list_steps(
     as_json: JsonOption = False,
 ) -> None:
     """List every step: its workspace, type, job types, components and completeness."""
-    rows = open_catalog(ctx).list_rows(workspace, job_type, step_type)
+    catalog = open_catalog(ctx)
     if as_json:
-        write_rows_json("steps", rows)
+        write_rows_json("steps", catalog.list_json(workspace, job_type, step_type))
         return
+    rows = catalog.list_rows(workspace, job_type, step_type)
     from rich.table import Table
 
     table = Table(title=f"Steps: {len(rows)}")
@@ -245,7 +246,7 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Bring the persisted index up to date and say what that took."""
-    from stepkit.catalog.index import index_path
+    from stepkit.catalog.store import index_path
 
     catalog = open_catalog(ctx, rebuild=rebuild)
     r = catalog.last_refresh

@@ -1,0 +1,239 @@
+"""The catalog index on disk: ``<state_dir>/catalog/index.bin``.
+
+A header (magic, format version, then length and CRC-32 of each section) and three
+``marshal`` sections of plain data:
+
+1. always read: per-file stat rows, keys, the project snapshot and the ``list`` rows;
+2. read on first use: the resolved steps and the registry digest;
+3. read on first use: the per-file summaries.
+
+A warm ``catalog list`` decodes only the first. Anything that does not check out — wrong
+magic or version, short, CRC mismatch, unreadable payload — is rebuilt with a warning,
+never trusted. Writes are atomic; a section never decoded is written back as it was.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import marshal
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from stepkit.project import Project
+
+FORMAT_VERSION: Final = 4
+MAGIC: Final = b"STEPKIT-CATALOG\0"
+_HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small containers.
+
+    Loading or resolving an index of 50,000 files allocates millions of lists and dicts
+    that hold no cycles; the collector would walk them again and again (4x slower).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def index_path(project: Project) -> Path:
+    return project.state_dir / "catalog" / "index.bin"
+
+
+def summary_hash(summary: Any) -> int:
+    """A stable digest of a summary (marshal version 2 has no back-references)."""
+    return zlib.crc32(marshal.dumps(summary, 2))
+
+
+class _Section:
+    """A marshal section decoded on first use (or built in memory)."""
+
+    __slots__ = ("_blob", "_crc", "_value")
+
+    def __init__(
+        self, *, blob: bytes | None = None, value: Any = None, crc: int | None = None
+    ) -> None:
+        self._blob = blob
+        self._value = value
+        self._crc = crc  # of the blob, when known: an unchanged section is not summed again
+
+    @property
+    def value(self) -> Any:
+        if self._value is None:
+            blob, self._blob = self._blob, None
+            try:
+                self._value = marshal.loads(blob) if blob else {}
+            except (EOFError, ValueError, TypeError) as exc:  # the CRC passed: a marshal bug
+                raise ValueError(f"unreadable index section ({type(exc).__name__})") from exc
+        return self._value
+
+    def encoded(self) -> tuple[bytes, int]:
+        """(bytes, CRC-32) to write."""
+        if self._value is None and self._blob is not None:
+            if self._crc is None:
+                self._crc = zlib.crc32(self._blob)
+            return self._blob, self._crc
+        blob = marshal.dumps(self.value)
+        return blob, zlib.crc32(blob)
+
+
+@dataclass(slots=True)
+class IndexData:
+    """The index in memory.
+
+    ``files``: path → [workspace, component, mtime_ns, size, inode, summary hash or None
+    (not parsed yet)]; ``listing``: one [name, step type, job types, workspaces, JSON] per
+    step, what ``catalog list`` prints.
+    """
+
+    files: dict[str, list[Any]] = field(default_factory=dict)
+    walk_problems: list[list[Any]] = field(default_factory=list)  # [path, workspace, message]
+    registry_key: list[Any] = field(default_factory=list)
+    project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
+    listing: list[list[Any]] = field(default_factory=list)
+    deep: _Section = field(default_factory=_Section)  # {"resolved": …, "registry": …}
+    summary_section: _Section = field(default_factory=_Section)  # path → [hash, summary]
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return self.deep.value["resolved"]  # type: ignore[no-any-return]
+
+    @property
+    def registry(self) -> dict[str, list[Any]]:
+        return self.deep.value["registry"]  # type: ignore[no-any-return]
+
+    @property
+    def summaries(self) -> dict[str, list[Any]]:
+        return self.summary_section.value  # type: ignore[no-any-return]
+
+    def summary(self, path: str) -> dict[str, Any] | None:
+        """The file's summary if it is current (None: not parsed since it changed)."""
+        row = self.files.get(path)
+        entry = self.summaries.get(path)
+        if row is None or entry is None or row[5] is None or entry[0] != row[5]:
+            return None
+        return entry[1]  # type: ignore[no-any-return]
+
+    def main_section(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "walk_problems": self.walk_problems,
+            "registry_key": self.registry_key,
+            "project": self.project,
+            "listing": self.listing,
+        }
+
+
+def encode_sections(data: IndexData) -> list[bytes]:
+    """The header and the three sections, ready to be written one after the other."""
+    main = marshal.dumps(data.main_section())
+    parts = [(main, zlib.crc32(main)), data.deep.encoded(), data.summary_section.encoded()]
+    lengths: list[int] = []
+    for blob, crc in parts:
+        lengths += [len(blob), crc]
+    return [_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *(blob for blob, _ in parts)]
+
+
+def encode(data: IndexData) -> bytes:
+    return b"".join(encode_sections(data))
+
+
+def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[bytes, int]]:
+    header = read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise ValueError("truncated header")
+    magic, version, *lengths = _HEADER.unpack(header)
+    if magic != MAGIC:
+        raise ValueError("not a stepkit catalog index")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"format version {version}, expected {FORMAT_VERSION}")
+    expected = _HEADER.size + sum(lengths[0::2])
+    if total != expected:
+        raise ValueError(f"truncated: {total} of {expected} bytes")
+    sections: list[tuple[bytes, int]] = []
+    for length, crc in zip(lengths[0::2], lengths[1::2], strict=True):
+        section = read(length)
+        if len(section) != length or zlib.crc32(section) != crc:
+            raise ValueError("checksum mismatch")
+        sections.append((section, crc))
+    return sections
+
+
+def _from_sections(sections: list[tuple[bytes, int]]) -> IndexData:
+    try:
+        main = marshal.loads(sections[0][0])
+        return IndexData(
+            files=main["files"],
+            walk_problems=main["walk_problems"],
+            registry_key=main["registry_key"],
+            project=main["project"],
+            listing=main["listing"],
+            deep=_Section(blob=sections[1][0], crc=sections[1][1]),
+            summary_section=_Section(blob=sections[2][0], crc=sections[2][1]),
+        )
+    except (EOFError, ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"unreadable payload ({type(exc).__name__})") from exc
+
+
+def decode(blob: bytes) -> IndexData:
+    """The index in ``blob``; ``ValueError`` saying what is wrong when it does not check out."""
+    stream = io.BytesIO(blob)
+    return _from_sections(_checked_sections(stream.read, len(blob)))
+
+
+def load_index(path: Path) -> tuple[IndexData | None, str | None]:
+    """(index, None), (None, None) when there is none yet, or (None, warning) when broken."""
+    try:
+        # section by section: no second copy of the lazily decoded ones
+        with path.open("rb") as handle:
+            sections = _checked_sections(handle.read, os.fstat(handle.fileno()).st_size)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"catalog index {path} cannot be read ({exc.strerror}); rebuilding it"
+    except ValueError as exc:
+        return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
+    try:
+        return _from_sections(sections), None
+    except ValueError as exc:
+        return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
+
+
+def save_index(path: Path, data: IndexData) -> bool:
+    """Write the index atomically, one section at a time (the header, which holds their
+    lengths and checksums, last), so that no second copy of the whole index is held.
+    A read-only state folder only costs the next start."""
+    from stepkit.atomic import atomic_writer
+
+    try:
+        with atomic_writer(path, durable=False) as handle:
+            handle.write(b"\0" * _HEADER.size)
+            lengths: list[int] = []
+            main = marshal.dumps(data.main_section())
+            handle.write(main)
+            lengths += [len(main), zlib.crc32(main)]
+            del main
+            for section in (data.deep, data.summary_section):
+                blob, crc = section.encoded()
+                handle.write(blob)
+                lengths += [len(blob), crc]
+                del blob
+            handle.seek(0)
+            handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths))
+    except OSError:  # the index is a cache: failing to write it never fails the query
+        return False
+    return True

@@ -1,0 +1,200 @@
+"""§5 and §7: the persisted index is reused, refreshed incrementally, never trusted when
+broken; bad files are reported with path and line and the rest is still indexed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from catalog.conftest import MakeProject
+from catalog.synth import Step, open_catalog
+from stepkit.catalog import StepCatalog, index, store
+from stepkit.project import Project
+from stepkit.registry import Registry
+
+
+def test_second_start_parses_nothing(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader"), Step("Trainer", step_type="Training")]})
+    first = open_catalog(root).last_refresh
+    assert (first.parsed, first.reused, first.saved) == (10, 0, True)
+    second = open_catalog(root).last_refresh
+    assert (second.parsed, second.reused, second.removed) == (0, 10, 0)
+    assert second.resolved_again is False and second.saved is False
+
+
+def test_added_changed_renamed_and_deleted_files(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader"), Step("Trainer", step_type="Training")]})
+    open_catalog(root)
+    steps = root / "steps"
+    # added: a variant spec; changed: the builder gains run(); renamed: a config file;
+    # deleted: Trainer's contract
+    spec = (steps / "specs" / "loader_spec.py").read_text()
+    training = spec.replace(
+        'get_spec_step_type("Loader")', 'get_spec_step_type_with_job_type("Loader", "training")'
+    )
+    training = training.replace(
+        "import get_spec_step_type", "import get_spec_step_type_with_job_type"
+    )
+    (steps / "specs" / "loader_training_spec.py").write_text(training)
+    builder = steps / "builders" / "builder_loader_step.py"
+    builder.write_text(builder.read_text() + "\n    def run(self, context):\n        return {}\n")
+    (steps / "configs" / "config_trainer_step.py").rename(steps / "configs" / "trainer_params.py")
+    (steps / "contracts" / "trainer_contract.py").unlink()
+
+    catalog = open_catalog(root)
+    report = catalog.last_refresh
+    assert (report.parsed, report.removed) == (3, 2)  # new spec, builder, renamed config
+    assert report.reused == 7
+    assert catalog.get_job_type_variants("Loader") == ["training"]
+    assert catalog.summary(builder) == {
+        "problems": [],
+        "classes": [["LoaderStepBuilder", True, []]],
+    }
+    trainer = catalog.get_step_info("Trainer")
+    assert trainer.path("config") == steps / "configs" / "trainer_params.py"  # by class name
+    assert trainer.missing == ("contract",)
+    # the script is still the trainer's: its config's entry point names it
+    assert trainer.components["script"].via == "entry_point"
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda b: b[: len(b) // 2], "truncated"),
+        (lambda b: b[:-10] + b"0123456789", "checksum mismatch"),
+        (lambda b: b"garbage", "truncated header"),
+        (lambda b: b[:16] + (99).to_bytes(4, "little") + b[20:], "format version 99"),
+    ],
+)
+def test_broken_index_is_rebuilt_with_a_warning(
+    make_project: MakeProject, damage: object, reason: str
+) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    catalog = open_catalog(root)
+    path = store.index_path(catalog.project)
+    assert callable(damage)
+    path.write_bytes(damage(path.read_bytes()))
+    again = open_catalog(root)
+    (warning,) = again.last_refresh.warnings
+    assert warning.startswith(f"catalog index {path} is unusable (")
+    assert reason in warning and warning.endswith("; rebuilding it")
+    assert again.last_refresh.parsed == 5 and again.last_refresh.saved
+    assert again.get_step_info("Loader").is_complete
+    assert open_catalog(root).last_refresh.warnings == ()
+
+
+def test_index_is_written_atomically_under_the_state_dir(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    assert sorted(p.name for p in folder.iterdir()) == ["index.bin"]
+
+
+def test_parallel_parse_gives_the_same_index(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project({"shared": [Step(f"Step{i}") for i in range(12)]})
+    project = Project.load(root)
+    serial = StepCatalog(project, persist=False, workers=1)
+    monkeypatch.setattr(index, "PARALLEL_THRESHOLD", 4)
+    parallel = StepCatalog(project, persist=False, workers=2)
+    assert parallel.data.resolved == serial.data.resolved
+    assert parallel.data.summaries == serial.data.summaries
+
+
+def test_apply_changes_updates_only_those_paths(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    catalog = open_catalog(root)
+    steps = root / "steps"
+    new = steps / "builders" / "builder_other_step.py"
+    new.write_text("class OtherStepBuilder:\n    pass\n")
+    gone = steps / "contracts" / "loader_contract.py"
+    gone.unlink()
+    assert catalog.apply_changes([new, gone, root / "README.md"]) == 2
+    assert catalog.get_step_info("Loader").missing == ("contract",)
+    assert catalog.get_step_info("Other").path("builder") == new
+    # saved: the next start sees the same thing without parsing
+    again = open_catalog(root)
+    assert again.last_refresh.parsed == 0
+    assert again.get_step_info("Other").path("builder") == new
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_bad_files_are_reported_and_the_rest_indexed(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader"), Step("Trainer", step_type="Training")]})
+    steps = root / "steps"
+    (steps / "specs" / "loader_spec.py").write_text("X = StepSpecification(\n    step_type=(\n")
+    contract = steps / "contracts" / "trainer_contract.py"
+    contract.write_text(
+        contract.read_text().replace('required_env_vars=["LABEL_FIELD"]', "required_env_vars=ENV")
+    )
+    (steps / "builders" / "builder_latin1_step.py").write_bytes(b"# caf\xe9\nx = 1\n")
+    (steps / "scripts" / "broken.py").write_text("def main(:\n")
+    (steps / "scripts" / "trainer.py").write_text("def run():\n    pass\n")
+    problems = [str(p) for p in open_catalog(root).check()]
+    assert f"{steps / 'specs' / 'loader_spec.py'}:2: syntax error: '(' was never closed" in problems
+    assert (
+        f"{contract}:9: contract TRAINER_CONTRACT: required_env_vars is not a literal (Name)"
+        in problems
+    )
+    assert f"{steps / 'builders' / 'builder_latin1_step.py'}:1: is not UTF-8 text" in problems
+    assert (
+        f"{steps / 'scripts' / 'trainer.py'}: script of step 'Trainer' has no main() entry point"
+        in problems
+    )
+    assert f"{steps / 'scripts' / 'broken.py'}:1: invalid syntax" not in problems
+    assert any(p.startswith(f"{steps / 'scripts' / 'broken.py'}:1: syntax error") for p in problems)
+    catalog = open_catalog(root)
+    assert catalog.get_step_info("Trainer").is_complete  # the rest of the contract still counts
+    assert catalog.get_step_info("Loader").missing == ()  # its spec is known by its file name
+
+
+def test_symlink_loop_empty_folder_and_missing_steps_folder(
+    make_project: MakeProject, tmp_path: Path
+) -> None:
+    root = make_project({"alice": [], "shared": [Step("Loader")]})
+    scripts = root / "steps" / "scripts"
+    os.symlink(scripts, scripts / "loop")
+    catalog = open_catalog(root)
+    messages = [str(p) for p in catalog.check()]
+    assert f"{scripts / 'loop'}: symlink loop: folder already visited" in messages
+    assert catalog.get_step_info("Loader").is_complete
+    # a workspace folder removed after the project was loaded
+    project = Project.load(root)
+    registry = Registry.load(project)
+    for child in sorted((root / "dev" / "alice" / "steps").rglob("*"), reverse=True):
+        child.rmdir() if child.is_dir() else child.unlink()
+    (root / "dev" / "alice" / "steps").rmdir()
+    gone = StepCatalog(project, registry=registry, persist=False)
+    assert f"{root / 'dev' / 'alice' / 'steps'}: steps folder does not exist" in [
+        str(p) for p in gone.check()
+    ]
+
+
+def test_empty_project_reports_empty_workspaces(make_project: MakeProject) -> None:
+    root = make_project({"shared": []})
+    catalog = open_catalog(root)
+    assert catalog.step_names() == []
+    assert [str(p) for p in catalog.check()] == [
+        f"{root / 'steps'}: no component files in this workspace"
+    ]
+
+
+def test_a_changed_registry_is_read_again(make_project: MakeProject) -> None:
+    from catalog.synth import registry_toml
+
+    root = make_project({"shared": [Step("Loader"), Step("Experimental", register=False)]})
+    catalog = open_catalog(root)
+    assert not catalog.get_step_info("Experimental").registered
+    (root / "steps" / "registry.toml").write_text(
+        registry_toml([Step("Loader"), Step("Experimental", step_type="Utility")])
+    )
+    report = catalog.refresh()
+    assert report.resolved_again and report.parsed == 0
+    info = catalog.get_step_info("Experimental")
+    assert info.registered and info.step_type == "Utility"
+    assert open_catalog(root).get_step_info("Experimental").registered

@@ -1,0 +1,190 @@
+"""Search (ranked, with reasons), the CLI commands, watch mode, and the example project."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from catalog.conftest import MakeProject
+from catalog.synth import Step, open_catalog
+from stepkit.catalog.search import SearchIndex
+from stepkit.cli import main
+from stepkit.cli.app import app
+
+STEPS = [
+    Step("XGBoostTraining", step_type="Training", job_types=["training"]),
+    Step("XGBoostModelEval"),
+    Step("LightGBMTraining", step_type="Training"),
+    Step("TabularPreprocessing", job_types=["training", "testing"]),
+    Step("RandomForestTraining", step_type="Training"),
+    Step("ModelCalibration", extra={"description": "Fit a probability calibrator"}),
+]
+
+
+def _search(root: Path, query: str, job_type: str | None = None) -> list[tuple[str, str]]:
+    return [(r.step_name, r.reason) for r in open_catalog(root).search_steps(query, job_type)]
+
+
+def test_search_reasons_and_ranking(make_project: MakeProject) -> None:
+    root = make_project({"shared": STEPS})
+    assert _search(root, "XGBoostTraining")[0] == ("XGBoostTraining", "exact")
+    assert _search(root, "xgboost_training")[0] == ("XGBoostTraining", "normalized")
+    assert _search(root, "xgb training")[0] == ("XGBoostTraining", "abbreviation")
+    assert _search(root, "lgb training")[0] == ("LightGBMTraining", "abbreviation")
+    assert _search(root, "preprocess")[0] == ("TabularPreprocessing", "partial")
+    assert _search(root, "rf training")[0] == ("RandomForestTraining", "abbreviation")
+    # "xgb" covers half of XGBoostTraining's words, a third of XGBoostModelEval's
+    assert _search(root, "xgb")[:2] == [
+        ("XGBoostTraining", "partial"),
+        ("XGBoostModelEval", "partial"),
+    ]
+    assert _search(root, "tabulr preprocesing")[0] == ("TabularPreprocessing", "fuzzy")
+    assert _search(root, "probability calibrator")[0] == ("ModelCalibration", "description")
+    assert _search(root, "xgb", job_type="training") == [("XGBoostTraining", "partial")]
+    assert _search(root, "   ") == []
+
+
+def test_scores_are_ordered_and_bounded() -> None:
+    index = SearchIndex([("XGBoostTraining", "s", ""), ("XGBoostModelEval", "s", "")])
+    results = index.search("xgb training")
+    assert results[0].step_name == "XGBoostTraining"
+    assert all(0 <= r.score <= 100 for r in results)
+    assert results == sorted(results, key=lambda r: -r.score)
+
+
+def _cli(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["-p", str(root), "catalog", *args])
+    return result.exit_code, result.output
+
+
+def test_cli_list_json_fast_path_equals_the_full_cli(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project({"alice": [Step("Sampler")], "shared": STEPS})
+    code, full = _cli(root, "list", "--json")  # writes the index and its project snapshot
+    assert code == 0
+    main(["-p", str(root), "catalog", "list", "--json"])
+    fast = capsys.readouterr().out
+    assert json.loads(fast) == json.loads(full)
+    rows = json.loads(fast)["steps"]
+    assert [r["name"] for r in rows][:2] == ["LightGBMTraining", "ModelCalibration"]
+    sampler = next(r for r in rows if r["name"] == "Sampler")
+    assert sampler == {
+        "complete": True,
+        "components": {c: "alice" for c in ("builder", "config", "contract", "script", "spec")},
+        "job_types": [],
+        "missing": [],
+        "name": "Sampler",
+        "registered": True,
+        "step_type": "Processing",
+        "workspace_id": "alice",
+    }
+    main(["-p", str(root), "catalog", "list", "--json", "--type", "Training", "-j", "training"])
+    filtered = json.loads(capsys.readouterr().out)["steps"]
+    assert [r["name"] for r in filtered] == ["XGBoostTraining"]
+
+
+def test_cli_list_fast_path_reports_unknown_workspace(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project({"shared": STEPS})
+    _cli(root, "index")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-p", str(root), "catalog", "list", "--json", "-w", "alcie"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: No workspace named 'alcie'. Known: shared.\n"
+
+
+def test_cli_show_which_variants_search_check_index(make_project: MakeProject) -> None:
+    shared = Step("TabularPreprocessing", job_types=["training"])
+    mine = Step("TabularPreprocessing", components=("script",), register=False)
+    root = make_project({"alice": [mine], "shared": [shared, Step("Orphan", register=False)]})
+    code, out = _cli(root, "show", "TabularPreprocessing", "--all", "--json")
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["components"]["script"]["workspace_id"] == "alice"
+    assert [s["workspace_id"] for s in shown["shadowed"]] == ["shared"]
+    code, out = _cli(root, "show", "TabularPreprocessing_training")
+    assert code == 0 and "TabularPreprocessing_training (Processing, from alice)" in out
+    code, out = _cli(
+        root, "which", str(root / "steps/configs/config_tabular_preprocessing_step.py")
+    )
+    assert (code, out) == (0, "TabularPreprocessing\n")
+    code, out = _cli(root, "which", str(root / "stepkit.toml"))
+    assert code == 1
+    code, out = _cli(root, "variants", "TabularPreprocessing", "--json")
+    assert json.loads(out)["nodes"] == ["TabularPreprocessing_training"]
+    code, out = _cli(root, "search", "tabular prep", "--json")
+    assert json.loads(out)[0] == {
+        "name": "TabularPreprocessing",
+        "reason": "abbreviation",
+        "score": 90.0,
+        "workspace_id": "alice",
+    }
+    code, out = _cli(root, "check", "--json")
+    assert code == 1
+    assert [p["kind"] for p in json.loads(out)] == ["unregistered"]
+    code, out = _cli(root, "index", "--rebuild", "--json")
+    assert code == 0 and json.loads(out)["parsed"] == 12
+
+
+def test_cli_errors_are_one_line(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project({"shared": [Step("TabularPreprocessing")]})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-p", str(root), "catalog", "show", "TabularPreprocesing"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: No step named 'TabularPreprocesing'. Did you mean 'TabularPreprocessing'?\n"
+    )
+
+
+def test_watch_applies_a_saved_change(make_project: MakeProject) -> None:
+    from stepkit.catalog.watch import watch_catalog
+
+    root = make_project({"shared": [Step("Loader")]})
+    catalog = open_catalog(root)
+    stop = threading.Event()
+    updates = []
+
+    def run() -> None:
+        for update in watch_catalog(catalog, stop_event=stop):
+            updates.append(update)
+            stop.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    builder = root / "steps" / "builders" / "builder_extra_step.py"
+    try:
+        for _ in range(100):  # until the watcher has seen it (it may start after the write)
+            builder.write_text("class ExtraStepBuilder:\n    pass\n")
+            if stop.wait(0.2):
+                break
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert updates and str(builder) in updates[0].paths
+    assert catalog.get_step_info("Extra").path("builder") == builder
+
+
+def test_example_project_is_complete_and_clean(example_project: Path) -> None:
+    from stepkit.catalog import StepCatalog
+    from stepkit.project import Project
+
+    catalog = StepCatalog(Project.load(example_project), persist=False)
+    assert len(catalog.step_names()) == 10
+    assert all(catalog.get_step_info(n).is_complete for n in catalog.step_names())
+    assert catalog.check() == []
+    assert catalog.get_step_info("ModelEvaluation").workspace_id == "bob"
+    assert catalog.get_step_info("FeatureSelection").workspace_id == "alice"
+    assert catalog.get_job_type_variants("DataLoading") == [
+        "calibration",
+        "testing",
+        "training",
+        "validation",
+    ]
