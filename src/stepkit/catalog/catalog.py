@@ -190,6 +190,7 @@ class StepCatalog:
         self._data = data
         self._steps_cache: Mapping[str, Mapping[str, list[list[Any]]]] | None = None
         self._info.clear()
+        self._file_facts: dict[str, Mapping[str, Any] | None] = {}
         self._by_path = None
         self._aliases = None
         self._search = None
@@ -437,8 +438,11 @@ class StepCatalog:
         indexed). Only the small summary is kept in the index; details are read on demand."""
         from stepkit.catalog.discovery import read_facts
 
-        row = self._data.files.get(str(path))
-        return read_facts(str(path), row[1]) if row else None
+        key = str(path)
+        if key not in self._file_facts:  # read once per index state: planning asks often
+            row = self._data.files.get(key)
+            self._file_facts[key] = read_facts(key, row[1]) if row else None
+        return self._file_facts[key]
 
     def get_contract(self, name_or_node: str) -> ScriptContract | None:
         """The step's contract as a :class:`ScriptContract` (built from ``ast`` facts)."""

@@ -38,6 +38,8 @@ class PipelineDAG:
         self.name = name
         self._nodes: dict[str, None] = {}
         self._edges: dict[tuple[str, str], None] = {}
+        self._into: dict[str, list[str]] = {}  # node -> its predecessors, in edge order
+        self._out_of: dict[str, list[str]] = {}  # node -> its successors
         self._lines: dict[str, int] = {}  # node/edge key -> line in the file it came from
         self.source: Path | None = None
 
@@ -59,7 +61,10 @@ class PipelineDAG:
                 raise UnknownStepError(node, self._nodes, what="node")
         if source == target:
             raise DagError(f"Edge {source} -> {target} points at itself.")
-        self._edges[(source, target)] = None
+        if (source, target) not in self._edges:
+            self._edges[(source, target)] = None
+            self._into.setdefault(target, []).append(source)
+            self._out_of.setdefault(source, []).append(target)
         return self
 
     # -- reading -------------------------------------------------------------------------------
@@ -73,10 +78,10 @@ class PipelineDAG:
         return [Edge(s, t) for s, t in self._edges]
 
     def predecessors(self, node: str) -> list[str]:
-        return [s for s, t in self._edges if t == node]
+        return list(self._into.get(node, ()))
 
     def successors(self, node: str) -> list[str]:
-        return [t for s, t in self._edges if s == node]
+        return list(self._out_of.get(node, ()))
 
     def descendants(self, node: str) -> set[str]:
         """Every node downstream of ``node``."""

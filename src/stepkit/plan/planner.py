@@ -143,13 +143,13 @@ def _plan_node(
         )
     builder_file = components["builder"].path if "builder" in components else None
     builder_class = info.definition.builder_step_name
-    has_run = _builder_has_run(catalog, builder_file, builder_class)
     script_file = components["script"].path if "script" in components else None
     contract = catalog.get_contract(node) if "contract" in components else None
-    if has_run:
-        how = "builder"
-    elif script_file is not None and contract is not None:
+    # A step with a script runs it; only a step without one runs through its builder.
+    if script_file is not None and contract is not None:
         how = "script"
+    elif _builder_has_run(catalog, builder_file, builder_class):
+        how = "builder"
     else:
         has = "a script but no contract" if script_file is not None else "no script"
         raise PlanError(
