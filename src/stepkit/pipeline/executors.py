@@ -12,13 +12,11 @@ one writer, as an :class:`Outcome` or a list of :class:`~stepkit.state.records.L
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import marshal
 import os
 import pickle
 import selectors
-import signal
 import subprocess
 import sys
 import threading
@@ -29,13 +27,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
-
 from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
 from stepkit.pipeline.child import BOOTSTRAP
 from stepkit.pipeline.context import StageContext
 from stepkit.pipeline.invoke import call_stage, normalize_outputs
 from stepkit.pipeline.stage import Stage
+from stepkit.processes import kill_tree
 from stepkit.state.records import LogBatch
 
 #: Lines per log batch sent to the runner (and so per executemany in the store).
@@ -202,33 +199,6 @@ class ProcessTable:
             procs = list(self._procs.values())
         for proc in procs:
             kill_tree(proc.pid)
-
-
-def kill_tree(pid: int) -> None:
-    """Kill a process and every descendant (SIGKILL, which nothing can ignore) and wait,
-    briefly, until they are dead. The root is left for its parent (us) to reap."""
-    try:
-        root = psutil.Process(pid)
-        procs = [*root.children(recursive=True), root]
-    except psutil.NoSuchProcess:
-        procs = []
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue  # already gone: nothing to kill
-    # The child leads its own session: its group catches descendants that were re-parented.
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is empty
-        os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    for proc in procs:
-        while time.monotonic() < deadline:
-            try:
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.005)
 
 
 def run_subprocess(

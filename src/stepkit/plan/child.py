@@ -57,7 +57,8 @@ def run_payload(payload: dict[str, Any]) -> Any:
     return builder.run(context)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` if it is JSON, else its ``repr`` (what a step returned is only reported)."""
     try:
         json.dumps(value)
     except (TypeError, ValueError):
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return code or 1
-    result_file.write_text(json.dumps({"ok": True, "returned": _jsonable(returned)}))
+    result_file.write_text(json.dumps({"ok": True, "returned": jsonable(returned)}))
     return 0
 
 

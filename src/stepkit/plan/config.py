@@ -57,14 +57,12 @@ def load_pipeline_config(path: Path | None) -> PipelineConfig:
     else:
         import yaml
 
+        from stepkit.plan.dagfile import yaml_error
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise DagFileError(
-                path, f"is not valid YAML: {getattr(exc, 'problem', exc)}", line=line
-            ) from exc
+            raise yaml_error(path, exc) from exc
     data = data or {}
     if not isinstance(data, dict):
         raise DagFileError(path, "must be a mapping with 'shared' and 'nodes'")

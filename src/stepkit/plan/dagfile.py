@@ -220,6 +220,13 @@ def load_dag(path: Path) -> PipelineDAG:
     return dag
 
 
+def yaml_error(path: Path, exc: Exception) -> DagFileError:
+    """A YAML parse error as a one-line :class:`DagFileError` with its line."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    return DagFileError(path, f"is not valid YAML: {getattr(exc, 'problem', exc)}", line=line)
+
+
 def _edge(path: Path, item: Any, line: int) -> tuple[str, str]:
     import yaml
 

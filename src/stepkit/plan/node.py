@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stepkit.errors import StepOutputMissingError
+from stepkit.plan.child import jsonable, run_payload
 
 #: The output key where a node records what it is (cache key, what main returned, timing).
 NODE_INFO = "_node"
@@ -74,7 +75,7 @@ class NodeTask:
         outputs[NODE_INFO] = {
             "cache_key": key.digest,
             "step_seconds": round(seconds, 6),
-            "returned": _jsonable(returned),
+            "returned": jsonable(returned),
         }
         record(self.cache_path, key, node=self.node, run_id=context.run_id, outputs=outputs)
         return outputs
@@ -82,8 +83,6 @@ class NodeTask:
     def _run(
         self, input_paths: dict[str, str], output_paths: dict[str, str], *, run_id: str
     ) -> Any:
-        from stepkit.plan.child import run_payload
-
         payload = {
             "how": self.how,
             "script": self.files.get("script"),
@@ -192,13 +191,3 @@ def record(
         cache.put(key.digest, node=node, run_id=run_id, outputs=outputs, parts=key.parts)
     finally:
         cache.close()
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value

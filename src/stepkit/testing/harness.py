@@ -15,7 +15,6 @@ import functools
 import marshal
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from types import CodeType
 from typing import Any, Final
 
 import psutil
+
+from stepkit.processes import kill_processes
 
 CHILD: Final = Path(__file__).with_name("_child.py")
 #: What ``python -c`` runs: one marshalled file holds the child's code, compiled once by the
@@ -177,36 +178,6 @@ def _group_members(pgid: int) -> list[psutil.Process]:
     return members
 
 
-def _kill(procs: list[psutil.Process], pgid: int) -> int:
-    """Kill a process group and the given processes (which may have left the group)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
-        os.killpg(pgid, signal.SIGKILL)
-    killed = 0
-    for proc in procs:
-        try:
-            proc.kill()
-            killed += 1
-        except psutil.NoSuchProcess:  # killed with the group; still counted below
-            killed += 1
-        except psutil.Error:  # not ours to kill (it changed user): leave it
-            continue
-    _wait_dead(procs)
-    return killed
-
-
-def _wait_dead(procs: list[psutil.Process], timeout: float = 2.0) -> None:
-    """Wait (briefly) until killed processes are gone or zombies nobody reaped yet."""
-    deadline = time.monotonic() + timeout
-    for proc in procs:
-        while time.monotonic() < deadline:
-            try:
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    break
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.005)
-
-
 @functools.cache
 def _child_code() -> CodeType:
     return compile(CHILD.read_bytes(), str(CHILD), "exec")
@@ -246,7 +217,7 @@ def run_child(job: ChildJob) -> ChildOutcome:
             tree = psutil.Process(proc.pid).children(recursive=True)
         except psutil.Error:  # it ended just now
             tree = []
-        _kill(tree, proc.pid)
+        kill_processes(tree, proc.pid)
         killed = 1 + len(tree)
     _, status = os.waitpid(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -254,7 +225,7 @@ def run_child(job: ChildJob) -> ChildOutcome:
     leftovers = [] if timed_out else _group_members(proc.pid)
     leftover_names = tuple(f"{p.pid} {_name(p)}" for p in leftovers)
     if leftovers:
-        killed += _kill(leftovers, proc.pid)
+        killed += kill_processes(leftovers, proc.pid)
     if timed_out or leftovers:  # what the killed processes wrote before they died
         for fd, capture in ((proc.stdout.fileno(), out), (proc.stderr.fileno(), err)):
             _drain(fd, capture)
