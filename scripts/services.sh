@@ -19,6 +19,10 @@ pg_bin() {
 
 start_pg() {
   local bin; bin=$(pg_bin)
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+    ensure_db "$bin"  # a server is already up on the port (another checkout's): reuse it
+    return
+  fi
   mkdir -p "$ROOT"
   chmod 777 "$ROOT"
   if [ ! -f "$ROOT/pg/PG_VERSION" ]; then
@@ -28,8 +32,13 @@ start_pg() {
   if ! run_as_pg "$bin/pg_ctl -D $ROOT/pg status" > /dev/null 2>&1; then
     run_as_pg "$bin/pg_ctl -D $ROOT/pg -l $ROOT/pg.log -w -o '-p $PG_PORT -k $ROOT -c listen_addresses=127.0.0.1 -c fsync=off' start" > /dev/null
   fi
-  run_as_pg "$bin/psql -h 127.0.0.1 -p $PG_PORT -U postgres -tAc \"SELECT 1 FROM pg_database WHERE datname='stepkit_test'\"" | grep -q 1 \
-    || run_as_pg "$bin/createdb -h 127.0.0.1 -p $PG_PORT -U postgres stepkit_test"
+  ensure_db "$bin"
+}
+
+ensure_db() {
+  "$1/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='stepkit_test'" | grep -q 1 \
+    || "$1/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres stepkit_test
 }
 
 run_as_pg() {
