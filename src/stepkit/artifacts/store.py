@@ -9,6 +9,7 @@ for many files with one parallel fsync pass and one catalog transaction.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -69,8 +70,13 @@ def _each(work: Callable[[_Staged], None], entries: list[_Staged]) -> None:
         for entry in entries:
             work(entry)
         return
+
+    def run(share: list[_Staged]) -> None:
+        for entry in share:
+            work(entry)
+
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        for _ in pool.map(work, entries):
+        for _ in pool.map(run, [entries[i::_WORKERS] for i in range(_WORKERS)]):
             pass
 
 
@@ -459,7 +465,8 @@ class ArtifactStore:
             if not isinstance(file, Path):
                 return
             if not keep:
-                file.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):  # already gone: nothing to remove
+                    os.unlink(file)
             elif entry.dedup_hit:
                 # Keep the path, but as a link to the stored object: one copy of the bytes.
                 tmp = file.with_name(f".{file.name}.stepkit-link")
