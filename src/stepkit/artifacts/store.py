@@ -278,63 +278,6 @@ class ArtifactStore:
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
         return results
 
-    def adopt_many(self, entries: Sequence[tuple[FinalizeItem, str, int]]) -> dict[str, int]:
-        """Record files whose digest is already known (a manifest backfill), keeping them.
-
-        Each ``(item, sha256, size)`` names an existing file; the digest is trusted (run
-        ``verify`` afterwards). A missing object is linked from the file (copied and
-        checked when a link is impossible); the file itself is never removed, and it is
-        its own readable path, so no other is made. Records go in through the bulk
-        registration; returns its counts (``new``, ``present``, ``new_version``).
-        """
-        with store_lock(self.root, exclusive=False):
-            staged = []
-            for item, sha256, size in entries:
-                entry = _Staged(item, sha256=validate_digest(sha256), size=size)
-                if not self.exists(sha256):
-                    if not isinstance(item.file, Path):
-                        raise ArtifactStoreError(f"No object {sha256} and no file to take it from.")
-                    self._adopt_file(entry, item.file)
-                else:
-                    entry.dedup_hit = True
-                staged.append(entry)
-            new_files = [self.blobs.path_str(e.sha256) for e in staged if e.new_object]
-            make_durable(new_files, {p[:-63] for p in new_files}, device_of=self.root)
-            counts = self.catalog.register_bulk(
-                [
-                    Registration(
-                        artifact_id=e.item.artifact_id,
-                        source=e.item.source,
-                        producer=e.item.producer,
-                        sha256=e.sha256,
-                        bytes=e.size,
-                        storage_uri=self.blobs.uri(e.sha256),
-                        content_type=e.item.content_type,
-                        run_id=e.item.run_id,
-                    )
-                    for e in staged
-                ]
-            )
-        metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
-        metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
-        return counts
-
-    def _adopt_file(self, entry: _Staged, file: Path) -> None:
-        if os.stat(file).st_dev == self.blobs.device:
-            entry.dedup_hit = self.blobs.link_in(file, entry.sha256)
-            entry.new_object = not entry.dedup_hit
-            return
-        with open(file, "rb", buffering=0) as handle:
-            temp, actual, size = self.blobs.write_temp(handle)
-        if actual != entry.sha256:
-            temp.unlink(missing_ok=True)
-            raise ArtifactStoreError(f"{file} hashes to {actual}, not {entry.sha256}.")
-        make_durable([temp], ())
-        entry.dedup_hit = self.blobs.publish_temp(temp, entry.sha256)
-        entry.new_object = not entry.dedup_hit
-        entry.copied = True
-        entry.size = size
-
     def _publish(self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None) -> None:
         """Hash every file and put its object in place, then make the new objects durable."""
 
