@@ -225,3 +225,30 @@ def test_for_project(tmp_path: Path, write_project) -> None:  # type: ignore[no-
         assert s.root == project.artifacts_root
         s.put_bytes(b"x", artifact_id="x", source="s", producer="p")
     assert (project.state_dir / "artifacts.sqlite").is_file()
+
+
+def test_missing_file_and_folder_are_one_line_errors(store: ArtifactStore, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactStoreError) as caught:
+        store.finalize(tmp_path / "nope.bin", artifact_id="n", source="s", producer="p")
+    assert str(caught.value) == f"{tmp_path / 'nope.bin'}: no such file to finalize."
+    with pytest.raises(ArtifactStoreError, match="is a folder"):
+        store.finalize(tmp_path, artifact_id="n", source="s", producer="p")
+
+
+def test_catalog_failure_keeps_the_source_and_a_retry_works(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_file("keep-me.bin", b"precious")
+
+    def broken(registrations: object) -> object:
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store.catalog, "register_many", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            store.finalize(src, artifact_id="k", source="s", producer="p")
+    assert src.read_bytes() == b"precious"  # removed only after the commit
+    assert store.catalog.stats()["records"] == 0
+    done = store.finalize(src, artifact_id="k", source="s", producer="p")
+    assert done.dedup_hit and not src.exists()
+    assert store.verify().problems == []

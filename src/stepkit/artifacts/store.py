@@ -80,6 +80,18 @@ def _each(work: Callable[[_Staged], None], entries: list[_Staged]) -> None:
             pass
 
 
+def _open_source(file: Path) -> IO[bytes]:
+    """Open a file to finalize; a missing file or a folder is a one-line store error."""
+    try:
+        return open(file, "rb", buffering=0)
+    except FileNotFoundError:
+        raise ArtifactStoreError(f"{file}: no such file to finalize.") from None
+    except IsADirectoryError:
+        raise ArtifactStoreError(
+            f"{file} is a folder: finalize its files (finalize_folder, or add FOLDER)."
+        ) from None
+
+
 @dataclass(slots=True)
 class _Staged:
     """A file on its way in: hashed, maybe published, not yet recorded."""
@@ -284,7 +296,7 @@ class ArtifactStore:
         def stage(entry: _Staged) -> None:
             file = entry.item.file
             if isinstance(file, Path):
-                with open(file, "rb", buffering=0) as handle:
+                with _open_source(file) as handle:
                     if mode == "move" and self._link_in_place(entry, file, handle):
                         pass
                     else:
