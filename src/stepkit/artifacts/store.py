@@ -42,7 +42,10 @@ Progress = Callable[[int], None]
 DEFAULT_GRACE = timedelta(hours=1)
 CATALOG_FILE = "artifacts.sqlite"
 
-_log = get_logger("stepkit.artifacts")
+
+def _warn(event: str, *, path: str, detail: str | None = None) -> None:
+    """A warning event (structlog, set up on first use rather than at import)."""
+    get_logger("stepkit.artifacts").warning(event, path=path, detail=detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +304,7 @@ class ArtifactStore:
                         pass
                     else:
                         if mode == "move":
-                            _log.warning("finalize.cross_device_copy", path=str(file))
+                            _warn("finalize.cross_device_copy", path=str(file))
                         entry.temp, entry.sha256, entry.size = self.blobs.write_temp(handle)
             else:
                 entry.temp, entry.sha256, entry.size = self.blobs.write_temp(file)
@@ -381,7 +384,7 @@ class ArtifactStore:
                 if touched is not None:
                     folders.add(touched)
                 if entry.layout_copied:
-                    _log.warning("layout.copied", path=entry.layout_path, sha256=entry.sha256)
+                    _warn("layout.copied", path=str(entry.layout_path), detail=entry.sha256)
             registrations.append(
                 Registration(
                     artifact_id=item.artifact_id,
@@ -428,7 +431,7 @@ class ArtifactStore:
                 try:
                     os.link(self.blobs.path_str(entry.sha256), tmp)
                 except OSError as exc:  # another file system: the kept file stays as it is
-                    _log.warning("finalize.keep_not_linked", path=str(file), error=str(exc))
+                    _warn("finalize.keep_not_linked", path=str(file), detail=str(exc))
                     return
                 os.replace(tmp, file)
 
