@@ -62,3 +62,8 @@ def test_reopening_keeps_records_and_schema(tmp_path: Path) -> None:
     SQLiteCatalog(tmp_path / "c.sqlite").register_many([reg("a", b"1")])
     again = SQLiteCatalog(tmp_path / "c.sqlite")
     assert [r.artifact_id for r in again.records()] == ["a"]
+
+
+def test_the_schema_refuses_a_digest_that_is_not_hex(catalog: SQLiteCatalog) -> None:
+    with pytest.raises(StateStoreError, match="CHECK constraint failed"):
+        catalog.register_many([reg("a", b"1", sha256="../" + "a" * 61)])

@@ -30,7 +30,7 @@ MIGRATIONS: tuple[str, ...] = (
         source       TEXT NOT NULL,
         producer     TEXT NOT NULL,
         version      INTEGER NOT NULL CHECK (version >= 1),
-        sha256       TEXT NOT NULL CHECK (length(sha256) = 64),
+        sha256       TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
         bytes        INTEGER NOT NULL CHECK (bytes >= 0),
         storage_uri  TEXT NOT NULL,
         content_type TEXT,
@@ -72,7 +72,6 @@ class ArtifactCatalog(Protocol):
     def by_sha256(self, sha256: str) -> list[ArtifactRecord]: ...
     def by_id(self, record_id: int) -> ArtifactRecord | None: ...
     def records(self, *, since: str | None = None) -> Iterator[ArtifactRecord]: ...
-    def referenced_digests(self) -> set[str]: ...
     def layout_owner(self, layout_path: str) -> str | None: ...
     def delete_records(self, record_ids: Sequence[int]) -> list[ArtifactRecord]: ...
     def mark_verified(self, sha256s: Iterable[str], *, at: str) -> None: ...
@@ -284,10 +283,6 @@ class SQLiteCatalog:
                 f"SELECT {_COLUMNS} FROM artifacts WHERE updated_at >= ? ORDER BY id", (since,)
             ).fetchall()
         return (_record(row) for row in rows)
-
-    @_locked
-    def referenced_digests(self) -> set[str]:
-        return {row[0] for row in self._conn.execute("SELECT DISTINCT sha256 FROM artifacts")}
 
     @_locked
     def layout_owner(self, layout_path: str) -> str | None:
