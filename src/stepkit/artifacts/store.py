@@ -300,9 +300,8 @@ class ArtifactStore:
             file = entry.item.file
             if isinstance(file, Path):
                 with _open_source(file) as handle:
-                    if mode == "move" and self._link_in_place(entry, file, handle):
-                        pass
-                    else:
+                    linked = mode == "move" and self._link_in_place(entry, file, handle)
+                    if not linked:
                         if mode == "move":
                             _warn("finalize.cross_device_copy", path=str(file))
                         entry.temp, entry.sha256, entry.size = self.blobs.write_temp(handle)
