@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -252,3 +253,28 @@ def test_catalog_failure_keeps_the_source_and_a_retry_works(
     done = store.finalize(src, artifact_id="k", source="s", producer="p")
     assert done.dedup_hit and not src.exists()
     assert store.verify().problems == []
+
+
+def test_readable_path_falls_back_to_a_checked_copy(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real_link = os.link
+
+    def no_links_in_docs(src: str, dst: str, **kwargs: bool) -> None:
+        if "/docs/" in str(dst):
+            raise OSError(errno.EMLINK, "Too many links")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", no_links_in_docs)
+    done = store.finalize(make_file("a.txt", b"linked?"), artifact_id="a", source="s",
+                          producer="p", layout="docs/a.txt")  # fmt: skip
+    monkeypatch.undo()
+    assert done.layout_copied and done.layout_path is not None
+    assert done.layout_path.read_bytes() == b"linked?"
+    assert done.layout_path.stat().st_ino != done.storage_path.stat().st_ino
+    assert store.verify().problems == []
+    os.chmod(done.layout_path, 0o644)
+    done.layout_path.write_bytes(b"changed")
+    assert [p.kind for p in store.verify().problems] == ["mismatch"]
