@@ -61,8 +61,8 @@ class FinalizeItem:
     layout: str | None = None  # readable path under the root; None: the default policy
 
 
-#: Batches at least this large spread source removal (an unlink that frees blocks waits
-#: on the file system, not on Python) over a few threads.
+#: Batches at least this large spread per-file work over a few threads: it is mostly
+#: system calls (open, read, link, unlink) and hashing, which all release the GIL.
 PARALLEL_FROM = 64
 _WORKERS = 4
 
@@ -317,8 +317,7 @@ class ArtifactStore:
             entry.temp = None
             entry.new_object = not entry.dedup_hit
 
-        for entry in staged:  # serial: threads measured no faster here (2 shared cores)
-            stage(entry)
+        _each(stage, staged)
         temps = [e for e in staged if e.temp is not None]
         # Bytes durable before any name points at them; then the names themselves.
         make_durable([e.temp for e in temps if e.temp is not None], (), device_of=self.root)
