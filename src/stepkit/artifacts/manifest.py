@@ -175,6 +175,7 @@ def import_manifest(
         raise ManifestError(manifest, "no such manifest file")
     base = manifest.resolve().parent
     roots = [Path(r).resolve() for r in (allowed_roots or [base])]
+    prefixes = [str(root).rstrip(os.sep) + os.sep for root in roots]
     report = ImportReport(applied=apply)
     batch: list[tuple[Entry, Path]] = []
     with open(manifest, "rb") as handle:
@@ -194,17 +195,18 @@ def import_manifest(
                 else:
                     report.malformed.append((number, parsed))
                 continue
-            path = Path(parsed.path)
-            path = (path if path.is_absolute() else base / path).resolve()
-            if not any(path.is_relative_to(root) for root in roots):
+            # Lexical check here; symlinks are resolved (and checked) only when the file
+            # itself is read, in _check_file.
+            norm = os.path.normpath(os.path.join(base, parsed.path))
+            if not any(norm.startswith(prefix) for prefix in prefixes):
                 allowed = ", ".join(str(r) for r in roots)
                 report.skipped.append((number, f"path {parsed.path!r} is outside {allowed}"))
                 continue
-            batch.append((parsed, path))
+            batch.append((parsed, Path(norm)))
             if len(batch) >= BATCH:
-                _flush(store, batch, report, apply=apply, hash_missing=hash_missing)
+                _flush(store, batch, report, prefixes, apply=apply, hash_missing=hash_missing)
                 batch = []
-    _flush(store, batch, report, apply=apply, hash_missing=hash_missing)
+    _flush(store, batch, report, prefixes, apply=apply, hash_missing=hash_missing)
     return report
 
 
@@ -212,6 +214,7 @@ def _flush(
     store: ArtifactStore,
     batch: list[tuple[Entry, Path]],
     report: ImportReport,
+    prefixes: list[str],
     *,
     apply: bool,
     hash_missing: bool,
@@ -223,7 +226,7 @@ def _flush(
     latest = store.catalog.latest((e.artifact_id, e.source, e.producer) for e, _ in batch)
     seen: set[tuple[str, str, str, str]] = set()
     for entry, path in batch:
-        checked = _check_file(store, entry, path, hash_missing=hash_missing)
+        checked = _check_file(store, entry, path, prefixes, hash_missing=hash_missing)
         if isinstance(checked, str):
             report.skipped.append((entry.line, checked))
             continue
@@ -258,12 +261,15 @@ def _flush(
 
 
 def _check_file(
-    store: ArtifactStore, entry: Entry, path: Path, *, hash_missing: bool
+    store: ArtifactStore, entry: Entry, path: Path, prefixes: list[str], *, hash_missing: bool
 ) -> tuple[str, int] | str:
     """(sha256, size) to record, or why the line is skipped."""
     if entry.sha256 is not None and store.exists(entry.sha256):
         size = entry.bytes if entry.bytes is not None else store.path(entry.sha256).stat().st_size
-        return entry.sha256, size
+        return entry.sha256, size  # the file itself is never read
+    real = os.path.realpath(path)
+    if not any(real.startswith(prefix) for prefix in prefixes):
+        return f"path {entry.path!r} resolves to {real}, outside the allowed roots"
     try:
         info = path.stat()
     except FileNotFoundError:
