@@ -12,6 +12,7 @@ never ignored.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -73,6 +74,7 @@ class ArtifactCatalog(Protocol):
     def by_id(self, record_id: int) -> ArtifactRecord | None: ...
     def records(self, *, since: str | None = None) -> Iterator[ArtifactRecord]: ...
     def layout_owner(self, layout_path: str) -> str | None: ...
+    def layout_owners(self, layout_paths: Iterable[str]) -> dict[str, str]: ...
     def delete_records(self, record_ids: Sequence[int]) -> list[ArtifactRecord]: ...
     def mark_verified(self, sha256s: Iterable[str], *, at: str) -> None: ...
     def set_meta(self, key: str, value: str) -> None: ...
@@ -291,6 +293,16 @@ class SQLiteCatalog:
             "SELECT sha256 FROM artifacts WHERE layout_path = ? LIMIT 1", (layout_path,)
         ).fetchone()
         return str(row[0]) if row else None
+
+    @_locked
+    def layout_owners(self, layout_paths: Iterable[str]) -> dict[str, str]:
+        """:meth:`layout_owner` for a batch, in one query: path -> digest, recorded ones only."""
+        rows = self._conn.execute(
+            "SELECT layout_path, sha256 FROM artifacts "
+            "WHERE layout_path IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(dict.fromkeys(layout_paths))),),
+        )
+        return {str(path): str(sha256) for path, sha256 in rows}
 
     @_locked
     def artifact_ids(self) -> list[str]:

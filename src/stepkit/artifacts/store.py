@@ -353,14 +353,14 @@ class ArtifactStore:
         )
         folders: set[str] = set()
         made: set[str] = set()
-        registrations = []
-        for entry in staged:
+        wanted: dict[int, str] = {}
+        for index, entry in enumerate(staged):
             item = entry.item
             existing = current.get((item.artifact_id, item.source, item.producer))
             if existing is not None and existing.sha256 == entry.sha256:
                 entry.layout_path = existing.layout_path
             else:
-                wanted = (
+                wanted[index] = (
                     item.layout
                     if item.layout is not None
                     else default_layout(
@@ -371,12 +371,22 @@ class ArtifactStore:
                         name=item.file.name if isinstance(item.file, Path) else None,
                     )
                 )
+        asked = set(wanted.values())
+        owners = self.catalog.layout_owners(asked)
+
+        def owner(path: str) -> str | None:
+            return owners.get(path) if path in asked else self.catalog.layout_owner(path)
+
+        registrations = []
+        for index, entry in enumerate(staged):
+            item = entry.item
+            if index in wanted:
                 entry.layout_path, entry.layout_copied, touched = place(
                     root=self.root,
-                    rel=wanted,
+                    rel=wanted[index],
                     obj=self.blobs.path_str(entry.sha256),
                     sha256=entry.sha256,
-                    owner=self.catalog.layout_owner,
+                    owner=owner,
                     made=made,
                 )
                 if touched is not None:
@@ -404,8 +414,8 @@ class ArtifactStore:
                 status=outcome.status,
                 dedup_hit=entry.dedup_hit,
                 copied=entry.copied,
-                storage_path=self.blobs.path(entry.sha256),
-                layout_path=self.root / outcome.record.layout_path
+                storage=self.blobs.path_str(entry.sha256),
+                layout=f"{self._root_prefix}{outcome.record.layout_path}"
                 if outcome.record.layout_path
                 else None,
                 layout_copied=entry.layout_copied,
