@@ -278,3 +278,12 @@ def test_readable_path_falls_back_to_a_checked_copy(
     os.chmod(done.layout_path, 0o644)
     done.layout_path.write_bytes(b"changed")
     assert [p.kind for p in store.verify().problems] == ["mismatch"]
+
+
+def test_a_recorded_readable_path_is_not_reused_for_other_bytes(store: ArtifactStore) -> None:
+    first = store.put_bytes(b"first", artifact_id="a", source="s", producer="p", layout="d/x")
+    assert first.layout_path is not None
+    first.layout_path.unlink()  # gone from disk, still recorded for the first digest
+    second = store.put_bytes(b"second", artifact_id="b", source="s", producer="p", layout="d/x")
+    assert second.record.layout_path == f"d/x~{second.sha256[:12]}"
+    assert [p.kind for p in store.verify().problems] == ["missing"]  # the first one's path
