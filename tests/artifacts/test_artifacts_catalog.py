@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stepkit.artifacts import Registration, SQLiteCatalog
-from stepkit.errors import StateStoreError
+from stepkit.errors import InvalidDigestError, StateStoreError
 
 
 def reg(aid: str, data: bytes, **extra: object) -> Registration:
@@ -48,7 +48,7 @@ def test_constraint_errors_are_raised_and_roll_back(catalog: SQLiteCatalog) -> N
     with pytest.raises(StateStoreError, match="CHECK constraint failed"):
         catalog.register_many([reg("ok", b"1"), reg("bad", b"2", bytes=-1)])
     with pytest.raises(StateStoreError, match="CHECK constraint failed"):
-        catalog.register_bulk([reg("ok", b"1"), reg("bad", b"2", sha256="abc")])
+        catalog.register_bulk([reg("ok", b"1"), reg("bad", b"2", bytes=-5)])
     assert list(catalog.records()) == []  # the whole batch rolled back
 
 
@@ -62,3 +62,12 @@ def test_reopening_keeps_records_and_schema(tmp_path: Path) -> None:
     SQLiteCatalog(tmp_path / "c.sqlite").register_many([reg("a", b"1")])
     again = SQLiteCatalog(tmp_path / "c.sqlite")
     assert [r.artifact_id for r in again.records()] == ["a"]
+
+
+def test_the_catalog_refuses_a_digest_that_is_not_hex(catalog: SQLiteCatalog) -> None:
+    bad = "../" + "a" * 61
+    for register in (catalog.register_many, catalog.register_bulk):
+        with pytest.raises(InvalidDigestError) as caught:
+            register([reg("ok", b"1"), reg("a", b"1", sha256=bad)])
+        assert caught.value.value == bad
+    assert list(catalog.records()) == []

@@ -157,3 +157,18 @@ def test_any_line_parses_or_gets_a_reason(raw: bytes) -> None:
 def test_any_object_parses_or_gets_a_reason(row: dict[str, Any]) -> None:
     parsed = parse_line(json.dumps(row).encode(), 7)
     assert not isinstance(parsed, str) or parsed
+
+
+def test_a_symlink_out_of_the_allowed_root_is_skipped(store: ArtifactStore, tmp_path: Path) -> None:
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"secret")
+    (inside / "link.bin").symlink_to(secret)
+    manifest = write_manifest(inside / "m.jsonl", [generic("link.bin", b"secret")])
+    report = store.import_manifest(manifest, apply=True)
+    assert report.imported == 0
+    assert report.skipped == [
+        (1, f"path 'link.bin' resolves to {secret}, outside the allowed roots")
+    ]
+    assert not store.exists(sha(b"secret"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -225,3 +226,64 @@ def test_for_project(tmp_path: Path, write_project) -> None:  # type: ignore[no-
         assert s.root == project.artifacts_root
         s.put_bytes(b"x", artifact_id="x", source="s", producer="p")
     assert (project.state_dir / "artifacts.sqlite").is_file()
+
+
+def test_missing_file_and_folder_are_one_line_errors(store: ArtifactStore, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactStoreError) as caught:
+        store.finalize(tmp_path / "nope.bin", artifact_id="n", source="s", producer="p")
+    assert str(caught.value) == f"{tmp_path / 'nope.bin'}: no such file to finalize."
+    with pytest.raises(ArtifactStoreError, match="is a folder"):
+        store.finalize(tmp_path, artifact_id="n", source="s", producer="p")
+
+
+def test_catalog_failure_keeps_the_source_and_a_retry_works(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_file("keep-me.bin", b"precious")
+
+    def broken(registrations: object) -> object:
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store.catalog, "register_many", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            store.finalize(src, artifact_id="k", source="s", producer="p")
+    assert src.read_bytes() == b"precious"  # removed only after the commit
+    assert store.catalog.stats()["records"] == 0
+    done = store.finalize(src, artifact_id="k", source="s", producer="p")
+    assert done.dedup_hit and not src.exists()
+    assert store.verify().problems == []
+
+
+def test_readable_path_falls_back_to_a_checked_copy(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real_link = os.link
+
+    def no_links_in_docs(src: str, dst: str, **kwargs: bool) -> None:
+        if "/docs/" in str(dst):
+            raise OSError(errno.EMLINK, "Too many links")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", no_links_in_docs)
+    done = store.finalize(make_file("a.txt", b"linked?"), artifact_id="a", source="s",
+                          producer="p", layout="docs/a.txt")  # fmt: skip
+    monkeypatch.undo()
+    assert done.layout_copied and done.layout_path is not None
+    assert done.layout_path.read_bytes() == b"linked?"
+    assert done.layout_path.stat().st_ino != done.storage_path.stat().st_ino
+    assert store.verify().problems == []
+    os.chmod(done.layout_path, 0o644)
+    done.layout_path.write_bytes(b"changed")
+    assert [p.kind for p in store.verify().problems] == ["mismatch"]
+
+
+def test_a_recorded_readable_path_is_not_reused_for_other_bytes(store: ArtifactStore) -> None:
+    first = store.put_bytes(b"first", artifact_id="a", source="s", producer="p", layout="d/x")
+    assert first.layout_path is not None
+    first.layout_path.unlink()  # gone from disk, still recorded for the first digest
+    second = store.put_bytes(b"second", artifact_id="b", source="s", producer="p", layout="d/x")
+    assert second.record.layout_path == f"d/x~{second.sha256[:12]}"
+    assert [p.kind for p in store.verify().problems] == ["missing"]  # the first one's path

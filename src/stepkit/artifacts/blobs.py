@@ -82,7 +82,7 @@ class LocalBlobs:
         return f"{self._uri_prefix}{sha256[:2]}/{sha256[2:]}"
 
     def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+        return os.path.isfile(self.path_str(sha256))
 
     def open(self, sha256: str) -> IO[bytes]:
         return open(self.path(sha256), "rb")

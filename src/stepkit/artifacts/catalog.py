@@ -12,12 +12,14 @@ never ignored.
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
+from stepkit.artifacts.digest import is_digest, validate_digest
 from stepkit.artifacts.records import ArtifactRecord, Registered, Registration, utc_now
 from stepkit.errors import StateStoreError
 from stepkit.sqlite import connect, transaction
@@ -30,7 +32,7 @@ MIGRATIONS: tuple[str, ...] = (
         source       TEXT NOT NULL,
         producer     TEXT NOT NULL,
         version      INTEGER NOT NULL CHECK (version >= 1),
-        sha256       TEXT NOT NULL CHECK (length(sha256) = 64),
+        sha256       TEXT NOT NULL CHECK (length(sha256) = 64),  -- hex: checked in Python
         bytes        INTEGER NOT NULL CHECK (bytes >= 0),
         storage_uri  TEXT NOT NULL,
         content_type TEXT,
@@ -72,8 +74,8 @@ class ArtifactCatalog(Protocol):
     def by_sha256(self, sha256: str) -> list[ArtifactRecord]: ...
     def by_id(self, record_id: int) -> ArtifactRecord | None: ...
     def records(self, *, since: str | None = None) -> Iterator[ArtifactRecord]: ...
-    def referenced_digests(self) -> set[str]: ...
     def layout_owner(self, layout_path: str) -> str | None: ...
+    def layout_owners(self, layout_paths: Iterable[str]) -> dict[str, str]: ...
     def delete_records(self, record_ids: Sequence[int]) -> list[ArtifactRecord]: ...
     def mark_verified(self, sha256s: Iterable[str], *, at: str) -> None: ...
     def set_meta(self, key: str, value: str) -> None: ...
@@ -82,6 +84,14 @@ class ArtifactCatalog(Protocol):
     def stats(self) -> dict[str, Any]: ...
     def dedup_by_producer(self) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
+
+
+def _check_digests(registrations: Sequence[Registration]) -> None:
+    """Refuse the batch if any digest is not 64 lowercase hex (a CHECK with GLOB in the
+    schema would cost more than the rest of a bulk insert)."""
+    for registration in registrations:
+        if not is_digest(registration.sha256):
+            validate_digest(registration.sha256)  # raises, naming the value
 
 
 def _record(row: Sequence[Any]) -> ArtifactRecord:
@@ -128,6 +138,7 @@ class SQLiteCatalog:
         """Register a batch in one transaction; returns one outcome per registration."""
         if not registrations:
             return []
+        _check_digests(registrations)
         now = utc_now()
         conn = self._conn
         try:
@@ -178,6 +189,7 @@ class SQLiteCatalog:
         counts = {"new": 0, "present": 0, "new_version": 0}
         if not registrations:
             return counts
+        _check_digests(registrations)
         now = utc_now()
         conn = self._conn
         try:
@@ -286,16 +298,22 @@ class SQLiteCatalog:
         return (_record(row) for row in rows)
 
     @_locked
-    def referenced_digests(self) -> set[str]:
-        return {row[0] for row in self._conn.execute("SELECT DISTINCT sha256 FROM artifacts")}
-
-    @_locked
     def layout_owner(self, layout_path: str) -> str | None:
         """The digest whose bytes the readable path ``layout_path`` holds, if recorded."""
         row = self._conn.execute(
             "SELECT sha256 FROM artifacts WHERE layout_path = ? LIMIT 1", (layout_path,)
         ).fetchone()
         return str(row[0]) if row else None
+
+    @_locked
+    def layout_owners(self, layout_paths: Iterable[str]) -> dict[str, str]:
+        """:meth:`layout_owner` for a batch, in one query: path -> digest, recorded ones only."""
+        rows = self._conn.execute(
+            "SELECT layout_path, sha256 FROM artifacts "
+            "WHERE layout_path IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(dict.fromkeys(layout_paths))),),
+        )
+        return {str(path): str(sha256) for path, sha256 in rows}
 
     @_locked
     def artifact_ids(self) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import IO, Final
 
@@ -37,11 +38,24 @@ def hash_file(path: Path) -> tuple[str, int]:
         return hash_stream(handle)
 
 
+_local = threading.local()
+
+
+def _buffer() -> tuple[bytearray, memoryview]:
+    """This thread's 1 MiB read buffer: allocating (and zeroing) one per file would cost
+    more than hashing a small file."""
+    cached: tuple[bytearray, memoryview] | None = getattr(_local, "buffer", None)
+    if cached is None:
+        buffer = bytearray(CHUNK_SIZE)
+        cached = (buffer, memoryview(buffer))
+        _local.buffer = cached
+    return cached
+
+
 def hash_stream(stream: IO[bytes]) -> tuple[str, int]:
     """(sha256 hex, size) of what ``stream`` yields until EOF."""
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
+    buffer, view = _buffer()
     size = 0
     readinto = getattr(stream, "readinto", None)
     while True:
@@ -67,8 +81,7 @@ def copy_hashing(stream: IO[bytes], fd: int) -> tuple[str, int]:
     they pass.
     """
     digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
+    buffer, view = _buffer()
     size = 0
     readinto = getattr(stream, "readinto", None)
     while True:

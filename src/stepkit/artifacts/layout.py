@@ -100,7 +100,6 @@ def place(
     recorded for another digest, is skipped for the next candidate name. ``made`` caches
     the folders known to exist during a batch.
     """
-    obj_stat = os.stat(obj)
     base = f"{root}{os.sep}"
     for candidate in candidates(check_relative(rel, root), sha256):
         recorded = owner(candidate)
@@ -115,7 +114,7 @@ def place(
             os.link(obj, target)
             return candidate, False, folder
         except FileExistsError:
-            existing = os.stat(target)
+            existing, obj_stat = os.stat(target), os.stat(obj)
             same = (existing.st_dev, existing.st_ino) == (obj_stat.st_dev, obj_stat.st_ino)
             if same or recorded == sha256:  # ours already (a link, or a copy made earlier)
                 return candidate, not same, None

@@ -11,6 +11,7 @@ ends up counted as imported, already present, skipped (with its reason) or malfo
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,13 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stepkit.artifacts import metrics
+from stepkit.artifacts.blobs import make_durable
 from stepkit.artifacts.digest import hash_file, validate_digest
+from stepkit.artifacts.lock import store_lock
+from stepkit.artifacts.records import Registration
 from stepkit.artifacts.store import FinalizeItem
-from stepkit.errors import InvalidDigestError, ManifestError, StepkitError
+from stepkit.errors import ArtifactStoreError, InvalidDigestError, ManifestError, StepkitError
 
 if TYPE_CHECKING:
     from stepkit.artifacts.store import ArtifactStore, Progress
@@ -170,6 +175,7 @@ def import_manifest(
         raise ManifestError(manifest, "no such manifest file")
     base = manifest.resolve().parent
     roots = [Path(r).resolve() for r in (allowed_roots or [base])]
+    prefixes = [str(root).rstrip(os.sep) + os.sep for root in roots]
     report = ImportReport(applied=apply)
     batch: list[tuple[Entry, Path]] = []
     with open(manifest, "rb") as handle:
@@ -189,17 +195,18 @@ def import_manifest(
                 else:
                     report.malformed.append((number, parsed))
                 continue
-            path = Path(parsed.path)
-            path = (path if path.is_absolute() else base / path).resolve()
-            if not any(path.is_relative_to(root) for root in roots):
+            # Lexical check here; symlinks are resolved (and checked) only when the file
+            # itself is read, in _check_file.
+            norm = os.path.normpath(os.path.join(base, parsed.path))
+            if not any(norm.startswith(prefix) for prefix in prefixes):
                 allowed = ", ".join(str(r) for r in roots)
                 report.skipped.append((number, f"path {parsed.path!r} is outside {allowed}"))
                 continue
-            batch.append((parsed, path))
+            batch.append((parsed, Path(norm)))
             if len(batch) >= BATCH:
-                _flush(store, batch, report, apply=apply, hash_missing=hash_missing)
+                _flush(store, batch, report, prefixes, apply=apply, hash_missing=hash_missing)
                 batch = []
-    _flush(store, batch, report, apply=apply, hash_missing=hash_missing)
+    _flush(store, batch, report, prefixes, apply=apply, hash_missing=hash_missing)
     return report
 
 
@@ -207,6 +214,7 @@ def _flush(
     store: ArtifactStore,
     batch: list[tuple[Entry, Path]],
     report: ImportReport,
+    prefixes: list[str],
     *,
     apply: bool,
     hash_missing: bool,
@@ -218,7 +226,7 @@ def _flush(
     latest = store.catalog.latest((e.artifact_id, e.source, e.producer) for e, _ in batch)
     seen: set[tuple[str, str, str, str]] = set()
     for entry, path in batch:
-        checked = _check_file(store, entry, path, hash_missing=hash_missing)
+        checked = _check_file(store, entry, path, prefixes, hash_missing=hash_missing)
         if isinstance(checked, str):
             report.skipped.append((entry.line, checked))
             continue
@@ -238,13 +246,13 @@ def _flush(
         report.imported += len(ready)
         return
     try:
-        counts = store.adopt_many(ready)
+        counts = _adopt(store, ready)
     except StepkitError:
         # One bad file must not sink the batch: retry one by one to find and skip it.
         counts = {"new": 0, "present": 0, "new_version": 0}
         for (item, sha256, size), line in zip(ready, lines, strict=True):
             try:
-                for status, count in store.adopt_many([(item, sha256, size)]).items():
+                for status, count in _adopt(store, [(item, sha256, size)]).items():
                     counts[status] += count
             except (StepkitError, OSError) as exc:
                 report.skipped.append((line, str(exc)))
@@ -253,12 +261,15 @@ def _flush(
 
 
 def _check_file(
-    store: ArtifactStore, entry: Entry, path: Path, *, hash_missing: bool
+    store: ArtifactStore, entry: Entry, path: Path, prefixes: list[str], *, hash_missing: bool
 ) -> tuple[str, int] | str:
     """(sha256, size) to record, or why the line is skipped."""
     if entry.sha256 is not None and store.exists(entry.sha256):
         size = entry.bytes if entry.bytes is not None else store.path(entry.sha256).stat().st_size
-        return entry.sha256, size
+        return entry.sha256, size  # the file itself is never read
+    real = os.path.realpath(path)
+    if not any(real.startswith(prefix) for prefix in prefixes):
+        return f"path {entry.path!r} resolves to {real}, outside the allowed roots"
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -277,3 +288,60 @@ def _check_file(
         return hash_file(path)
     except OSError as exc:
         return f"file {entry.path!r} unreadable: {exc.strerror}"
+
+
+def _adopt(
+    store: ArtifactStore, entries: Sequence[tuple[FinalizeItem, str, int]]
+) -> dict[str, int]:
+    """Record files whose digest is already known, keeping them where they are.
+
+    The digest is trusted (run ``verify`` afterwards). A missing object is linked from the
+    file (copied and checked when a link is impossible); the file is never removed, and
+    it is its own readable path, so no other is made. Records go in through the bulk
+    registration; returns its counts (``new``, ``present``, ``new_version``).
+    """
+    blobs = store.blobs
+    new_objects: list[tuple[str, int]] = []
+    dedup_hits = 0
+    with store_lock(store.root, exclusive=False):
+        registrations = []
+        for item, sha256, size in entries:
+            validate_digest(sha256)
+            if store.exists(sha256):
+                dedup_hits += 1
+            elif not isinstance(item.file, Path):
+                raise ArtifactStoreError(f"No object {sha256} and no file to take it from.")
+            elif os.stat(item.file).st_dev == blobs.device:
+                if blobs.link_in(item.file, sha256):
+                    dedup_hits += 1
+                else:
+                    new_objects.append((sha256, size))
+            else:
+                with open(item.file, "rb", buffering=0) as handle:
+                    temp, actual, _ = blobs.write_temp(handle)
+                if actual != sha256:
+                    temp.unlink(missing_ok=True)
+                    raise ArtifactStoreError(f"{item.file} hashes to {actual}, not {sha256}.")
+                make_durable([temp], ())
+                if blobs.publish_temp(temp, sha256):
+                    dedup_hits += 1
+                else:
+                    new_objects.append((sha256, size))
+            registrations.append(
+                Registration(
+                    artifact_id=item.artifact_id,
+                    source=item.source,
+                    producer=item.producer,
+                    sha256=sha256,
+                    bytes=size,
+                    storage_uri=blobs.uri(sha256),
+                    content_type=item.content_type,
+                    run_id=item.run_id,
+                )
+            )
+        paths = [blobs.path_str(sha256) for sha256, _ in new_objects]
+        make_durable(paths, {p[:-63] for p in paths}, device_of=store.root)
+        counts = store.catalog.register_bulk(registrations)
+    metrics.dedup_hits(dedup_hits)
+    metrics.bytes_stored(sum(size for _, size in new_objects))
+    return counts

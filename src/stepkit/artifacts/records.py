@@ -84,9 +84,17 @@ class Finalized:
     status: Status
     dedup_hit: bool
     copied: bool
-    storage_path: Path
-    layout_path: Path | None
+    storage: str  # absolute path of the object (strings: a batch builds thousands)
+    layout: str | None  # absolute readable path
     layout_copied: bool = False
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(self.storage)
+
+    @property
+    def layout_path(self) -> Path | None:
+        return Path(self.layout) if self.layout is not None else None
 
     @property
     def sha256(self) -> str:

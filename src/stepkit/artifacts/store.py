@@ -9,6 +9,7 @@ for many files with one parallel fsync pass and one catalog transaction.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -41,7 +42,10 @@ Progress = Callable[[int], None]
 DEFAULT_GRACE = timedelta(hours=1)
 CATALOG_FILE = "artifacts.sqlite"
 
-_log = get_logger("stepkit.artifacts")
+
+def _warn(event: str, *, path: str, detail: str | None = None) -> None:
+    """A warning event (structlog, set up on first use rather than at import)."""
+    get_logger("stepkit.artifacts").warning(event, path=path, detail=detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +61,8 @@ class FinalizeItem:
     layout: str | None = None  # readable path under the root; None: the default policy
 
 
-#: Batches at least this large spread source removal (an unlink that frees blocks waits
-#: on the file system, not on Python) over a few threads.
+#: Batches at least this large spread per-file work over a few threads: it is mostly
+#: system calls (open, read, link, unlink) and hashing, which all release the GIL.
 PARALLEL_FROM = 64
 _WORKERS = 4
 
@@ -69,9 +73,26 @@ def _each(work: Callable[[_Staged], None], entries: list[_Staged]) -> None:
         for entry in entries:
             work(entry)
         return
+
+    def run(share: list[_Staged]) -> None:
+        for entry in share:
+            work(entry)
+
     with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        for _ in pool.map(work, entries):
+        for _ in pool.map(run, [entries[i::_WORKERS] for i in range(_WORKERS)]):
             pass
+
+
+def _open_source(file: Path) -> IO[bytes]:
+    """Open a file to finalize; a missing file or a folder is a one-line store error."""
+    try:
+        return open(file, "rb", buffering=0)
+    except FileNotFoundError:
+        raise ArtifactStoreError(f"{file}: no such file to finalize.") from None
+    except IsADirectoryError:
+        raise ArtifactStoreError(
+            f"{file} is a folder: finalize its files (finalize_folder, or add FOLDER)."
+        ) from None
 
 
 @dataclass(slots=True)
@@ -272,75 +293,17 @@ class ArtifactStore:
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
         return results
 
-    def adopt_many(self, entries: Sequence[tuple[FinalizeItem, str, int]]) -> dict[str, int]:
-        """Record files whose digest is already known (a manifest backfill), keeping them.
-
-        Each ``(item, sha256, size)`` names an existing file; the digest is trusted (run
-        ``verify`` afterwards). A missing object is linked from the file (copied and
-        checked when a link is impossible); the file itself is never removed, and it is
-        its own readable path, so no other is made. Records go in through the bulk
-        registration; returns its counts (``new``, ``present``, ``new_version``).
-        """
-        with store_lock(self.root, exclusive=False):
-            staged = []
-            for item, sha256, size in entries:
-                entry = _Staged(item, sha256=validate_digest(sha256), size=size)
-                if not self.exists(sha256):
-                    if not isinstance(item.file, Path):
-                        raise ArtifactStoreError(f"No object {sha256} and no file to take it from.")
-                    self._adopt_file(entry, item.file)
-                else:
-                    entry.dedup_hit = True
-                staged.append(entry)
-            new_files = [self.blobs.path_str(e.sha256) for e in staged if e.new_object]
-            make_durable(new_files, {p[:-63] for p in new_files}, device_of=self.root)
-            counts = self.catalog.register_bulk(
-                [
-                    Registration(
-                        artifact_id=e.item.artifact_id,
-                        source=e.item.source,
-                        producer=e.item.producer,
-                        sha256=e.sha256,
-                        bytes=e.size,
-                        storage_uri=self.blobs.uri(e.sha256),
-                        content_type=e.item.content_type,
-                        run_id=e.item.run_id,
-                    )
-                    for e in staged
-                ]
-            )
-        metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
-        metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
-        return counts
-
-    def _adopt_file(self, entry: _Staged, file: Path) -> None:
-        if os.stat(file).st_dev == self.blobs.device:
-            entry.dedup_hit = self.blobs.link_in(file, entry.sha256)
-            entry.new_object = not entry.dedup_hit
-            return
-        with open(file, "rb", buffering=0) as handle:
-            temp, actual, size = self.blobs.write_temp(handle)
-        if actual != entry.sha256:
-            temp.unlink(missing_ok=True)
-            raise ArtifactStoreError(f"{file} hashes to {actual}, not {entry.sha256}.")
-        make_durable([temp], ())
-        entry.dedup_hit = self.blobs.publish_temp(temp, entry.sha256)
-        entry.new_object = not entry.dedup_hit
-        entry.copied = True
-        entry.size = size
-
     def _publish(self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None) -> None:
         """Hash every file and put its object in place, then make the new objects durable."""
 
         def stage(entry: _Staged) -> None:
             file = entry.item.file
             if isinstance(file, Path):
-                with open(file, "rb", buffering=0) as handle:
-                    if mode == "move" and self._link_in_place(entry, file, handle):
-                        pass
-                    else:
+                with _open_source(file) as handle:
+                    linked = mode == "move" and self._link_in_place(entry, file, handle)
+                    if not linked:
                         if mode == "move":
-                            _log.warning("finalize.cross_device_copy", path=str(file))
+                            _warn("finalize.cross_device_copy", path=str(file))
                         entry.temp, entry.sha256, entry.size = self.blobs.write_temp(handle)
             else:
                 entry.temp, entry.sha256, entry.size = self.blobs.write_temp(file)
@@ -354,8 +317,7 @@ class ArtifactStore:
             entry.temp = None
             entry.new_object = not entry.dedup_hit
 
-        for entry in staged:  # serial: threads measured no faster here (2 shared cores)
-            stage(entry)
+        _each(stage, staged)
         temps = [e for e in staged if e.temp is not None]
         # Bytes durable before any name points at them; then the names themselves.
         make_durable([e.temp for e in temps if e.temp is not None], (), device_of=self.root)
@@ -391,14 +353,14 @@ class ArtifactStore:
         )
         folders: set[str] = set()
         made: set[str] = set()
-        registrations = []
-        for entry in staged:
+        wanted: dict[int, str] = {}
+        for index, entry in enumerate(staged):
             item = entry.item
             existing = current.get((item.artifact_id, item.source, item.producer))
             if existing is not None and existing.sha256 == entry.sha256:
                 entry.layout_path = existing.layout_path
             else:
-                wanted = (
+                wanted[index] = (
                     item.layout
                     if item.layout is not None
                     else default_layout(
@@ -409,18 +371,28 @@ class ArtifactStore:
                         name=item.file.name if isinstance(item.file, Path) else None,
                     )
                 )
+        asked = set(wanted.values())
+        owners = self.catalog.layout_owners(asked)
+
+        def owner(path: str) -> str | None:
+            return owners.get(path) if path in asked else self.catalog.layout_owner(path)
+
+        registrations = []
+        for index, entry in enumerate(staged):
+            item = entry.item
+            if index in wanted:
                 entry.layout_path, entry.layout_copied, touched = place(
                     root=self.root,
-                    rel=wanted,
+                    rel=wanted[index],
                     obj=self.blobs.path_str(entry.sha256),
                     sha256=entry.sha256,
-                    owner=self.catalog.layout_owner,
+                    owner=owner,
                     made=made,
                 )
                 if touched is not None:
                     folders.add(touched)
                 if entry.layout_copied:
-                    _log.warning("layout.copied", path=entry.layout_path, sha256=entry.sha256)
+                    _warn("layout.copied", path=str(entry.layout_path), detail=entry.sha256)
             registrations.append(
                 Registration(
                     artifact_id=item.artifact_id,
@@ -442,8 +414,8 @@ class ArtifactStore:
                 status=outcome.status,
                 dedup_hit=entry.dedup_hit,
                 copied=entry.copied,
-                storage_path=self.blobs.path(entry.sha256),
-                layout_path=self.root / outcome.record.layout_path
+                storage=self.blobs.path_str(entry.sha256),
+                layout=f"{self._root_prefix}{outcome.record.layout_path}"
                 if outcome.record.layout_path
                 else None,
                 layout_copied=entry.layout_copied,
@@ -459,14 +431,15 @@ class ArtifactStore:
             if not isinstance(file, Path):
                 return
             if not keep:
-                file.unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):  # already gone: nothing to remove
+                    os.unlink(file)
             elif entry.dedup_hit:
                 # Keep the path, but as a link to the stored object: one copy of the bytes.
                 tmp = file.with_name(f".{file.name}.stepkit-link")
                 try:
                     os.link(self.blobs.path_str(entry.sha256), tmp)
                 except OSError as exc:  # another file system: the kept file stays as it is
-                    _log.warning("finalize.keep_not_linked", path=str(file), error=str(exc))
+                    _warn("finalize.keep_not_linked", path=str(file), detail=str(exc))
                     return
                 os.replace(tmp, file)
 

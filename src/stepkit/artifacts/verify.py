@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -67,12 +68,21 @@ def verify(
     if sample is not None and sample < len(digests):
         digests = sorted(random.sample(digests, sample))
     good: list[str] = []
-    for sha256 in digests:
+
+    def check(sha256: str) -> Problem | None:
+        problem = _check_object(store, sha256, by_sha[sha256])
+        if problem is None:
+            problem = _check_layouts(store, sha256, by_sha[sha256])
+        if on_progress is not None:
+            on_progress(by_sha[sha256][0].bytes)
+        return problem
+
+    # hashlib releases the GIL on large buffers: objects are hashed on every core.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        problems = list(pool.map(check, digests))
+    for sha256, problem in zip(digests, problems, strict=True):
         records = by_sha[sha256]
         report.checked_records += len(records)
-        problem = _check_object(store, sha256, records)
-        if problem is None:
-            problem = _check_layouts(store, sha256, records)
         report.checked_objects += 1
         if problem is None:
             report.ok += 1
@@ -80,8 +90,6 @@ def verify(
             good.append(sha256)
         else:
             report.problems.append(problem)
-        if on_progress is not None:
-            on_progress(records[0].bytes)
     if good:
         store.catalog.mark_verified(good, at=report.verified_at)
     store.catalog.set_meta("last_verify", report.verified_at)

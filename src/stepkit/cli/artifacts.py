@@ -124,6 +124,7 @@ def add(
                     "dedup_hit": r.dedup_hit,
                     "copied": r.copied,
                     "storage_path": str(r.storage_path),
+                    "layout_copied": r.layout_copied,
                     "layout_path": str(r.layout_path) if r.layout_path else None,
                 }
                 for r in results
@@ -133,6 +134,7 @@ def add(
     out = console()
     for r in results:
         notes = [r.status] + (["dedup"] if r.dedup_hit else []) + (["copied"] if r.copied else [])
+        notes += ["readable path is a copy"] if r.layout_copied else []
         out.print(f"{r.sha256[:16]}…  {r.record.artifact_id}  ({', '.join(notes)})")
         if r.layout_path:
             out.print(f"    {r.layout_path}")
