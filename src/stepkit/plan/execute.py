@@ -234,9 +234,10 @@ def watch_run(
 
 
 def default_state(project: Project) -> StateRepository:
-    from stepkit.state.sqlite import SQLiteStateRepository
+    """The project's configured state store (``[state] url``; SQLite by default)."""
+    from stepkit.state import open_state
 
-    return SQLiteStateRepository.for_project(project)
+    return open_state(project)
 
 
 def state_path(project: Project) -> Path:
