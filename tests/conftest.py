@@ -83,7 +83,8 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        require_service(f"PostgreSQL at {POSTGRES_URL} is not reachable ({exc})".strip())
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        require_service(f"PostgreSQL at {POSTGRES_URL} is not reachable ({reason})")
     with admin:
         admin.execute(f'CREATE SCHEMA "{schema}"'.encode())
         try:
