@@ -46,3 +46,48 @@ def write_project(tmp_path: Path) -> WriteProject:
 @pytest.fixture
 def example_project() -> Path:
     return EXAMPLE
+
+
+# -- PostgreSQL (the scale-out backends) ------------------------------------------------------
+
+#: Read once at import: the autouse fixture above hides every STEPKIT_* variable from tests.
+POSTGRES_URL = __import__("os").environ.get("STEPKIT_TEST_POSTGRES_URL", "")
+
+
+def require_service(problem: str) -> None:
+    """Under CI (``CI=true``) a missing test server fails the test; locally it skips."""
+    import os
+
+    message = f'{problem}; start the test servers with: eval "$(make -s services)"'
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI needs this server: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def schema_url(base: str, schema: str) -> str:
+    """``base`` with ``schema`` as the connection's search_path (libpq ``options``)."""
+    return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL to the test database whose search_path is a fresh schema of this test only;
+    the schema and everything in it is dropped afterwards."""
+    import uuid
+
+    if not POSTGRES_URL:
+        require_service("STEPKIT_TEST_POSTGRES_URL is not set")
+    import psycopg
+
+    schema = f"stepkit_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        require_service(f"PostgreSQL at {POSTGRES_URL} is not reachable ({reason})")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"'.encode())
+        try:
+            yield schema_url(POSTGRES_URL, schema)
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())

@@ -364,3 +364,30 @@ class StepOutputMissingError(StepkitError, FileNotFoundError):
         super().__init__(
             f"{node}: output {output!r} is missing or empty ({folder}); the contract promises it."
         )
+
+
+# -- PostgreSQL backends (state, artifact catalog, step cache) ---------------------------------
+
+
+class PostgresUrlError(StepkitError, ValueError):
+    """A ``postgresql://`` setting that cannot be used: unparsable, or with a password in it
+    (credentials come from PGPASSWORD / ~/.pgpass / a service file, never stepkit.toml)."""
+
+    def __init__(self, url: str, key: str, problem: str) -> None:
+        self.url = url
+        self.key = key
+        # Never echo a password back: print the URL only up to its host part.
+        shown = url.split("?", 1)[0]
+        if "@" in shown:
+            shown = f"{shown.split('://', 1)[0]}://…@{shown.rsplit('@', 1)[1]}"
+        super().__init__(f"{key} {shown} {problem}.")
+
+
+class UnknownStoreUrlError(StepkitError, ValueError):
+    """A state / catalog / cache location whose scheme no backend handles."""
+
+    def __init__(self, url: str, key: str, schemes: Iterable[str]) -> None:
+        self.url = url
+        self.key = key
+        self.schemes = tuple(schemes)
+        super().__init__(f"{key} {url!r}: unknown scheme; use one of {', '.join(self.schemes)}.")

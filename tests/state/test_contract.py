@@ -25,11 +25,15 @@ from stepkit.state import (
 from stepkit.state.leases import interrupt, reap_expired
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateRepository]:
     store: StateRepository
     if request.param == "sqlite":
         store = SQLiteStateRepository(tmp_path / "state.db")
+    elif request.param == "postgres":
+        from stepkit.state.postgres import PostgresStateRepository
+
+        store = PostgresStateRepository(request.getfixturevalue("postgres_url"))
     else:
         store = MemoryStateRepository()
     yield store

@@ -1,7 +1,8 @@
 """The artifact catalog: which artifact versions exist and which object holds each.
 
-:class:`ArtifactCatalog` is the protocol the store talks to, so a PostgreSQL catalog can
-plug in later; :class:`SQLiteCatalog` is the default, opened through ``stepkit.sqlite``.
+:class:`ArtifactCatalog` is the protocol the store talks to; :class:`SQLiteCatalog` is the
+default, opened through ``stepkit.sqlite``, and ``pg_catalog.PostgresCatalog`` serves a team
+(:func:`open_catalog` picks one from a URL or path).
 
 Registration is idempotent on (artifact_id, source, producer): the same key with the same
 content is "present" (nothing written); with different content it becomes a new version and
@@ -17,12 +18,18 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from stepkit.artifacts.digest import is_digest, validate_digest
 from stepkit.artifacts.records import ArtifactRecord, Registered, Registration, utc_now
 from stepkit.errors import StateStoreError
 from stepkit.sqlite import connect, transaction
+
+if TYPE_CHECKING:
+    from stepkit.project import Project
+
+#: The default catalog file, in the project's state folder.
+CATALOG_FILE = "artifacts.sqlite"
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -63,7 +70,7 @@ _INSERT = (
 
 
 class ArtifactCatalog(Protocol):
-    """What the store needs from a catalog backend (SQLite now, PostgreSQL later)."""
+    """What the store needs from a catalog backend (SQLite, PostgreSQL)."""
 
     def register_many(self, registrations: Sequence[Registration]) -> list[Registered]: ...
     def register_bulk(self, registrations: Sequence[Registration]) -> dict[str, int]: ...
@@ -86,7 +93,7 @@ class ArtifactCatalog(Protocol):
     def close(self) -> None: ...
 
 
-def _check_digests(registrations: Sequence[Registration]) -> None:
+def check_digests(registrations: Sequence[Registration]) -> None:
     """Refuse the batch if any digest is not 64 lowercase hex (a CHECK with GLOB in the
     schema would cost more than the rest of a bulk insert)."""
     for registration in registrations:
@@ -138,7 +145,7 @@ class SQLiteCatalog:
         """Register a batch in one transaction; returns one outcome per registration."""
         if not registrations:
             return []
-        _check_digests(registrations)
+        check_digests(registrations)
         now = utc_now()
         conn = self._conn
         try:
@@ -189,7 +196,7 @@ class SQLiteCatalog:
         counts = {"new": 0, "present": 0, "new_version": 0}
         if not registrations:
             return counts
-        _check_digests(registrations)
+        check_digests(registrations)
         now = utc_now()
         conn = self._conn
         try:
@@ -406,3 +413,29 @@ class SQLiteCatalog:
             }
             for producer, count, logical, saved, dups in rows
         ]
+
+
+def catalog_location(project: Project) -> str:
+    """Where the project's catalog is, as one string a worker process can be handed: a
+    ``postgresql://`` URL, or the SQLite file's absolute path (the default:
+    ``<state_dir>/artifacts.sqlite``; ``sqlite:///PATH`` is relative to the project root)."""
+    url = project.artifacts.catalog_url
+    if not url:
+        return str(project.state_dir / CATALOG_FILE)
+    if url.startswith("sqlite:///"):
+        return str(project.root / url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    from stepkit.errors import UnknownStoreUrlError
+
+    raise UnknownStoreUrlError(url, "artifacts.catalog_url", ("sqlite:///", "postgresql://"))
+
+
+def open_catalog(location: str | Path) -> ArtifactCatalog:
+    """The catalog at ``location`` (see :func:`catalog_location`): PostgreSQL for a URL,
+    else SQLite at that path."""
+    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        from stepkit.artifacts.pg_catalog import PostgresCatalog
+
+        return PostgresCatalog(location)
+    return SQLiteCatalog(Path(location).expanduser().resolve())

@@ -21,7 +21,13 @@ from typing import IO, TYPE_CHECKING, Literal
 
 from stepkit.artifacts import metrics
 from stepkit.artifacts.blobs import LocalBlobs, make_durable
-from stepkit.artifacts.catalog import ArtifactCatalog, SQLiteCatalog
+from stepkit.artifacts.catalog import (
+    CATALOG_FILE,
+    ArtifactCatalog,
+    SQLiteCatalog,
+    catalog_location,
+    open_catalog,
+)
 from stepkit.artifacts.digest import hash_stream, validate_digest
 from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
@@ -40,7 +46,6 @@ Mode = Literal["move", "copy"]
 Progress = Callable[[int], None]
 #: An object younger than this is never collected: it may belong to a finalize in flight.
 DEFAULT_GRACE = timedelta(hours=1)
-CATALOG_FILE = "artifacts.sqlite"
 
 
 def _warn(event: str, *, path: str, detail: str | None = None) -> None:
@@ -133,16 +138,9 @@ class ArtifactStore:
 
     @classmethod
     def for_project(cls, project: Project) -> ArtifactStore:
-        """The project's store: ``project.artifacts_root``, catalog in ``project.state_dir``."""
-        url = project.artifacts.catalog_url
-        catalog_path = project.state_dir / CATALOG_FILE
-        if url:
-            if not url.startswith("sqlite:///"):
-                raise ArtifactStoreError(
-                    f"artifacts.catalog_url {url!r}: only sqlite:///PATH is supported so far."
-                )
-            catalog_path = project.root / url.removeprefix("sqlite:///")
-        return cls(root=project.artifacts_root, catalog_path=catalog_path)
+        """The project's store: ``project.artifacts_root``; the catalog ``[artifacts]
+        catalog_url`` names (SQLite in ``project.state_dir`` by default, or PostgreSQL)."""
+        return cls(root=project.artifacts_root, catalog=open_catalog(catalog_location(project)))
 
     def close(self) -> None:
         self.catalog.close()

@@ -24,15 +24,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 @contextmanager
 def _state(ctx: typer.Context) -> Iterator[StateRepository]:
-    from stepkit.errors import StateStoreError
-    from stepkit.state import SQLiteStateRepository
+    from stepkit.state import open_state
 
-    project = load_project(ctx)
-    if project.state.url:
-        raise StateStoreError(
-            f"state url {project.state.url!r}: only the SQLite state file is supported yet."
-        )
-    repo = SQLiteStateRepository.for_project(project)
+    repo = open_state(load_project(ctx))
     try:
         yield repo
     finally:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from stepkit.errors import PlanError
+from stepkit.plan.cache import CACHE_FILE as CACHE_FILE
+from stepkit.plan.cache import cache_location
 from stepkit.plan.node import NODE_INFO, CachedNode, NodeTask, lookup
 
 if TYPE_CHECKING:
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from stepkit.state.base import StateRepository
 
 ExecutorName = Literal["local", "process"]
-CACHE_FILE = "cache.sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class RunOptions:
 
 def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, NodeTask]:
     """One :class:`NodeTask` per node of the plan."""
-    from stepkit.artifacts.store import CATALOG_FILE
+    from stepkit.artifacts.catalog import catalog_location
 
     unknown = sorted(options.refresh - set(plan.nodes))
     if unknown:
@@ -58,7 +59,8 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
             "--refresh names no node of the DAG.",
             suggestions=close_matches(unknown[0], plan.nodes),
         )
-    cache_path = str(project.state_dir / CACHE_FILE)
+    cache_path = cache_location(project)
+    catalog = catalog_location(project)
     tasks: dict[str, NodeTask] = {}
     for name, node in plan.nodes.items():
         tasks[name] = NodeTask(
@@ -73,7 +75,7 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
             inputs={w.dependency: (w.source, w.output) for w in node.inputs},
             outputs=node.outputs,
             store_root=str(project.artifacts_root),
-            catalog_path=str(project.state_dir / CATALOG_FILE),
+            catalog_path=catalog,
             cache_path=cache_path,
             lookup_cache=not (options.no_cache or name in options.refresh),
         )
@@ -234,9 +236,10 @@ def watch_run(
 
 
 def default_state(project: Project) -> StateRepository:
-    from stepkit.state.sqlite import SQLiteStateRepository
+    """The project's configured state store (``[state] url``; SQLite by default)."""
+    from stepkit.state import open_state
 
-    return SQLiteStateRepository.for_project(project)
+    return open_state(project)
 
 
 def state_path(project: Project) -> Path:

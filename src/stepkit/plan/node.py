@@ -40,8 +40,8 @@ class NodeTask:
     inputs: Mapping[str, tuple[str, str]]  # dependency -> (upstream node, its output)
     outputs: tuple[str, ...]
     store_root: str
-    catalog_path: str
-    cache_path: str
+    catalog_path: str  # a path, or a postgresql:// URL (see artifacts.catalog.open_catalog)
+    cache_path: str  # a path, or a postgresql:// URL (see plan.cache.open_cache)
     lookup_cache: bool = True  # False: run even on a hit (--no-cache, --refresh); still record
     extra_key: Mapping[str, Any] = field(default_factory=dict)
 
@@ -110,11 +110,12 @@ class NodeTask:
                     os.environ[k] = v
 
     def _finalize(self, output_paths: Mapping[str, str], *, run_id: str) -> dict[str, Any]:
+        from stepkit.artifacts.catalog import open_catalog
         from stepkit.artifacts.store import ArtifactStore
         from stepkit.plan.cachekey import tree_digest
 
         refs: dict[str, Any] = {}
-        store = ArtifactStore(root=self.store_root, catalog_path=self.catalog_path)
+        store = ArtifactStore(root=self.store_root, catalog=open_catalog(self.catalog_path))
         try:
             for name, folder in output_paths.items():
                 path = Path(folder)
@@ -164,9 +165,9 @@ def resolve_inputs(
 
 def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
     """The recorded outputs of a cache key, if every folder they name is still there."""
-    from stepkit.plan.cache import StepCache
+    from stepkit.plan.cache import open_cache
 
-    cache = StepCache(Path(cache_path))
+    cache = open_cache(cache_path)
     try:
         entry = cache.get(digest)
     finally:
@@ -184,9 +185,9 @@ def record(
     cache_path: str, key: Any, *, node: str, run_id: str, outputs: Mapping[str, Any]
 ) -> None:
     """Remember what this key made, for the next run."""
-    from stepkit.plan.cache import StepCache
+    from stepkit.plan.cache import open_cache
 
-    cache = StepCache(Path(cache_path))
+    cache = open_cache(cache_path)
     try:
         cache.put(key.digest, node=node, run_id=run_id, outputs=outputs, parts=key.parts)
     finally:

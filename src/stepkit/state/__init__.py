@@ -1,7 +1,9 @@
-"""Run state: the :class:`StateRepository` protocol and its SQLite and in-memory stores."""
+"""Run state: the :class:`StateRepository` protocol and its SQLite, PostgreSQL and in-memory
+stores (PostgreSQL is imported only when a ``postgresql://`` URL is opened)."""
 
 from __future__ import annotations
 
+from stepkit.state.backends import open_state, open_state_url
 from stepkit.state.base import StateRepository
 from stepkit.state.memory import MemoryStateRepository
 from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
@@ -17,4 +19,6 @@ __all__ = [
     "StageRecord",
     "StageStatus",
     "StateRepository",
+    "open_state",
+    "open_state_url",
 ]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from stepkit.errors import StateStoreError, UnknownRunError
 from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
 from stepkit.state import codec
-from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord, StageStatus
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -133,8 +133,8 @@ class SQLiteStateRepository:
         stages: Sequence[StageRecord] = (),
         logs: Sequence[LogBatch] = (),
     ) -> None:
-        run_rows = [_run_row(run) for run in runs]
-        stage_rows = [_stage_row(stage) for stage in stages]
+        run_rows = [codec.run_row(run) for run in runs]
+        stage_rows = [codec.stage_row(stage) for stage in stages]
         try:
             self._write(run_rows, stage_rows, logs)
         except sqlite3.OperationalError as exc:
@@ -173,7 +173,7 @@ class SQLiteStateRepository:
             self._stream_ids.update(new_streams)
 
     def claim_run(self, run: RunRecord) -> bool:
-        row = _run_row(run)
+        row = codec.run_row(run)
         # BEGIN IMMEDIATE holds the write lock from the read to the write: check-then-set
         # is atomic across processes.
         with self._lock, transaction(self._conn) as conn:
@@ -198,7 +198,7 @@ class SQLiteStateRepository:
         if row is None:
             known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
             raise UnknownRunError(run_id, known)
-        return _run_from_row(row)
+        return codec.run_from_row(row)
 
     def list_runs(
         self,
@@ -222,14 +222,14 @@ class SQLiteStateRepository:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_run_from_row(row) for row in self._query(sql, params)]
+        return [codec.run_from_row(row) for row in self._query(sql, params)]
 
     def stage_records(self, run_id: str) -> list[StageRecord]:
         rows = self._query(
             f"SELECT {_STAGE_COLUMNS} FROM stage_attempts WHERE run_id = ? ORDER BY rowid",
             (run_id,),
         )
-        return [_stage_from_row(row) for row in rows]
+        return [codec.stage_from_row(row) for row in rows]
 
     def logs(
         self,
@@ -289,85 +289,3 @@ def _stream_id(conn: sqlite3.Connection, key: tuple[str, str, int, str]) -> int:
         key,
     ).fetchone()
     return int(row[0])
-
-
-def _run_row(run: RunRecord) -> tuple[Any, ...]:
-    return (
-        run.run_id,
-        run.pipeline,
-        str(run.status),
-        codec.dumps(run.inputs),
-        codec.dumps(run.outputs),
-        codec.graph_dumps(run.graph),
-        run.source,
-        run.created_at,
-        run.started_at,
-        run.finished_at,
-        run.error,
-        run.retries,
-        run.host,
-        run.pid,
-        run.lease_expires_at,
-    )
-
-
-def _run_from_row(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row[0],
-        pipeline=row[1],
-        status=RunStatus(row[2]),
-        inputs=codec.loads(row[3]),
-        outputs=codec.loads(row[4]),
-        graph=codec.graph_loads(row[5]),
-        source=row[6],
-        created_at=row[7],
-        started_at=row[8],
-        finished_at=row[9],
-        error=row[10],
-        retries=row[11],
-        host=row[12],
-        pid=row[13],
-        lease_expires_at=row[14],
-    )
-
-
-def _stage_row(stage: StageRecord) -> tuple[Any, ...]:
-    return (
-        stage.run_id,
-        stage.stage,
-        stage.attempt,
-        str(stage.status),
-        stage.mode,
-        stage.started_at,
-        stage.finished_at,
-        stage.duration,
-        codec.dumps(stage.inputs),
-        codec.dumps(stage.outputs),
-        stage.error_type,
-        stage.error_message,
-        stage.traceback,
-        stage.reason,
-        stage.cpu_time,
-        stage.peak_rss,
-    )
-
-
-def _stage_from_row(row: Sequence[Any]) -> StageRecord:
-    return StageRecord(
-        run_id=row[0],
-        stage=row[1],
-        attempt=row[2],
-        status=StageStatus(row[3]),
-        mode=row[4],
-        started_at=row[5],
-        finished_at=row[6],
-        duration=row[7],
-        inputs=codec.loads(row[8]),
-        outputs=codec.loads(row[9]),
-        error_type=row[10],
-        error_message=row[11],
-        traceback=row[12],
-        reason=row[13],
-        cpu_time=row[14],
-        peak_rss=row[15],
-    )

@@ -1,0 +1,305 @@
+"""The team :class:`StateRepository`: runs, attempts and logs in a PostgreSQL database.
+
+Same representation and semantics as the SQLite store (the same contract suite runs
+against both): JSON values as text, a stage counts as done only once its attempt is
+committed, and one :meth:`commit` is one transaction. Several runners (on several machines)
+share one database:
+
+* ``claim_run`` is a single conditional upsert, ``… ON CONFLICT DO UPDATE … WHERE status
+  <> 'running'``: the server takes the run's row lock, so of two runners resuming one run
+  exactly one gets it; the other sees ``False`` and stops.
+* ``renew_lease`` updates only a run that is still running, under the same row lock.
+* Log lines go in with ``COPY`` (one round trip per commit, however many lines).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from stepkit import postgres
+from stepkit.errors import StateStoreError, UnknownRunError
+from stepkit.state import codec
+from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: Append-only: never edit a migration that shipped, add one.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "state-0001-runs-attempts-logs",
+        """
+        CREATE TABLE runs (
+            id BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            run_id TEXT PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            status TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            outputs TEXT NOT NULL,
+            graph TEXT NOT NULL,
+            source TEXT,
+            created_at DOUBLE PRECISION NOT NULL,
+            started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            error TEXT,
+            retries INTEGER NOT NULL DEFAULT 0,
+            host TEXT,
+            pid INTEGER,
+            lease_expires_at DOUBLE PRECISION
+        );
+        CREATE INDEX runs_created ON runs (created_at);
+        CREATE INDEX runs_status ON runs (status);
+        CREATE TABLE stage_attempts (
+            id BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            stage TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            duration DOUBLE PRECISION,
+            inputs TEXT NOT NULL,
+            outputs TEXT NOT NULL,
+            error_type TEXT,
+            error_message TEXT,
+            traceback TEXT,
+            reason TEXT,
+            cpu_time DOUBLE PRECISION,
+            peak_rss BIGINT,
+            PRIMARY KEY (run_id, stage, attempt)
+        );
+        CREATE TABLE log_streams (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            stream TEXT NOT NULL,
+            UNIQUE (run_id, stage, attempt, stream)
+        );
+        CREATE TABLE log_events (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            stream_id BIGINT NOT NULL REFERENCES log_streams (id) ON DELETE CASCADE,
+            ts DOUBLE PRECISION NOT NULL,
+            message TEXT NOT NULL
+        );
+        CREATE INDEX log_events_stream ON log_events (stream_id, seq);
+        """,
+    ),
+)
+
+_RUN_COLUMNS = (
+    "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
+    "finished_at, error, retries, host, pid, lease_expires_at"
+)
+_STAGE_COLUMNS = (
+    "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
+    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
+)
+
+
+def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    marks = ", ".join("%s" for _ in names)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT_RUN = _upsert("runs", _RUN_COLUMNS, ("run_id",))
+_UPSERT_STAGE = _upsert("stage_attempts", _STAGE_COLUMNS, ("run_id", "stage", "attempt"))
+# The claim: insert, or take over a run only if it is not running (atomic under the row lock).
+_CLAIM_RUN = _UPSERT_RUN + " WHERE runs.status <> %s"
+
+
+class PostgresStateRepository:
+    """Runs, attempts and log events in one PostgreSQL schema (the URL's search_path)."""
+
+    def __init__(self, url: str, *, key: str = "state.url") -> None:
+        self.url = url
+        self._key = key
+        self._conn: psycopg.Connection[tuple[Any, ...]] = postgres.connect(
+            url, key=key, migrations=MIGRATIONS
+        )
+        # One connection, shared with the heartbeat thread: one statement sequence at a time.
+        self._lock = threading.Lock()
+        self._stream_ids: dict[tuple[str, str, int, str], int] = {}
+
+    def __repr__(self) -> str:
+        return f"PostgresStateRepository({postgres.redact(self.url)!r})"
+
+    def commit(
+        self,
+        *,
+        runs: Sequence[RunRecord] = (),
+        stages: Sequence[StageRecord] = (),
+        logs: Sequence[LogBatch] = (),
+    ) -> None:
+        # Encode first: a value that cannot be stored raises before anything is sent.
+        run_rows = [codec.run_row(run) for run in runs]
+        stage_rows = [codec.stage_row(stage) for stage in stages]
+        import psycopg
+
+        new_streams: dict[tuple[str, str, int, str], int] = {}
+        try:
+            with self._lock, self._conn.transaction():
+                cur = self._conn.cursor()
+                if run_rows:
+                    cur.executemany(_UPSERT_RUN.encode(), run_rows)
+                if stage_rows:
+                    cur.executemany(_UPSERT_STAGE.encode(), stage_rows)
+                if logs:
+                    for batch in logs:
+                        key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
+                        if key not in self._stream_ids and key not in new_streams:
+                            new_streams[key] = self._stream_id(cur, key)
+                    with cur.copy("COPY log_events (stream_id, ts, message) FROM STDIN") as copy:
+                        for batch in logs:
+                            key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
+                            stream_id = self._stream_ids.get(key) or new_streams[key]
+                            for line in batch.lines:
+                                copy.write_row((stream_id, batch.ts, line))
+        except psycopg.Error as exc:
+            raise self._error("commit", exc) from exc
+        # Only now, the transaction committed: a rolled-back stream row must not be cached.
+        self._stream_ids.update(new_streams)
+
+    @staticmethod
+    def _stream_id(cur: psycopg.Cursor[tuple[Any, ...]], key: tuple[str, str, int, str]) -> int:
+        cur.execute(
+            "INSERT INTO log_streams (run_id, stage, attempt, stream) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (run_id, stage, attempt, stream) DO NOTHING",
+            key,
+        )
+        row = cur.execute(
+            "SELECT id FROM log_streams "
+            "WHERE run_id = %s AND stage = %s AND attempt = %s AND stream = %s",
+            key,
+        ).fetchone()
+        assert row is not None  # inserted or already there, in this transaction
+        return int(row[0])
+
+    def claim_run(self, run: RunRecord) -> bool:
+        row = (*codec.run_row(run), str(RunStatus.RUNNING))
+        import psycopg
+
+        try:
+            with self._lock, self._conn.transaction():
+                cursor = self._conn.execute(_CLAIM_RUN.encode(), row)
+                return cursor.rowcount == 1
+        except psycopg.Error as exc:
+            raise self._error("claim_run", exc) from exc
+
+    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+        cursor = self._run(
+            "UPDATE runs SET lease_expires_at = %s WHERE run_id = %s AND status = %s",
+            (expires_at, run_id, str(RunStatus.RUNNING)),
+        )
+        return cursor.rowcount == 1
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
+        if not rows:
+            known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
+            raise UnknownRunError(run_id, known)
+        return codec.run_from_row(rows[0])
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = %s")
+            params.append(str(status))
+        if pipeline is not None:
+            where.append("pipeline = %s")
+            params.append(pipeline)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [codec.run_from_row(row) for row in self._query(sql, params)]
+
+    def stage_records(self, run_id: str) -> list[StageRecord]:
+        rows = self._query(
+            f"SELECT {_STAGE_COLUMNS} FROM stage_attempts WHERE run_id = %s ORDER BY id",
+            (run_id,),
+        )
+        return [codec.stage_from_row(row) for row in rows]
+
+    def logs(
+        self,
+        run_id: str,
+        *,
+        stage: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[LogEvent]:
+        sql = (
+            "SELECT s.run_id, s.stage, s.attempt, e.ts, s.stream, e.message, e.seq "
+            "FROM log_events e JOIN log_streams s ON e.stream_id = s.id "
+            "WHERE s.run_id = %s AND e.seq > %s"
+        )
+        params: list[Any] = [run_id, after]
+        if stage is not None:
+            sql += " AND s.stage = %s"
+            params.append(stage)
+        sql += " ORDER BY e.seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [LogEvent._make(row) for row in self._query(sql, params)]
+
+    def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
+        streams = "SELECT id FROM log_streams WHERE run_id = %s"
+        params: tuple[str, ...] = (run_id,)
+        if stage is not None:
+            streams += " AND stage = %s"
+            params = (run_id, stage)
+        rows = self._query(
+            f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            with self._lock:
+                return self._conn.execute(sql.encode(), params).fetchall()
+        except psycopg.Error as exc:
+            raise self._error("read", exc) from exc
+
+    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            with self._lock, self._conn.transaction():
+                return self._conn.execute(sql.encode(), params)
+        except psycopg.Error as exc:
+            raise self._error("write", exc) from exc
+
+    def _error(self, what: str, exc: Exception) -> StateStoreError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StateStoreError(
+            f"{self._key} {postgres.redact(self.url)}: {what} failed: {first}; "
+            "nothing from this batch was written."
+            if what in ("commit", "claim_run", "write")
+            else f"{self._key} {postgres.redact(self.url)}: {what} failed: {first}"
+        )
