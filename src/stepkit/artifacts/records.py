@@ -84,9 +84,20 @@ class Finalized:
     status: Status
     dedup_hit: bool
     copied: bool
-    storage_path: Path
+    location: Path | str  # the object's local path, or its URL when the store is remote
     layout_path: Path | None
     layout_copied: bool = False
+
+    @property
+    def storage_path(self) -> Path:
+        """The object's local path; a remote store's objects have none (see ``location``)."""
+        if not isinstance(self.location, Path):
+            from stepkit.errors import ArtifactStoreError
+
+            raise ArtifactStoreError(
+                f"Object {self.sha256} is at {self.location}: a remote object has no local path."
+            )
+        return self.location
 
     @property
     def sha256(self) -> str:
