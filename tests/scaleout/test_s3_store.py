@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from stepkit.artifacts.store import ArtifactStore, FinalizeItem
 from stepkit.cli import main
 from stepkit.errors import ArtifactNotFoundError, ArtifactStoreError, ProjectFileError
 from stepkit.project import Project
+
+WriteProject = Callable[..., Path]
 
 
 @pytest.fixture
@@ -112,7 +115,7 @@ def test_gc_removes_orphans_by_digest_after_the_grace_period(store: ArtifactStor
 
 
 def test_project_root_url_selects_the_s3_store_and_the_cli_works_on_it(
-    s3_bucket: str, write_project, capsys: pytest.CaptureFixture[str]
+    s3_bucket: str, write_project: WriteProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = write_project(
         {
@@ -151,7 +154,7 @@ def _cli(root: str, *args: str) -> int:
     return 0
 
 
-def test_credentials_in_stepkit_toml_are_refused(write_project) -> None:
+def test_credentials_in_stepkit_toml_are_refused(write_project: WriteProject) -> None:
     root = write_project(
         {
             "stepkit.toml": """

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-untyped-call"
+# (distributed's Client and LocalCluster have no annotations on their constructors)
 """Dask distributed as the executor of ``distributed`` stages: a scheduler, or a LocalCluster.
 
 stepkit grows no cluster of its own: ``dask://HOST:PORT`` connects to a running scheduler,
@@ -80,7 +82,7 @@ def dask_executor(spec: str, *, workers: int | None = None) -> Iterator[Executor
             n_workers=workers or LOCAL_WORKERS,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with another cluster
             scheduler_kwargs={"allowed_failures": 0},
         )
         client = Client(cluster)
