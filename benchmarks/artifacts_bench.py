@@ -256,7 +256,7 @@ def bench_verify(work: Path, *, mib: int, rounds: int) -> dict[str, object]:
         files.append(path)
     flush()
     store.finalize_many([FinalizeItem(f, f.name, "bench", "b") for f in files], mode="copy")
-    objects = [o.path for o in store.blobs.iter_objects()]
+    objects = [Path(o.path) for o in store.blobs.iter_objects()]
     raw_t, verify_t = [], []
     for _ in range(rounds):
         raw_t.append(timed(lambda: [plain_hash(p) for p in objects]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees the caller's STEPKIT_* variables or another test's installed registry."""
-    import os
 
     for var in [v for v in os.environ if v.startswith("STEPKIT_")]:
         monkeypatch.delenv(var)
@@ -51,12 +51,11 @@ def example_project() -> Path:
 # -- PostgreSQL (the scale-out backends) ------------------------------------------------------
 
 #: Read once at import: the autouse fixture above hides every STEPKIT_* variable from tests.
-POSTGRES_URL = __import__("os").environ.get("STEPKIT_TEST_POSTGRES_URL", "")
+POSTGRES_URL = os.environ.get("STEPKIT_TEST_POSTGRES_URL", "")
 
 
 def require_service(problem: str) -> None:
     """Under CI (``CI=true``) a missing test server fails the test; locally it skips."""
-    import os
 
     message = f'{problem}; start the test servers with: eval "$(make -s services)"'
     if os.environ.get("CI", "").lower() == "true":
@@ -91,3 +90,42 @@ def postgres_url() -> Iterator[str]:
             yield schema_url(POSTGRES_URL, schema)
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+
+
+# -- scale-out: the S3-compatible server (scripts/services.sh starts it) ----------------------
+
+
+#: Read at import: the autouse fixture above clears STEPKIT_* before any test runs.
+S3_ENDPOINT = os.environ.get("STEPKIT_TEST_S3_ENDPOINT")
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh bucket on the S3-compatible server, as ``s3://<bucket>``; removed afterwards.
+
+    Credentials and endpoint come the standard way (AWS_* variables), as they would for a user.
+    """
+    import secrets
+    import urllib.error
+    import urllib.request
+
+    if not S3_ENDPOINT:
+        require_service("STEPKIT_TEST_S3_ENDPOINT is not set")
+    assert S3_ENDPOINT is not None
+    try:
+        urllib.request.urlopen(f"{S3_ENDPOINT}/moto-api/", timeout=5).close()
+    except (urllib.error.URLError, OSError) as exc:
+        require_service(f"no S3-compatible server at {S3_ENDPOINT} ({exc})")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", S3_ENDPOINT)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "stepkit-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "stepkit-test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import s3fs  # type: ignore[import-untyped]  # s3fs ships no type hints
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+    bucket = f"stepkit-test-{secrets.token_hex(6)}"
+    fs.mkdir(bucket)
+    try:
+        yield f"s3://{bucket}"
+    finally:
+        fs.rm(bucket, recursive=True)

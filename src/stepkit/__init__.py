@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     "Pipeline": "stepkit.pipeline.pipeline",
     "RetryPolicy": "stepkit.pipeline.stage",
     "RuntimeTester": "stepkit.testing.runner",
+    "dask_executor": "stepkit.pipeline.dask_executor",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "StepDefinition",
     "StepkitError",
     "__version__",
+    "dask_executor",
     "workspace_context",
 ]
 
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from stepkit.artifacts.store import ArtifactStore
     from stepkit.catalog.catalog import StepCatalog
     from stepkit.errors import StepkitError
+    from stepkit.pipeline.dask_executor import dask_executor
     from stepkit.pipeline.pipeline import Pipeline
     from stepkit.pipeline.stage import RetryPolicy
     from stepkit.project import Project

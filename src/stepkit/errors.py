@@ -391,3 +391,30 @@ class UnknownStoreUrlError(StepkitError, ValueError):
         self.key = key
         self.schemes = tuple(schemes)
         super().__init__(f"{key} {url!r}: unknown scheme; use one of {', '.join(self.schemes)}.")
+
+
+# -- scale-out: executors on real engines (Dask) -----------------------------------------------
+
+
+class ExecutorSpecError(StepkitError, ValueError):
+    """An ``--executor`` value that names no executor stepkit knows."""
+
+    KNOWN = ("local", "process", "dask-local", "dask://HOST:PORT")
+
+    def __init__(self, spec: str) -> None:
+        from stepkit.names import close_matches
+
+        self.spec = spec
+        self.suggestions = close_matches(spec, [k for k in self.KNOWN if "HOST" not in k])
+        super().__init__(
+            f"Unknown executor {spec!r}: use {', '.join(self.KNOWN)}."
+            f"{_did_you_mean(self.suggestions)}"
+        )
+
+
+class SchedulerUnreachableError(StepkitError, ConnectionError):
+    """No Dask scheduler answered at the address given."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        super().__init__(f"No Dask scheduler at {address}: {reason}")

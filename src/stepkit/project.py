@@ -55,7 +55,7 @@ class StateSettings:
 
 @dataclass(frozen=True, slots=True)
 class ArtifactSettings:
-    root: Path | None = None  # None: <state_dir>/artifacts
+    root: Path | str | None = None  # None: <state_dir>/artifacts; str: a URL (s3://bucket/prefix)
     catalog_url: str | None = None  # None: SQLite in the state directory
 
 
@@ -101,7 +101,7 @@ class Project:
         raise UnknownWorkspaceError(workspace_id, self.workspace_ids)
 
     @property
-    def artifacts_root(self) -> Path:
+    def artifacts_root(self) -> Path | str:
         return self.artifacts.root or self.state_dir / "artifacts"
 
     @classmethod
@@ -247,6 +247,56 @@ def _validation_error(path: Path, text: str, exc: ValidationError) -> ProjectFil
     )
 
 
+#: Keys that would put a secret in stepkit.toml, which is committed and shared.
+_CREDENTIAL_KEYS = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key",
+        "secret_key",
+        "access_key_id",
+        "secret_access_key",
+        "key",
+        "secret",
+        "token",
+        "password",
+        "credentials",
+    }
+)
+
+
+def _is_url(root: str) -> bool:
+    """A store root written as a URL (``s3://…``), not a local folder (``file://`` is local)."""
+    scheme, sep, _ = root.partition("://")
+    return bool(sep) and scheme not in ("", "file")
+
+
+def _refuse_credentials(path: Path, text: str, data: dict[str, Any]) -> None:
+    """Credentials never go in stepkit.toml: the standard AWS chain supplies them."""
+    section = data.get("artifacts")
+    if not isinstance(section, dict):
+        return
+    for key in section:
+        if key.lower() in _CREDENTIAL_KEYS:
+            raise ProjectFileError(
+                path,
+                "credentials never go in stepkit.toml; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, ~/.aws/credentials) in the environment.",
+                key=f"artifacts.{key}",
+                line=_key_line(text, ["artifacts", key]),
+            )
+    root = section.get("root")
+    if isinstance(root, str) and _is_url(root) and "@" in root.partition("://")[2].split("/")[0]:
+        raise ProjectFileError(
+            path,
+            "credentials never go in the URL; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE, ~/.aws/credentials) in the environment.",
+            key="artifacts.root",
+            line=_key_line(text, ["artifacts", "root"]),
+        )
+
+
 def _apply_env(data: dict[str, Any]) -> None:
     for var, (section, key) in ENV_OVERRIDES.items():
         value = os.environ.get(var)
@@ -270,6 +320,7 @@ def load_project(path: Path) -> Project:
         line = getattr(exc, "lineno", None)
         raise ProjectFileError(path, f"is not valid TOML: {exc}", line=line) from exc
     _apply_env(data)
+    _refuse_credentials(path, text, data)
     try:
         model = _models().model_validate(data)
     except ValidationError as exc:
@@ -305,7 +356,11 @@ def load_project(path: Path) -> Project:
         )
 
     state_dir = (root / model.project.state_dir).resolve()
-    artifacts_root = (root / model.artifacts.root).resolve() if model.artifacts.root else None
+    artifacts_root: Path | str | None = None
+    if model.artifacts.root and _is_url(model.artifacts.root):
+        artifacts_root = model.artifacts.root  # a remote store: kept as written
+    elif model.artifacts.root:
+        artifacts_root = (root / model.artifacts.root).resolve()
     return Project(
         name=model.project.name,
         root=root,

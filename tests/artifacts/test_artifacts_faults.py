@@ -64,7 +64,7 @@ def test_two_processes_finalize_the_same_content_at_once(tmp_path: Path) -> None
     assert sorted(out.split()[1] for out, _ in outputs) == ["False", "True"]  # one dedup hit
     with ArtifactStore(root=root) as store:
         objects = list(store.blobs.iter_objects())
-        assert len(objects) == 1 and objects[0].path.read_bytes() == data
+        assert len(objects) == 1 and Path(objects[0].path).read_bytes() == data
         assert sorted(r.artifact_id for r in store.catalog.records()) == ["one", "two"]
         assert list(store.blobs.iter_temp()) == []
         assert store.verify().problems == []

@@ -77,7 +77,7 @@ def test_retention_ignores_young_records(store: ArtifactStore) -> None:
 
 
 def test_gc_cleans_stale_temp_files(store: ArtifactStore) -> None:
-    stale = store.blobs.tmp / "123-dead.tmp"
+    stale = store.local.tmp / "123-dead.tmp"
     stale.write_bytes(b"half written")
     report = store.gc(apply=True)
     assert [d.path for d in report.temp_files] == [stale]
@@ -85,7 +85,7 @@ def test_gc_cleans_stale_temp_files(store: ArtifactStore) -> None:
 
 
 def test_foreign_files_in_cas_are_left_alone(store: ArtifactStore) -> None:
-    odd = store.blobs.objects / "zz" / "not-a-digest"
+    odd = store.local.objects / "zz" / "not-a-digest"
     odd.parent.mkdir()
     odd.write_bytes(b"?")
     store.gc(apply=True)

@@ -37,7 +37,7 @@ class StoredObject:
     """One file in the object store (or its temp area), as gc and verify see it."""
 
     sha256: str | None  # None for a temp file
-    path: Path
+    path: Path | str  # a URL for an object on a remote file system
     bytes: int
     changed_ns: int  # ctime: a link or a chmod updates it, so a fresh publish looks fresh
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class Doomed:
     """A file gc removes (or would remove)."""
 
-    path: Path
+    path: Path | str  # a URL for an object of a remote store
     bytes: int
     sha256: str | None  # None: a temp file
 
@@ -94,7 +94,7 @@ def _collect(
             report.kept_in_grace += 1
             continue
         report.objects.append(Doomed(obj.path, obj.bytes, obj.sha256))
-    for temp in store.blobs.iter_temp():
+    for temp in store.local.iter_temp():  # a remote store's temp files are in its spool
         if temp.changed_ns > cutoff_ns:
             report.kept_in_grace += 1
         else:
@@ -105,11 +105,18 @@ def _collect(
         store.catalog.delete_records([r.id for r in report.records])
         for layout in {r.layout_path for r in report.records if r.layout_path} - live_layouts:
             remove_layout(store.root, layout)
+    removed = []
     for doomed in report.objects:
         assert doomed.sha256 is not None
+        # The lock is local; runners on other machines (a remote store) may have recorded
+        # this digest since the listing: ask the catalog again right before deleting.
+        if store.remote is not None and store.catalog.by_sha256(doomed.sha256):
+            continue
         store.blobs.delete(doomed.sha256)
+        removed.append(doomed)
+    report.objects = removed
     for doomed in report.temp_files:
-        doomed.path.unlink(missing_ok=True)
+        Path(doomed.path).unlink(missing_ok=True)
     metrics.gc_removed(len(report.objects) + len(report.temp_files))
     return report
 

@@ -300,7 +300,12 @@ def _adopt(
     it is its own readable path, so no other is made. Records go in through the bulk
     registration; returns its counts (``new``, ``present``, ``new_version``).
     """
-    blobs = store.blobs
+    if store.remote is not None:
+        raise ArtifactStoreError(
+            f"import-manifest into a remote store ({store.remote.url}) is not supported; "
+            "import into a local store."
+        )
+    blobs = store.local
     new_objects: list[tuple[str, int]] = []
     dedup_hits = 0
     with store_lock(store.root, exclusive=False):

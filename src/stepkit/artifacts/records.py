@@ -84,13 +84,25 @@ class Finalized:
     status: Status
     dedup_hit: bool
     copied: bool
-    storage: str  # absolute path of the object (strings: a batch builds thousands)
-    layout: str | None  # absolute readable path
+    storage: str  # the object's absolute path, or its URL in a remote store (strings: a
+    layout: str | None  # batch builds thousands); the absolute readable path, if any
     layout_copied: bool = False
 
     @property
     def storage_path(self) -> Path:
+        """The object's local path; a remote store's objects have none (see ``location``)."""
+        if "://" in self.storage:
+            from stepkit.errors import ArtifactStoreError
+
+            raise ArtifactStoreError(
+                f"Object {self.sha256} is at {self.storage}: a remote object has no local path."
+            )
         return Path(self.storage)
+
+    @property
+    def location(self) -> Path | str:
+        """Where the object is: its local path, or its URL when the store is remote."""
+        return self.storage if "://" in self.storage else Path(self.storage)
 
     @property
     def layout_path(self) -> Path | None:

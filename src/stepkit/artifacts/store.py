@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
 from stepkit.artifacts import metrics
-from stepkit.artifacts.blobs import LocalBlobs, make_durable
+from stepkit.artifacts.blobs import BlobStore, LocalBlobs, make_durable
 from stepkit.artifacts.catalog import (
     CATALOG_FILE,
     ArtifactCatalog,
@@ -29,6 +30,7 @@ from stepkit.artifacts.catalog import (
     open_catalog,
 )
 from stepkit.artifacts.digest import hash_stream, validate_digest
+from stepkit.artifacts.fsspec_blobs import FsspecBlobs, is_url
 from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
 from stepkit.artifacts.lock import store_lock
@@ -126,20 +128,36 @@ class ArtifactStore:
         catalog: ArtifactCatalog | None = None,
         grace: timedelta = DEFAULT_GRACE,
     ) -> None:
+        path = Path(catalog_path).expanduser().resolve() if catalog_path else None
+        #: Objects on a remote file system (``root`` is a URL such as ``s3://bucket/prefix``);
+        #: then ``root`` is a local spool folder next to the catalog (lock, temp files).
+        self.remote: FsspecBlobs | None = None
+        if is_url(root):
+            self.remote = FsspecBlobs(str(root))
+            if path is None and catalog is None:
+                raise ArtifactStoreError(
+                    f"artifacts.root {self.remote.url!r} is remote: give catalog_path "
+                    "(the catalog stays local or in PostgreSQL, never in the bucket)."
+                )
+            spool = path.parent if path else Path(tempfile.gettempdir()) / "stepkit"
+            root = spool / "spool"
         self.root = Path(root).expanduser().resolve()  # once: relative roots never leak
         self.root.mkdir(parents=True, exist_ok=True)
         self._root_prefix = f"{self.root}{os.sep}"
-        self.blobs = LocalBlobs(self.root)
+        self.local = LocalBlobs(self.root)
+        self.blobs: BlobStore = self.remote or self.local
+        #: Where the objects are, as people write it: the URL, or the local folder.
+        self.location = self.remote.url if self.remote else str(self.root)
         if catalog is None:
-            path = Path(catalog_path).expanduser().resolve() if catalog_path else None
             catalog = SQLiteCatalog(path or self.root / CATALOG_FILE)
         self.catalog: ArtifactCatalog = catalog
         self.grace = grace
 
     @classmethod
     def for_project(cls, project: Project) -> ArtifactStore:
-        """The project's store: ``project.artifacts_root``; the catalog ``[artifacts]
-        catalog_url`` names (SQLite in ``project.state_dir`` by default, or PostgreSQL)."""
+        """The project's store: ``project.artifacts_root`` (a folder, or a URL such as
+        ``s3://bucket/prefix``); the catalog ``[artifacts] catalog_url`` names (SQLite in
+        ``project.state_dir`` by default, or PostgreSQL)."""
         return cls(root=project.artifacts_root, catalog=open_catalog(catalog_location(project)))
 
     def close(self) -> None:
@@ -154,8 +172,21 @@ class ArtifactStore:
     # -- reading -----------------------------------------------------------------------------
 
     def path(self, sha256: str) -> Path:
-        """Where the object lives (it may not exist; see :meth:`exists`)."""
-        return self.blobs.path(sha256)
+        """Where the object lives (it may not exist; see :meth:`exists`); local stores only."""
+        if self.remote is not None:
+            raise ArtifactStoreError(
+                f"Object {sha256} is at {self.remote.uri(sha256)}: a remote object has no "
+                "local path; use open()."
+            )
+        return self.local.path(sha256)
+
+    def uri(self, sha256: str) -> str:
+        """The object's URL (``file://…`` locally, ``s3://…`` on S3)."""
+        return self.blobs.uri(sha256)
+
+    def location_of(self, sha256: str) -> Path | str:
+        """The local path of the object, or its URL when the store is remote."""
+        return self.uri(sha256) if self.remote is not None else self.local.path(sha256)
 
     def exists(self, sha256: str) -> bool:
         return self.blobs.exists(sha256)
@@ -275,6 +306,12 @@ class ArtifactStore:
         """
         if mode not in ("move", "copy"):
             raise ArtifactStoreError(f"Unknown finalize mode {mode!r}: use 'move' or 'copy'.")
+        if self.remote is not None:
+            from stepkit.artifacts.remote import finalize_remote
+
+            return finalize_remote(
+                self, self.remote, items, mode=mode, keep=keep, on_progress=on_progress
+            )
         with store_lock(self.root, exclusive=False):
             staged = [_Staged(item) for item in items]
             try:
@@ -302,16 +339,16 @@ class ArtifactStore:
                     if not linked:
                         if mode == "move":
                             _warn("finalize.cross_device_copy", path=str(file))
-                        entry.temp, entry.sha256, entry.size = self.blobs.write_temp(handle)
+                        entry.temp, entry.sha256, entry.size = self.local.write_temp(handle)
             else:
-                entry.temp, entry.sha256, entry.size = self.blobs.write_temp(file)
+                entry.temp, entry.sha256, entry.size = self.local.write_temp(file)
             entry.copied = entry.temp is not None
             if on_progress is not None:
                 on_progress(1)
 
         def publish(entry: _Staged) -> None:
             assert entry.temp is not None
-            entry.dedup_hit = self.blobs.publish_temp(entry.temp, entry.sha256)
+            entry.dedup_hit = self.local.publish_temp(entry.temp, entry.sha256)
             entry.temp = None
             entry.new_object = not entry.dedup_hit
 
@@ -321,8 +358,8 @@ class ArtifactStore:
         make_durable([e.temp for e in temps if e.temp is not None], (), device_of=self.root)
         for entry in temps:
             publish(entry)
-        new_files = [self.blobs.path_str(e.sha256) for e in staged if e.new_object and not e.copied]
-        folders = {self.blobs.path_str(e.sha256)[:-63] for e in staged if e.new_object}
+        new_files = [self.local.path_str(e.sha256) for e in staged if e.new_object and not e.copied]
+        folders = {self.local.path_str(e.sha256)[:-63] for e in staged if e.new_object}
         make_durable(new_files, folders, device_of=self.root)
 
     def _link_in_place(self, entry: _Staged, file: Path, handle: IO[bytes]) -> bool:
@@ -331,7 +368,7 @@ class ArtifactStore:
         Returns False (nothing done) when the file is on another file system.
         """
         before = os.fstat(handle.fileno())
-        if before.st_dev != self.blobs.device:
+        if before.st_dev != self.local.device:
             return False
         src = os.path.abspath(file)
         if src.startswith(self._root_prefix):
@@ -340,7 +377,7 @@ class ArtifactStore:
         after = os.fstat(handle.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise ArtifactStoreError(f"{file} changed while it was being hashed; try again.")
-        entry.dedup_hit = self.blobs.link_in(src, entry.sha256)
+        entry.dedup_hit = self.local.link_in(src, entry.sha256)
         entry.new_object = not entry.dedup_hit
         return True
 
@@ -382,7 +419,7 @@ class ArtifactStore:
                 entry.layout_path, entry.layout_copied, touched = place(
                     root=self.root,
                     rel=wanted[index],
-                    obj=self.blobs.path_str(entry.sha256),
+                    obj=self.local.path_str(entry.sha256),
                     sha256=entry.sha256,
                     owner=owner,
                     made=made,
@@ -412,7 +449,7 @@ class ArtifactStore:
                 status=outcome.status,
                 dedup_hit=entry.dedup_hit,
                 copied=entry.copied,
-                storage=self.blobs.path_str(entry.sha256),
+                storage=self.local.path_str(entry.sha256),
                 layout=f"{self._root_prefix}{outcome.record.layout_path}"
                 if outcome.record.layout_path
                 else None,
@@ -435,7 +472,7 @@ class ArtifactStore:
                 # Keep the path, but as a link to the stored object: one copy of the bytes.
                 tmp = file.with_name(f".{file.name}.stepkit-link")
                 try:
-                    os.link(self.blobs.path_str(entry.sha256), tmp)
+                    os.link(self.local.path_str(entry.sha256), tmp)
                 except OSError as exc:  # another file system: the kept file stays as it is
                     _warn("finalize.keep_not_linked", path=str(file), detail=str(exc))
                     return

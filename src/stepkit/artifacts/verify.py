@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from stepkit.artifacts import metrics
-from stepkit.artifacts.digest import hash_file, is_digest
+from stepkit.artifacts.digest import hash_file, hash_stream, is_digest
 from stepkit.artifacts.records import ArtifactRecord, utc_now
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class Problem:
 
     kind: ProblemKind
     sha256: str
-    path: Path
+    path: Path | str  # a URL when the store is remote
     record_ids: tuple[int, ...]
     detail: str
 
@@ -103,9 +103,13 @@ def _check_object(
     ids = tuple(r.id for r in records)
     if not is_digest(sha256):  # a row written by something else; never build a path from it
         return Problem("mismatch", sha256, store.root, ids, "catalog holds an invalid digest")
-    path = store.path(sha256)
+    path = store.location_of(sha256)
     try:
-        actual, size = hash_file(path)
+        if store.remote is None:
+            actual, size = hash_file(store.local.path(sha256))
+        else:
+            with store.remote.open(sha256) as handle:
+                actual, size = hash_stream(handle)
     except FileNotFoundError:
         return Problem("missing", sha256, path, ids, "object file is missing")
     except OSError as exc:
@@ -122,8 +126,11 @@ def _check_object(
 def _check_layouts(
     store: ArtifactStore, sha256: str, records: list[ArtifactRecord]
 ) -> Problem | None:
+    layouts = sorted({r.layout_path for r in records if r.layout_path})
+    if not layouts:  # a remote store makes none
+        return None
     obj = store.path(sha256).stat()
-    for layout in sorted({r.layout_path for r in records if r.layout_path}):
+    for layout in layouts:
         ids = tuple(r.id for r in records if r.layout_path == layout)
         path = store.root / layout
         try:

@@ -80,7 +80,10 @@ def _restore(plain: dict[str, Any], project_file: Path) -> Project | None:
         workspaces=tuple(workspaces),
         state=StateSettings(url=plain["state_url"]),
         artifacts=ArtifactSettings(
-            root=Path(artifacts_root) if artifacts_root else None, catalog_url=catalog_url
+            root=(Path(artifacts_root) if "://" not in artifacts_root else artifacts_root)
+            if artifacts_root
+            else None,
+            catalog_url=catalog_url,
         ),
         run=RunSettings(executor=plain["run"][0], max_workers=plain["run"][1]),
         test=TestSettings(timeout=plain["test"][0], env=plain["test"][1]),

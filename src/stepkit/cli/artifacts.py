@@ -123,7 +123,7 @@ def add(
                     "status": r.status,
                     "dedup_hit": r.dedup_hit,
                     "copied": r.copied,
-                    "storage_path": str(r.storage_path),
+                    "storage_path": str(r.location),
                     "layout_copied": r.layout_copied,
                     "layout_path": str(r.layout_path) if r.layout_path else None,
                 }
@@ -156,7 +156,7 @@ def where(ctx: typer.Context, sha256: str, as_json: JsonOption = False) -> None:
     """The object of a SHA-256 and every record that uses it."""
     with _store(ctx) as store:
         records = store.where(sha256)
-        path = store.path(sha256)
+        path = store.location_of(sha256)
     if as_json:
         print_json({"sha256": sha256, "path": str(path), "records": [r.as_dict() for r in records]})
         return
@@ -170,7 +170,7 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
     with _store(ctx) as store:
         data: dict[str, Any] = store.catalog.stats()
         data["last_verify"] = store.catalog.get_meta("last_verify")
-        data["root"] = str(store.root)
+        data["root"] = store.location
     if as_json:
         print_json(data)
         return

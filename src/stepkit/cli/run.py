@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -85,24 +84,22 @@ def plan(
     out.print("order: " + " → ".join(planned.nodes))
 
 
-class ExecutorChoice(StrEnum):
-    local = "local"
-    process = "process"
-
-
 def run(
     ctx: typer.Context,
     dag_file: DagArgument,
     config_file: ConfigOption = None,
     executor: Annotated[
-        ExecutorChoice,
+        str | None,
         typer.Option(
             "--executor",
             "-e",
             help="local: each step in a fresh process (isolated); "
-            "process: a pool of reused worker processes.",
+            "process: a pool of reused worker processes; "
+            "dask-local: a Dask LocalCluster started for the run; "
+            "dask://HOST:PORT: the workers of a running Dask scheduler. "
+            "Default: [run] executor in stepkit.toml, else local.",
         ),
-    ] = ExecutorChoice.local,
+    ] = None,
     max_workers: Annotated[
         int | None, typer.Option("--max-workers", "-j", min=1, help="Steps running at once.")
     ] = None,
@@ -141,7 +138,7 @@ def run(
     started = time.perf_counter()
     planned = _plan(project, dag_file, config_file)
     options = RunOptions(
-        executor=executor.value,
+        executor=executor or project.run.executor,
         max_workers=max_workers or project.run.max_workers,
         no_cache=no_cache,
         refresh=frozenset(refresh or ()),

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from stepkit.errors import PlanError
+from stepkit.pipeline.dask_executor import dask_executor, is_dask, lost_worker_policy
 from stepkit.plan.cache import CACHE_FILE as CACHE_FILE
 from stepkit.plan.cache import cache_location
 from stepkit.plan.node import NODE_INFO, CachedNode, NodeTask, lookup
@@ -25,12 +26,13 @@ from stepkit.plan.node import NODE_INFO, CachedNode, NodeTask, lookup
 if TYPE_CHECKING:
     from stepkit.pipeline.pipeline import Pipeline
     from stepkit.pipeline.results import RunResult
-    from stepkit.pipeline.stage import Mode
+    from stepkit.pipeline.stage import Mode, RetryPolicy
     from stepkit.plan.planner import Plan
     from stepkit.project import Project
     from stepkit.state.base import StateRepository
 
-ExecutorName = Literal["local", "process"]
+#: "local" | "process" | "dask-local" | "dask://HOST:PORT" (checked by ``check_executor``)
+ExecutorName = str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,11 @@ class RunOptions:
     timeout: float | None = None
     fail_fast: bool = False
     keep_temp: bool = False
+
+    def __post_init__(self) -> None:
+        from stepkit.pipeline.dask_executor import check_executor
+
+        check_executor(self.executor)
 
 
 def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, NodeTask]:
@@ -109,12 +116,22 @@ def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipelin
     hits = prefetch_hits(plan, tasks)
     pipeline = Pipeline(plan.dag.name, source=dag_source(plan))
     mode: Mode = "subprocess" if options.executor == "local" else "distributed"
+    retry: RetryPolicy | None = None
+    if is_dask(options.executor):
+        # A node is retried when its worker dies under it, never because its step failed:
+        # a step's own error is deterministic, and the cache makes re-running cheap anyway.
+        retry = lost_worker_policy()
     for name, node in plan.nodes.items():
         if name in hits:
             pipeline.add(name, CachedNode(hits[name]), depends_on=node.depends_on, mode="direct")
         else:
             pipeline.add(
-                name, tasks[name], depends_on=node.depends_on, mode=mode, timeout=options.timeout
+                name,
+                tasks[name],
+                depends_on=node.depends_on,
+                mode=mode,
+                timeout=options.timeout,
+                retry=retry,
             )
     return pipeline
 
@@ -153,26 +170,42 @@ def run_plan(
 ) -> RunResult:
     """Run (or resume) the plan; the caller owns ``state``."""
     pipeline = build_pipeline(plan, project, options)
-    executor: Executor | None = None
+    if is_dask(options.executor):
+        with dask_executor(options.executor, workers=options.max_workers) as executor:
+            return _run(pipeline, plan, state, options, executor, resume, cancel_event)
+    pool: Executor | None = None
     if options.executor == "process":
         from concurrent.futures import ProcessPoolExecutor
 
-        executor = ProcessPoolExecutor(max_workers=options.max_workers)
+        pool = ProcessPoolExecutor(max_workers=options.max_workers)
     try:
-        common: dict[str, Any] = {
-            "state": state,
-            "executor": executor,
-            "max_workers": options.max_workers,
-            "fail_fast": options.fail_fast,
-            "keep_temp": options.keep_temp,
-            "cancel_event": cancel_event,
-        }
-        if resume is not None:
-            return pipeline.resume(resume, **common)
-        return pipeline.run(inputs={"dag": str(plan.dag.source or plan.dag.name)}, **common)
+        return _run(pipeline, plan, state, options, pool, resume, cancel_event)
     finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run(
+    pipeline: Pipeline,
+    plan: Plan,
+    state: StateRepository,
+    options: RunOptions,
+    executor: Executor | None,
+    resume: str | None,
+    cancel_event: threading.Event | None,
+) -> RunResult:
+    """Run or resume ``pipeline`` on ``executor`` (None: the runner's own pool)."""
+    common: dict[str, Any] = {
+        "state": state,
+        "executor": executor,
+        "max_workers": options.max_workers,
+        "fail_fast": options.fail_fast,
+        "keep_temp": options.keep_temp,
+        "cancel_event": cancel_event,
+    }
+    if resume is not None:
+        return pipeline.resume(resume, **common)
+    return pipeline.run(inputs={"dag": str(plan.dag.source or plan.dag.name)}, **common)
 
 
 def output_folders(result: RunResult) -> dict[str, dict[str, str]]:

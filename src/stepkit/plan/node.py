@@ -60,7 +60,9 @@ class NodeTask:
         """Run in the worker: cache hit, or run and finalize; returns artifact references."""
         from stepkit.pipeline.invoke import CacheHit
 
-        input_paths, digests = resolve_inputs(self, context.upstream)
+        input_paths, digests = resolve_inputs(
+            self, context.upstream, workdir=Path(context.temp_dir()) / "inputs"
+        )
         key = self.key(digests)
         if self.lookup_cache:
             hit = lookup(self.cache_path, key.digest)
@@ -124,15 +126,20 @@ class NodeTask:
                 done = store.finalize_folder(
                     path, run_id=run_id, stage=self.node, output=name, producer=self.node
                 )
+                objects = {f.record.artifact_id.split(f"/{name}/", 1)[1]: f.sha256 for f in done}
                 refs[name] = {
-                    "path": str(store.root / "runs" / run_id / self.node / name),
-                    "digest": tree_digest(
-                        {f.record.artifact_id.split(f"/{name}/", 1)[1]: f.sha256 for f in done}
-                    ),
+                    # remote: no readable folder; the path names where the run's outputs
+                    # would be, and "objects" is what the next node downloads
+                    "path": f"{store.location}/runs/{run_id}/{self.node}/{name}"
+                    if store.remote is not None
+                    else str(store.root / "runs" / run_id / self.node / name),
+                    "digest": tree_digest(objects),
                     "files": len(done),
                     "bytes": sum(f.bytes for f in done),
                     "dedup_hits": sum(1 for f in done if f.dedup_hit),
                 }
+                if store.remote is not None:
+                    refs[name] |= {"store": store.location, "objects": objects}
         finally:
             store.close()
         return refs
@@ -151,16 +158,51 @@ class CachedNode:
 
 
 def resolve_inputs(
-    task: NodeTask, upstream: Mapping[str, Mapping[str, Any]]
+    task: NodeTask, upstream: Mapping[str, Mapping[str, Any]], *, workdir: Path | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Each dependency's local folder and content digest, from its upstream's outputs."""
+    """Each dependency's local folder and content digest, from its upstream's outputs.
+
+    An output in a remote store (it names its ``objects``) is downloaded into
+    ``workdir/<dependency>`` first: the step always reads a local folder.
+    """
     paths: dict[str, str] = {}
     digests: dict[str, str] = {}
     for dependency, (node, output) in task.inputs.items():
         ref = upstream[node][output]
         paths[dependency] = ref["path"]
         digests[dependency] = ref["digest"]
+        if "objects" in ref and workdir is not None:
+            paths[dependency] = str(_download(ref, workdir / dependency))
     return paths, digests
+
+
+def _download(ref: Mapping[str, Any], folder: Path) -> Path:
+    """Fetch every object of a remote output into ``folder`` under its relative path."""
+    import shutil
+
+    from stepkit.artifacts.fsspec_blobs import FsspecBlobs
+
+    blobs = FsspecBlobs(ref["store"])
+    for rel, sha256 in ref["objects"].items():
+        target = folder / rel
+        if not target.resolve().is_relative_to(folder.resolve()):
+            from stepkit.errors import PathEscapeError
+
+            raise PathEscapeError(rel, folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with blobs.open(sha256) as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1024 * 1024)
+    return folder
+
+
+def _still_stored(ref: Mapping[str, Any]) -> bool:
+    """Whether a recorded output is still in the store (its folder, or its remote objects)."""
+    if "objects" in ref:
+        from stepkit.artifacts.fsspec_blobs import FsspecBlobs
+
+        blobs = FsspecBlobs(ref["store"])
+        return all(blobs.exists(sha256) for sha256 in ref["objects"].values())
+    return Path(ref["path"]).is_dir()
 
 
 def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
@@ -176,7 +218,7 @@ def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
         return None
     outputs = dict(entry.outputs)
     for name, ref in outputs.items():
-        if name != NODE_INFO and not Path(ref["path"]).is_dir():
+        if name != NODE_INFO and not _still_stored(ref):
             return None  # the store lost it (gc, a wiped folder): run again
     return outputs
 
