@@ -8,7 +8,7 @@ from it removed. Records are committed in one catalog transaction after every up
 
 No readable layout is made on a remote store: object stores have no hardlinks, and a
 server-side copy per readable path would store every byte twice. ``where``/``show`` give
-each record's ``s3://…`` URL instead; see ``docs/team-setup-s3-dask.md``.
+each record's ``s3://…`` URL instead; see ``docs/team-setup.md``.
 """
 
 from __future__ import annotations
