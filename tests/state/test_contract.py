@@ -182,7 +182,38 @@ def test_a_dead_runner_on_this_host_loses_its_lease_at_once(repo: StateRepositor
     )
     repo.commit(runs=[_run(host=socket.gethostname(), pid=int(dead.stdout))])
     assert reap_expired(repo) == ["r1"]
-    assert interrupt(repo, repo.get_run("r1")).status == RunStatus.INTERRUPTED
+    assert repo.get_run("r1").status == RunStatus.INTERRUPTED
+    assert interrupt(repo, repo.get_run("r1")) is None  # not running: nothing to reap
+
+
+def test_a_stale_reaper_never_overwrites_a_claim(repo: StateRepository) -> None:
+    repo.commit(runs=[_run(lease_expires_at=time.time() - 1)])
+    seen = repo.get_run("r1")  # two reapers both see the expired run
+    assert repo.interrupt_run(seen, now=time.time(), reason="lease lost") is True
+    claimed = _run(pid=2, lease_expires_at=time.time() + 60)
+    assert repo.claim_run(claimed) is True  # the first one resumes it
+    assert repo.interrupt_run(seen, now=time.time(), reason="lease lost") is False
+    run = repo.get_run("r1")
+    assert (run.status, run.pid) == (RunStatus.RUNNING, 2)
+
+
+def test_a_renewed_lease_is_not_reaped(repo: StateRepository) -> None:
+    repo.commit(runs=[_run(lease_expires_at=time.time() - 1)])
+    seen = repo.get_run("r1")
+    assert repo.renew_lease("r1", expires_at=time.time() + 60) is True  # a slow runner lives
+    assert repo.interrupt_run(seen, now=time.time(), reason="lease lost") is False
+    assert repo.get_run("r1").status == RunStatus.RUNNING
+
+
+def test_reaping_keeps_a_stage_that_completed_after_the_reaper_looked(
+    repo: StateRepository,
+) -> None:
+    repo.commit(runs=[_run(lease_expires_at=time.time() - 1)], stages=[_stage("a"), _stage("b")])
+    seen = repo.get_run("r1")
+    repo.commit(stages=[_stage("a", status=StageStatus.COMPLETED)])  # its last commit
+    assert repo.interrupt_run(seen, now=time.time(), reason="lease lost") is True
+    statuses = {r.stage: r.status for r in repo.stage_records("r1")}
+    assert statuses == {"a": StageStatus.COMPLETED, "b": StageStatus.INTERRUPTED}
 
 
 def test_a_failed_commit_writes_nothing(repo: StateRepository) -> None:

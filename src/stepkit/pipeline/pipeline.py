@@ -242,7 +242,13 @@ class Pipeline:
         if run.status == RunStatus.RUNNING:
             if not lease_is_dead(run, now=now):
                 raise RunLeaseError(run_id, holder(run), (run.lease_expires_at or now) - now)
-            run = interrupt(state, run, now=now)
+            reaped = interrupt(state, run, now=now)
+            if reaped is None:  # another runner claimed or renewed it since we looked
+                current = state.get_run(run_id)
+                raise RunLeaseError(
+                    run_id, holder(current), (current.lease_expires_at or now) - now
+                )
+            run = reaped
         latest = latest_attempts(state.stage_records(run_id))
         kept: dict[str, StageRecord] = {
             name: record

@@ -35,6 +35,13 @@ class StateRepository(Protocol):
         check that keeps two runners from resuming the same run. False if it was."""
         ...
 
+    def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
+        """Mark the run and its still-running attempts ``interrupted``, only if the stored
+        run is still exactly what ``seen`` was: running, same holder, same lease. The
+        atomic check that keeps a reaper from overwriting a run another runner has just
+        claimed or renewed. False (nothing written) if it changed."""
+        ...
+
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         """Move a running run's lease to ``expires_at`` (the heartbeat); touches nothing
         else. False if the run is no longer running (someone reaped it)."""

@@ -14,7 +14,7 @@ from dataclasses import replace
 import psutil
 
 from stepkit.state.base import StateRepository
-from stepkit.state.records import RunRecord, RunStatus, StageStatus, latest_attempts
+from stepkit.state.records import RunRecord, RunStatus
 
 #: How long a lease lasts without a heartbeat; the runner renews it every third of that.
 DEFAULT_LEASE_SECONDS = 30.0
@@ -42,20 +42,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def interrupt(repo: StateRepository, run: RunRecord, *, now: float | None = None) -> RunRecord:
-    """Mark a run whose runner died, and its stages still running, ``interrupted``."""
+def interrupt(
+    repo: StateRepository, run: RunRecord, *, now: float | None = None
+) -> RunRecord | None:
+    """Mark a run whose runner died, and its stages still running, ``interrupted``.
+
+    Atomic against a runner claiming or renewing the run meanwhile: then nothing is
+    written and None is returned (the run is not ours to reap).
+    """
     now = time.time() if now is None else now
     reason = f"runner {holder(run)} stopped without finishing (lease lost)"
-    stages = [
-        replace(record, status=StageStatus.INTERRUPTED, finished_at=now, reason=reason)
-        for record in latest_attempts(repo.stage_records(run.run_id)).values()
-        if record.status == StageStatus.RUNNING
-    ]
-    updated = replace(
+    if not repo.interrupt_run(run, now=now, reason=reason):
+        return None
+    return replace(
         run, status=RunStatus.INTERRUPTED, finished_at=now, error=reason, lease_expires_at=None
     )
-    repo.commit(runs=[updated], stages=stages)
-    return updated
 
 
 def reap_expired(repo: StateRepository, *, now: float | None = None) -> list[str]:
@@ -63,8 +64,7 @@ def reap_expired(repo: StateRepository, *, now: float | None = None) -> list[str
     now = time.time() if now is None else now
     reaped = []
     for run in repo.list_runs(status=RunStatus.RUNNING):
-        if lease_is_dead(run, now=now):
-            interrupt(repo, run, now=now)
+        if lease_is_dead(run, now=now) and interrupt(repo, run, now=now) is not None:
             reaped.append(run.run_id)
     return reaped
 

@@ -12,7 +12,14 @@ from dataclasses import replace
 
 from stepkit.errors import UnknownRunError
 from stepkit.state import codec
-from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
+from stepkit.state.records import (
+    LogBatch,
+    LogEvent,
+    RunRecord,
+    RunStatus,
+    StageRecord,
+    StageStatus,
+)
 
 
 class MemoryStateRepository:
@@ -64,6 +71,31 @@ class MemoryStateRepository:
             if current is not None and current.status == RunStatus.RUNNING:
                 return False
             self._runs[run.run_id] = stored
+            return True
+
+    def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
+        with self._lock:
+            self._check_open()
+            run = self._runs.get(seen.run_id)
+            if run is None or (run.status, run.lease_expires_at, run.pid, run.host) != (
+                RunStatus.RUNNING,
+                seen.lease_expires_at,
+                seen.pid,
+                seen.host,
+            ):
+                return False
+            self._runs[run.run_id] = replace(
+                run,
+                status=RunStatus.INTERRUPTED,
+                finished_at=now,
+                error=reason,
+                lease_expires_at=None,
+            )
+            for key, stage in self._stages.items():
+                if stage.run_id == run.run_id and stage.status == StageStatus.RUNNING:
+                    self._stages[key] = replace(
+                        stage, status=StageStatus.INTERRUPTED, finished_at=now, reason=reason
+                    )
             return True
 
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:

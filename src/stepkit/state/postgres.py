@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from stepkit import postgres
 from stepkit.errors import StateStoreError, UnknownRunError
 from stepkit.state import codec
-from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
+from stepkit.state.records import (
+    LogBatch,
+    LogEvent,
+    RunRecord,
+    RunStatus,
+    StageRecord,
+    StageStatus,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -193,6 +200,39 @@ class PostgresStateRepository:
                 return cursor.rowcount == 1
         except psycopg.Error as exc:
             raise self._error("claim_run", exc) from exc
+
+    def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
+        import psycopg
+
+        running = str(RunStatus.RUNNING)
+        try:
+            with self._lock, self._conn.transaction():
+                cursor = self._conn.execute(
+                    b"UPDATE runs SET status = %s, finished_at = %s, error = %s,"
+                    b" lease_expires_at = NULL WHERE run_id = %s AND status = %s"
+                    b" AND lease_expires_at IS NOT DISTINCT FROM %s"
+                    b" AND pid IS NOT DISTINCT FROM %s AND host IS NOT DISTINCT FROM %s",
+                    (
+                        str(RunStatus.INTERRUPTED),
+                        now,
+                        reason,
+                        seen.run_id,
+                        running,
+                        seen.lease_expires_at,
+                        seen.pid,
+                        seen.host,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    return False
+                self._conn.execute(
+                    b"UPDATE stage_attempts SET status = %s, finished_at = %s, reason = %s"
+                    b" WHERE run_id = %s AND status = %s",
+                    (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, running),
+                )
+                return True
+        except psycopg.Error as exc:
+            raise self._error("interrupt_run", exc) from exc
 
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         cursor = self._run(

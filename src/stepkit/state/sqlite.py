@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 from stepkit.errors import StateStoreError, UnknownRunError
 from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
 from stepkit.state import codec
-from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
+from stepkit.state.records import (
+    LogBatch,
+    LogEvent,
+    RunRecord,
+    RunStatus,
+    StageRecord,
+    StageStatus,
+)
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -183,6 +190,33 @@ class SQLiteStateRepository:
             if current is not None and current[0] == str(RunStatus.RUNNING):
                 return False
             conn.execute(_UPSERT_RUN, row)
+            return True
+
+    def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
+        running = str(RunStatus.RUNNING)
+        with self._lock, transaction(self._conn) as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_expires_at = NULL"
+                " WHERE run_id = ? AND status = ? AND lease_expires_at IS ? AND pid IS ?"
+                " AND host IS ?",
+                (
+                    str(RunStatus.INTERRUPTED),
+                    now,
+                    reason,
+                    seen.run_id,
+                    running,
+                    seen.lease_expires_at,
+                    seen.pid,
+                    seen.host,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return False
+            conn.execute(
+                "UPDATE stage_attempts SET status = ?, finished_at = ?, reason = ?"
+                " WHERE run_id = ? AND status = ?",
+                (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, running),
+            )
             return True
 
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
