@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepkit import postgres
 from stepkit.errors import StateStoreError, UnknownRunError
-from stepkit.state import codec
+from stepkit.state import codec, queries
 from stepkit.state.records import (
     LogBatch,
     LogEvent,
@@ -97,14 +97,8 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
-_RUN_COLUMNS = (
-    "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
-    "finished_at, error, retries, host, pid, lease_expires_at"
-)
-_STAGE_COLUMNS = (
-    "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
-    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
-)
+_RUN_COLUMNS = queries.RUN_COLUMNS
+_STAGE_COLUMNS = queries.STAGE_COLUMNS
 
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
@@ -255,29 +249,14 @@ class PostgresStateRepository:
         pipeline: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = %s")
-            params.append(str(status))
-        if pipeline is not None:
-            where.append("pipeline = %s")
-            params.append(pipeline)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
+        sql, params = queries.POSTGRES.list_runs(
+            status=str(status) if status is not None else None, pipeline=pipeline, limit=limit
+        )
         return [codec.run_from_row(row) for row in self._query(sql, params)]
 
     def stage_records(self, run_id: str) -> list[StageRecord]:
-        rows = self._query(
-            f"SELECT {_STAGE_COLUMNS} FROM stage_attempts WHERE run_id = %s ORDER BY id",
-            (run_id,),
-        )
-        return [codec.stage_from_row(row) for row in rows]
+        sql, params = queries.POSTGRES.stage_records(run_id)
+        return [codec.stage_from_row(row) for row in self._query(sql, params)]
 
     def logs(
         self,
@@ -287,30 +266,12 @@ class PostgresStateRepository:
         after: int = 0,
         limit: int | None = None,
     ) -> list[LogEvent]:
-        sql = (
-            "SELECT s.run_id, s.stage, s.attempt, e.ts, s.stream, e.message, e.seq "
-            "FROM log_events e JOIN log_streams s ON e.stream_id = s.id "
-            "WHERE s.run_id = %s AND e.seq > %s"
-        )
-        params: list[Any] = [run_id, after]
-        if stage is not None:
-            sql += " AND s.stage = %s"
-            params.append(stage)
-        sql += " ORDER BY e.seq"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
+        sql, params = queries.POSTGRES.logs(run_id, stage=stage, after=after, limit=limit)
         return [LogEvent._make(row) for row in self._query(sql, params)]
 
     def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
-        streams = "SELECT id FROM log_streams WHERE run_id = %s"
-        params: tuple[str, ...] = (run_id,)
-        if stage is not None:
-            streams += " AND stage = %s"
-            params = (run_id, stage)
-        rows = self._query(
-            f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
-        )
+        sql, params = queries.POSTGRES.count_logs(run_id, stage=stage)
+        rows = self._query(sql, params)
         return int(rows[0][0]) if rows else 0
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepkit.errors import StateStoreError, UnknownRunError
 from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
-from stepkit.state import codec
+from stepkit.state import codec, queries
 from stepkit.state.records import (
     LogBatch,
     LogEvent,
@@ -91,10 +91,7 @@ MIGRATIONS = [
     """,
 ]
 
-_RUN_COLUMNS = (
-    "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
-    "finished_at, error, retries, host, pid, lease_expires_at"
-)
+_RUN_COLUMNS = queries.RUN_COLUMNS
 
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
@@ -109,10 +106,7 @@ def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
     )
 
 
-_STAGE_COLUMNS = (
-    "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
-    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
-)
+_STAGE_COLUMNS = queries.STAGE_COLUMNS
 
 
 _UPSERT_RUN = _upsert("runs", _RUN_COLUMNS, ("run_id",))
@@ -241,29 +235,14 @@ class SQLiteStateRepository:
         pipeline: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(str(status))
-        if pipeline is not None:
-            where.append("pipeline = ?")
-            params.append(pipeline)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, rowid DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = queries.SQLITE.list_runs(
+            status=str(status) if status is not None else None, pipeline=pipeline, limit=limit
+        )
         return [codec.run_from_row(row) for row in self._query(sql, params)]
 
     def stage_records(self, run_id: str) -> list[StageRecord]:
-        rows = self._query(
-            f"SELECT {_STAGE_COLUMNS} FROM stage_attempts WHERE run_id = ? ORDER BY rowid",
-            (run_id,),
-        )
-        return [codec.stage_from_row(row) for row in rows]
+        sql, params = queries.SQLITE.stage_records(run_id)
+        return [codec.stage_from_row(row) for row in self._query(sql, params)]
 
     def logs(
         self,
@@ -273,30 +252,12 @@ class SQLiteStateRepository:
         after: int = 0,
         limit: int | None = None,
     ) -> list[LogEvent]:
-        sql = (
-            "SELECT s.run_id, s.stage, s.attempt, e.ts, s.stream, e.message, e.seq "
-            "FROM log_events e JOIN log_streams s ON e.stream_id = s.id "
-            "WHERE s.run_id = ? AND e.seq > ?"
-        )
-        params: list[Any] = [run_id, after]
-        if stage is not None:
-            sql += " AND s.stage = ?"
-            params.append(stage)
-        sql += " ORDER BY e.seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = queries.SQLITE.logs(run_id, stage=stage, after=after, limit=limit)
         return [LogEvent._make(row) for row in self._query(sql, params)]
 
     def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
-        streams = "SELECT id FROM log_streams WHERE run_id = ?"
-        params: tuple[str, ...] = (run_id,)
-        if stage is not None:
-            streams += " AND stage = ?"
-            params = (run_id, stage)
-        row = self._query_one(
-            f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
-        )
+        sql, params = queries.SQLITE.count_logs(run_id, stage=stage)
+        row = self._query_one(sql, params)
         return int(row[0]) if row else 0
 
     def close(self) -> None:

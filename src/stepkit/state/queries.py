@@ -1,0 +1,84 @@
+"""The read queries both SQL backends share, written once.
+
+SQLite and PostgreSQL differ here only in the parameter placeholder (``?`` / ``%s``) and
+the column that keeps insertion order (``rowid`` / ``id``); each backend passes its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+RUN_COLUMNS = (
+    "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
+    "finished_at, error, retries, host, pid, lease_expires_at"
+)
+STAGE_COLUMNS = (
+    "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
+    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
+)
+
+Query = tuple[str, list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    placeholder: str  # "?" or "%s"
+    order_key: str  # "rowid" or "id"
+
+    def list_runs(self, *, status: str | None, pipeline: str | None, limit: int | None) -> Query:
+        p = self.placeholder
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append(f"status = {p}")
+            params.append(status)
+        if pipeline is not None:
+            where.append(f"pipeline = {p}")
+            params.append(pipeline)
+        sql = f"SELECT {RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY created_at DESC, {self.order_key} DESC"
+        if limit is not None:
+            sql += f" LIMIT {p}"
+            params.append(limit)
+        return sql, params
+
+    def stage_records(self, run_id: str) -> Query:
+        p = self.placeholder
+        return (
+            f"SELECT {STAGE_COLUMNS} FROM stage_attempts WHERE run_id = {p} "
+            f"ORDER BY {self.order_key}",
+            [run_id],
+        )
+
+    def logs(self, run_id: str, *, stage: str | None, after: int, limit: int | None) -> Query:
+        p = self.placeholder
+        sql = (
+            "SELECT s.run_id, s.stage, s.attempt, e.ts, s.stream, e.message, e.seq "
+            "FROM log_events e JOIN log_streams s ON e.stream_id = s.id "
+            f"WHERE s.run_id = {p} AND e.seq > {p}"
+        )
+        params: list[Any] = [run_id, after]
+        if stage is not None:
+            sql += f" AND s.stage = {p}"
+            params.append(stage)
+        sql += " ORDER BY e.seq"
+        if limit is not None:
+            sql += f" LIMIT {p}"
+            params.append(limit)
+        return sql, params
+
+    def count_logs(self, run_id: str, *, stage: str | None) -> Query:
+        p = self.placeholder
+        streams = f"SELECT id FROM log_streams WHERE run_id = {p}"
+        params: list[Any] = [run_id]
+        if stage is not None:
+            streams += f" AND stage = {p}"
+            params.append(stage)
+        return f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
+
+
+SQLITE = Dialect(placeholder="?", order_key="rowid")
+POSTGRES = Dialect(placeholder="%s", order_key="id")
