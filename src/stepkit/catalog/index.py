@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.catalog.discovery import read_summaries, read_summary
-from stepkit.catalog.listing import build_listing
-from stepkit.catalog.resolution import FileEntry, RegistryFacts, resolve
+from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
+from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
 from stepkit.catalog.store import IndexData, _Section, summary_hash
 
 if TYPE_CHECKING:
@@ -74,9 +74,6 @@ def registry_key(project: Project) -> list[Any]:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-# -- parsing ----------------------------------------------------------------------------------
-
-
 def parse_files(
     jobs: list[tuple[str, str]],
     *,
@@ -121,12 +118,11 @@ def parse_files(
 # -- refresh ----------------------------------------------------------------------------------
 
 
-def _entries(data: IndexData) -> Iterable[FileEntry]:
-    summaries = data.summaries
-    for path, (ws, component, _m, _s, _i, digest) in data.files.items():
-        entry = summaries.get(path)
-        summary = entry[1] if entry is not None and entry[0] == digest else _NO_SUMMARY
-        yield FileEntry(path, ws, component, summary)
+def _entry(path: str, row: list[Any], summaries: Mapping[str, list[Any]]) -> FileEntry:
+    """The file as resolution sees it: its summary only while it is current."""
+    found = summaries.get(path)
+    summary = found[1] if found is not None and found[0] == row[5] else _NO_SUMMARY
+    return FileEntry(path, row[0], row[1], summary)
 
 
 def resolved_index(
@@ -138,8 +134,14 @@ def resolved_index(
     walk_problems: list[list[Any]],
     registry_key: list[Any],
     snapshot: dict[str, Any],
+    previous: IndexData | None = None,
+    changed: Iterable[str] = (),
 ) -> IndexData:
-    """A new index for these files and summaries: steps resolved, list rows built."""
+    """A new index for these files and summaries: steps resolved, list rows built.
+
+    With ``previous`` (resolved for the same registry) and the ``changed`` paths, only the
+    steps those changes can reach are resolved again (see :mod:`stepkit.catalog.incremental`).
+    """
     data = IndexData(
         files=files,
         walk_problems=walk_problems,
@@ -147,10 +149,60 @@ def resolved_index(
         project=snapshot,
         summary_section=_Section(value=summaries),
     )
-    resolved = resolve(_entries(data), facts, project.workspace_ids)
-    data.deep = _Section(value={"resolved": resolved, "registry": dict(facts.definitions)})
-    data.listing = build_listing(resolved["steps"], facts.definitions, project.workspace_ids)
+    order = project.workspace_ids
+    result = None
+    if previous is not None and "links" in previous.deep.value:
+        result = _resolve_changed(previous, files, summaries, changed, facts, order)
+    if result is None:
+        stems = registry_stems(facts)
+        entries = [_entry(path, row, summaries) for path, row in files.items()]
+        result = resolve_all(entries, facts, order, stems)
+    else:
+        stems = previous.deep.value["stems"] if previous is not None else {}
+    data.deep = _Section(
+        value={
+            "resolved": result.resolved,
+            "registry": dict(facts.definitions),
+            "links": result.links,
+            "stems": stems,
+        }
+    )
+    data.listing = result.listing
     return data
+
+
+def _resolve_changed(
+    previous: IndexData,
+    files: dict[str, list[Any]],
+    summaries: dict[str, list[Any]],
+    changed: Iterable[str],
+    facts: RegistryFacts,
+    order: tuple[str, ...],
+) -> Resolution | None:
+    before_files, before_summaries = previous.files, previous.summaries
+    old: dict[str, FileEntry | None] = {}
+    current: dict[str, FileEntry] = {}
+    for path in changed:
+        row = before_files.get(path)
+        was = _entry(path, row, before_summaries) if row is not None else None
+        row = files.get(path)
+        now = _entry(path, row, summaries) if row is not None else None
+        if was is not None and now is not None and was == now:
+            continue
+        old[path] = was
+        if now is not None:
+            current[path] = now
+    deep = previous.deep.value
+    return resolve_changed(
+        previous=Resolution(deep["resolved"], deep["links"], previous.listing),
+        old=old,
+        current=current,
+        entry=lambda path: _entry(path, files[path], summaries),
+        registry=facts,
+        workspace_order=order,
+        by_stem=deep["stems"],
+        total=len(files),
+    )
 
 
 def refresh(
@@ -238,6 +290,8 @@ def refresh(
         summaries[path] = [files[path][5], summary]
     for path in [p for p in summaries if p not in files]:
         del summaries[path]
+    changed_paths = [p for p, row in files.items() if row is not old.get(p)]
+    changed_paths += [p for p in old if p not in files]
     data = resolved_index(
         project,
         facts,
@@ -246,6 +300,8 @@ def refresh(
         walk_problems=walk_problems,
         registry_key=key,
         snapshot=previous.project if previous is not None else {},
+        previous=previous if registry_reused else None,
+        changed=changed_paths,
     )
     return data, facts, RefreshCounts(len(jobs) + lazy, reused, removed, True, True)
 
@@ -330,6 +386,9 @@ def update_paths(
         walk_problems=data.walk_problems,
         registry_key=data.registry_key,
         snapshot=data.project,
+        previous=data,
+        changed=[p for p, row in files.items() if row is not data.files.get(p)]
+        + [p for p in data.files if p not in files],
     )
     return updated, touched
 

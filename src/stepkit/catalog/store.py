@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 4
+FORMAT_VERSION: Final = 5  # 5: links and stems for incremental resolution
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 _HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
 
