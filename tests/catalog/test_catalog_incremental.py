@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog
 from stepkit.catalog import StepCatalog
+from stepkit.catalog.discovery import encode_summary
 from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
 from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
 from stepkit.project import Project
@@ -84,7 +85,8 @@ def file_entries(draw: st.DrawFn) -> FileEntry:
     ws = draw(st.sampled_from(WORKSPACES))
     summary = dict(draw(summaries))
     summary["problems"] = [list(p) for p in draw(problems)]
-    return FileEntry(f"/{ws}/{folder}/{stem}.py", ws, component, summary)
+    encoded = encode_summary(summary) if draw(st.integers(0, 9)) else None  # None: not parsed
+    return FileEntry(f"/{ws}/{folder}/{stem}.py", ws, component, encoded)
 
 
 def _by_path(entries: list[FileEntry]) -> dict[str, FileEntry]:

@@ -33,24 +33,15 @@ class Resolution:
     listing: list[list[Any]]
 
 
-def build_links(resolver: _Resolver, files: Iterable[FileEntry]) -> dict[str, list[str]]:
-    links: dict[str, list[str]] = {}
-    for f in files:
-        for key in resolver.file_keys(f):
-            links.setdefault(key, []).append(f.path)
-    return links
-
-
 def resolve_all(
-    files: Sequence[FileEntry],
+    files: Iterable[FileEntry],
     registry: RegistryFacts,
     workspace_order: Sequence[str],
     by_stem: Mapping[str, str],
 ) -> Resolution:
     """A whole resolution, with its links and list rows."""
-    resolver = _Resolver(registry, workspace_order, by_stem)
-    resolved = resolver.run(files)
-    links = build_links(resolver.fresh(), files)
+    links: dict[str, list[str]] = {}
+    resolved = _Resolver(registry, workspace_order, by_stem).run(files, links)
     listing = build_listing(resolved["steps"], registry.definitions, workspace_order)
     return Resolution(resolved, links, listing)
 

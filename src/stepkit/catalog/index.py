@@ -10,15 +10,16 @@ again. Parsing many files uses every core.
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from stepkit.catalog.discovery import read_summaries, read_summary
+from stepkit.catalog.discovery import encode_summary, read_summaries, read_summary
 from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
 from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
-from stepkit.catalog.store import IndexData, _Section, summary_hash
+from stepkit.catalog.store import IndexData, _Section
 
 if TYPE_CHECKING:
     from stepkit.project import Project, RawFile
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 PARALLEL_THRESHOLD: Final = 1500
 #: Components parsed only when a query needs them (resolution does not).
 LAZY_COMPONENTS: Final = frozenset({"script"})
-_NO_SUMMARY: Final[dict[str, Any]] = {}
 
 Progress = Callable[[int, int], None]
 
@@ -80,8 +80,9 @@ def parse_files(
     workers: int | None = None,
     progress: Progress | None = None,
     meanwhile: Callable[[], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Summaries of every (path, component), in order; in several processes when many.
+) -> list[bytes]:
+    """Encoded summaries of every (path, component), in order; in several processes when
+    many. The parent receives bytes only, as they arrive, never the syntax trees.
 
     ``meanwhile`` runs in this process while the workers parse (e.g. reading the registry).
     """
@@ -91,7 +92,7 @@ def parse_files(
             meanwhile()
         out = []
         for i, (path, component) in enumerate(jobs):
-            out.append(read_summary(path, component))
+            out.append(encode_summary(read_summary(path, component)))
             if progress is not None and i % 500 == 0:
                 progress(i, len(jobs))
         return out
@@ -103,7 +104,7 @@ def parse_files(
     # fork: the workers need nothing but this module, already imported (and they inherit
     # the paused garbage collector, which halves the cost of building syntax trees)
     context = multiprocessing.get_context("fork")
-    results: list[dict[str, Any]] = []
+    results: list[bytes] = []
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = [pool.submit(read_summaries, c) for c in chunks]
         if meanwhile is not None:
@@ -121,7 +122,7 @@ def parse_files(
 def _entry(path: str, row: list[Any], summaries: Mapping[str, list[Any]]) -> FileEntry:
     """The file as resolution sees it: its summary only while it is current."""
     found = summaries.get(path)
-    summary = found[1] if found is not None and found[0] == row[5] else _NO_SUMMARY
+    summary = found[1] if found is not None and found[0] == row[5] else None
     return FileEntry(path, row[0], row[1], summary)
 
 
@@ -155,7 +156,7 @@ def resolved_index(
         result = _resolve_changed(previous, files, summaries, changed, facts, order)
     if result is None:
         stems = registry_stems(facts)
-        entries = [_entry(path, row, summaries) for path, row in files.items()]
+        entries = (_entry(path, row, summaries) for path, row in files.items())
         result = resolve_all(entries, facts, order, stems)
     else:
         stems = previous.deep.value["stems"] if previous is not None else {}
@@ -224,6 +225,7 @@ def refresh(
     files: dict[str, list[Any]] = {}
     jobs: list[tuple[str, str]] = []
     lazy = reused = 0
+    fresh: list[str] = []  # paths not reused: new or changed
     for path, ws, component, mtime, size, inode in records:
         before = old.get(path)
         if (
@@ -236,11 +238,12 @@ def refresh(
         ):
             files[path] = before
             reused += 1
-        elif component in LAZY_COMPONENTS:
-            files[path] = [ws, component, mtime, size, inode, None]
+            continue
+        files[path] = [ws, component, mtime, size, inode, None]
+        fresh.append(path)
+        if component in LAZY_COMPONENTS:
             lazy += before is None  # a new script is a new file; a changed one is not
         else:
-            files[path] = [ws, component, mtime, size, inode, None]
             jobs.append((path, component))
     key = registry_key(project)
     registry_reused = previous is not None and previous.registry_key == key
@@ -253,10 +256,13 @@ def refresh(
     parsed = parse_files(jobs, workers=workers, progress=progress, meanwhile=load) if jobs else []
     if not jobs:
         load()
-    removed = sum(1 for path in old if path not in files)
+    # every old path not walked again is gone (no second pass over the 50,000 when none is)
+    kept = reused + sum(1 for path in fresh if path in old)
+    gone = [path for path in old if path not in files] if kept < len(old) else []
+    removed = len(gone)
     same_identity = True
     for (path, _component), summary in zip(jobs, parsed, strict=True):
-        digest = summary_hash(summary)
+        digest = zlib.crc32(summary)
         files[path][5] = digest
         before = old.get(path)
         same_identity = same_identity and before is not None and before[5] == digest
@@ -288,10 +294,8 @@ def refresh(
     summaries = dict(previous.summaries) if previous is not None else {}
     for (path, _component), summary in zip(jobs, parsed, strict=True):
         summaries[path] = [files[path][5], summary]
-    for path in [p for p in summaries if p not in files]:
-        del summaries[path]
-    changed_paths = [p for p, row in files.items() if row is not old.get(p)]
-    changed_paths += [p for p in old if p not in files]
+    for path in gone:
+        summaries.pop(path, None)
     data = resolved_index(
         project,
         facts,
@@ -301,7 +305,7 @@ def refresh(
         registry_key=key,
         snapshot=previous.project if previous is not None else {},
         previous=previous if registry_reused else None,
-        changed=changed_paths,
+        changed=[*fresh, *gone],
     )
     return data, facts, RefreshCounts(len(jobs) + lazy, reused, removed, True, True)
 
@@ -313,8 +317,8 @@ def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
     for path in paths:
         row = data.files.get(path)
         if row is not None and data.summary(path) is None:
-            summary = read_summary(path, row[1])
-            row[5] = summary_hash(summary)
+            summary = encode_summary(read_summary(path, row[1]))
+            row[5] = zlib.crc32(summary)
             summaries[path] = [row[5], summary]
             count += 1
     return count
@@ -359,8 +363,8 @@ def update_paths(
         if component in LAZY_COMPONENTS:
             same_identity = same_identity and before is not None
             continue
-        summary = read_summary(key, component)
-        row[5] = summary_hash(summary)
+        summary = encode_summary(read_summary(key, component))
+        row[5] = zlib.crc32(summary)
         fresh[key] = [row[5], summary]
         same_identity = same_identity and before is not None and before[5] == row[5]
     if not touched:

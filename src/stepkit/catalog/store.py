@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 5  # 5: links and stems for incremental resolution
+FORMAT_VERSION: Final = 6  # 5: links, stems (incremental resolution); 6: encoded summaries
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 _HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
 
@@ -52,11 +52,6 @@ def gc_paused() -> Iterator[None]:
 
 def index_path(project: Project) -> Path:
     return project.state_dir / "catalog" / "index.bin"
-
-
-def summary_hash(summary: Any) -> int:
-    """A stable digest of a summary (marshal version 2 has no back-references)."""
-    return zlib.crc32(marshal.dumps(summary, 2))
 
 
 class _Section:
@@ -106,7 +101,8 @@ class IndexData:
     project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
     listing: list[list[Any]] = field(default_factory=list)
     deep: _Section = field(default_factory=_Section)  # {"resolved": …, "registry": …}
-    summary_section: _Section = field(default_factory=_Section)  # path → [hash, summary]
+    # path → [hash, encoded summary] (see discovery.encode_summary: decoded on use)
+    summary_section: _Section = field(default_factory=_Section)
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -126,7 +122,7 @@ class IndexData:
         entry = self.summaries.get(path)
         if row is None or entry is None or row[5] is None or entry[0] != row[5]:
             return None
-        return entry[1]  # type: ignore[no-any-return]
+        return marshal.loads(entry[1])  # type: ignore[no-any-return]
 
     def main_section(self) -> dict[str, Any]:
         return {
