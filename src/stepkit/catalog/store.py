@@ -1,7 +1,8 @@
 """The catalog index on disk: ``<state_dir>/catalog/index.bin``.
 
 A header (magic, format version, then length and CRC-32 of each section) and three
-``marshal`` sections of plain data:
+sections of plain data, each a run of length-prefixed ``marshal`` pieces (:func:`pack`:
+no section is ever encoded whole in memory):
 
 1. always read: per-file stat rows, keys, the project snapshot and the ``list`` rows;
 2. read on first use: the resolved steps and the registry digest;
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 6  # 5: links, stems (incremental resolution); 6: encoded summaries
+FORMAT_VERSION: Final = 7  # 5: links, stems; 6: encoded summaries; 7: packed pieces
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 _HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
 
@@ -71,19 +72,87 @@ class _Section:
         if self._value is None:
             blob, self._blob = self._blob, None
             try:
-                self._value = marshal.loads(blob) if blob else {}
-            except (EOFError, ValueError, TypeError) as exc:  # the CRC passed: a marshal bug
+                self._value = unpack(blob) if blob else {}
+            except (EOFError, ValueError, TypeError, KeyError) as exc:  # the CRC passed
                 raise ValueError(f"unreadable index section ({type(exc).__name__})") from exc
         return self._value
 
-    def encoded(self) -> tuple[bytes, int]:
-        """(bytes, CRC-32) to write."""
+    def pieces(self) -> Iterator[bytes]:
+        """The section's bytes, a piece at a time (as it was read, when never decoded)."""
         if self._value is None and self._blob is not None:
-            if self._crc is None:
-                self._crc = zlib.crc32(self._blob)
-            return self._blob, self._crc
-        blob = marshal.dumps(self.value)
-        return blob, zlib.crc32(blob)
+            yield self._blob
+            return
+        yield from pack(self.value)
+
+    def known_crc(self) -> int | None:
+        """The CRC-32 of :meth:`pieces` when it is known already (a section never decoded)."""
+        if self._value is None and self._blob is not None:
+            return self._crc
+        return None
+
+
+#: Entries per packed piece: a few hundred KB of bytes, not tens of MB at once.
+PIECE_ENTRIES: Final = 4096
+_LENGTH: Final = struct.Struct("<I")
+
+
+def pack(value: dict[Any, Any]) -> Iterator[bytes]:
+    """A dict as length-prefixed ``marshal`` pieces of at most :data:`PIECE_ENTRIES`
+    entries each, nested large dicts and lists split too: writing 50,000 rows never holds their
+    whole encoding in memory. Each piece is (key path, entries); see :func:`unpack`."""
+    for path, part in _parts(value, ()):
+        blob = marshal.dumps((path, part))
+        yield _LENGTH.pack(len(blob))
+        yield blob
+
+
+def _parts(
+    value: dict[Any, Any], path: tuple[Any, ...]
+) -> Iterator[tuple[tuple[Any, ...], dict[Any, Any] | list[Any]]]:
+    chunk: dict[Any, Any] = {}
+    emitted = False
+    for key, item in value.items():
+        if isinstance(item, (dict, list)) and len(item) > PIECE_ENTRIES:
+            if chunk:
+                yield path, chunk
+                chunk = {}
+            if isinstance(item, dict):
+                yield from _parts(item, (*path, key))
+            else:  # a long list: in runs, extended on reading
+                for start in range(0, len(item), PIECE_ENTRIES):
+                    yield (*path, key), item[start : start + PIECE_ENTRIES]
+            emitted = True
+        else:
+            chunk[key] = item
+            if len(chunk) >= PIECE_ENTRIES:
+                yield path, chunk
+                chunk, emitted = {}, True
+    if chunk or not emitted:
+        yield path, chunk
+
+
+def unpack(blob: bytes | memoryview) -> dict[Any, Any]:
+    """The dict :func:`pack` wrote, in its order."""
+    view = memoryview(blob)
+    out: dict[Any, Any] = {}
+    offset = 0
+    while offset < len(view):
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += _LENGTH.size
+        if offset + length > len(view):
+            raise EOFError("piece runs past the section")
+        path, part = marshal.loads(view[offset : offset + length])
+        offset += length
+        target = out
+        if isinstance(part, list):
+            *path, last = path
+        for key in path:
+            target = target.setdefault(key, {})
+        if isinstance(part, list):
+            target.setdefault(last, []).extend(part)
+        else:
+            target.update(part)
+    return out
 
 
 @dataclass(slots=True)
@@ -134,18 +203,17 @@ class IndexData:
         }
 
 
-def encode_sections(data: IndexData) -> list[bytes]:
-    """The header and the three sections, ready to be written one after the other."""
-    main = marshal.dumps(data.main_section())
-    parts = [(main, zlib.crc32(main)), data.deep.encoded(), data.summary_section.encoded()]
-    lengths: list[int] = []
-    for blob, crc in parts:
-        lengths += [len(blob), crc]
-    return [_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *(blob for blob, _ in parts)]
+def _section_pieces(data: IndexData) -> list[Iterator[bytes]]:
+    return [pack(data.main_section()), data.deep.pieces(), data.summary_section.pieces()]
 
 
 def encode(data: IndexData) -> bytes:
-    return b"".join(encode_sections(data))
+    """The whole index as bytes (what :func:`save_index` writes, piece by piece)."""
+    sections = [b"".join(pieces) for pieces in _section_pieces(data)]
+    lengths: list[int] = []
+    for blob in sections:
+        lengths += [len(blob), zlib.crc32(blob)]
+    return b"".join([_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *sections])
 
 
 def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[bytes, int]]:
@@ -171,7 +239,7 @@ def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[by
 
 def _from_sections(sections: list[tuple[bytes, int]]) -> IndexData:
     try:
-        main = marshal.loads(sections[0][0])
+        main = unpack(sections[0][0])
         return IndexData(
             files=main["files"],
             walk_problems=main["walk_problems"],
@@ -219,15 +287,15 @@ def save_index(path: Path, data: IndexData) -> bool:
         with atomic_writer(path, durable=False) as handle:
             handle.write(b"\0" * _HEADER.size)
             lengths: list[int] = []
-            main = marshal.dumps(data.main_section())
-            handle.write(main)
-            lengths += [len(main), zlib.crc32(main)]
-            del main
-            for section in (data.deep, data.summary_section):
-                blob, crc = section.encoded()
-                handle.write(blob)
-                lengths += [len(blob), crc]
-                del blob
+            known = [None, data.deep.known_crc(), data.summary_section.known_crc()]
+            for pieces, known_crc in zip(_section_pieces(data), known, strict=True):
+                length = crc = 0
+                for piece in pieces:
+                    handle.write(piece)
+                    length += len(piece)
+                    if known_crc is None:
+                        crc = zlib.crc32(piece, crc)
+                lengths += [length, crc if known_crc is None else known_crc]
             handle.seek(0)
             handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths))
     except OSError:  # the index is a cache: failing to write it never fails the query
