@@ -119,10 +119,10 @@ def parse_files(
 # -- refresh ----------------------------------------------------------------------------------
 
 
-def _entry(path: str, row: list[Any], summaries: Mapping[str, list[Any]]) -> FileEntry:
+def _entry(path: str, row: list[Any], summaries: Mapping[str, bytes]) -> FileEntry:
     """The file as resolution sees it: its summary only while it is current."""
     found = summaries.get(path)
-    summary = found[1] if found is not None and found[0] == row[5] else None
+    summary = found if found is not None and zlib.crc32(found) == row[5] else None
     return FileEntry(path, row[0], row[1], summary)
 
 
@@ -130,7 +130,7 @@ def resolved_index(
     project: Project,
     facts: RegistryFacts,
     files: dict[str, list[Any]],
-    summaries: dict[str, list[Any]],
+    summaries: dict[str, bytes],
     *,
     walk_problems: list[list[Any]],
     registry_key: list[Any],
@@ -175,7 +175,7 @@ def resolved_index(
 def _resolve_changed(
     previous: IndexData,
     files: dict[str, list[Any]],
-    summaries: dict[str, list[Any]],
+    summaries: dict[str, bytes],
     changed: Iterable[str],
     facts: RegistryFacts,
     order: tuple[str, ...],
@@ -293,7 +293,7 @@ def refresh(
         facts = RegistryFacts.from_rows(previous.registry)
     summaries = dict(previous.summaries) if previous is not None else {}
     for (path, _component), summary in zip(jobs, parsed, strict=True):
-        summaries[path] = [files[path][5], summary]
+        summaries[path] = summary
     for path in gone:
         summaries.pop(path, None)
     data = resolved_index(
@@ -319,7 +319,7 @@ def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
         if row is not None and data.summary(path) is None:
             summary = encode_summary(read_summary(path, row[1]))
             row[5] = zlib.crc32(summary)
-            summaries[path] = [row[5], summary]
+            summaries[path] = summary
             count += 1
     return count
 
@@ -338,7 +338,7 @@ def update_paths(
     from stepkit.project import COMPONENT_DIRS
 
     files = dict(data.files)
-    fresh: dict[str, list[Any]] = {}
+    fresh: dict[str, bytes] = {}
     touched = 0
     same_identity = True
     for path in changed:
@@ -365,7 +365,7 @@ def update_paths(
             continue
         summary = encode_summary(read_summary(key, component))
         row[5] = zlib.crc32(summary)
-        fresh[key] = [row[5], summary]
+        fresh[key] = summary
         same_identity = same_identity and before is not None and before[5] == row[5]
     if not touched:
         return data, 0

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 7  # 5: links, stems; 6: encoded summaries; 7: packed pieces
+FORMAT_VERSION: Final = 8  # 5: links, stems; 6, 8: encoded summaries; 7: pieces
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 _HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
 
@@ -170,7 +170,7 @@ class IndexData:
     project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
     listing: list[list[Any]] = field(default_factory=list)
     deep: _Section = field(default_factory=_Section)  # {"resolved": …, "registry": …}
-    # path → [hash, encoded summary] (see discovery.encode_summary: decoded on use)
+    # path → encoded summary (discovery.encode_summary; its CRC-32 is the hash in ``files``)
     summary_section: _Section = field(default_factory=_Section)
 
     @property
@@ -182,16 +182,16 @@ class IndexData:
         return self.deep.value["registry"]  # type: ignore[no-any-return]
 
     @property
-    def summaries(self) -> dict[str, list[Any]]:
+    def summaries(self) -> dict[str, bytes]:
         return self.summary_section.value  # type: ignore[no-any-return]
 
     def summary(self, path: str) -> dict[str, Any] | None:
         """The file's summary if it is current (None: not parsed since it changed)."""
         row = self.files.get(path)
-        entry = self.summaries.get(path)
-        if row is None or entry is None or row[5] is None or entry[0] != row[5]:
+        encoded = self.summaries.get(path)
+        if row is None or encoded is None or row[5] is None or zlib.crc32(encoded) != row[5]:
             return None
-        return marshal.loads(entry[1])  # type: ignore[no-any-return]
+        return marshal.loads(encoded)  # type: ignore[no-any-return]
 
     def main_section(self) -> dict[str, Any]:
         return {
