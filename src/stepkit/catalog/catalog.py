@@ -78,6 +78,7 @@ class StepCatalog:
         self._aliases: dict[str, str] | None = None
         self._search: SearchIndex | None = None
         self._preloaded = preloaded
+        self._rank = {ws: i for i, ws in enumerate(project.workspace_ids)}
         self.last_refresh = self.refresh(rebuild=rebuild, progress=progress)
 
     @classmethod
@@ -269,7 +270,7 @@ class StepCatalog:
         shadowed: list[ComponentFile] = []
         for component in COMPONENTS:
             for path, ws, job, via in parts.get(component, ()):
-                record = ComponentFile(Path(path), component, ws, job, via)
+                record = ComponentFile(path, component, ws, job, via)
                 if component == "spec":
                     if job in specs:
                         shadowed.append(record)
@@ -284,7 +285,7 @@ class StepCatalog:
             spec = next(iter(specs.values()))
         if spec is not None:
             components["spec"] = spec
-        rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
+        rank = self._rank
         workspaces = [f.workspace_id for f in (*components.values(), *specs.values())]
         if definition is not None:
             workspaces.append(definition.workspace_id)
