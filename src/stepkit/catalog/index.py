@@ -158,16 +158,13 @@ def resolved_index(
         stems = registry_stems(facts)
         entries = (_entry(path, row, summaries) for path, row in files.items())
         result = resolve_all(entries, facts, order, stems)
+        data.registry_section = _Section(
+            value={"registry": dict(facts.definitions), "stems": stems}
+        )
     else:
-        stems = previous.deep.value["stems"] if previous is not None else {}
-    data.deep = _Section(
-        value={
-            "resolved": result.resolved,
-            "registry": dict(facts.definitions),
-            "links": result.links,
-            "stems": stems,
-        }
-    )
+        assert previous is not None  # a partial resolution starts from one
+        data.registry_section = previous.registry_section
+    data.deep = _Section(value={"resolved": result.resolved, "links": result.links})
     data.listing = result.listing
     return data
 
@@ -201,7 +198,7 @@ def _resolve_changed(
         entry=lambda path: _entry(path, files[path], summaries),
         registry=facts,
         workspace_order=order,
-        by_stem=deep["stems"],
+        by_stem=previous.stems,
         total=len(files),
     )
 
@@ -282,6 +279,7 @@ def refresh(
             registry_key=key,
             project=previous.project,
             listing=previous.listing,
+            registry_section=previous.registry_section,
             deep=previous.deep,
             summary_section=previous.summary_section,
         )
@@ -376,6 +374,7 @@ def update_paths(
             registry_key=data.registry_key,
             project=data.project,
             listing=data.listing,
+            registry_section=data.registry_section,
             deep=data.deep,
             summary_section=data.summary_section,
         )

@@ -1,12 +1,13 @@
 """The catalog index on disk: ``<state_dir>/catalog/index.bin``.
 
-A header (magic, format version, then length and CRC-32 of each section) and three
+A header (magic, format version, then length and CRC-32 of each section) and four
 sections of plain data, each a run of length-prefixed ``marshal`` pieces (:func:`pack`:
 no section is ever encoded whole in memory):
 
 1. always read: per-file stat rows, keys, the project snapshot and the ``list`` rows;
-2. read on first use: the resolved steps and the registry digest;
-3. read on first use: the per-file summaries.
+2. read on first use: the registry digest and its file-name stems;
+3. read on first use: the resolved steps and the links of incremental resolution;
+4. read on first use: the per-file summaries.
 
 A warm ``catalog list`` decodes only the first. Anything that does not check out — wrong
 magic or version, short, CRC mismatch, unreadable payload — is rebuilt with a warning,
@@ -30,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 8  # 5: links, stems; 6, 8: encoded summaries; 7: pieces
+FORMAT_VERSION: Final = 9  # 5: links; 6, 8: encoded summaries; 7: pieces; 9: 4 sections
 MAGIC: Final = b"STEPKIT-CATALOG\0"
-_HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
+_HEADER: Final = struct.Struct("<16sI" + "QI" * 4)  # magic, version, (length, crc32) × 4
 
 
 @contextmanager
@@ -169,7 +170,10 @@ class IndexData:
     registry_key: list[Any] = field(default_factory=list)
     project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
     listing: list[list[Any]] = field(default_factory=list)
-    deep: _Section = field(default_factory=_Section)  # {"resolved": …, "registry": …}
+    # {"registry": digest rows, "stems": file-name stems}: apart, so that reading the
+    # registry digest (watch mode does) leaves the large section below as it was read
+    registry_section: _Section = field(default_factory=_Section)
+    deep: _Section = field(default_factory=_Section)  # {"resolved": …, "links": …}
     # path → encoded summary (discovery.encode_summary; its CRC-32 is the hash in ``files``)
     summary_section: _Section = field(default_factory=_Section)
 
@@ -179,7 +183,11 @@ class IndexData:
 
     @property
     def registry(self) -> dict[str, list[Any]]:
-        return self.deep.value["registry"]  # type: ignore[no-any-return]
+        return self.registry_section.value.get("registry", {})  # type: ignore[no-any-return]
+
+    @property
+    def stems(self) -> dict[str, str]:
+        return self.registry_section.value.get("stems", {})  # type: ignore[no-any-return]
 
     @property
     def summaries(self) -> dict[str, bytes]:
@@ -204,7 +212,12 @@ class IndexData:
 
 
 def _section_pieces(data: IndexData) -> list[Iterator[bytes]]:
-    return [pack(data.main_section()), data.deep.pieces(), data.summary_section.pieces()]
+    return [
+        pack(data.main_section()),
+        data.registry_section.pieces(),
+        data.deep.pieces(),
+        data.summary_section.pieces(),
+    ]
 
 
 def encode(data: IndexData) -> bytes:
@@ -246,8 +259,9 @@ def _from_sections(sections: list[tuple[bytes, int]]) -> IndexData:
             registry_key=main["registry_key"],
             project=main["project"],
             listing=main["listing"],
-            deep=_Section(blob=sections[1][0], crc=sections[1][1]),
-            summary_section=_Section(blob=sections[2][0], crc=sections[2][1]),
+            registry_section=_Section(blob=sections[1][0], crc=sections[1][1]),
+            deep=_Section(blob=sections[2][0], crc=sections[2][1]),
+            summary_section=_Section(blob=sections[3][0], crc=sections[3][1]),
         )
     except (EOFError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"unreadable payload ({type(exc).__name__})") from exc
@@ -287,7 +301,12 @@ def save_index(path: Path, data: IndexData) -> bool:
         with atomic_writer(path, durable=False) as handle:
             handle.write(b"\0" * _HEADER.size)
             lengths: list[int] = []
-            known = [None, data.deep.known_crc(), data.summary_section.known_crc()]
+            known = [
+                None,
+                data.registry_section.known_crc(),
+                data.deep.known_crc(),
+                data.summary_section.known_crc(),
+            ]
             for pieces, known_crc in zip(_section_pieces(data), known, strict=True):
                 length = crc = 0
                 for piece in pieces:
