@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -95,6 +96,7 @@ class _Section:
 #: Entries per packed piece: a few hundred KB of bytes, not tens of MB at once.
 PIECE_ENTRIES: Final = 4096
 _LENGTH: Final = struct.Struct("<I")
+_CONTAINERS: Final = (dict, list)
 
 
 def pack(value: dict[Any, Any]) -> Iterator[bytes]:
@@ -110,6 +112,13 @@ def pack(value: dict[Any, Any]) -> Iterator[bytes]:
 def _parts(
     value: dict[Any, Any], path: tuple[Any, ...]
 ) -> Iterator[tuple[tuple[Any, ...], dict[Any, Any] | list[Any]]]:
+    if len(value) > PIECE_ENTRIES and not any(
+        type(item) in _CONTAINERS and len(item) > PIECE_ENTRIES for item in value.values()
+    ):  # many small entries (file rows, summaries): runs cut in C, not entry by entry
+        items = iter(value.items())
+        while run := dict(islice(items, PIECE_ENTRIES)):
+            yield path, run
+        return
     chunk: dict[Any, Any] = {}
     emitted = False
     for key, item in value.items():
