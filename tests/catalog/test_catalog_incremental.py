@@ -120,6 +120,7 @@ def test_incremental_resolution_equals_a_whole_one(
             after.pop(paths[i % len(paths)], None)
     changed = {p for p in {*before, *after} if before.get(p) != after.get(p)}
     whole = resolve_all(list(after.values()), REGISTRY, WORKSPACES, stems_)
+    links_before = _normal(previous)
     partial = resolve_changed(
         previous=previous,
         old={p: before.get(p) for p in changed},
@@ -130,6 +131,7 @@ def test_incremental_resolution_equals_a_whole_one(
         by_stem=stems_,
         total=len(after),
     )
+    assert _normal(previous) == links_before  # the previous resolution is left whole
     if partial is None:  # the change reaches too many files: resolved as a whole instead
         return
     assert partial.resolved == whole.resolved

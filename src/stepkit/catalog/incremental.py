@@ -64,11 +64,11 @@ def resolve_changed(
         old: changed path → its entry before (None: it is new).
         current: changed path → its entry now (absent: it is gone).
         entry: path → its current :class:`FileEntry` (any indexed file).
-        previous: the resolution before the change; its ``links`` are updated in place.
+        previous: the resolution before the change (left as it is).
         total: how many files are indexed.
     """
     keyer = _Resolver(registry, workspace_order, by_stem)
-    links = previous.links
+    links = dict(previous.links)  # new lists where they change: ``previous`` stays whole
     seeds: set[str] = set()
     for path, before in old.items():
         if before is not None:
@@ -76,14 +76,16 @@ def resolve_changed(
                 seeds.add(key)
                 paths = links.get(key)
                 if paths is not None and path in paths:
-                    paths.remove(path)
-                    if not paths:
+                    rest = [p for p in paths if p != path]
+                    if rest:
+                        links[key] = rest
+                    else:
                         del links[key]
         now = current.get(path)
         if now is not None:
             for key in keyer.file_keys(now):
                 seeds.add(key)
-                links.setdefault(key, []).append(path)
+                links[key] = [*links.get(key, ()), path]
     # every file connected to the seeds, and every key they touch
     keys = set(seeds)
     frontier = list(seeds)
