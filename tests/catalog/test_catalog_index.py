@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog
@@ -198,3 +201,28 @@ def test_a_changed_registry_is_read_again(make_project: MakeProject) -> None:
     info = catalog.get_step_info("Experimental")
     assert info.registered and info.step_type == "Utility"
     assert open_catalog(root).get_step_info("Experimental").registered
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    value=st.dictionaries(
+        st.text(max_size=3),
+        st.one_of(
+            st.integers(),
+            st.lists(st.text(max_size=2), max_size=8),
+            st.dictionaries(st.integers(0, 50), st.integers(), max_size=12),
+        ),
+        max_size=12,
+    )
+)
+def test_packed_pieces_give_back_the_same_dict_in_the_same_order(value: dict[str, Any]) -> None:
+    # tiny pieces, so that top-level and nested dicts are both split
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "PIECE_ENTRIES", 3)
+        pieces = list(store.pack(value))
+    unpacked = store.unpack(b"".join(pieces))
+    assert unpacked == value
+    assert list(unpacked) == list(value)
+    for key, item in value.items():
+        if isinstance(item, dict):
+            assert list(unpacked[key]) == list(item)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
@@ -86,6 +87,20 @@ def test_cli_list_json_fast_path_equals_the_full_cli(
     main(["-p", str(root), "catalog", "list", "--json", "--type", "Training", "-j", "training"])
     filtered = json.loads(capsys.readouterr().out)["steps"]
     assert [r["name"] for r in filtered] == ["XGBoostTraining"]
+
+
+def test_cli_list_json_cold_fast_path_builds_the_index_like_the_full_cli(
+    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project({"alice": [Step("Sampler")], "shared": STEPS})
+    main(["-p", str(root), "catalog", "list", "--json"])  # no index yet: built here
+    cold = capsys.readouterr().out
+    assert (root / ".stepkit" / "catalog" / "index.bin").is_file()
+    shutil.rmtree(root / ".stepkit")
+    code, full = _cli(root, "list", "--json")
+    assert code == 0
+    assert json.loads(cold) == json.loads(full)
+    assert "Sampler" in [r["name"] for r in json.loads(cold)["steps"]]
 
 
 def test_cli_list_fast_path_reports_unknown_workspace(

@@ -8,7 +8,7 @@ records they return are built on first use and kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from stepkit.names import pascal_to_snake, split_node_name
 if TYPE_CHECKING:
     from stepkit.catalog.search import SearchIndex, SearchResult
     from stepkit.components import ScriptContract, StepSpecification
-    from stepkit.project import Project
+    from stepkit.project import Project, RawFile
     from stepkit.registry.definitions import StepDefinition
     from stepkit.registry.layering import Registry
 
@@ -78,6 +78,7 @@ class StepCatalog:
         self._aliases: dict[str, str] | None = None
         self._search: SearchIndex | None = None
         self._preloaded = preloaded
+        self._rank = {ws: i for i, ws in enumerate(project.workspace_ids)}
         self.last_refresh = self.refresh(rebuild=rebuild, progress=progress)
 
     @classmethod
@@ -149,7 +150,7 @@ class StepCatalog:
             self.project,
             self._build_facts,
             previous=previous,
-            records=walk.files,
+            records=_consumed(walk.files),
             walk_problems=problems,
             workers=self._workers,
             progress=progress,
@@ -269,7 +270,7 @@ class StepCatalog:
         shadowed: list[ComponentFile] = []
         for component in COMPONENTS:
             for path, ws, job, via in parts.get(component, ()):
-                record = ComponentFile(Path(path), component, ws, job, via)
+                record = ComponentFile(path, component, ws, job, via)
                 if component == "spec":
                     if job in specs:
                         shadowed.append(record)
@@ -284,7 +285,7 @@ class StepCatalog:
             spec = next(iter(specs.values()))
         if spec is not None:
             components["spec"] = spec
-        rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
+        rank = self._rank
         workspaces = [f.workspace_id for f in (*components.values(), *specs.values())]
         if definition is not None:
             workspaces.append(definition.workspace_id)
@@ -482,6 +483,18 @@ class StepCatalog:
     @property
     def data(self) -> IndexData:
         return self._data
+
+
+def _consumed(records: list[RawFile]) -> Iterator[RawFile]:
+    """The walked records, each let go once read: the index keeps what it needs of them,
+    and 50,000 tuples held to the end are memory a cold start cannot spare."""
+    for i, record in enumerate(records):
+        records[i] = _GONE
+        yield record
+    records.clear()
+
+
+_GONE: RawFile = ("", "", "", 0, 0, 0)
 
 
 def _log_warning(message: str) -> None:

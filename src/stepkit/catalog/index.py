@@ -10,15 +10,16 @@ again. Parsing many files uses every core.
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from stepkit.catalog.discovery import read_summaries, read_summary
-from stepkit.catalog.listing import build_listing
-from stepkit.catalog.resolution import FileEntry, RegistryFacts, resolve
-from stepkit.catalog.store import IndexData, _Section, summary_hash
+from stepkit.catalog.discovery import encode_summary, read_summaries, read_summary
+from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
+from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
+from stepkit.catalog.store import IndexData, _Section
 
 if TYPE_CHECKING:
     from stepkit.project import Project, RawFile
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 PARALLEL_THRESHOLD: Final = 1500
 #: Components parsed only when a query needs them (resolution does not).
 LAZY_COMPONENTS: Final = frozenset({"script"})
-_NO_SUMMARY: Final[dict[str, Any]] = {}
 
 Progress = Callable[[int, int], None]
 
@@ -74,17 +74,15 @@ def registry_key(project: Project) -> list[Any]:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-# -- parsing ----------------------------------------------------------------------------------
-
-
 def parse_files(
     jobs: list[tuple[str, str]],
     *,
     workers: int | None = None,
     progress: Progress | None = None,
     meanwhile: Callable[[], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Summaries of every (path, component), in order; in several processes when many.
+) -> list[bytes]:
+    """Encoded summaries of every (path, component), in order; in several processes when
+    many. The parent receives bytes only, as they arrive, never the syntax trees.
 
     ``meanwhile`` runs in this process while the workers parse (e.g. reading the registry).
     """
@@ -94,7 +92,7 @@ def parse_files(
             meanwhile()
         out = []
         for i, (path, component) in enumerate(jobs):
-            out.append(read_summary(path, component))
+            out.append(encode_summary(read_summary(path, component)))
             if progress is not None and i % 500 == 0:
                 progress(i, len(jobs))
         return out
@@ -106,7 +104,7 @@ def parse_files(
     # fork: the workers need nothing but this module, already imported (and they inherit
     # the paused garbage collector, which halves the cost of building syntax trees)
     context = multiprocessing.get_context("fork")
-    results: list[dict[str, Any]] = []
+    results: list[bytes] = []
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = [pool.submit(read_summaries, c) for c in chunks]
         if meanwhile is not None:
@@ -121,25 +119,30 @@ def parse_files(
 # -- refresh ----------------------------------------------------------------------------------
 
 
-def _entries(data: IndexData) -> Iterable[FileEntry]:
-    summaries = data.summaries
-    for path, (ws, component, _m, _s, _i, digest) in data.files.items():
-        entry = summaries.get(path)
-        summary = entry[1] if entry is not None and entry[0] == digest else _NO_SUMMARY
-        yield FileEntry(path, ws, component, summary)
+def _entry(path: str, row: list[Any], summaries: Mapping[str, bytes]) -> FileEntry:
+    """The file as resolution sees it: its summary only while it is current."""
+    found = summaries.get(path)
+    summary = found if found is not None and zlib.crc32(found) == row[5] else None
+    return FileEntry(path, row[0], row[1], summary)
 
 
 def resolved_index(
     project: Project,
     facts: RegistryFacts,
     files: dict[str, list[Any]],
-    summaries: dict[str, list[Any]],
+    summaries: dict[str, bytes],
     *,
     walk_problems: list[list[Any]],
     registry_key: list[Any],
     snapshot: dict[str, Any],
+    previous: IndexData | None = None,
+    changed: Iterable[str] = (),
 ) -> IndexData:
-    """A new index for these files and summaries: steps resolved, list rows built."""
+    """A new index for these files and summaries: steps resolved, list rows built.
+
+    With ``previous`` (resolved for the same registry) and the ``changed`` paths, only the
+    steps those changes can reach are resolved again (see :mod:`stepkit.catalog.incremental`).
+    """
     data = IndexData(
         files=files,
         walk_problems=walk_problems,
@@ -147,10 +150,57 @@ def resolved_index(
         project=snapshot,
         summary_section=_Section(value=summaries),
     )
-    resolved = resolve(_entries(data), facts, project.workspace_ids)
-    data.deep = _Section(value={"resolved": resolved, "registry": dict(facts.definitions)})
-    data.listing = build_listing(resolved["steps"], facts.definitions, project.workspace_ids)
+    order = project.workspace_ids
+    result = None
+    if previous is not None and "links" in previous.deep.value:
+        result = _resolve_changed(previous, files, summaries, changed, facts, order)
+    if result is None:
+        stems = registry_stems(facts)
+        entries = (_entry(path, row, summaries) for path, row in files.items())
+        result = resolve_all(entries, facts, order, stems)
+        data.registry_section = _Section(
+            value={"registry": dict(facts.definitions), "stems": stems}
+        )
+    else:
+        assert previous is not None  # a partial resolution starts from one
+        data.registry_section = previous.registry_section
+    data.deep = _Section(value={"resolved": result.resolved, "links": result.links})
+    data.listing = result.listing
     return data
+
+
+def _resolve_changed(
+    previous: IndexData,
+    files: dict[str, list[Any]],
+    summaries: dict[str, bytes],
+    changed: Iterable[str],
+    facts: RegistryFacts,
+    order: tuple[str, ...],
+) -> Resolution | None:
+    before_files, before_summaries = previous.files, previous.summaries
+    old: dict[str, FileEntry | None] = {}
+    current: dict[str, FileEntry] = {}
+    for path in changed:
+        row = before_files.get(path)
+        was = _entry(path, row, before_summaries) if row is not None else None
+        row = files.get(path)
+        now = _entry(path, row, summaries) if row is not None else None
+        if was is not None and now is not None and was == now:
+            continue
+        old[path] = was
+        if now is not None:
+            current[path] = now
+    deep = previous.deep.value
+    return resolve_changed(
+        previous=Resolution(deep["resolved"], deep["links"], previous.listing),
+        old=old,
+        current=current,
+        entry=lambda path: _entry(path, files[path], summaries),
+        registry=facts,
+        workspace_order=order,
+        by_stem=previous.stems,
+        total=len(files),
+    )
 
 
 def refresh(
@@ -172,6 +222,7 @@ def refresh(
     files: dict[str, list[Any]] = {}
     jobs: list[tuple[str, str]] = []
     lazy = reused = 0
+    fresh: list[str] = []  # paths not reused: new or changed
     for path, ws, component, mtime, size, inode in records:
         before = old.get(path)
         if (
@@ -184,11 +235,12 @@ def refresh(
         ):
             files[path] = before
             reused += 1
-        elif component in LAZY_COMPONENTS:
-            files[path] = [ws, component, mtime, size, inode, None]
+            continue
+        files[path] = [ws, component, mtime, size, inode, None]
+        fresh.append(path)
+        if component in LAZY_COMPONENTS:
             lazy += before is None  # a new script is a new file; a changed one is not
         else:
-            files[path] = [ws, component, mtime, size, inode, None]
             jobs.append((path, component))
     key = registry_key(project)
     registry_reused = previous is not None and previous.registry_key == key
@@ -201,10 +253,13 @@ def refresh(
     parsed = parse_files(jobs, workers=workers, progress=progress, meanwhile=load) if jobs else []
     if not jobs:
         load()
-    removed = sum(1 for path in old if path not in files)
+    # every old path not walked again is gone (no second pass over the 50,000 when none is)
+    kept = reused + sum(1 for path in fresh if path in old)
+    gone = [path for path in old if path not in files] if kept < len(old) else []
+    removed = len(gone)
     same_identity = True
     for (path, _component), summary in zip(jobs, parsed, strict=True):
-        digest = summary_hash(summary)
+        digest = zlib.crc32(summary)
         files[path][5] = digest
         before = old.get(path)
         same_identity = same_identity and before is not None and before[5] == digest
@@ -224,6 +279,7 @@ def refresh(
             registry_key=key,
             project=previous.project,
             listing=previous.listing,
+            registry_section=previous.registry_section,
             deep=previous.deep,
             summary_section=previous.summary_section,
         )
@@ -235,9 +291,9 @@ def refresh(
         facts = RegistryFacts.from_rows(previous.registry)
     summaries = dict(previous.summaries) if previous is not None else {}
     for (path, _component), summary in zip(jobs, parsed, strict=True):
-        summaries[path] = [files[path][5], summary]
-    for path in [p for p in summaries if p not in files]:
-        del summaries[path]
+        summaries[path] = summary
+    for path in gone:
+        summaries.pop(path, None)
     data = resolved_index(
         project,
         facts,
@@ -246,6 +302,8 @@ def refresh(
         walk_problems=walk_problems,
         registry_key=key,
         snapshot=previous.project if previous is not None else {},
+        previous=previous if registry_reused else None,
+        changed=[*fresh, *gone],
     )
     return data, facts, RefreshCounts(len(jobs) + lazy, reused, removed, True, True)
 
@@ -257,9 +315,9 @@ def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
     for path in paths:
         row = data.files.get(path)
         if row is not None and data.summary(path) is None:
-            summary = read_summary(path, row[1])
-            row[5] = summary_hash(summary)
-            summaries[path] = [row[5], summary]
+            summary = encode_summary(read_summary(path, row[1]))
+            row[5] = zlib.crc32(summary)
+            summaries[path] = summary
             count += 1
     return count
 
@@ -278,7 +336,7 @@ def update_paths(
     from stepkit.project import COMPONENT_DIRS
 
     files = dict(data.files)
-    fresh: dict[str, list[Any]] = {}
+    fresh: dict[str, bytes] = {}
     touched = 0
     same_identity = True
     for path in changed:
@@ -303,9 +361,9 @@ def update_paths(
         if component in LAZY_COMPONENTS:
             same_identity = same_identity and before is not None
             continue
-        summary = read_summary(key, component)
-        row[5] = summary_hash(summary)
-        fresh[key] = [row[5], summary]
+        summary = encode_summary(read_summary(key, component))
+        row[5] = zlib.crc32(summary)
+        fresh[key] = summary
         same_identity = same_identity and before is not None and before[5] == row[5]
     if not touched:
         return data, 0
@@ -316,6 +374,7 @@ def update_paths(
             registry_key=data.registry_key,
             project=data.project,
             listing=data.listing,
+            registry_section=data.registry_section,
             deep=data.deep,
             summary_section=data.summary_section,
         )
@@ -330,6 +389,9 @@ def update_paths(
         walk_problems=data.walk_problems,
         registry_key=data.registry_key,
         snapshot=data.project,
+        previous=data,
+        changed=[p for p, row in files.items() if row is not data.files.get(p)]
+        + [p for p in data.files if p not in files],
     )
     return updated, touched
 

@@ -38,15 +38,21 @@ class ComponentFile:
     (named as entry point by a contract / a config) or ``name`` (file-name pattern).
     """
 
-    path: Path
+    location: str  # the path as the index keeps it; ``path`` makes the Path on demand
     component: str
     workspace_id: str
     job_type: str | None = None
     via: str = "name"
 
+    @property
+    def path(self) -> Path:
+        """The file (a ``Path`` is made when asked: most lookups never look at it, and
+        making five of them would be most of the cost of a first ``get_step_info``)."""
+        return Path(self.location)
+
     def as_json(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
+            "path": self.location,
             "component": self.component,
             "workspace_id": self.workspace_id,
             "job_type": self.job_type,

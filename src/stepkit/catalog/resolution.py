@@ -16,6 +16,7 @@ matching no step. The result is plain data (dicts, lists, strings) so the index 
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FileEntry", "RegistryFacts", "resolve"]
 
+_EMPTY: Final[Mapping[str, Any]] = {}
 #: Order in which components are resolved: later ones lean on earlier ones.
 ORDER: Final = ("config", "builder", "spec", "hyperparams", "contract", "script")
 _CLASS_SUFFIX: Final = {
@@ -45,12 +47,21 @@ _CLASS_SUFFIX: Final = {
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
-    """One indexed file: where it is, which workspace and component folder, its facts."""
+    """One indexed file: where it is, which workspace and component folder, its summary.
+
+    The summary stays encoded (``marshal``, a few hundred bytes) until resolution reads
+    it: 50,000 decoded summaries would be most of a cold start's memory.
+    """
 
     path: str
     workspace_id: str
     component: str
-    facts: Mapping[str, Any]  # the summary of discovery.summarize()
+    summary: bytes | None  # marshal of discovery.summarize() (None: not parsed)
+
+    @property
+    def facts(self) -> Mapping[str, Any]:
+        """The decoded summary (empty when the file is not parsed)."""
+        return marshal.loads(self.summary) if self.summary else _EMPTY
 
     @property
     def stem(self) -> str:
@@ -107,12 +118,17 @@ class RegistryFacts:
 
 
 class _Resolver:
-    def __init__(self, registry: RegistryFacts, workspace_order: Sequence[str]) -> None:
+    def __init__(
+        self,
+        registry: RegistryFacts,
+        workspace_order: Sequence[str],
+        by_stem: Mapping[str, str] | None = None,
+    ) -> None:
         self.registry = registry
         self.rank = {ws: i for i, ws in enumerate(workspace_order)}
         defs = registry.definitions
         self.known = set(defs)
-        self.by_stem = {pascal_to_snake(name): name for name in defs}
+        self.by_stem = by_stem if by_stem is not None else registry_stems(registry)
         self.by_config: dict[str, list[str]] = {}
         self.by_builder: dict[str, list[str]] = {}
         self.by_spec_type: dict[str, str] = {}
@@ -120,6 +136,18 @@ class _Resolver:
             self.by_config.setdefault(row[CONFIG_CLASS], []).append(name)
             self.by_builder.setdefault(row[BUILDER], []).append(name)
             self.by_spec_type.setdefault(row[SPEC_TYPE], name)
+        self._reset()
+
+    def fresh(self) -> _Resolver:
+        """A resolver with nothing resolved yet, sharing this one's registry tables."""
+        clone = object.__new__(_Resolver)
+        clone.registry, clone.rank, clone.known = self.registry, self.rank, self.known
+        clone.by_stem, clone.by_config = self.by_stem, self.by_config
+        clone.by_builder, clone.by_spec_type = self.by_builder, self.by_spec_type
+        clone._reset()
+        return clone
+
+    def _reset(self) -> None:
         self.steps: dict[str, dict[str, list[list[Any]]]] = {}
         self.evidence: set[str] = set()  # unregistered names something vouches for
         self.tentative: dict[str, list[tuple[str, list[Any]]]] = {}
@@ -165,10 +193,10 @@ class _Resolver:
 
     # -- components --------------------------------------------------------------------------
 
-    def classes(self, f: FileEntry) -> None:
+    def classes(self, f: FileEntry, facts: Mapping[str, Any]) -> None:
         owners = self.by_config if f.component == "config" else self.by_builder
         matched = False
-        classes = f.facts.get("classes", ())
+        classes = facts.get("classes", ())
         for class_name, _has_run, entry_points in classes:
             for name in owners.get(class_name, ()) if f.component != "hyperparams" else ():
                 self.assign(name, f.component, [f.path, f.workspace_id, None, "registry"])
@@ -189,32 +217,43 @@ class _Resolver:
         for entry in entry_points:
             self.entry_points.setdefault(entry.removesuffix(".py"), []).append(name)
 
-    def spec(self, f: FileEntry) -> None:
-        specs = f.facts.get("specs") or []
-        for s in specs:
+    def spec_targets(
+        self, f: FileEntry, facts: Mapping[str, Any]
+    ) -> list[tuple[str, str | None, str, tuple[str, str] | None]]:
+        """(step, job type, via, (contract stem, variable) it refers to) per declared spec;
+        what a spec file says depends on the registry and the file only."""
+        out: list[tuple[str, str | None, str, tuple[str, str] | None]] = []
+        for s in facts.get("specs") or ():
             name, job, literal, ref = s[2], s[3], s[4], s[5]
             if name is None and literal:
                 base, _, suffix = literal.partition("_")
                 name = self.by_spec_type.get(base, base)
                 job = suffix.lower() or None
+            via = "declared"
             if name is None:
                 name, job = self.by_file_name(f.stem, "spec")
                 via = "name"
-            else:
-                via = "declared"
+            target = None
+            if ref:
+                target = (ref[0].rsplit(".", 1)[-1] if ref[0] else f.stem, ref[1])
+            out.append((name, job, via, target))
+        if not out:
+            name, job = self.by_file_name(f.stem, "spec")
+            out.append((name, job, "name", None))
+        return out
+
+    def spec(self, f: FileEntry, facts: Mapping[str, Any]) -> None:
+        for name, job, via, target in self.spec_targets(f, facts):
+            if via == "declared":
                 self.vouch(name)
             self.assign(name, "spec", [f.path, f.workspace_id, job, via])
-            if ref:
-                stem = ref[0].rsplit(".", 1)[-1] if ref[0] else f.stem
-                self.contract_refs.setdefault((stem, ref[1]), []).append(name)
-        if not specs:
-            name, job = self.by_file_name(f.stem, "spec")
-            self.assign(name, "spec", [f.path, f.workspace_id, job, "name"])
+            if target is not None:
+                self.contract_refs.setdefault(target, []).append(name)
 
-    def contract(self, f: FileEntry) -> None:
+    def contract(self, f: FileEntry, facts: Mapping[str, Any]) -> None:
         owners: list[str] = []
         via = "spec"
-        contracts = f.facts.get("contracts", ())
+        contracts = facts.get("contracts", ())
         for var, _line, _entry in contracts:
             owners += self.contract_refs.get((f.stem, var), [])
         if not owners:
@@ -233,7 +272,7 @@ class _Resolver:
                 if isinstance(entry, str):
                     self.contract_scripts.setdefault(entry.removesuffix(".py"), []).append(name)
 
-    def script(self, f: FileEntry) -> None:
+    def script(self, f: FileEntry, facts: Mapping[str, Any]) -> None:
         owners, via = self.contract_scripts.get(f.stem, []), "contract"
         if not owners:
             owners, via = self.entry_points.get(f.stem, []), "entry_point"
@@ -244,28 +283,40 @@ class _Resolver:
 
     # -- whole ------------------------------------------------------------------------------
 
-    def run(self, files: Iterable[FileEntry]) -> dict[str, Any]:
+    def run(
+        self, files: Iterable[FileEntry], links: dict[str, list[str]] | None = None
+    ) -> dict[str, Any]:
+        """Resolve ``files``; each summary is decoded once, when its turn comes. With
+        ``links``, record there every key each file touches (see :meth:`file_keys`)."""
         by_component: dict[str, list[FileEntry]] = {c: [] for c in ORDER}
         for f in files:
-            for line, message in f.facts.get("problems", ()):
-                self.problems.append([f.path, f.workspace_id, line, message])
             by_component.setdefault(f.component, []).append(f)
-        for component in ORDER:
-            group = sorted(
-                by_component[component], key=lambda f: (self.rank.get(f.workspace_id, 99), f.path)
-            )
+        handlers = {
+            "config": self.classes,
+            "builder": self.classes,
+            "hyperparams": self.classes,
+            "spec": self.spec,
+            "contract": self.contract,
+            "script": self.script,
+        }
+        for component, group in by_component.items():
+            handle = handlers.get(component)
+            if handle is not None:
+                group.sort(key=lambda f: (self.rank.get(f.workspace_id, 99), f.path))
             for f in group:
-                if component in ("config", "builder", "hyperparams"):
-                    self.classes(f)
-                elif component == "spec":
-                    self.spec(f)
-                elif component == "contract":
-                    self.contract(f)
-                else:
-                    self.script(f)
+                facts = f.facts
+                for line, message in facts.get("problems", ()):
+                    self.problems.append([f.path, f.workspace_id, line, message])
+                if handle is not None:
+                    handle(f, facts)
+                if links is not None:
+                    for key in self.file_keys(f, facts):
+                        links.setdefault(key, []).append(f.path)
         self.settle_tentative()
+        # name order, not the order files were met in: the same for a whole and for an
+        # incremental resolution (find_step_by_component's first owner depends on it)
         return {
-            "steps": self.steps,
+            "steps": {name: self.steps[name] for name in sorted(self.steps)},
             "unmatched": sorted(self.unmatched),
             "problems": sorted(self.problems, key=lambda p: (p[0], p[2])),
         }
@@ -288,10 +339,57 @@ class _Resolver:
                 if len(found) > 1:
                     found.sort(key=lambda e: (rank.get(e[1], 99), e[0]))
 
+    # -- what a file can touch ----------------------------------------------------------------
+
+    def file_keys(self, f: FileEntry, facts: Mapping[str, Any] | None = None) -> set[str]:
+        """Every key resolving ``f`` may read or write: ``n:<step>`` (a step it may belong
+        to or vouch for), ``e:<stem>`` (an entry point: configs, contracts and scripts
+        meet there) and ``r:<stem>`` (a contract module specs refer to). A superset: two
+        files that share no key, directly or through others, never affect each other."""
+        keys: set[str] = set()
+        component = f.component
+        if facts is None:
+            facts = f.facts
+        if component in ("config", "builder", "hyperparams"):
+            owners = self.by_config if component == "config" else self.by_builder
+            matched = False
+            for class_name, _has_run, entry_points in facts.get("classes", ()):
+                if component != "hyperparams":
+                    for name in owners.get(class_name, ()):
+                        keys.add(f"n:{name}")
+                        matched = True
+                keys.update(f"e:{e.removesuffix('.py')}" for e in entry_points)
+            if not matched:
+                keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
+        elif component == "spec":
+            for name, _job, _via, target in self.spec_targets(f, facts):
+                keys.add(f"n:{name}")
+                if target is not None:
+                    keys.add(f"r:{target[0]}")
+        elif component == "contract":
+            keys.add(f"r:{f.stem}")
+            for _var, _line, entry in facts.get("contracts", ()):
+                if isinstance(entry, str):
+                    keys.add(f"e:{entry.removesuffix('.py')}")
+            keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
+        else:
+            keys.add(f"e:{f.stem}")
+            keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
+        return keys
+
+
+def registry_stems(registry: RegistryFacts) -> dict[str, str]:
+    """snake_case stem → step name, what file-name patterns are matched against."""
+    return {pascal_to_snake(name): name for name in registry.definitions}
+
 
 def resolve(
-    files: Iterable[FileEntry], registry: RegistryFacts, workspace_order: Sequence[str]
+    files: Iterable[FileEntry],
+    registry: RegistryFacts,
+    workspace_order: Sequence[str],
+    *,
+    by_stem: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Steps → components → [[path, workspace, job type, how it was matched], …], plus the
     files that match no step and every problem the files carry."""
-    return _Resolver(registry, workspace_order).run(files)
+    return _Resolver(registry, workspace_order, by_stem).run(files)

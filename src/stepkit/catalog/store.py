@@ -1,11 +1,13 @@
 """The catalog index on disk: ``<state_dir>/catalog/index.bin``.
 
-A header (magic, format version, then length and CRC-32 of each section) and three
-``marshal`` sections of plain data:
+A header (magic, format version, then length and CRC-32 of each section) and four
+sections of plain data, each a run of length-prefixed ``marshal`` pieces (:func:`pack`:
+no section is ever encoded whole in memory):
 
 1. always read: per-file stat rows, keys, the project snapshot and the ``list`` rows;
-2. read on first use: the resolved steps and the registry digest;
-3. read on first use: the per-file summaries.
+2. read on first use: the registry digest and its file-name stems;
+3. read on first use: the resolved steps and the links of incremental resolution;
+4. read on first use: the per-file summaries.
 
 A warm ``catalog list`` decodes only the first. Anything that does not check out — wrong
 magic or version, short, CRC mismatch, unreadable payload — is rebuilt with a warning,
@@ -23,15 +25,16 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 4
+FORMAT_VERSION: Final = 9  # 5: links; 6, 8: encoded summaries; 7: pieces; 9: 4 sections
 MAGIC: Final = b"STEPKIT-CATALOG\0"
-_HEADER: Final = struct.Struct("<16sI" + "QI" * 3)  # magic, version, (length, crc32) × 3
+_HEADER: Final = struct.Struct("<16sI" + "QI" * 4)  # magic, version, (length, crc32) × 4
 
 
 @contextmanager
@@ -54,11 +57,6 @@ def index_path(project: Project) -> Path:
     return project.state_dir / "catalog" / "index.bin"
 
 
-def summary_hash(summary: Any) -> int:
-    """A stable digest of a summary (marshal version 2 has no back-references)."""
-    return zlib.crc32(marshal.dumps(summary, 2))
-
-
 class _Section:
     """A marshal section decoded on first use (or built in memory)."""
 
@@ -76,19 +74,95 @@ class _Section:
         if self._value is None:
             blob, self._blob = self._blob, None
             try:
-                self._value = marshal.loads(blob) if blob else {}
-            except (EOFError, ValueError, TypeError) as exc:  # the CRC passed: a marshal bug
+                self._value = unpack(blob) if blob else {}
+            except (EOFError, ValueError, TypeError, KeyError) as exc:  # the CRC passed
                 raise ValueError(f"unreadable index section ({type(exc).__name__})") from exc
         return self._value
 
-    def encoded(self) -> tuple[bytes, int]:
-        """(bytes, CRC-32) to write."""
+    def pieces(self) -> Iterator[bytes]:
+        """The section's bytes, a piece at a time (as it was read, when never decoded)."""
         if self._value is None and self._blob is not None:
-            if self._crc is None:
-                self._crc = zlib.crc32(self._blob)
-            return self._blob, self._crc
-        blob = marshal.dumps(self.value)
-        return blob, zlib.crc32(blob)
+            yield self._blob
+            return
+        yield from pack(self.value)
+
+    def known_crc(self) -> int | None:
+        """The CRC-32 of :meth:`pieces` when it is known already (a section never decoded)."""
+        if self._value is None and self._blob is not None:
+            return self._crc
+        return None
+
+
+#: Entries per packed piece: a few hundred KB of bytes, not tens of MB at once.
+PIECE_ENTRIES: Final = 4096
+_LENGTH: Final = struct.Struct("<I")
+_CONTAINERS: Final = (dict, list)
+
+
+def pack(value: dict[Any, Any]) -> Iterator[bytes]:
+    """A dict as length-prefixed ``marshal`` pieces of at most :data:`PIECE_ENTRIES`
+    entries each, nested large dicts and lists split too: writing 50,000 rows never holds their
+    whole encoding in memory. Each piece is (key path, entries); see :func:`unpack`."""
+    for path, part in _parts(value, ()):
+        blob = marshal.dumps((path, part))
+        yield _LENGTH.pack(len(blob))
+        yield blob
+
+
+def _parts(
+    value: dict[Any, Any], path: tuple[Any, ...]
+) -> Iterator[tuple[tuple[Any, ...], dict[Any, Any] | list[Any]]]:
+    if len(value) > PIECE_ENTRIES and not any(
+        type(item) in _CONTAINERS and len(item) > PIECE_ENTRIES for item in value.values()
+    ):  # many small entries (file rows, summaries): runs cut in C, not entry by entry
+        items = iter(value.items())
+        while run := dict(islice(items, PIECE_ENTRIES)):
+            yield path, run
+        return
+    chunk: dict[Any, Any] = {}
+    emitted = False
+    for key, item in value.items():
+        if isinstance(item, (dict, list)) and len(item) > PIECE_ENTRIES:
+            if chunk:
+                yield path, chunk
+                chunk = {}
+            if isinstance(item, dict):
+                yield from _parts(item, (*path, key))
+            else:  # a long list: in runs, extended on reading
+                for start in range(0, len(item), PIECE_ENTRIES):
+                    yield (*path, key), item[start : start + PIECE_ENTRIES]
+            emitted = True
+        else:
+            chunk[key] = item
+            if len(chunk) >= PIECE_ENTRIES:
+                yield path, chunk
+                chunk, emitted = {}, True
+    if chunk or not emitted:
+        yield path, chunk
+
+
+def unpack(blob: bytes | memoryview) -> dict[Any, Any]:
+    """The dict :func:`pack` wrote, in its order."""
+    view = memoryview(blob)
+    out: dict[Any, Any] = {}
+    offset = 0
+    while offset < len(view):
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += _LENGTH.size
+        if offset + length > len(view):
+            raise EOFError("piece runs past the section")
+        path, part = marshal.loads(view[offset : offset + length])
+        offset += length
+        target = out
+        if isinstance(part, list):
+            *path, last = path
+        for key in path:
+            target = target.setdefault(key, {})
+        if isinstance(part, list):
+            target.setdefault(last, []).extend(part)
+        else:
+            target.update(part)
+    return out
 
 
 @dataclass(slots=True)
@@ -105,8 +179,12 @@ class IndexData:
     registry_key: list[Any] = field(default_factory=list)
     project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
     listing: list[list[Any]] = field(default_factory=list)
-    deep: _Section = field(default_factory=_Section)  # {"resolved": …, "registry": …}
-    summary_section: _Section = field(default_factory=_Section)  # path → [hash, summary]
+    # {"registry": digest rows, "stems": file-name stems}: apart, so that reading the
+    # registry digest (watch mode does) leaves the large section below as it was read
+    registry_section: _Section = field(default_factory=_Section)
+    deep: _Section = field(default_factory=_Section)  # {"resolved": …, "links": …}
+    # path → encoded summary (discovery.encode_summary; its CRC-32 is the hash in ``files``)
+    summary_section: _Section = field(default_factory=_Section)
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -114,19 +192,23 @@ class IndexData:
 
     @property
     def registry(self) -> dict[str, list[Any]]:
-        return self.deep.value["registry"]  # type: ignore[no-any-return]
+        return self.registry_section.value.get("registry", {})  # type: ignore[no-any-return]
 
     @property
-    def summaries(self) -> dict[str, list[Any]]:
+    def stems(self) -> dict[str, str]:
+        return self.registry_section.value.get("stems", {})  # type: ignore[no-any-return]
+
+    @property
+    def summaries(self) -> dict[str, bytes]:
         return self.summary_section.value  # type: ignore[no-any-return]
 
     def summary(self, path: str) -> dict[str, Any] | None:
         """The file's summary if it is current (None: not parsed since it changed)."""
         row = self.files.get(path)
-        entry = self.summaries.get(path)
-        if row is None or entry is None or row[5] is None or entry[0] != row[5]:
+        encoded = self.summaries.get(path)
+        if row is None or encoded is None or row[5] is None or zlib.crc32(encoded) != row[5]:
             return None
-        return entry[1]  # type: ignore[no-any-return]
+        return marshal.loads(encoded)  # type: ignore[no-any-return]
 
     def main_section(self) -> dict[str, Any]:
         return {
@@ -138,18 +220,22 @@ class IndexData:
         }
 
 
-def encode_sections(data: IndexData) -> list[bytes]:
-    """The header and the three sections, ready to be written one after the other."""
-    main = marshal.dumps(data.main_section())
-    parts = [(main, zlib.crc32(main)), data.deep.encoded(), data.summary_section.encoded()]
-    lengths: list[int] = []
-    for blob, crc in parts:
-        lengths += [len(blob), crc]
-    return [_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *(blob for blob, _ in parts)]
+def _section_pieces(data: IndexData) -> list[Iterator[bytes]]:
+    return [
+        pack(data.main_section()),
+        data.registry_section.pieces(),
+        data.deep.pieces(),
+        data.summary_section.pieces(),
+    ]
 
 
 def encode(data: IndexData) -> bytes:
-    return b"".join(encode_sections(data))
+    """The whole index as bytes (what :func:`save_index` writes, piece by piece)."""
+    sections = [b"".join(pieces) for pieces in _section_pieces(data)]
+    lengths: list[int] = []
+    for blob in sections:
+        lengths += [len(blob), zlib.crc32(blob)]
+    return b"".join([_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *sections])
 
 
 def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[bytes, int]]:
@@ -175,15 +261,16 @@ def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[by
 
 def _from_sections(sections: list[tuple[bytes, int]]) -> IndexData:
     try:
-        main = marshal.loads(sections[0][0])
+        main = unpack(sections[0][0])
         return IndexData(
             files=main["files"],
             walk_problems=main["walk_problems"],
             registry_key=main["registry_key"],
             project=main["project"],
             listing=main["listing"],
-            deep=_Section(blob=sections[1][0], crc=sections[1][1]),
-            summary_section=_Section(blob=sections[2][0], crc=sections[2][1]),
+            registry_section=_Section(blob=sections[1][0], crc=sections[1][1]),
+            deep=_Section(blob=sections[2][0], crc=sections[2][1]),
+            summary_section=_Section(blob=sections[3][0], crc=sections[3][1]),
         )
     except (EOFError, ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"unreadable payload ({type(exc).__name__})") from exc
@@ -223,15 +310,20 @@ def save_index(path: Path, data: IndexData) -> bool:
         with atomic_writer(path, durable=False) as handle:
             handle.write(b"\0" * _HEADER.size)
             lengths: list[int] = []
-            main = marshal.dumps(data.main_section())
-            handle.write(main)
-            lengths += [len(main), zlib.crc32(main)]
-            del main
-            for section in (data.deep, data.summary_section):
-                blob, crc = section.encoded()
-                handle.write(blob)
-                lengths += [len(blob), crc]
-                del blob
+            known = [
+                None,
+                data.registry_section.known_crc(),
+                data.deep.known_crc(),
+                data.summary_section.known_crc(),
+            ]
+            for pieces, known_crc in zip(_section_pieces(data), known, strict=True):
+                length = crc = 0
+                for piece in pieces:
+                    handle.write(piece)
+                    length += len(piece)
+                    if known_crc is None:
+                        crc = zlib.crc32(piece, crc)
+                lengths += [length, crc if known_crc is None else known_crc]
             handle.seek(0)
             handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths))
     except OSError:  # the index is a cache: failing to write it never fails the query
