@@ -4,6 +4,7 @@ broken; bad files are reported with path and line and the rest is still indexed.
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog.conftest import MakeProject
-from catalog.synth import Step, open_catalog
+from catalog.synth import Step, open_catalog, write_step
 from stepkit.catalog import StepCatalog, index, store
 from stepkit.project import Project
 from stepkit.registry import Registry
@@ -88,11 +89,117 @@ def test_broken_index_is_rebuilt_with_a_warning(
     assert open_catalog(root).last_refresh.warnings == ()
 
 
-def test_index_is_written_atomically_under_the_state_dir(make_project: MakeProject) -> None:
+def _section_files(folder: Path) -> dict[str, tuple[str, int]]:
+    """Section → (file name, inode) of the files the header names."""
+    named = store.section_files(folder / "index.bin")
+    return {section: (name, (folder / name).stat().st_ino) for section, name in named.items()}
+
+
+def test_index_is_a_header_and_one_file_per_section(make_project: MakeProject) -> None:
     root = make_project({"shared": [Step("Loader")]})
     open_catalog(root)
     folder = root / ".stepkit" / "catalog"
-    assert sorted(p.name for p in folder.iterdir()) == ["index.bin"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names[0] == "index.bin" and not [n for n in names if n.endswith(".tmp")]
+    assert sorted(_section_files(folder)) == sorted(store.SECTIONS)
+    for name, _inode in _section_files(folder).values():  # named for their content
+        _section, crc, length = name.removesuffix(".bin").split("-")
+        blob = (folder / name).read_bytes()
+        assert (len(blob), zlib.crc32(blob)) == (int(length, 16), int(crc, 16))
+
+
+def test_an_edit_keeping_declarations_rewrites_the_header_only(
+    make_project: MakeProject,
+) -> None:
+    root = make_project({"shared": [Step("Loader"), Step("Saver")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    before = _section_files(folder)
+    header = (folder / "index.bin").stat().st_ino
+    with (root / "steps" / "scripts" / "loader.py").open("a") as handle:
+        handle.write("# a comment\n")
+    report = open_catalog(root).last_refresh
+    assert report.saved and not report.resolved_again
+    assert (folder / "index.bin").stat().st_ino != header  # replaced
+    assert _section_files(folder) == before  # the same files, not written again
+
+
+def test_a_new_declaration_writes_new_sections_and_old_ones_go(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    before = _section_files(folder)
+    write_step(root / "steps", Step("Saver"))
+    open_catalog(root)
+    after = _section_files(folder)
+    assert after["summaries"] != before["summaries"] and after["listing"] != before["listing"]
+    # the replaced files stay a little (a writer may still be naming them), then go
+    assert len(list(folder.iterdir())) > len(store.SECTIONS) + 1
+    monkeypatch.setattr(store, "ORPHAN_GRACE_S", -1.0)
+    write_step(root / "steps", Step("Third"))
+    catalog = open_catalog(root)
+    assert len(list(folder.iterdir())) == len(store.SECTIONS) + 1
+    assert catalog.get_step_info("Third").path("builder") is not None
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda p: p.unlink(), "is missing"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-3]), "is truncated"),
+    ],
+)
+def test_a_missing_or_short_section_file_is_rebuilt_on_open(
+    make_project: MakeProject, damage: object, reason: str
+) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    assert callable(damage)
+    damage(folder / _section_files(folder)["resolved"][0])
+    again = open_catalog(root)
+    (warning,) = again.last_refresh.warnings
+    assert reason in warning and warning.endswith("; rebuilding it")
+    assert again.get_step_info("Loader").is_complete
+    assert open_catalog(root).last_refresh.warnings == ()
+
+
+@pytest.mark.parametrize("section", ["resolved", "listing", "registry"])
+def test_a_corrupt_section_is_found_when_read_and_rebuilt(
+    make_project: MakeProject, section: str
+) -> None:
+    root = make_project({"shared": [Step("Loader"), Step("Saver")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    path = folder / _section_files(folder)[section][0]
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # same size: only the checksum can tell
+    path.write_bytes(bytes(blob))
+    catalog = open_catalog(root)
+    assert not catalog.last_refresh.warnings  # not read yet: a warm start reads no section
+    rows = catalog.list_rows() if section != "listing" else []
+    listed = catalog.list_json()
+    assert catalog.get_step_info("Saver").is_complete
+    assert len(listed) == 2 and (not rows or len(rows) == 2)
+    (warning,) = catalog.last_refresh.warnings
+    assert "fails its checksum; rebuilding the catalog index" in warning
+    assert open_catalog(root).last_refresh.warnings == ()
+
+
+def test_a_reader_keeps_its_sections_while_another_process_replaces_them(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    reader = open_catalog(root)  # sections opened, none read yet
+    monkeypatch.setattr(store, "ORPHAN_GRACE_S", -1.0)
+    write_step(root / "steps", Step("Saver"))
+    writer = open_catalog(root)  # new sections; the reader's files are removed
+    assert "Saver" in writer.step_names()
+    assert reader.step_names() == ["Loader"]  # the index as it was when it was opened
+    assert reader.last_refresh.warnings == ()
 
 
 def test_parallel_parse_gives_the_same_index(

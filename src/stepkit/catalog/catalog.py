@@ -8,9 +8,10 @@ records they return are built on first use and kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepkit.catalog.index import (
     Progress,
@@ -30,7 +31,14 @@ from stepkit.catalog.records import (
     StepInfo,
 )
 from stepkit.catalog.resolution import DESCRIPTION, STEP_TYPE, WORKSPACE, RegistryFacts
-from stepkit.catalog.store import IndexData, gc_paused, index_path, load_index, save_index
+from stepkit.catalog.store import (
+    CorruptIndexError,
+    IndexData,
+    gc_paused,
+    index_path,
+    load_index,
+    save_index,
+)
 from stepkit.errors import UnknownStepError
 from stepkit.names import pascal_to_snake, split_node_name
 
@@ -40,6 +48,8 @@ if TYPE_CHECKING:
     from stepkit.project import Project, RawFile
     from stepkit.registry.definitions import StepDefinition
     from stepkit.registry.layering import Registry
+
+T = TypeVar("T")
 
 #: Components variants share (they differ only in spec).
 SHARED_COMPONENTS = ("script", "contract", "config", "builder", "hyperparams")
@@ -114,7 +124,8 @@ class StepCatalog:
         if self._registry_facts is None:
             data = self._data
             if self._owns_registry and data.registry_key == registry_key(self.project):
-                self._registry_facts = RegistryFacts.from_rows(data.registry)
+                rows = self._recovering(lambda d: d.registry)
+                self._registry_facts = RegistryFacts.from_rows(rows)
             else:
                 self._registry_facts = self._build_facts()
         return self._registry_facts
@@ -146,15 +157,30 @@ class StepCatalog:
         self._registry_facts = None
         walk = scan_project(self.project)
         problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
-        data, facts, counts = refresh(
-            self.project,
-            self._build_facts,
-            previous=previous,
-            records=_consumed(walk.files),
-            walk_problems=problems,
-            workers=self._workers,
-            progress=progress,
-        )
+        files = walk.files
+        try:
+            data, facts, counts = refresh(
+                self.project,
+                self._build_facts,
+                previous=previous,
+                records=_consumed(files) if previous is None else iter(files),
+                walk_problems=problems,
+                workers=self._workers,
+                progress=progress,
+            )
+        except CorruptIndexError as exc:  # a section read lazily does not check out
+            warnings.append(f"{exc}; rebuilding the catalog index")
+            _log_warning(warnings[-1])
+            self._registry_facts = None
+            data, facts, counts = refresh(
+                self.project,
+                self._build_facts,
+                previous=None,
+                records=_consumed(files),
+                walk_problems=problems,
+                workers=self._workers,
+                progress=progress,
+            )
         self._registry_facts = facts
         saved = False
         snap = snapshot(self.project)
@@ -175,8 +201,13 @@ class StepCatalog:
     def apply_changes(self, paths: Iterable[Path], *, save: bool = True) -> int:
         """Bring the index up to date for these changed paths only (watch mode); returns
         how many of them changed it. ``save=False`` leaves writing it to :meth:`save`."""
-        with gc_paused():
-            data, touched = update_paths(self.project, self._facts(), self._data, paths)
+        paths = list(paths)
+        try:
+            with gc_paused():
+                data, touched = update_paths(self.project, self._facts(), self._data, paths)
+        except CorruptIndexError as exc:
+            self._rebuild_after(exc)
+            return len(paths)
         if touched:
             self._install(data)
             if save:
@@ -186,6 +217,21 @@ class StepCatalog:
     def save(self) -> bool:
         """Write the index now (atomically); False when the state folder is not writable."""
         return self._persist and save_index(index_path(self.project), self._data)
+
+    def _recovering(self, read: Callable[[IndexData], T]) -> T:
+        """``read(index)``; when a lazily read section turns out corrupt, the index is
+        rebuilt (with a warning in ``last_refresh``) and read again."""
+        try:
+            return read(self._data)
+        except CorruptIndexError as exc:
+            self._rebuild_after(exc)
+            return read(self._data)
+
+    def _rebuild_after(self, exc: CorruptIndexError) -> None:
+        warning = f"{exc}; rebuilding the catalog index"
+        _log_warning(warning)
+        report = self.refresh(rebuild=True)
+        self.last_refresh = replace(report, warnings=(*report.warnings, warning))
 
     def _install(self, data: IndexData) -> None:
         self._data = data
@@ -201,7 +247,7 @@ class StepCatalog:
         """Resolved steps: name → component → [[path, workspace, job type, via], …]."""
         if self._steps_cache is None:
             with gc_paused():
-                self._steps_cache = self._data.resolved["steps"]
+                self._steps_cache = self._recovering(lambda d: d.resolved["steps"])
         return self._steps_cache
 
     # -- names -------------------------------------------------------------------------------
@@ -411,9 +457,9 @@ class StepCatalog:
         """:meth:`list_rows` as JSON texts, straight from the index (no rebuilding)."""
         if workspace_id is not None:
             self.project.workspace(workspace_id)  # an unknown id is an error, with suggestions
-        return select(
-            self._data.listing, workspace_id=workspace_id, job_type=job_type, step_type=step_type
-        )
+        with gc_paused():
+            rows = self._recovering(lambda d: d.listing)
+        return select(rows, workspace_id=workspace_id, job_type=job_type, step_type=step_type)
 
     # -- models, on demand -------------------------------------------------------------------
 
@@ -423,13 +469,17 @@ class StepCatalog:
         key = str(path)
         if key not in self._data.files:
             return None
-        fill_lazy(self._data, [key])
-        return self._data.summary(key)
+
+        def read(data: IndexData) -> Mapping[str, Any] | None:
+            fill_lazy(data, [key])
+            return data.summary(key)
+
+        return self._recovering(read)
 
     def parse_lazy(self) -> int:
         """Parse every lazily indexed file (scripts) now, and keep the result in the index."""
         with gc_paused():
-            count = fill_lazy(self._data, list(self._data.files))
+            count = self._recovering(lambda d: fill_lazy(d, list(d.files)))
         if count and self._persist:
             save_index(index_path(self.project), self._data)
         return count
@@ -478,6 +528,7 @@ class StepCatalog:
         broken references between components."""
         from stepkit.catalog.check import find_problems
 
+        self._recovering(lambda d: (d.resolved, d.summaries))  # read (or rebuilt) here
         return find_problems(self)
 
     @property

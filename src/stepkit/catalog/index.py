@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stepkit.catalog.discovery import encode_summary, read_summaries, read_summary
 from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
 from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
-from stepkit.catalog.store import IndexData, _Section
+from stepkit.catalog.store import IndexData
 
 if TYPE_CHECKING:
     from stepkit.project import Project, RawFile
@@ -148,24 +148,21 @@ def resolved_index(
         walk_problems=walk_problems,
         registry_key=registry_key,
         project=snapshot,
-        summary_section=_Section(value=summaries),
     )
+    data.with_sections(summaries=summaries)
     order = project.workspace_ids
     result = None
-    if previous is not None and "links" in previous.deep.value:
+    if previous is not None and "links" in previous.sections:
         result = _resolve_changed(previous, files, summaries, changed, facts, order)
     if result is None:
         stems = registry_stems(facts)
         entries = (_entry(path, row, summaries) for path, row in files.items())
         result = resolve_all(entries, facts, order, stems)
-        data.registry_section = _Section(
-            value={"registry": dict(facts.definitions), "stems": stems}
-        )
+        data.with_sections(registry={"registry": dict(facts.definitions), "stems": stems})
     else:
         assert previous is not None  # a partial resolution starts from one
-        data.registry_section = previous.registry_section
-    data.deep = _Section(value={"resolved": result.resolved, "links": result.links})
-    data.listing = result.listing
+        data.sections["registry"] = previous.sections["registry"]
+    data.with_sections(resolved=result.resolved, links=result.links, listing=result.listing)
     return data
 
 
@@ -190,9 +187,8 @@ def _resolve_changed(
         old[path] = was
         if now is not None:
             current[path] = now
-    deep = previous.deep.value
     return resolve_changed(
-        previous=Resolution(deep["resolved"], deep["links"], previous.listing),
+        previous=Resolution(previous.resolved, previous.links, previous.listing),
         old=old,
         current=current,
         entry=lambda path: _entry(path, files[path], summaries),
@@ -278,10 +274,7 @@ def refresh(
             walk_problems=walk_problems,
             registry_key=key,
             project=previous.project,
-            listing=previous.listing,
-            registry_section=previous.registry_section,
-            deep=previous.deep,
-            summary_section=previous.summary_section,
+            sections=dict(previous.sections),
         )
         return data, None, RefreshCounts(len(jobs), reused, removed, False, changed)
     if loaded:
@@ -373,10 +366,7 @@ def update_paths(
             walk_problems=data.walk_problems,
             registry_key=data.registry_key,
             project=data.project,
-            listing=data.listing,
-            registry_section=data.registry_section,
-            deep=data.deep,
-            summary_section=data.summary_section,
+            sections=dict(data.sections),
         )
         return kept, touched
     summaries = {p: e for p, e in data.summaries.items() if p in files}

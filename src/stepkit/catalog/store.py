@@ -1,28 +1,41 @@
-"""The catalog index on disk: ``<state_dir>/catalog/index.bin``.
+"""The catalog index on disk: ``<state_dir>/catalog/``.
 
-A header (magic, format version, then length and CRC-32 of each section) and four
-sections of plain data, each a run of length-prefixed ``marshal`` pieces (:func:`pack`:
-no section is ever encoded whole in memory):
+``index.bin`` is the commit point: a header (magic, format version, then the length and
+CRC-32 of the main section and of each lazy section) and the main section — per-file stat
+rows, keys and the project snapshot, what every start reads. Each lazy section lives in a
+file of its own, named for its content (``<section>-<crc>-<length>.bin``):
 
-1. always read: per-file stat rows, keys, the project snapshot and the ``list`` rows;
-2. read on first use: the registry digest and its file-name stems;
-3. read on first use: the resolved steps and the links of incremental resolution;
-4. read on first use: the per-file summaries.
+- ``listing``: the rows ``catalog list`` prints;
+- ``registry``: the registry digest and its file-name stems;
+- ``resolved``: the resolved steps, unmatched files and problems;
+- ``links``: which files touch which key (incremental resolution only);
+- ``summaries``: the per-file summaries.
 
-A warm ``catalog list`` decodes only the first. Anything that does not check out — wrong
-magic or version, short, CRC mismatch, unreadable payload — is rebuilt with a warning,
-never trusted. Writes are atomic; a section never decoded is written back as it was.
+A section is read, checked and decoded on first use only, and a section that did not
+change is never written again: an edit that keeps what a file declares rewrites the
+main section alone. Every section is a run of length-prefixed ``marshal`` pieces
+(:func:`pack`), so no section is ever encoded whole in memory.
+
+Anything that does not check out — wrong magic or version, short, CRC mismatch, a
+section file missing or of the wrong size, an unreadable payload — is rebuilt with a
+warning, never trusted (a lazy section found corrupt when first read raises
+:class:`CorruptIndexError`, which the catalog answers by rebuilding). Section files are
+written before the header that names them and opened as the header is read, so a
+concurrent writer replacing them is harmless; those no header names are removed.
 """
 
 from __future__ import annotations
 
 import gc
-import io
 import marshal
 import os
+import re
 import struct
+import tempfile
+import time
+import weakref
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -32,9 +45,21 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 9  # 5: links; 6, 8: encoded summaries; 7: pieces; 9: 4 sections
+FORMAT_VERSION: Final = 10  # 5: links; 6, 8: encoded summaries; 7: pieces; 10: section files
 MAGIC: Final = b"STEPKIT-CATALOG\0"
-_HEADER: Final = struct.Struct("<16sI" + "QI" * 4)  # magic, version, (length, crc32) × 4
+#: The lazy sections, in header order; each in a file of its own.
+SECTIONS: Final = ("listing", "registry", "resolved", "links", "summaries")
+_HEADER: Final = struct.Struct("<16sI" + "QI" * (1 + len(SECTIONS)))
+_ORPHAN: Final = re.compile(
+    rf"({'|'.join(SECTIONS)})-[0-9a-f]{{8}}-[0-9a-f]+\.bin|\.({'|'.join(SECTIONS)}|index\.bin)\..+\.tmp"
+)
+#: A section file no header names is removed once older than this (a writer names its
+#: new sections in the header a few milliseconds after writing them).
+ORPHAN_GRACE_S: Final = 10.0
+
+
+class CorruptIndexError(ValueError):
+    """A lazily read index section does not check out (the index must be rebuilt)."""
 
 
 @contextmanager
@@ -57,40 +82,67 @@ def index_path(project: Project) -> Path:
     return project.state_dir / "catalog" / "index.bin"
 
 
-class _Section:
-    """A marshal section decoded on first use (or built in memory)."""
+def section_name(section: str, crc: int, length: int) -> str:
+    return f"{section}-{crc:08x}-{length:x}.bin"
 
-    __slots__ = ("_blob", "_crc", "_value")
+
+class _Section:
+    """A section decoded on first use: from an open section file, or built in memory."""
+
+    __slots__ = ("__weakref__", "_closer", "_crc", "_fd", "_length", "_name", "_value")
 
     def __init__(
-        self, *, blob: bytes | None = None, value: Any = None, crc: int | None = None
+        self,
+        value: Any = None,
+        *,
+        fd: int | None = None,
+        name: str = "",
+        length: int = 0,
+        crc: int = 0,
     ) -> None:
-        self._blob = blob
         self._value = value
-        self._crc = crc  # of the blob, when known: an unchanged section is not summed again
+        self._fd = fd  # open since the header was read: the file may be replaced since
+        self._name, self._length, self._crc = name, length, crc
+        self._closer = weakref.finalize(self, os.close, fd) if fd is not None else None
 
     @property
     def value(self) -> Any:
         if self._value is None:
-            blob, self._blob = self._blob, None
-            try:
-                self._value = unpack(blob) if blob else {}
-            except (EOFError, ValueError, TypeError, KeyError) as exc:  # the CRC passed
-                raise ValueError(f"unreadable index section ({type(exc).__name__})") from exc
+            self._value = unpack(self._read()) if self._fd is not None else {}
+            self._release()
         return self._value
 
-    def pieces(self) -> Iterator[bytes]:
-        """The section's bytes, a piece at a time (as it was read, when never decoded)."""
-        if self._value is None and self._blob is not None:
-            yield self._blob
-            return
-        yield from pack(self.value)
+    def _read(self) -> bytes:
+        assert self._fd is not None
+        blob = os.pread(self._fd, self._length, 0)
+        while len(blob) < self._length:  # pread may return less than asked
+            more = os.pread(self._fd, self._length - len(blob), len(blob))
+            if not more:
+                break
+            blob += more
+        if len(blob) != self._length or zlib.crc32(blob) != self._crc:
+            raise CorruptIndexError(f"catalog index section {self._name} fails its checksum")
+        return blob
 
-    def known_crc(self) -> int | None:
-        """The CRC-32 of :meth:`pieces` when it is known already (a section never decoded)."""
-        if self._value is None and self._blob is not None:
-            return self._crc
+    def _release(self) -> None:
+        if self._closer is not None:
+            self._closer()
+        self._fd = self._closer = None
+
+    def stored(self) -> tuple[str, int, int] | None:
+        """(file name, length, CRC) of the section file this was read from, while it was
+        never decoded (so that file still holds exactly this section)."""
+        if self._value is None and self._fd is not None:
+            return self._name, self._length, self._crc
         return None
+
+    def pieces(self) -> Iterator[bytes]:
+        """The section's bytes, a piece at a time."""
+        if self.stored() is not None:
+            yield self._read()
+            return
+        if self._value is not None:
+            yield from pack(self._value)
 
 
 #: Entries per packed piece: a few hundred KB of bytes, not tens of MB at once.
@@ -146,22 +198,25 @@ def unpack(blob: bytes | memoryview) -> dict[Any, Any]:
     view = memoryview(blob)
     out: dict[Any, Any] = {}
     offset = 0
-    while offset < len(view):
-        (length,) = _LENGTH.unpack_from(view, offset)
-        offset += _LENGTH.size
-        if offset + length > len(view):
-            raise EOFError("piece runs past the section")
-        path, part = marshal.loads(view[offset : offset + length])
-        offset += length
-        target = out
-        if isinstance(part, list):
-            *path, last = path
-        for key in path:
-            target = target.setdefault(key, {})
-        if isinstance(part, list):
-            target.setdefault(last, []).extend(part)
-        else:
-            target.update(part)
+    try:
+        while offset < len(view):
+            (length,) = _LENGTH.unpack_from(view, offset)
+            offset += _LENGTH.size
+            if offset + length > len(view):
+                raise EOFError("piece runs past the section")
+            path, part = marshal.loads(view[offset : offset + length])
+            offset += length
+            target = out
+            if isinstance(part, list):
+                *path, last = path
+            for key in path:
+                target = target.setdefault(key, {})
+            if isinstance(part, list):
+                target.setdefault(last, []).extend(part)
+            else:
+                target.update(part)
+    except (EOFError, ValueError, TypeError, KeyError, struct.error) as exc:  # the CRC passed
+        raise CorruptIndexError(f"unreadable index section ({type(exc).__name__})") from exc
     return out
 
 
@@ -178,29 +233,40 @@ class IndexData:
     walk_problems: list[list[Any]] = field(default_factory=list)  # [path, workspace, message]
     registry_key: list[Any] = field(default_factory=list)
     project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
-    listing: list[list[Any]] = field(default_factory=list)
-    # {"registry": digest rows, "stems": file-name stems}: apart, so that reading the
-    # registry digest (watch mode does) leaves the large section below as it was read
-    registry_section: _Section = field(default_factory=_Section)
-    deep: _Section = field(default_factory=_Section)  # {"resolved": …, "links": …}
-    # path → encoded summary (discovery.encode_summary; its CRC-32 is the hash in ``files``)
-    summary_section: _Section = field(default_factory=_Section)
+    sections: dict[str, _Section] = field(default_factory=dict)  # SECTIONS → section
+
+    def section(self, name: str) -> dict[str, Any]:
+        found = self.sections.get(name)
+        return found.value if found is not None else {}
+
+    def with_sections(self, **values: Any) -> None:
+        """Set sections to these new values (``listing`` is the list of rows)."""
+        for name, value in values.items():
+            self.sections[name] = _Section({"rows": value} if name == "listing" else value)
+
+    @property
+    def listing(self) -> list[list[Any]]:
+        return self.section("listing").get("rows", [])  # type: ignore[no-any-return]
 
     @property
     def resolved(self) -> dict[str, Any]:
-        return self.deep.value["resolved"]  # type: ignore[no-any-return]
+        return self.section("resolved")
+
+    @property
+    def links(self) -> dict[str, list[str]]:
+        return self.section("links")
 
     @property
     def registry(self) -> dict[str, list[Any]]:
-        return self.registry_section.value.get("registry", {})  # type: ignore[no-any-return]
+        return self.section("registry").get("registry", {})  # type: ignore[no-any-return]
 
     @property
     def stems(self) -> dict[str, str]:
-        return self.registry_section.value.get("stems", {})  # type: ignore[no-any-return]
+        return self.section("registry").get("stems", {})  # type: ignore[no-any-return]
 
     @property
     def summaries(self) -> dict[str, bytes]:
-        return self.summary_section.value  # type: ignore[no-any-return]
+        return self.section("summaries")
 
     def summary(self, path: str) -> dict[str, Any] | None:
         """The file's summary if it is current (None: not parsed since it changed)."""
@@ -216,116 +282,166 @@ class IndexData:
             "walk_problems": self.walk_problems,
             "registry_key": self.registry_key,
             "project": self.project,
-            "listing": self.listing,
         }
 
 
-def _section_pieces(data: IndexData) -> list[Iterator[bytes]]:
-    return [
-        pack(data.main_section()),
-        data.registry_section.pieces(),
-        data.deep.pieces(),
-        data.summary_section.pieces(),
-    ]
+def _read_exactly(fd: int, length: int, offset: int) -> bytes:
+    blob = os.pread(fd, length, offset)
+    while len(blob) < length:
+        more = os.pread(fd, length - len(blob), offset + len(blob))
+        if not more:
+            break
+        blob += more
+    return blob
 
 
-def encode(data: IndexData) -> bytes:
-    """The whole index as bytes (what :func:`save_index` writes, piece by piece)."""
-    sections = [b"".join(pieces) for pieces in _section_pieces(data)]
-    lengths: list[int] = []
-    for blob in sections:
-        lengths += [len(blob), zlib.crc32(blob)]
-    return b"".join([_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths), *sections])
-
-
-def _checked_sections(read: Callable[[int], bytes], total: int) -> list[tuple[bytes, int]]:
-    header = read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        raise ValueError("truncated header")
-    magic, version, *lengths = _HEADER.unpack(header)
-    if magic != MAGIC:
-        raise ValueError("not a stepkit catalog index")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"format version {version}, expected {FORMAT_VERSION}")
-    expected = _HEADER.size + sum(lengths[0::2])
-    if total != expected:
-        raise ValueError(f"truncated: {total} of {expected} bytes")
-    sections: list[tuple[bytes, int]] = []
-    for length, crc in zip(lengths[0::2], lengths[1::2], strict=True):
-        section = read(length)
-        if len(section) != length or zlib.crc32(section) != crc:
-            raise ValueError("checksum mismatch")
-        sections.append((section, crc))
+def _open_sections(folder: Path, table: list[int]) -> dict[str, _Section]:
+    """Open every section file the header names, checking that each is there, whole."""
+    sections: dict[str, _Section] = {}
+    for name, length, crc in zip(SECTIONS, table[0::2], table[1::2], strict=True):
+        if not length:
+            continue
+        filename = section_name(name, crc, length)
+        try:
+            fd = os.open(folder / filename, os.O_RDONLY)
+        except FileNotFoundError:
+            raise ValueError(f"section file {filename} is missing") from None
+        section = _Section(fd=fd, name=filename, length=length, crc=crc)
+        sections[name] = section  # owns the descriptor from here on
+        if os.fstat(fd).st_size != length:
+            raise ValueError(f"section file {filename} is truncated")
     return sections
 
 
-def _from_sections(sections: list[tuple[bytes, int]]) -> IndexData:
+def section_files(path: Path) -> dict[str, str]:
+    """Section → the file name the header at ``path`` gives it (non-empty sections)."""
+    with path.open("rb") as handle:
+        _magic, _version, _length, _crc, *table = _HEADER.unpack(handle.read(_HEADER.size))
+    return {
+        name: section_name(name, crc, length)
+        for name, length, crc in zip(SECTIONS, table[0::2], table[1::2], strict=True)
+        if length
+    }
+
+
+def _load(path: Path) -> IndexData:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        main = unpack(sections[0][0])
+        total = os.fstat(fd).st_size
+        header = _read_exactly(fd, _HEADER.size, 0)
+        if len(header) < _HEADER.size:
+            raise ValueError("truncated header")
+        magic, version, main_length, main_crc, *table = _HEADER.unpack(header)
+        if magic != MAGIC:
+            raise ValueError("not a stepkit catalog index")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"format version {version}, expected {FORMAT_VERSION}")
+        if total != _HEADER.size + main_length:
+            raise ValueError(f"truncated: {total} of {_HEADER.size + main_length} bytes")
+        blob = _read_exactly(fd, main_length, _HEADER.size)
+        if zlib.crc32(blob) != main_crc:
+            raise ValueError("checksum mismatch")
+    finally:
+        os.close(fd)
+    sections = _open_sections(path.parent, table)
+    main = unpack(blob)
+    try:
         return IndexData(
             files=main["files"],
             walk_problems=main["walk_problems"],
             registry_key=main["registry_key"],
             project=main["project"],
-            listing=main["listing"],
-            registry_section=_Section(blob=sections[1][0], crc=sections[1][1]),
-            deep=_Section(blob=sections[2][0], crc=sections[2][1]),
-            summary_section=_Section(blob=sections[3][0], crc=sections[3][1]),
+            sections=sections,
         )
-    except (EOFError, ValueError, TypeError, KeyError) as exc:
-        raise ValueError(f"unreadable payload ({type(exc).__name__})") from exc
-
-
-def decode(blob: bytes) -> IndexData:
-    """The index in ``blob``; ``ValueError`` saying what is wrong when it does not check out."""
-    stream = io.BytesIO(blob)
-    return _from_sections(_checked_sections(stream.read, len(blob)))
+    except KeyError as exc:
+        raise ValueError(f"unreadable payload (no {exc})") from None
 
 
 def load_index(path: Path) -> tuple[IndexData | None, str | None]:
     """(index, None), (None, None) when there is none yet, or (None, warning) when broken."""
-    try:
-        # section by section: no second copy of the lazily decoded ones
-        with path.open("rb") as handle:
-            sections = _checked_sections(handle.read, os.fstat(handle.fileno()).st_size)
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, f"catalog index {path} cannot be read ({exc.strerror}); rebuilding it"
-    except ValueError as exc:
-        return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
-    try:
-        return _from_sections(sections), None
-    except ValueError as exc:
-        return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
+    for attempt in range(2):
+        try:
+            return _load(path), None
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            return None, f"catalog index {path} cannot be read ({exc.strerror}); rebuilding it"
+        except ValueError as exc:
+            if attempt == 0 and "missing" in str(exc):
+                continue  # another process may have just replaced the index: read it again
+            return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
+    raise AssertionError("unreachable")
 
 
 def save_index(path: Path, data: IndexData) -> bool:
-    """Write the index atomically, one section at a time (the header, which holds their
-    lengths and checksums, last), so that no second copy of the whole index is held.
-    A read-only state folder only costs the next start."""
+    """Write the sections that changed, then the header naming them (atomically), then
+    remove the section files no header names. A read-only state folder only costs the
+    next start."""
     from stepkit.atomic import atomic_writer
 
+    folder = path.parent
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        table: list[int] = []
+        for name in SECTIONS:
+            section = data.sections.get(name)
+            length, crc = _save_section(folder, name, section) if section else (0, 0)
+            table += [length, crc]
         with atomic_writer(path, durable=False) as handle:
             handle.write(b"\0" * _HEADER.size)
-            lengths: list[int] = []
-            known = [
-                None,
-                data.registry_section.known_crc(),
-                data.deep.known_crc(),
-                data.summary_section.known_crc(),
-            ]
-            for pieces, known_crc in zip(_section_pieces(data), known, strict=True):
-                length = crc = 0
-                for piece in pieces:
-                    handle.write(piece)
-                    length += len(piece)
-                    if known_crc is None:
-                        crc = zlib.crc32(piece, crc)
-                lengths += [length, crc if known_crc is None else known_crc]
+            length = crc = 0
+            for piece in pack(data.main_section()):
+                handle.write(piece)
+                length += len(piece)
+                crc = zlib.crc32(piece, crc)
             handle.seek(0)
-            handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, *lengths))
+            handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, length, crc, *table))
+        lengths, crcs = table[0::2], table[1::2]
+        _remove_orphans(
+            folder, {section_name(*s) for s in zip(SECTIONS, crcs, lengths, strict=True)}
+        )
     except OSError:  # the index is a cache: failing to write it never fails the query
         return False
     return True
+
+
+def _save_section(folder: Path, name: str, section: _Section) -> tuple[int, int]:
+    """Write the section's file unless it is there already; its (length, CRC)."""
+    stored = section.stored()
+    if stored is not None:
+        filename, length, crc = stored
+        try:
+            os.utime(folder / filename)  # still there: in use again (see ORPHAN_GRACE_S)
+            return length, crc
+        except FileNotFoundError:
+            pass  # removed meanwhile: written again from the open descriptor, below
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+    try:
+        length = crc = 0
+        with os.fdopen(fd, "wb") as handle:
+            for piece in section.pieces():
+                handle.write(piece)
+                length += len(piece)
+                crc = zlib.crc32(piece, crc)
+        if length:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, folder / section_name(name, crc, length))  # the same bytes if
+        else:  # it was there already: content-addressed
+            os.unlink(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return length, crc
+
+
+def _remove_orphans(folder: Path, keep: set[str]) -> None:
+    """Remove section files no header names, and temp files a crashed writer left."""
+    now = time.time()
+    for entry in os.scandir(folder):
+        if entry.name in keep or not _ORPHAN.fullmatch(entry.name):
+            continue
+        try:
+            if now - entry.stat().st_mtime > ORPHAN_GRACE_S:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
