@@ -95,7 +95,18 @@ def _by_path(entries: list[FileEntry]) -> dict[str, FileEntry]:
 
 REGISTRY = RegistryFacts.from_rows(
     {
-        name: [f"{name}Config", f"{name}StepBuilder", name, "Processing", "", jobs, "shared"]
+        name: [
+            f"{name}Config",
+            f"{name}StepBuilder",
+            name,
+            "Processing",
+            "",
+            jobs,
+            "shared",
+            None,
+            None,
+            [],
+        ]
         for name, jobs in (("Alpha", []), ("XGBoostTraining", ["training"]), ("Beta", []))
     }
 )

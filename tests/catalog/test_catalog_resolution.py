@@ -7,6 +7,8 @@ import pytest
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog, write_step
 from stepkit.errors import UnknownStepError
+from stepkit.project import Project
+from stepkit.registry import Registry
 
 
 def test_brand_name_steps_resolve_every_component(make_project: MakeProject) -> None:
@@ -270,3 +272,31 @@ def test_steps_written_later_in_a_new_workspace_folder(make_project: MakeProject
     write_step(root / "dev" / "alice" / "steps", Step("Loader", components=("builder",)))
     info = open_catalog(root).get_step_info("Loader")
     assert info.components["builder"].workspace_id == "alice"
+
+
+def test_definitions_come_from_the_index_as_the_registry_gives_them(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "alice": [Step("Scorer")],
+            "shared": [Step("Loader"), Step("Trainer", step_type="Training")],
+        }
+    )
+    with (root / "dev" / "alice" / "steps" / "registry.toml").open("a") as handle:
+        handle.write('\n[steps.Trainer]\noverride = true\ndescription = "alice trains"\n')
+    project = Project.load(root)
+    registry = Registry.load(project)
+    open_catalog(root)
+    catalog = open_catalog(root)  # warm: the digest is read from the index
+    for name in ("Scorer", "Loader", "Trainer"):
+        info = catalog.get_step_info(name)
+        expected = registry.view(info.definition.workspace_id if info.definition else "").get(name)
+        assert info.definition is not None and expected is not None
+        assert info.definition == expected
+        assert info.definition.origin == expected.origin  # not part of ==
+    trainer = catalog.get_step_info("Trainer").definition
+    assert trainer is not None and trainer.workspace_id == "alice"
+    assert trainer.description == "alice trains" and trainer.overridden_fields == ("description",)
+    assert trainer.origin is not None and trainer.origin.path.name == "registry.toml"
+    assert catalog.get_step_info("Trainer").step_type == "Training"

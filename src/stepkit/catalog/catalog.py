@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,7 +31,14 @@ from stepkit.catalog.records import (
     Problem,
     StepInfo,
 )
-from stepkit.catalog.resolution import DESCRIPTION, STEP_TYPE, WORKSPACE, RegistryFacts
+from stepkit.catalog.resolution import (
+    DESCRIPTION,
+    JOB_TYPES,
+    STEP_TYPE,
+    WORKSPACE,
+    RegistryFacts,
+    definition_from_row,
+)
 from stepkit.catalog.store import (
     CorruptIndexError,
     IndexData,
@@ -50,6 +58,8 @@ if TYPE_CHECKING:
     from stepkit.registry.layering import Registry
 
 T = TypeVar("T")
+_NO_PARTS: Mapping[str, list[list[Any]]] = {}
+_component_file = partial(tuple.__new__, ComponentFile)  # what ComponentFile(*row) makes
 
 #: Components variants share (they differ only in spec).
 SHARED_COMPONENTS = ("script", "contract", "config", "builder", "hyperparams")
@@ -257,12 +267,10 @@ class StepCatalog:
         return self._facts().definitions
 
     def definition(self, name: str) -> StepDefinition | None:
-        """The registry's definition of a step, as the catalog's workspaces see it."""
+        """The registry's definition of a step, as the catalog's workspaces see it (made
+        from the digest: the registry itself is not read)."""
         row = self._definitions().get(name)
-        if row is None:
-            return None
-        view = self.registry.view(row[WORKSPACE])
-        return view.get(name)
+        return definition_from_row(name, row) if row is not None else None
 
     def step_names(self) -> list[str]:
         """Every step: registered ones and those found with components only, sorted."""
@@ -304,49 +312,73 @@ class StepCatalog:
             if name is None:
                 raise self._unknown(name_or_node)
             job_type = job_type or job
-        parts = self._steps.get(name, {})
+        parts = self._steps.get(name, _NO_PARTS)
         row = self._definitions().get(name)
-        definition = self.definition(name) if row is not None else None
-        job_types = self._job_types(parts, row)
-        if job_type is not None and job_type not in job_types:
-            variants = [f"{name}_{j}" for j in job_types]
-            raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
         components: dict[str, ComponentFile] = {}
         specs: dict[str | None, ComponentFile] = {}
         shadowed: list[ComponentFile] = []
+        rank = self._rank
+        unknown = len(rank)  # the rank of a workspace the project does not list
+        top, workspace = unknown + 1, ""  # the best-ranked contributing workspace
         for component in COMPONENTS:
-            for path, ws, job, via in parts.get(component, ()):
-                record = ComponentFile(path, component, ws, job, via)
-                if component == "spec":
-                    if job in specs:
-                        shadowed.append(record)
-                    else:
-                        specs[job] = record
-                elif component in components:
+            entries = parts.get(component)
+            if not entries:
+                continue
+            if component != "spec":  # the first is the one in effect
+                path, ws, job, via = entries[0]
+                components[component] = _component_file((path, component, ws, job, via))
+                if (r := rank.get(ws, unknown)) < top:
+                    top, workspace = r, ws
+                if len(entries) > 1:
+                    shadowed += [_component_file((e[0], component, *e[1:])) for e in entries[1:]]
+                continue
+            for path, ws, job, via in entries:  # the first of each job type
+                record = _component_file((path, component, ws, job, via))
+                if job in specs:
                     shadowed.append(record)
-                else:
-                    components[component] = record
+                    continue
+                specs[job] = record
+                if (r := rank.get(ws, unknown)) < top:
+                    top, workspace = r, ws
+        if row is not None and rank.get(row[WORKSPACE], unknown) < top:
+            workspace = row[WORKSPACE]
+        jobs = [j for j in specs if j is not None]  # as listing.job_types has them
+        if row is not None and row[JOB_TYPES]:
+            jobs = sorted({*jobs, *row[JOB_TYPES]})
+        elif len(jobs) > 1:
+            jobs.sort()
+        job_types = tuple(jobs)
+        if job_type is not None and job_type not in job_types:
+            variants = [f"{name}_{j}" for j in job_types]
+            raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
         spec = specs.get(job_type) or specs.get(None)
         if spec is None and job_type is None and specs:
             spec = next(iter(specs.values()))
         if spec is not None:
             components["spec"] = spec
-        rank = self._rank
-        workspaces = [f.workspace_id for f in (*components.values(), *specs.values())]
-        if definition is not None:
-            workspaces.append(definition.workspace_id)
-        workspace = min(workspaces, key=lambda ws: rank.get(ws, len(rank)), default="")
         return StepInfo(
-            name=name,
-            job_type=job_type,
-            workspace_id=workspace,
-            registered=definition is not None,
-            definition=definition,
+            name,
+            job_type,
+            workspace,
+            step_type=row[STEP_TYPE] if row is not None else None,
             components=components,
             specs=specs,
             shadowed=tuple(shadowed),
             job_types=job_types,
+            definitions=self,
         )
+
+    def _workspace_of(self, name: str) -> str:
+        """The highest-precedence workspace contributing to a step (as in its StepInfo)."""
+        info = self._info.get((name, None))
+        if info is not None:
+            return info.workspace_id
+        rank = self._rank
+        found = {e[1] for entries in self._steps.get(name, _NO_PARTS).values() for e in entries}
+        row = self._definitions().get(name)
+        if row is not None:
+            found.add(row[WORKSPACE])
+        return min(found, key=lambda ws: rank.get(ws, len(rank)), default="")
 
     @staticmethod
     def _job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> tuple[str, ...]:
@@ -426,7 +458,7 @@ class StepCatalog:
             self._search = SearchIndex(
                 (
                     name,
-                    self.get_step_info(name).workspace_id,
+                    self._workspace_of(name),
                     definitions[name][DESCRIPTION] if name in definitions else "",
                 )
                 for name in self.step_names()

@@ -18,9 +18,9 @@ from stepkit.catalog.resolution import JOB_TYPES, STEP_TYPE, WORKSPACE
 def job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> list[str]:
     """A step's job types: those its specs declare and those its definition lists."""
     found = {entry[2] for entry in parts.get("spec", ()) if entry[2]}
-    if row is not None:
+    if row is not None and row[JOB_TYPES]:
         found.update(row[JOB_TYPES])
-    return sorted(found)
+    return sorted(found) if len(found) > 1 else list(found)
 
 
 def step_row(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
@@ -29,13 +29,13 @@ def required_components(step_type: str | None) -> tuple[str, ...]:
     return REQUIRED_BY_TYPE.get(step_type or "", REQUIRED_CUSTOM)
 
 
-@dataclass(frozen=True, slots=True)
-class ComponentFile:
+class ComponentFile(NamedTuple):
     """One component file of a step: where, which workspace, and how it was matched.
 
     ``via`` is ``registry`` (the class the registry names), ``declared`` (the spec's own
     step type), ``spec`` (the contract a spec refers to), ``contract`` / ``entry_point``
     (named as entry point by a contract / a config) or ``name`` (file-name pattern).
+    A named tuple: a step's five are made on every first lookup, and cheaply.
     """
 
     location: str  # the path as the index keeps it; ``path`` makes the Path on demand
@@ -46,8 +46,7 @@ class ComponentFile:
 
     @property
     def path(self) -> Path:
-        """The file (a ``Path`` is made when asked: most lookups never look at it, and
-        making five of them would be most of the cost of a first ``get_step_info``)."""
+        """The file (a ``Path`` is made when asked: most lookups never look at it)."""
         return Path(self.location)
 
     def as_json(self) -> dict[str, Any]:
@@ -60,28 +59,112 @@ class ComponentFile:
         }
 
 
-@dataclass(frozen=True, slots=True)
+class DefinitionSource(Protocol):
+    def definition(self, name: str) -> StepDefinition | None: ...
+
+
+_UNREAD: Final[Any] = object()
+
+
 class StepInfo:
-    """Everything the catalog knows of one step (and job type, when asked for one)."""
+    """Everything the catalog knows of one step (and job type, when asked for one).
+
+    Read-only by contract: the catalog hands the same one to every caller (a plain slotted
+    class, as building a frozen one would triple the cost of a first lookup). The registry
+    ``definition`` is made from the catalog's digest when first read; ``registered`` and
+    ``step_type`` need only the digest.
+    """
+
+    __slots__ = (
+        "_definition",
+        "_source",
+        "components",
+        "job_type",
+        "job_types",
+        "name",
+        "registered",
+        "shadowed",
+        "specs",
+        "step_type",
+        "workspace_id",
+    )
 
     name: str
     job_type: str | None
     workspace_id: str  # the highest-precedence workspace contributing to the step
     registered: bool
-    definition: StepDefinition | None
+    step_type: str | None  # the registry's ``sagemaker_step_type`` (None: unregistered)
     components: Mapping[str, ComponentFile]  # effective: the first in precedence order
     specs: Mapping[str | None, ComponentFile]  # job type (None: generic) → spec
     shadowed: tuple[ComponentFile, ...]  # same component in a later workspace
     job_types: tuple[str, ...]
+    _source: DefinitionSource | None
+    _definition: Any  # a StepDefinition, None, or _UNREAD
+
+    def __init__(
+        self,
+        name: str,
+        job_type: str | None,
+        workspace_id: str,
+        *,
+        step_type: str | None,
+        components: Mapping[str, ComponentFile],
+        specs: Mapping[str | None, ComponentFile],
+        shadowed: tuple[ComponentFile, ...],
+        job_types: tuple[str, ...],
+        definitions: DefinitionSource | None = None,
+        definition: StepDefinition | None = None,
+    ) -> None:
+        self.name = name
+        self.job_type = job_type
+        self.workspace_id = workspace_id
+        self.registered = step_type is not None
+        self.step_type = step_type
+        self.components = components
+        self.specs = specs
+        self.shadowed = shadowed
+        self.job_types = job_types
+        self._source = definitions
+        self._definition = definition if definitions is None else _UNREAD
+
+    @property
+    def definition(self) -> StepDefinition | None:
+        """The registry's definition (None for an unregistered step)."""
+        if self._definition is _UNREAD:
+            source = self._source
+            found = source.definition(self.name) if source and self.registered else None
+            self._definition = found
+        return self._definition  # type: ignore[no-any-return]
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.name,
+            self.job_type,
+            self.workspace_id,
+            self.step_type,
+            dict(self.components),
+            dict(self.specs),
+            self.shadowed,
+            self.job_types,
+            self.definition,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StepInfo) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.job_type, self.workspace_id))
+
+    def __repr__(self) -> str:
+        return (
+            f"StepInfo(name={self.name!r}, job_type={self.job_type!r}, "
+            f"workspace_id={self.workspace_id!r}, registered={self.registered}, "
+            f"components={sorted(self.components)}, job_types={self.job_types})"
+        )
 
     @property
     def node_name(self) -> str:
         return f"{self.name}_{self.job_type}" if self.job_type else self.name
-
-    @property
-    def step_type(self) -> str | None:
-        """The registry's ``sagemaker_step_type`` (None for an unregistered step)."""
-        return self.definition.sagemaker_step_type if self.definition else None
 
     @property
     def required(self) -> tuple[str, ...]:

@@ -69,8 +69,35 @@ class FileEntry:
         return name[:-3] if name.endswith(".py") else name
 
 
-# Positions in a registry digest row (plain lists, so the index can store them).
+# Positions in a registry digest row (plain lists, so the index can store them); the
+# last three are where the definition was written (file, line) and what overrides changed.
 CONFIG_CLASS, BUILDER, SPEC_TYPE, STEP_TYPE, DESCRIPTION, JOB_TYPES, WORKSPACE = range(7)
+ORIGIN_PATH, ORIGIN_LINE, OVERRIDDEN = range(7, 10)
+
+
+def definition_from_row(name: str, row: Sequence[Any]) -> StepDefinition:
+    """The registry definition a digest row was made from (see :meth:`RegistryFacts.build`)."""
+    from pathlib import Path
+
+    from stepkit.registry.definitions import Origin, StepDefinition
+
+    origin = (
+        Origin(row[WORKSPACE], Path(row[ORIGIN_PATH]), row[ORIGIN_LINE])
+        if row[ORIGIN_PATH] is not None
+        else None
+    )
+    return StepDefinition(
+        name=name,
+        config_class=row[CONFIG_CLASS],
+        builder_step_name=row[BUILDER],
+        spec_type=row[SPEC_TYPE],
+        sagemaker_step_type=row[STEP_TYPE],
+        description=row[DESCRIPTION],
+        job_types=tuple(row[JOB_TYPES]),
+        workspace_id=row[WORKSPACE],
+        origin=origin,
+        overridden_fields=tuple(row[OVERRIDDEN]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +132,9 @@ class RegistryFacts:
                 d.description,
                 list(d.job_types),
                 d.workspace_id,
+                str(d.origin.path) if d.origin else None,
+                d.origin.line if d.origin else None,
+                list(d.overridden_fields),
             ]
             for name, d in chosen.items()
         }

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 10  # 5: links; 6, 8: encoded summaries; 7: pieces; 10: section files
+FORMAT_VERSION: Final = 11  # 7: pieces; 10: section files; 11: definitions' origins
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 #: The lazy sections, in header order; each in a file of its own.
 SECTIONS: Final = ("listing", "registry", "resolved", "links", "summaries")
