@@ -46,7 +46,7 @@ BOUNDS = {
     "cold_s": 2.5,
     "warm_s": 0.4,
     "one_changed_s": 0.45,
-    "get_step_info_us": 5.0,
+    "get_step_info_first_call_us": 5.0,  # the cached repeat is a dict hit
     "search_ms": 20.0,
     "peak_rss_mb": 100.0,
     "watch_latency_s": 0.1,
@@ -211,15 +211,19 @@ def measure_in_process(root: Path) -> dict[str, Any]:
     started = time.perf_counter()
     catalog = StepCatalog.open(root)
     open_s = time.perf_counter() - started
-    started = time.perf_counter()
-    catalog.registry  # noqa: B018  (read once: StepInfo carries the registry's definition)
-    registry_s = time.perf_counter() - started
     names = catalog.step_names()
     sample = names[:: max(1, len(names) // 2000)]
     started = time.perf_counter()
     for name in sample:
         catalog.get_step_info(name)
     first_us = (time.perf_counter() - started) / len(sample) * 1e6
+    others = names[1 :: max(1, len(names) // 2000)]  # not looked up yet
+    started = time.perf_counter()
+    for name in others:
+        info = catalog.get_step_info(name)
+        info.definition  # noqa: B018  (made from the index digest when first read)
+        info.components  # noqa: B018
+    with_definition_us = (time.perf_counter() - started) / len(others) * 1e6
     rounds = []
     for _ in range(5):
         started = time.perf_counter()
@@ -247,9 +251,9 @@ def measure_in_process(root: Path) -> dict[str, Any]:
 
     return {
         "open_catalog_in_process_s": open_s,
-        "load_registry_once_s": registry_s,
         "get_step_info_us": statistics.median(rounds),
         "get_step_info_first_call_us": first_us,
+        "get_step_info_first_call_and_definition_us": with_definition_us,
         "find_step_by_component_first_call_us": which_us,
         "find_step_by_component_ok": found == node,
         "search_ms": statistics.median(search),

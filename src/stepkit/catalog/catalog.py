@@ -8,7 +8,7 @@ records they return are built on first use and kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -53,7 +53,7 @@ from stepkit.names import pascal_to_snake, split_node_name
 if TYPE_CHECKING:
     from stepkit.catalog.search import SearchIndex, SearchResult
     from stepkit.components import ScriptContract, StepSpecification
-    from stepkit.project import Project, RawFile
+    from stepkit.project import Project
     from stepkit.registry.definitions import StepDefinition
     from stepkit.registry.layering import Registry
 
@@ -167,13 +167,12 @@ class StepCatalog:
         self._registry_facts = None
         walk = scan_project(self.project)
         problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
-        files = walk.files
         try:
             data, facts, counts = refresh(
                 self.project,
                 self._build_facts,
                 previous=previous,
-                records=_consumed(files) if previous is None else iter(files),
+                walk=walk,
                 walk_problems=problems,
                 workers=self._workers,
                 progress=progress,
@@ -186,7 +185,7 @@ class StepCatalog:
                 self.project,
                 self._build_facts,
                 previous=None,
-                records=_consumed(files),
+                walk=walk,
                 walk_problems=problems,
                 workers=self._workers,
                 progress=progress,
@@ -566,18 +565,6 @@ class StepCatalog:
     @property
     def data(self) -> IndexData:
         return self._data
-
-
-def _consumed(records: list[RawFile]) -> Iterator[RawFile]:
-    """The walked records, each let go once read: the index keeps what it needs of them,
-    and 50,000 tuples held to the end are memory a cold start cannot spare."""
-    for i, record in enumerate(records):
-        records[i] = _GONE
-        yield record
-    records.clear()
-
-
-_GONE: RawFile = ("", "", "", 0, 0, 0)
 
 
 def _log_warning(message: str) -> None:

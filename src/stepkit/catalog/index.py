@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.catalog.discovery import encode_summary, read_summaries, read_summary
+from stepkit.catalog.files import FileTable, FolderRows
 from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
 from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
 from stepkit.catalog.store import IndexData
 
 if TYPE_CHECKING:
-    from stepkit.project import Project, RawFile
+    from stepkit.project import Project, RawWalk
 
 #: Below this many files to parse, one process is faster than starting a pool.
 PARALLEL_THRESHOLD: Final = 1500
@@ -126,10 +127,17 @@ def _entry(path: str, row: list[Any], summaries: Mapping[str, bytes]) -> FileEnt
     return FileEntry(path, row[0], row[1], summary)
 
 
+def _row(files: FileTable, path: str) -> list[Any]:
+    row = files.get(path)
+    if row is None:
+        raise KeyError(path)
+    return row
+
+
 def resolved_index(
     project: Project,
     facts: RegistryFacts,
-    files: dict[str, list[Any]],
+    files: FileTable,
     summaries: dict[str, bytes],
     *,
     walk_problems: list[list[Any]],
@@ -168,7 +176,7 @@ def resolved_index(
 
 def _resolve_changed(
     previous: IndexData,
-    files: dict[str, list[Any]],
+    files: FileTable,
     summaries: dict[str, bytes],
     changed: Iterable[str],
     facts: RegistryFacts,
@@ -191,7 +199,7 @@ def _resolve_changed(
         previous=Resolution(previous.resolved, previous.links, previous.listing),
         old=old,
         current=current,
-        entry=lambda path: _entry(path, files[path], summaries),
+        entry=lambda path: _entry(path, _row(files, path), summaries),
         registry=facts,
         workspace_order=order,
         by_stem=previous.stems,
@@ -204,40 +212,48 @@ def refresh(
     load_registry: Callable[[], RegistryFacts],
     *,
     previous: IndexData | None,
-    records: Iterable[RawFile],
+    walk: RawWalk,
     walk_problems: list[list[Any]],
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[IndexData, RegistryFacts | None, RefreshCounts]:
-    """The index for the walked ``records``: unchanged files keep their rows, the rest are
-    parsed; steps are resolved again only when what resolution reads changed.
+    """The index for the walked folders: a folder found as the index has it is kept whole,
+    a file whose stat data is unchanged keeps its row, the rest are parsed; steps are
+    resolved again only when what resolution reads changed.
 
     Returns (index, the registry digest if it was read, counts).
     """
-    old = previous.files if previous is not None else {}
-    files: dict[str, list[Any]] = {}
+    old = previous.files if previous is not None else FileTable()
+    files = FileTable()
     jobs: list[tuple[str, str]] = []
+    targets: list[tuple[FolderRows, int]] = []  # where each job's hash goes
     lazy = reused = 0
     fresh: list[str] = []  # paths not reused: new or changed
-    for path, ws, component, mtime, size, inode in records:
-        before = old.get(path)
-        if (
-            before is not None
-            and before[2] == mtime
-            and before[3] == size
-            and before[4] == inode
-            and before[0] == ws
-            and before[1] == component
-        ):
-            files[path] = before
-            reused += 1
+    for scan in walk.folders:
+        before = old.folders.get(scan.folder)
+        if before is not None and before.matches(scan):
+            files.folders[scan.folder] = before
+            reused += len(scan.names)
             continue
-        files[path] = [ws, component, mtime, size, inode, None]
-        fresh.append(path)
-        if component in LAZY_COMPONENTS:
-            lazy += before is None  # a new script is a new file; a changed one is not
-        else:
-            jobs.append((path, component))
+        rows = FolderRows.unparsed(scan)
+        files.folders[scan.folder] = rows
+        comparable = before is not None and (before.workspace_id, before.component) == (
+            scan.workspace_id,
+            scan.component,
+        )
+        for i, name in enumerate(scan.names):
+            j = before.position(name) if comparable and before is not None else None
+            if j is not None and before is not None and before.same_stat(j, scan, i):
+                rows.hashes[i] = before.hashes[j]
+                reused += 1
+                continue
+            path = scan.path(i)
+            fresh.append(path)
+            if scan.component in LAZY_COMPONENTS:
+                lazy += j is None  # a new script is a new file; a changed one is not
+            else:
+                jobs.append((path, scan.component))
+                targets.append((rows, i))
     key = registry_key(project)
     registry_reused = previous is not None and previous.registry_key == key
     loaded: list[RegistryFacts] = []
@@ -249,17 +265,16 @@ def refresh(
     parsed = parse_files(jobs, workers=workers, progress=progress, meanwhile=load) if jobs else []
     if not jobs:
         load()
-    # every old path not walked again is gone (no second pass over the 50,000 when none is)
+    # every old path not walked again is gone (no pass over the 50,000 when none is)
     kept = reused + sum(1 for path in fresh if path in old)
     gone = [path for path in old if path not in files] if kept < len(old) else []
     removed = len(gone)
     same_identity = True
-    for (path, _component), summary in zip(jobs, parsed, strict=True):
+    for (path, _component), (rows, i), summary in zip(jobs, targets, parsed, strict=True):
         digest = zlib.crc32(summary)
-        files[path][5] = digest
-        before = old.get(path)
-        same_identity = same_identity and before is not None and before[5] == digest
-    changed = bool(jobs) or len(files) != reused or previous is None
+        rows.hashes[i] = digest
+        same_identity = same_identity and old.hash_of(path) == digest
+    changed = bool(jobs) or len(fresh) > 0 or removed > 0 or previous is None
     if (
         previous is not None
         and same_identity
@@ -309,7 +324,7 @@ def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
         row = data.files.get(path)
         if row is not None and data.summary(path) is None:
             summary = encode_summary(read_summary(path, row[1]))
-            row[5] = zlib.crc32(summary)
+            data.files.set_hash(path, zlib.crc32(summary))
             summaries[path] = summary
             count += 1
     return count
@@ -328,9 +343,9 @@ def update_paths(
     """
     from stepkit.project import COMPONENT_DIRS
 
-    files = dict(data.files)
+    files = data.files.copy()
     fresh: dict[str, bytes] = {}
-    touched = 0
+    touched: list[str] = []
     same_identity = True
     for path in changed:
         key = str(path)
@@ -338,26 +353,32 @@ def update_paths(
         try:
             st = path.stat()
         except OSError:
-            if files.pop(key, None) is not None:
-                touched += 1
+            if files.remove(key):
+                touched.append(key)
                 same_identity = False
             continue
         if where is None or not key.endswith(".py") or path.name == "__init__.py":
             continue
         ws, component = where
-        row: list[Any] = [ws, component, st.st_mtime_ns, st.st_size, st.st_ino, None]
         before = files.get(key)
-        if before is not None and before[:5] == row[:5]:
+        if before is not None and before[:5] == [
+            ws,
+            component,
+            st.st_mtime_ns,
+            st.st_size,
+            st.st_ino,
+        ]:
             continue
-        touched += 1
-        files[key] = row
+        touched.append(key)
         if component in LAZY_COMPONENTS:
+            files.put(key, ws, component, (st.st_mtime_ns, st.st_size, st.st_ino), None)
             same_identity = same_identity and before is not None
             continue
         summary = encode_summary(read_summary(key, component))
-        row[5] = zlib.crc32(summary)
+        digest = zlib.crc32(summary)
+        files.put(key, ws, component, (st.st_mtime_ns, st.st_size, st.st_ino), digest)
         fresh[key] = summary
-        same_identity = same_identity and before is not None and before[5] == row[5]
+        same_identity = same_identity and before is not None and before[5] == digest
     if not touched:
         return data, 0
     if same_identity:
@@ -368,8 +389,11 @@ def update_paths(
             project=data.project,
             sections=dict(data.sections),
         )
-        return kept, touched
-    summaries = {p: e for p, e in data.summaries.items() if p in files}
+        return kept, len(touched)
+    summaries = dict(data.summaries)
+    for key in touched:
+        if key not in files:
+            summaries.pop(key, None)
     summaries.update(fresh)
     updated = resolved_index(
         project,
@@ -380,10 +404,9 @@ def update_paths(
         registry_key=data.registry_key,
         snapshot=data.project,
         previous=data,
-        changed=[p for p, row in files.items() if row is not data.files.get(p)]
-        + [p for p in data.files if p not in files],
+        changed=touched,
     )
-    return updated, touched
+    return updated, len(touched)
 
 
 def _component_of(

@@ -19,6 +19,8 @@ from __future__ import annotations
 import marshal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.names import (
@@ -69,6 +71,12 @@ class FileEntry:
         return name[:-3] if name.endswith(".py") else name
 
 
+@lru_cache(maxsize=64)
+def _registry_path(location: str) -> Path:
+    """One ``Path`` per registry file (making one costs more than the rest of a definition)."""
+    return Path(location)
+
+
 # Positions in a registry digest row (plain lists, so the index can store them); the
 # last three are where the definition was written (file, line) and what overrides changed.
 CONFIG_CLASS, BUILDER, SPEC_TYPE, STEP_TYPE, DESCRIPTION, JOB_TYPES, WORKSPACE = range(7)
@@ -77,12 +85,10 @@ ORIGIN_PATH, ORIGIN_LINE, OVERRIDDEN = range(7, 10)
 
 def definition_from_row(name: str, row: Sequence[Any]) -> StepDefinition:
     """The registry definition a digest row was made from (see :meth:`RegistryFacts.build`)."""
-    from pathlib import Path
-
     from stepkit.registry.definitions import Origin, StepDefinition
 
     origin = (
-        Origin(row[WORKSPACE], Path(row[ORIGIN_PATH]), row[ORIGIN_LINE])
+        Origin(row[WORKSPACE], _registry_path(row[ORIGIN_PATH]), row[ORIGIN_LINE])
         if row[ORIGIN_PATH] is not None
         else None
     )

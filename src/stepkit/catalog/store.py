@@ -42,10 +42,12 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from stepkit.catalog.files import FileTable
+
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 11  # 7: pieces; 10: section files; 11: definitions' origins
+FORMAT_VERSION: Final = 12  # 10: section files; 11: definitions' origins; 12: per folder
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 #: The lazy sections, in header order; each in a file of its own.
 SECTIONS: Final = ("listing", "registry", "resolved", "links", "summaries")
@@ -164,9 +166,8 @@ def pack(value: dict[Any, Any]) -> Iterator[bytes]:
 def _parts(
     value: dict[Any, Any], path: tuple[Any, ...]
 ) -> Iterator[tuple[tuple[Any, ...], dict[Any, Any] | list[Any]]]:
-    if len(value) > PIECE_ENTRIES and not any(
-        type(item) in _CONTAINERS and len(item) > PIECE_ENTRIES for item in value.values()
-    ):  # many small entries (file rows, summaries): runs cut in C, not entry by entry
+    if len(value) > PIECE_ENTRIES and not _has_large(value):
+        # many small entries (file rows, summaries): runs cut in C, not entry by entry
         items = iter(value.items())
         while run := dict(islice(items, PIECE_ENTRIES)):
             yield path, run
@@ -191,6 +192,16 @@ def _parts(
                 chunk, emitted = {}, True
     if chunk or not emitted:
         yield path, chunk
+
+
+def _has_large(value: dict[Any, Any]) -> bool:
+    """Whether a value is a dict or list of more than :data:`PIECE_ENTRIES` entries."""
+    try:  # every value sized (the usual case): the lengths are compared in C
+        if max(map(len, value.values())) <= PIECE_ENTRIES:
+            return False
+    except TypeError:  # a number or None among them
+        pass
+    return any(type(item) in _CONTAINERS and len(item) > PIECE_ENTRIES for item in value.values())
 
 
 def unpack(blob: bytes | memoryview) -> dict[Any, Any]:
@@ -225,11 +236,11 @@ class IndexData:
     """The index in memory.
 
     ``files``: path → [workspace, component, mtime_ns, size, inode, summary hash or None
-    (not parsed yet)]; ``listing``: one [name, step type, job types, workspaces, JSON] per
-    step, what ``catalog list`` prints.
+    (not parsed yet)], kept per folder (:mod:`stepkit.catalog.files`); ``listing``: one
+    [name, step type, job types, workspaces, JSON] per step, what ``catalog list`` prints.
     """
 
-    files: dict[str, list[Any]] = field(default_factory=dict)
+    files: FileTable = field(default_factory=FileTable)
     walk_problems: list[list[Any]] = field(default_factory=list)  # [path, workspace, message]
     registry_key: list[Any] = field(default_factory=list)
     project: dict[str, Any] = field(default_factory=dict)  # see stepkit.catalog.quick
@@ -270,15 +281,15 @@ class IndexData:
 
     def summary(self, path: str) -> dict[str, Any] | None:
         """The file's summary if it is current (None: not parsed since it changed)."""
-        row = self.files.get(path)
-        encoded = self.summaries.get(path)
-        if row is None or encoded is None or row[5] is None or zlib.crc32(encoded) != row[5]:
+        digest = self.files.hash_of(path)
+        encoded = self.summaries.get(path) if digest is not None else None
+        if encoded is None or zlib.crc32(encoded) != digest:
             return None
         return marshal.loads(encoded)  # type: ignore[no-any-return]
 
     def main_section(self) -> dict[str, Any]:
         return {
-            "files": self.files,
+            "files": self.files.plain(),
             "walk_problems": self.walk_problems,
             "registry_key": self.registry_key,
             "project": self.project,
@@ -347,14 +358,14 @@ def _load(path: Path) -> IndexData:
     main = unpack(blob)
     try:
         return IndexData(
-            files=main["files"],
+            files=FileTable.from_plain(main["files"]),
             walk_problems=main["walk_problems"],
             registry_key=main["registry_key"],
             project=main["project"],
             sections=sections,
         )
-    except KeyError as exc:
-        raise ValueError(f"unreadable payload (no {exc})") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValueError(f"unreadable payload ({type(exc).__name__})") from None
 
 
 def load_index(path: Path) -> tuple[IndexData | None, str | None]:
