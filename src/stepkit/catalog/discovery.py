@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import marshal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -145,6 +146,27 @@ def _imports(body: list[ast.stmt]) -> dict[str, tuple[str, str]]:
     return out
 
 
+_NESTED: Final = ("body", "orelse", "finalbody")
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """A function's statements in source order, those of its ``if``/``for``/``with``/
+    ``try``/``match`` blocks included, not those of functions or classes defined in it
+    (walking statements only: ``ast.walk`` would visit every expression too)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for name in _NESTED:
+            inner = getattr(stmt, name, None)
+            if inner:
+                yield from _statements(inner)
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            yield from _statements(case.body)
+
+
 def _contract_ref(
     node: ast.expr, imports: dict[str, tuple[str, str]], functions: dict[str, ast.FunctionDef]
 ) -> list[str] | None:
@@ -153,8 +175,9 @@ def _contract_ref(
         func = functions.get(node.func.id)
         if func is None:
             return None
-        local = {**imports, **_imports([n for n in ast.walk(func) if isinstance(n, ast.stmt)])}
-        for stmt in ast.walk(func):
+        statements = list(_statements(func.body))
+        local = {**imports, **_imports(statements)}
+        for stmt in statements:
             if isinstance(stmt, ast.Return) and stmt.value is not None:
                 return _contract_ref(stmt.value, local, {})
         return None
