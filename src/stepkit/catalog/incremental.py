@@ -13,7 +13,8 @@ reading every summary.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from copy import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,7 +30,7 @@ class Resolution:
     """A resolution with what an incremental one needs next time."""
 
     resolved: dict[str, Any]  # {"steps", "unmatched", "problems"}
-    links: dict[str, list[str]]  # key → paths of the files that may touch it
+    links: MutableMapping[str, list[str]]  # key → paths of the files that may touch it
     listing: list[list[Any]]
 
 
@@ -68,7 +69,7 @@ def resolve_changed(
         total: how many files are indexed.
     """
     keyer = _Resolver(registry, workspace_order, by_stem)
-    links = dict(previous.links)  # new lists where they change: ``previous`` stays whole
+    links = copy(previous.links)  # new lists where they change: ``previous`` stays whole
     seeds: set[str] = set()
     for path, before in old.items():
         if before is not None:

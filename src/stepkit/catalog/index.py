@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -138,7 +139,7 @@ def resolved_index(
     project: Project,
     facts: RegistryFacts,
     files: FileTable,
-    summaries: dict[str, bytes],
+    summaries: MutableMapping[str, bytes],
     *,
     walk_problems: list[list[Any]],
     registry_key: list[Any],
@@ -177,7 +178,7 @@ def resolved_index(
 def _resolve_changed(
     previous: IndexData,
     files: FileTable,
-    summaries: dict[str, bytes],
+    summaries: MutableMapping[str, bytes],
     changed: Iterable[str],
     facts: RegistryFacts,
     order: tuple[str, ...],
@@ -297,7 +298,7 @@ def refresh(
     else:
         assert previous is not None  # registry_reused implies an index was loaded
         facts = RegistryFacts.from_rows(previous.registry)
-    summaries = dict(previous.summaries) if previous is not None else {}
+    summaries: MutableMapping[str, bytes] = copy(previous.summaries) if previous else {}
     for (path, _component), summary in zip(jobs, parsed, strict=True):
         summaries[path] = summary
     for path in gone:
@@ -390,7 +391,7 @@ def update_paths(
             sections=dict(data.sections),
         )
         return kept, len(touched)
-    summaries = dict(data.summaries)
+    summaries = copy(data.summaries)
     for key in touched:
         if key not in files:
             summaries.pop(key, None)

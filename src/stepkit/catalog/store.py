@@ -35,7 +35,7 @@ import tempfile
 import time
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
@@ -43,14 +43,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.catalog.files import FileTable
+from stepkit.catalog.partitioned import PartitionedDict
 
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 12  # 10: section files; 11: definitions' origins; 12: per folder
+FORMAT_VERSION: Final = 13  # 10: section files; 12: files per folder; 13: partitions
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 #: The lazy sections, in header order; each in a file of its own.
 SECTIONS: Final = ("listing", "registry", "resolved", "links", "summaries")
+#: Sections kept as a :class:`PartitionedDict` (large, and read and changed a key at a time).
+PARTITIONED: Final = frozenset({"links", "summaries"})
 _HEADER: Final = struct.Struct("<16sI" + "QI" * (1 + len(SECTIONS)))
 _ORPHAN: Final = re.compile(
     rf"({'|'.join(SECTIONS)})-[0-9a-f]{{8}}-[0-9a-f]+\.bin|\.({'|'.join(SECTIONS)}|index\.bin)\..+\.tmp"
@@ -91,18 +94,29 @@ def section_name(section: str, crc: int, length: int) -> str:
 class _Section:
     """A section decoded on first use: from an open section file, or built in memory."""
 
-    __slots__ = ("__weakref__", "_closer", "_crc", "_fd", "_length", "_name", "_value")
+    __slots__ = (
+        "__weakref__",
+        "_closer",
+        "_crc",
+        "_fd",
+        "_length",
+        "_name",
+        "_value",
+        "partitioned",
+    )
 
     def __init__(
         self,
         value: Any = None,
         *,
+        partitioned: bool = False,
         fd: int | None = None,
         name: str = "",
         length: int = 0,
         crc: int = 0,
     ) -> None:
         self._value = value
+        self.partitioned = partitioned  # stored as a PartitionedDict
         self._fd = fd  # open since the header was read: the file may be replaced since
         self._name, self._length, self._crc = name, length, crc
         self._closer = weakref.finalize(self, os.close, fd) if fd is not None else None
@@ -110,7 +124,15 @@ class _Section:
     @property
     def value(self) -> Any:
         if self._value is None:
-            self._value = unpack(self._read()) if self._fd is not None else {}
+            if self._fd is None:
+                self._value = PartitionedDict() if self.partitioned else {}
+            elif self.partitioned:
+                try:
+                    self._value = PartitionedDict.decode(self._read())
+                except ValueError as exc:
+                    raise CorruptIndexError(f"unreadable index section ({exc})") from exc
+            else:
+                self._value = unpack(self._read())
             self._release()
         return self._value
 
@@ -143,7 +165,11 @@ class _Section:
         if self.stored() is not None:
             yield self._read()
             return
-        if self._value is not None:
+        if isinstance(self._value, PartitionedDict):
+            yield from self._value.pieces()
+        elif self.partitioned and self._value is not None:
+            yield from PartitionedDict(self._value).pieces()
+        elif self._value is not None:
             yield from pack(self._value)
 
 
@@ -253,7 +279,9 @@ class IndexData:
     def with_sections(self, **values: Any) -> None:
         """Set sections to these new values (``listing`` is the list of rows)."""
         for name, value in values.items():
-            self.sections[name] = _Section({"rows": value} if name == "listing" else value)
+            self.sections[name] = _Section(
+                {"rows": value} if name == "listing" else value, partitioned=name in PARTITIONED
+            )
 
     @property
     def listing(self) -> list[list[Any]]:
@@ -264,7 +292,7 @@ class IndexData:
         return self.section("resolved")
 
     @property
-    def links(self) -> dict[str, list[str]]:
+    def links(self) -> MutableMapping[str, list[str]]:
         return self.section("links")
 
     @property
@@ -276,7 +304,7 @@ class IndexData:
         return self.section("registry").get("stems", {})  # type: ignore[no-any-return]
 
     @property
-    def summaries(self) -> dict[str, bytes]:
+    def summaries(self) -> MutableMapping[str, bytes]:
         return self.section("summaries")
 
     def summary(self, path: str) -> dict[str, Any] | None:
@@ -317,7 +345,9 @@ def _open_sections(folder: Path, table: list[int]) -> dict[str, _Section]:
             fd = os.open(folder / filename, os.O_RDONLY)
         except FileNotFoundError:
             raise ValueError(f"section file {filename} is missing") from None
-        section = _Section(fd=fd, name=filename, length=length, crc=crc)
+        section = _Section(
+            fd=fd, name=filename, length=length, crc=crc, partitioned=name in PARTITIONED
+        )
         sections[name] = section  # owns the descriptor from here on
         if os.fstat(fd).st_size != length:
             raise ValueError(f"section file {filename} is truncated")
