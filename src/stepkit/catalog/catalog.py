@@ -8,7 +8,7 @@ records they return are built on first use and kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -36,6 +36,7 @@ from stepkit.catalog.resolution import (
     JOB_TYPES,
     STEP_TYPE,
     WORKSPACE,
+    Parts,
     RegistryFacts,
     definition_from_row,
 )
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from stepkit.registry.layering import Registry
 
 T = TypeVar("T")
-_NO_PARTS: Mapping[str, list[list[Any]]] = {}
+_NO_PARTS: Parts = {}
 _component_file = partial(tuple.__new__, ComponentFile)  # what ComponentFile(*row) makes
 
 #: Components variants share (they differ only in spec).
@@ -244,7 +245,7 @@ class StepCatalog:
 
     def _install(self, data: IndexData) -> None:
         self._data = data
-        self._steps_cache: Mapping[str, Mapping[str, list[list[Any]]]] | None = None
+        self._steps_cache: Mapping[str, Parts] | None = None
         self._info.clear()
         self._file_facts: dict[str, Mapping[str, Any] | None] = {}
         self._by_path = None
@@ -252,7 +253,7 @@ class StepCatalog:
         self._search = None
 
     @property
-    def _steps(self) -> Mapping[str, Mapping[str, list[list[Any]]]]:
+    def _steps(self) -> Mapping[str, Parts]:
         """Resolved steps: name → component → [[path, workspace, job type, via], …]."""
         if self._steps_cache is None:
             with gc_paused():
@@ -261,7 +262,7 @@ class StepCatalog:
 
     # -- names -------------------------------------------------------------------------------
 
-    def _definitions(self) -> Mapping[str, list[Any]]:
+    def _definitions(self) -> Mapping[str, Sequence[Any]]:
         """Registry digest rows by name (see :class:`RegistryFacts`)."""
         return self._facts().definitions
 
@@ -380,7 +381,7 @@ class StepCatalog:
         return min(found, key=lambda ws: rank.get(ws, len(rank)), default="")
 
     @staticmethod
-    def _job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> tuple[str, ...]:
+    def _job_types(parts: Parts, row: Sequence[Any] | None) -> tuple[str, ...]:
         return tuple(step_job_types(parts, row))
 
     def resolve_pipeline_node(self, node_name: str) -> StepInfo | None:

@@ -31,7 +31,7 @@ class Resolution:
 
     resolved: dict[str, Any]  # {"steps", "unmatched", "problems"}
     links: MutableMapping[str, list[str]]  # key → paths of the files that may touch it
-    listing: list[list[Any]]
+    listing: list[tuple[Any, ...]]
 
 
 def resolve_all(

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from stepkit.catalog.records import required_components
-from stepkit.catalog.resolution import JOB_TYPES, STEP_TYPE, WORKSPACE
+from stepkit.catalog.resolution import JOB_TYPES, STEP_TYPE, WORKSPACE, Parts
 
 
-def job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> list[str]:
+def job_types(parts: Parts, row: Sequence[Any] | None) -> list[str]:
     """A step's job types: those its specs declare and those its definition lists."""
     found = {entry[2] for entry in parts.get("spec", ()) if entry[2]}
     if row is not None and row[JOB_TYPES]:
@@ -25,8 +25,8 @@ def job_types(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> li
 
 def step_row(
     name: str,
-    parts: Mapping[str, list[list[Any]]],
-    row: list[Any] | None,
+    parts: Parts,
+    row: Sequence[Any] | None,
     rank: Mapping[str, int],
 ) -> dict[str, Any]:
     """One step as ``catalog list --json`` prints it."""
@@ -46,7 +46,7 @@ def step_row(
     }
 
 
-def workspaces_of(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -> list[str]:
+def workspaces_of(parts: Parts, row: Sequence[Any] | None) -> list[str]:
     """Every workspace a step has a component or its definition in."""
     found = {entry[1] for entries in parts.values() for entry in entries}
     if row is not None:
@@ -55,10 +55,10 @@ def workspaces_of(parts: Mapping[str, list[list[Any]]], row: list[Any] | None) -
 
 
 def build_listing(
-    steps: Mapping[str, Mapping[str, list[list[Any]]]],
-    registry: Mapping[str, list[Any]],
+    steps: Mapping[str, Parts],
+    registry: Mapping[str, Sequence[Any]],
     workspace_ids: Sequence[str],
-) -> list[list[Any]]:
+) -> list[tuple[Any, ...]]:
     rank = {ws: i for i, ws in enumerate(workspace_ids)}
     encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
     out = []
@@ -66,14 +66,13 @@ def build_listing(
         parts = steps.get(name, {})
         row = registry.get(name)
         data = step_row(name, parts, row, rank)
-        out.append(
-            [name, data["step_type"], data["job_types"], workspaces_of(parts, row), encode(data)]
-        )
+        jobs, spaces = tuple(data["job_types"]), tuple(workspaces_of(parts, row))
+        out.append((name, data["step_type"], jobs, spaces, encode(data)))  # untracked by gc
     return out
 
 
 def select(
-    listing: Iterable[list[Any]],
+    listing: Iterable[Sequence[Any]],
     *,
     workspace_id: str | None = None,
     job_type: str | None = None,

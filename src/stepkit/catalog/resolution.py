@@ -77,6 +77,9 @@ def _registry_path(location: str) -> Path:
     return Path(location)
 
 
+#: A resolved step: component → ((path, workspace, job type, how it was matched), …).
+Parts = Mapping[str, Sequence[Sequence[Any]]]
+
 # Positions in a registry digest row (plain lists, so the index can store them); the
 # last three are where the definition was written (file, line) and what overrides changed.
 CONFIG_CLASS, BUILDER, SPEC_TYPE, STEP_TYPE, DESCRIPTION, JOB_TYPES, WORKSPACE = range(7)
@@ -114,7 +117,7 @@ class RegistryFacts:
     sagemaker_step_type, description, job_types, workspace_id].
     """
 
-    definitions: Mapping[str, list[Any]]
+    definitions: Mapping[str, Sequence[Any]]
     job_types: tuple[str, ...]
 
     @classmethod
@@ -129,25 +132,25 @@ class RegistryFacts:
         for _, view in views[-1:]:
             for name, definition in view.items():
                 chosen.setdefault(name, definition)
-        rows = {
-            name: [
+        rows = {  # tuples: the garbage collector stops tracking them (see _frozen)
+            name: (
                 d.config_class,
                 d.builder_step_name,
                 d.spec_type,
                 d.sagemaker_step_type,
                 d.description,
-                list(d.job_types),
+                tuple(d.job_types),
                 d.workspace_id,
                 str(d.origin.path) if d.origin else None,
                 d.origin.line if d.origin else None,
-                list(d.overridden_fields),
-            ]
+                tuple(d.overridden_fields),
+            )
             for name, d in chosen.items()
         }
         return cls.from_rows(rows)
 
     @classmethod
-    def from_rows(cls, rows: Mapping[str, list[Any]]) -> RegistryFacts:
+    def from_rows(cls, rows: Mapping[str, Sequence[Any]]) -> RegistryFacts:
         custom = sorted({jt for row in rows.values() for jt in row[JOB_TYPES]})
         job_types = (*STANDARD_JOB_TYPES, *[j for j in custom if j not in STANDARD_JOB_TYPES])
         return cls(rows, job_types)
@@ -352,7 +355,7 @@ class _Resolver:
         # name order, not the order files were met in: the same for a whole and for an
         # incremental resolution (find_step_by_component's first owner depends on it)
         return {
-            "steps": {name: self.steps[name] for name in sorted(self.steps)},
+            "steps": {name: _frozen(self.steps[name]) for name in sorted(self.steps)},
             "unmatched": sorted(self.unmatched),
             "problems": sorted(self.problems, key=lambda p: (p[0], p[2])),
         }
@@ -412,6 +415,12 @@ class _Resolver:
             keys.add(f"e:{f.stem}")
             keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
         return keys
+
+
+def _frozen(parts: Mapping[str, list[list[Any]]]) -> Parts:
+    """A step's components as tuples: a loaded catalog holds ~100,000 of them, and the
+    garbage collector stops tracking tuples of strings (lists it walks on every pass)."""
+    return {component: tuple(map(tuple, entries)) for component, entries in parts.items()}
 
 
 def registry_stems(registry: RegistryFacts) -> dict[str, str]:

@@ -48,7 +48,7 @@ from stepkit.catalog.partitioned import PartitionedDict
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 13  # 10: section files; 12: files per folder; 13: partitions
+FORMAT_VERSION: Final = 14  # 10: section files; 12: files per folder; 13: partitions; 14: tuples
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 #: The lazy sections, in header order; each in a file of its own.
 SECTIONS: Final = ("listing", "registry", "resolved", "links", "summaries")
@@ -284,7 +284,7 @@ class IndexData:
             )
 
     @property
-    def listing(self) -> list[list[Any]]:
+    def listing(self) -> list[tuple[Any, ...]]:
         return self.section("listing").get("rows", [])  # type: ignore[no-any-return]
 
     @property
