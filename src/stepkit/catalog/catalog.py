@@ -297,23 +297,26 @@ class StepCatalog:
         Raises:
             UnknownStepError: no such step (or no such job type of it), with close names.
         """
-        info = self._info.get((name_or_node, job_type))
-        if info is not None:
-            return info
-        info = self._build_info(name_or_node, job_type)
-        self._info[(name_or_node, job_type)] = info
+        key = (name_or_node, job_type)
+        info = self._info.get(key)
+        if info is None:
+            info = self._info[key] = self._build_info(name_or_node, job_type)
         return info
 
     def _build_info(self, name_or_node: str, job_type: str | None) -> StepInfo:
-        name = self._canonical(name_or_node)
-        if name is None:
-            base, job = split_node_name(name_or_node)
-            name = self._canonical(base)
+        steps, definitions = self._steps, self._definitions()
+        name: str | None = name_or_node
+        if name_or_node not in steps and name_or_node not in definitions:
+            name = self._canonical(name_or_node)
             if name is None:
-                raise self._unknown(name_or_node)
-            job_type = job_type or job
-        parts = self._steps.get(name, _NO_PARTS)
-        row = self._definitions().get(name)
+                base, job = split_node_name(name_or_node)
+                name = self._canonical(base)
+                if name is None:
+                    raise self._unknown(name_or_node)
+                job_type = job_type or job
+        assert name is not None
+        parts = steps.get(name, _NO_PARTS)
+        row = definitions.get(name)
         components: dict[str, ComponentFile] = {}
         specs: dict[str | None, ComponentFile] = {}
         shadowed: list[ComponentFile] = []
