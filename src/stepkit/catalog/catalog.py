@@ -26,7 +26,6 @@ from stepkit.catalog.listing import job_types as step_job_types
 from stepkit.catalog.listing import select, step_row
 from stepkit.catalog.quick import snapshot
 from stepkit.catalog.records import (
-    COMPONENTS,
     ComponentFile,
     Problem,
     StepInfo,
@@ -323,10 +322,7 @@ class StepCatalog:
         rank = self._rank
         unknown = len(rank)  # the rank of a workspace the project does not list
         top, workspace = unknown + 1, ""  # the best-ranked contributing workspace
-        for component in COMPONENTS:
-            entries = parts.get(component)
-            if not entries:
-                continue
+        for component, entries in parts.items():  # in COMPONENTS order (resolution's _frozen)
             if component != "spec":  # the first is the one in effect
                 path, ws, job, via = entries[0]
                 components[component] = _component_file((path, component, ws, job, via))

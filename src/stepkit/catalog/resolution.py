@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from stepkit.catalog.records import COMPONENTS
 from stepkit.names import (
     STANDARD_JOB_TYPES,
     component_stem,
@@ -418,9 +419,10 @@ class _Resolver:
 
 
 def _frozen(parts: Mapping[str, list[list[Any]]]) -> Parts:
-    """A step's components as tuples: a loaded catalog holds ~100,000 of them, and the
-    garbage collector stops tracking tuples of strings (lists it walks on every pass)."""
-    return {component: tuple(map(tuple, entries)) for component, entries in parts.items()}
+    """A step's components as tuples, in :data:`COMPONENTS` order (lookups rely on it): a
+    loaded catalog holds ~100,000 of them, and the garbage collector stops tracking tuples
+    of strings (lists it walks on every pass)."""
+    return {c: tuple(map(tuple, parts[c])) for c in COMPONENTS if parts.get(c)}
 
 
 def registry_stems(registry: RegistryFacts) -> dict[str, str]:

@@ -48,7 +48,7 @@ from stepkit.catalog.partitioned import PartitionedDict
 if TYPE_CHECKING:
     from stepkit.project import Project
 
-FORMAT_VERSION: Final = 14  # 10: section files; 12: files per folder; 13: partitions; 14: tuples
+FORMAT_VERSION: Final = 15  # 10: section files; 12: per folder; 13: partitions; 14, 15: tuples
 MAGIC: Final = b"STEPKIT-CATALOG\0"
 #: The lazy sections, in header order; each in a file of its own.
 SECTIONS: Final = ("listing", "registry", "resolved", "links", "summaries")
