@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stepkit.catalog.partitioned import PARTITIONS, PartitionedDict, partition_of
+from stepkit.catalog.partitioned import PARTITIONS, PartitionedDict, partition_of, pieces_of
 
 
 def _split(blob: bytes) -> list[bytes]:
@@ -23,6 +23,7 @@ def _split(blob: bytes) -> list[bytes]:
 def test_round_trip_and_only_changed_partitions_are_encoded_again() -> None:
     values = {f"/steps/specs/s{i}_spec.py": bytes([i % 256]) * 20 for i in range(500)}
     blob = b"".join(PartitionedDict(values).pieces())
+    assert PartitionedDict.decode(b"".join(pieces_of(values))) == values  # stored alike
     assert len(_split(blob)) == PARTITIONS
     loaded = PartitionedDict.decode(blob)
     assert loaded == values and len(loaded) == 500

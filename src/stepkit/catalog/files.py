@@ -30,7 +30,16 @@ class FolderRows:
     """The files of one folder: sorted names, (mtime_ns, size, inode) per name in
     ``stats`` and the summary hash per name in ``hashes``."""
 
-    __slots__ = ("_at", "component", "hashes", "names", "stats", "workspace_id")
+    __slots__ = (
+        "_at",
+        "_folder",
+        "_paths",
+        "component",
+        "hashes",
+        "names",
+        "stats",
+        "workspace_id",
+    )
 
     def __init__(
         self,
@@ -46,11 +55,30 @@ class FolderRows:
         self.stats = stats
         self.hashes = hashes
         self._at: dict[str, int] | None = None
+        self._folder = ""
+        self._paths: list[str | None] | None = None  # full paths made so far, kept
 
     @classmethod
     def unparsed(cls, scan: FolderScan) -> FolderRows:
         hashes = array("q", [UNPARSED]) * len(scan.names)
-        return cls(scan.workspace_id, scan.component, scan.names, scan.stats, hashes)
+        rows = cls(scan.workspace_id, scan.component, scan.names, scan.stats, hashes)
+        rows._folder = scan.folder
+        return rows
+
+    def path_of(self, i: int) -> str:
+        """The full path of file ``i``, made once and kept: a cold start's summaries,
+        resolution and links then share one string per file instead of three."""
+        if self._paths is None:
+            self._paths = [None] * len(self.names)
+        path = self._paths[i]
+        if path is None:
+            path = self._paths[i] = f"{self._folder}/{self.names[i]}"
+        return path
+
+    def _path(self, folder: str, i: int) -> str:
+        paths = self._paths
+        found = paths[i] if paths is not None else None
+        return found if found is not None else f"{folder}/{self.names[i]}"
 
     def matches(self, scan: FolderScan) -> bool:
         """The walk found exactly these files, unchanged."""
@@ -152,13 +180,13 @@ class FileTable:
 
     def __iter__(self) -> Iterator[str]:
         for folder, rows in self.folders.items():
-            for name in rows.names:
-                yield f"{folder}/{name}"
+            for i in range(len(rows.names)):
+                yield rows._path(folder, i)
 
     def items(self) -> Iterator[tuple[str, list[Any]]]:
         for folder, rows in self.folders.items():
-            for i, name in enumerate(rows.names):
-                yield f"{folder}/{name}", rows.row(i)
+            for i in range(len(rows.names)):
+                yield rows._path(folder, i), rows.row(i)
 
     # -- changing ---------------------------------------------------------------------------
 
@@ -203,7 +231,7 @@ class FileTable:
             rows.names.insert(i, name)
             rows.stats[3 * i : 3 * i] = array("q", values)
             rows.hashes.insert(i, UNPARSED)
-            rows._at = None
+            rows._at = rows._paths = None
         else:
             rows.stats[3 * i : 3 * i + 3] = array("q", values)
         rows.hashes[i] = UNPARSED if digest is None else digest
@@ -219,7 +247,7 @@ class FileTable:
         del rows.names[i]
         del rows.stats[3 * i : 3 * i + 3]
         del rows.hashes[i]
-        rows._at = None
+        rows._at = rows._paths = None
         if not rows.names:
             del self.folders[folder]
         return True

@@ -248,7 +248,7 @@ def refresh(
                 rows.hashes[i] = before.hashes[j]
                 reused += 1
                 continue
-            path = scan.path(i)
+            path = rows.path_of(i)  # kept: resolution uses the same string
             fresh.append(path)
             if scan.component in LAZY_COMPONENTS:
                 lazy += j is None  # a new script is a new file; a changed one is not
@@ -303,6 +303,9 @@ def refresh(
         summaries[path] = summary
     for path in gone:
         summaries.pop(path, None)
+    parsed_count = len(jobs) + lazy
+    changed_paths = [*fresh, *gone] if registry_reused else []
+    del jobs, targets, parsed, fresh  # 50,000 tuples a cold start's resolution can do without
     data = resolved_index(
         project,
         facts,
@@ -312,9 +315,9 @@ def refresh(
         registry_key=key,
         snapshot=previous.project if previous is not None else {},
         previous=previous if registry_reused else None,
-        changed=[*fresh, *gone],
+        changed=changed_paths,
     )
-    return data, facts, RefreshCounts(len(jobs) + lazy, reused, removed, True, True)
+    return data, facts, RefreshCounts(parsed_count, reused, removed, True, True)
 
 
 def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:

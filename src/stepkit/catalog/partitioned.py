@@ -24,6 +24,18 @@ def partition_of(key: str) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % PARTITIONS
 
 
+def pieces_of(values: Mapping[str, Any]) -> Iterator[bytes]:
+    """The stored form of a plain dict (what ``PartitionedDict(values).pieces()`` gives),
+    with one partition in memory at a time rather than a second copy of the whole dict."""
+    buckets: list[list[str]] = [[] for _ in range(PARTITIONS)]
+    for key in values:
+        buckets[partition_of(key)].append(key)
+    for keys in buckets:
+        blob = marshal.dumps({key: values[key] for key in keys})
+        yield _LENGTH.pack(len(blob))
+        yield blob
+
+
 class PartitionedDict(MutableMapping[str, Any]):
     """A ``str``-keyed dict in :data:`PARTITIONS` parts, each kept as encoded bytes until
     it is used (see the module)."""

@@ -188,9 +188,9 @@ class _Resolver:
         return clone
 
     def _reset(self) -> None:
-        self.steps: dict[str, dict[str, list[list[Any]]]] = {}
+        self.steps: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         self.evidence: set[str] = set()  # unregistered names something vouches for
-        self.tentative: dict[str, list[tuple[str, list[Any]]]] = {}
+        self.tentative: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
         self.problems: list[list[Any]] = []
         self.unmatched: list[list[Any]] = []
         self.entry_points: dict[str, list[str]] = {}  # script stem → steps (configs)
@@ -199,7 +199,7 @@ class _Resolver:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def assign(self, name: str, component: str, entry: list[Any]) -> None:
+    def assign(self, name: str, component: str, entry: tuple[Any, ...]) -> None:
         if name in self.known or name in self.evidence:
             self.steps.setdefault(name, {}).setdefault(component, []).append(entry)
         else:
@@ -239,7 +239,7 @@ class _Resolver:
         classes = facts.get("classes", ())
         for class_name, _has_run, entry_points in classes:
             for name in owners.get(class_name, ()) if f.component != "hyperparams" else ():
-                self.assign(name, f.component, [f.path, f.workspace_id, None, "registry"])
+                self.assign(name, f.component, (f.path, f.workspace_id, None, "registry"))
                 matched = True
                 self.note_entry_points(name, entry_points)
         if matched:
@@ -251,7 +251,7 @@ class _Resolver:
                 self.vouch(name)
             if f.component == "config":
                 self.note_entry_points(name, entry_points)
-        self.assign(name, f.component, [f.path, f.workspace_id, None, "name"])
+        self.assign(name, f.component, (f.path, f.workspace_id, None, "name"))
 
     def note_entry_points(self, name: str, entry_points: Iterable[str]) -> None:
         for entry in entry_points:
@@ -286,7 +286,7 @@ class _Resolver:
         for name, job, via, target in self.spec_targets(f, facts):
             if via == "declared":
                 self.vouch(name)
-            self.assign(name, "spec", [f.path, f.workspace_id, job, via])
+            self.assign(name, "spec", (f.path, f.workspace_id, job, via))
             if target is not None:
                 self.contract_refs.setdefault(target, []).append(name)
 
@@ -307,7 +307,7 @@ class _Resolver:
         for name in dict.fromkeys(owners):
             if via == "spec":
                 self.vouch(name)
-            self.assign(name, "contract", [f.path, f.workspace_id, None, via])
+            self.assign(name, "contract", (f.path, f.workspace_id, None, via))
             for _var, _line, entry in contracts:
                 if isinstance(entry, str):
                     self.contract_scripts.setdefault(entry.removesuffix(".py"), []).append(name)
@@ -319,7 +319,7 @@ class _Resolver:
         if not owners:
             owners, via = [self.by_file_name(f.stem, "script")[0]], "name"
         for name in dict.fromkeys(owners):
-            self.assign(name, "script", [f.path, f.workspace_id, None, via])
+            self.assign(name, "script", (f.path, f.workspace_id, None, via))
 
     # -- whole ------------------------------------------------------------------------------
 
@@ -352,11 +352,13 @@ class _Resolver:
                 if links is not None:
                     for key in self.file_keys(f, facts):
                         links.setdefault(key, []).append(f.path)
+            group.clear()  # done with these entries: a cold start holds 50,000
         self.settle_tentative()
         # name order, not the order files were met in: the same for a whole and for an
         # incremental resolution (find_step_by_component's first owner depends on it)
+        steps = self.steps
         return {
-            "steps": {name: _frozen(self.steps[name]) for name in sorted(self.steps)},
+            "steps": {name: _frozen(steps.pop(name)) for name in sorted(steps)},
             "unmatched": sorted(self.unmatched),
             "problems": sorted(self.problems, key=lambda p: (p[0], p[2])),
         }
@@ -418,11 +420,11 @@ class _Resolver:
         return keys
 
 
-def _frozen(parts: Mapping[str, list[list[Any]]]) -> Parts:
+def _frozen(parts: Mapping[str, list[tuple[Any, ...]]]) -> Parts:
     """A step's components as tuples, in :data:`COMPONENTS` order (lookups rely on it): a
     loaded catalog holds ~100,000 of them, and the garbage collector stops tracking tuples
     of strings (lists it walks on every pass)."""
-    return {c: tuple(map(tuple, parts[c])) for c in COMPONENTS if parts.get(c)}
+    return {c: tuple(parts[c]) for c in COMPONENTS if parts.get(c)}
 
 
 def registry_stems(registry: RegistryFacts) -> dict[str, str]:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.catalog.files import FileTable
-from stepkit.catalog.partitioned import PartitionedDict
+from stepkit.catalog.partitioned import PartitionedDict, pieces_of
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -168,13 +168,14 @@ class _Section:
         if isinstance(self._value, PartitionedDict):
             yield from self._value.pieces()
         elif self.partitioned and self._value is not None:
-            yield from PartitionedDict(self._value).pieces()
+            yield from pieces_of(self._value)
         elif self._value is not None:
             yield from pack(self._value)
 
 
-#: Entries per packed piece: a few hundred KB of bytes, not tens of MB at once.
-PIECE_ENTRIES: Final = 4096
+#: Entries per packed piece: a few hundred KB of bytes at a time (larger blocks, once
+#: freed, are kept by the C allocator: a cold start's peak grew by the largest of them).
+PIECE_ENTRIES: Final = 1024
 _LENGTH: Final = struct.Struct("<I")
 _CONTAINERS: Final = (dict, list)
 
@@ -184,9 +185,13 @@ def pack(value: dict[Any, Any]) -> Iterator[bytes]:
     entries each, nested large dicts and lists split too: writing 50,000 rows never holds their
     whole encoding in memory. Each piece is (key path, entries); see :func:`unpack`."""
     for path, part in _parts(value, ()):
-        blob = marshal.dumps((path, part))
-        yield _LENGTH.pack(len(blob))
-        yield blob
+        yield from _piece(path, part)
+
+
+def _piece(path: tuple[Any, ...], part: dict[Any, Any] | list[Any]) -> Iterator[bytes]:
+    blob = marshal.dumps((path, part))
+    yield _LENGTH.pack(len(blob))
+    yield blob
 
 
 def _parts(
@@ -315,13 +320,19 @@ class IndexData:
             return None
         return marshal.loads(encoded)  # type: ignore[no-any-return]
 
-    def main_section(self) -> dict[str, Any]:
-        return {
-            "files": self.files.plain(),
-            "walk_problems": self.walk_problems,
-            "registry_key": self.registry_key,
-            "project": self.project,
-        }
+    def main_pieces(self) -> Iterator[bytes]:
+        """The main section: the keys, then the files a folder per piece (a folder's
+        rows are encoded when written, not all at once)."""
+        yield from pack(
+            {
+                "files": {},
+                "walk_problems": self.walk_problems,
+                "registry_key": self.registry_key,
+                "project": self.project,
+            }
+        )
+        for folder, rows in self.files.folders.items():
+            yield from _piece(("files",), {folder: rows.plain()})
 
 
 def _read_exactly(fd: int, length: int, offset: int) -> bytes:
@@ -431,7 +442,7 @@ def save_index(path: Path, data: IndexData) -> bool:
         with atomic_writer(path, durable=False) as handle:
             handle.write(b"\0" * _HEADER.size)
             length = crc = 0
-            for piece in pack(data.main_section()):
+            for piece in data.main_pieces():
                 handle.write(piece)
                 length += len(piece)
                 crc = zlib.crc32(piece, crc)

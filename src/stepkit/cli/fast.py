@@ -48,9 +48,17 @@ def parse(argv: list[str]) -> dict[str, Any] | None:
 
 
 def write_rows_json(key: str, rows: list[str]) -> None:
-    """A JSON object holding one list of JSON texts, one per line: readable, and fast."""
-    body = ",\n".join(rows)
-    sys.stdout.write(f'{{"{key}": [\n{body}\n]}}\n' if rows else f'{{"{key}": []}}\n')
+    """A JSON object holding one list of JSON texts, one per line: readable, and fast (and
+    written row by row: 10,000 rows joined would be a second copy of them all)."""
+    out = sys.stdout
+    if not rows:
+        out.write(f'{{"{key}": []}}\n')
+        return
+    out.write(f'{{"{key}": [\n')
+    for i in range(0, len(rows), 256):
+        out.write(",\n".join(rows[i : i + 256]))
+        out.write(",\n" if i + 256 < len(rows) else "\n")
+    out.write("]}\n")
 
 
 def run_fast(argv: list[str]) -> int | None:
