@@ -576,11 +576,10 @@ def _scan_dir(
             continue
         try:
             st = os.stat(name, dir_fd=fd) if _RELATIVE_STAT else os.stat(f"{folder}/{name}")
-        except OSError as exc:  # a dangling symlink or a file removed while walking
-            if name.endswith(".py"):
-                out.problems.append(
-                    WalkProblem(Path(folder, name), workspace_id, f"cannot be read: {exc.strerror}")
-                )
+        except OSError as exc:  # a dangling symlink (to a folder, maybe), a file removed
+            out.problems.append(  # while walking: said, never skipped silently
+                WalkProblem(Path(folder, name), workspace_id, f"cannot be read: {exc.strerror}")
+            )
             continue
         if S_ISDIR(st.st_mode):
             subfolders.append(f"{folder}/{name}")

@@ -100,7 +100,7 @@ def test_index_is_a_header_and_one_file_per_section(make_project: MakeProject) -
     open_catalog(root)
     folder = root / ".stepkit" / "catalog"
     names = sorted(p.name for p in folder.iterdir())
-    assert names[0] == "index.bin" and not [n for n in names if n.endswith(".tmp")]
+    assert names[:2] == [".lock", "index.bin"] and not [n for n in names if n.endswith(".tmp")]
     assert sorted(_section_files(folder)) == sorted(store.SECTIONS)
     for name, _inode in _section_files(folder).values():  # named for their content
         _section, crc, length = name.removesuffix(".bin").split("-")
@@ -135,13 +135,48 @@ def test_a_new_declaration_writes_new_sections_and_old_ones_go(
     open_catalog(root)
     after = _section_files(folder)
     assert after["summaries"] != before["summaries"] and after["listing"] != before["listing"]
-    # the replaced files stay a little (a writer may still be naming them), then go
-    assert len(list(folder.iterdir())) > len(store.SECTIONS) + 1
+    # the replaced files stay a little (a reader may be about to open them), then go
+    assert len(list(folder.iterdir())) > len(store.SECTIONS) + 2
     monkeypatch.setattr(store, "ORPHAN_GRACE_S", -1.0)
     write_step(root / "steps", Step("Third"))
     catalog = open_catalog(root)
-    assert len(list(folder.iterdir())) == len(store.SECTIONS) + 1
+    assert len(list(folder.iterdir())) == len(store.SECTIONS) + 2  # and index.bin, .lock
     assert catalog.get_step_info("Third").path("builder") is not None
+
+
+def test_a_section_read_but_unchanged_keeps_its_file(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader"), Step("Saver")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    before = _section_files(folder)
+    (root / "steps" / "specs" / "saver_spec.py").unlink()  # resolved again, incrementally
+    report = open_catalog(root).last_refresh
+    assert report.resolved_again and report.saved
+    after = _section_files(folder)
+    assert after["registry"] == before["registry"]  # read for its stems, not rewritten
+    assert after["resolved"] != before["resolved"]
+
+
+def test_a_section_file_of_another_user_is_written_anew(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    folder = root / ".stepkit" / "catalog"
+    before = _section_files(folder)
+
+    def refused(path: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "utime", refused)  # a shared state folder: not ours to touch
+    with (root / "steps" / "scripts" / "loader.py").open("a") as handle:
+        handle.write("# edited\n")
+    assert open_catalog(root).last_refresh.saved
+    monkeypatch.undo()
+    after = _section_files(folder)
+    assert {k: n for k, (n, _) in after.items()} == {k: n for k, (n, _) in before.items()}
+    assert all(after[k][1] != before[k][1] for k in after)  # the same bytes, written anew
+    assert open_catalog(root).last_refresh.parsed == 0
 
 
 @pytest.mark.parametrize(
@@ -333,3 +368,40 @@ def test_packed_pieces_give_back_the_same_dict_in_the_same_order(value: dict[str
     for key, item in value.items():
         if isinstance(item, dict):
             assert list(unpacked[key]) == list(item)
+
+
+def test_watch_mode_follows_whole_folders_moved_out_and_in(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    catalog = open_catalog(root)
+    specs = root / "steps" / "specs"
+    nested = specs / "extra"
+    nested.mkdir()
+    (nested / "other_spec.py").write_text((specs / "loader_spec.py").read_text())
+    assert catalog.apply_changes([nested]) == 1  # a folder moved in: its files, one event
+    assert str(nested / "other_spec.py") in catalog.data.files
+    moved = root / "elsewhere"
+    nested.rename(moved)  # moved out: one event for the folder, none for its files
+    assert catalog.apply_changes([nested]) == 1
+    assert str(nested / "other_spec.py") not in catalog.data.files
+    fresh = StepCatalog(Project.load(root), persist=False)
+    assert catalog.data.resolved == fresh.data.resolved
+
+
+def test_a_dangling_symlink_to_a_folder_is_reported(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("Loader")]})
+    link = root / "steps" / "specs" / "vendor"
+    link.symlink_to(root / "missing")
+    catalog = open_catalog(root)
+    messages = [str(p) for p in catalog.check()]
+    assert any(str(link) in m and "cannot be read" in m for m in messages), messages
+
+
+def test_step_info_pickles_with_its_definition(make_project: MakeProject) -> None:
+    import pickle
+
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    info = open_catalog(root).get_step_info("Loader")  # read from the saved index
+    again = pickle.loads(pickle.dumps(info))
+    assert again == info and again.definition == info.definition is not None
+    assert again.components["spec"].path == info.components["spec"].path

@@ -300,3 +300,21 @@ def test_definitions_come_from_the_index_as_the_registry_gives_them(
     assert trainer.description == "alice trains" and trainer.overridden_fields == ("description",)
     assert trainer.origin is not None and trainer.origin.path.name == "registry.toml"
     assert catalog.get_step_info("Trainer").step_type == "Training"
+
+
+def test_a_spec_helper_resolves_to_its_own_last_return_before_nested_ones() -> None:
+    from stepkit.catalog.discovery import parse_text
+
+    source = (
+        "from stepkit.components import StepSpecification\n\n"
+        "def _get_contract(job='x'):\n"
+        "    from ..contracts.eval_contract import EVAL_CONTRACT\n"
+        "    if job == 'training':\n"
+        "        from ..contracts.train_contract import TRAIN_CONTRACT\n"
+        "        return TRAIN_CONTRACT\n"
+        "    return EVAL_CONTRACT\n\n"
+        "SPEC = StepSpecification(step_type='X', script_contract=_get_contract())\n"
+    )
+    (spec,) = parse_text(source, "spec")["specs"]
+    # as ast.walk meets them: the helper's own return before the one nested in ``if``
+    assert spec["contract_ref"] == ["..contracts.eval_contract", "EVAL_CONTRACT"]

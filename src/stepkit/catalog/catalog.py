@@ -24,6 +24,7 @@ from stepkit.catalog.index import (
 )
 from stepkit.catalog.listing import job_types as step_job_types
 from stepkit.catalog.listing import select, step_row
+from stepkit.catalog.partitioned import CorruptIndexError
 from stepkit.catalog.quick import snapshot
 from stepkit.catalog.records import (
     ComponentFile,
@@ -40,7 +41,6 @@ from stepkit.catalog.resolution import (
     definition_from_row,
 )
 from stepkit.catalog.store import (
-    CorruptIndexError,
     IndexData,
     gc_paused,
     index_path,
@@ -253,7 +253,7 @@ class StepCatalog:
 
     @property
     def _steps(self) -> Mapping[str, Parts]:
-        """Resolved steps: name → component → [[path, workspace, job type, via], …]."""
+        """Resolved steps: name → component → ((path, workspace, job type, via), …)."""
         if self._steps_cache is None:
             with gc_paused():
                 self._steps_cache = self._recovering(lambda d: d.resolved["steps"])
@@ -364,7 +364,7 @@ class StepCatalog:
             specs=specs,
             shadowed=tuple(shadowed),
             job_types=job_types,
-            definitions=self,
+            row=row,
         )
 
     def _workspace_of(self, name: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import marshal
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -150,21 +151,19 @@ _NESTED: Final = ("body", "orelse", "finalbody")
 
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """A function's statements in source order, those of its ``if``/``for``/``with``/
-    ``try``/``match`` blocks included, not those of functions or classes defined in it
-    (walking statements only: ``ast.walk`` would visit every expression too)."""
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        for name in _NESTED:
-            inner = getattr(stmt, name, None)
+    """A function's statements breadth first, as ``ast.walk`` meets them (its own before
+    those of nested blocks and definitions), but without visiting every expression too."""
+    queue: deque[ast.AST] = deque(body)
+    while queue:
+        node = queue.popleft()
+        if isinstance(node, ast.stmt):
+            yield node
+        for name in _NESTED:  # ``except`` and ``case`` clauses are a level of their own,
+            inner = getattr(node, name, None)  # as they are for ast.walk
             if inner:
-                yield from _statements(inner)
-        for handler in getattr(stmt, "handlers", ()):
-            yield from _statements(handler.body)
-        for case in getattr(stmt, "cases", ()):
-            yield from _statements(case.body)
+                queue.extend(inner)
+        queue.extend(getattr(node, "handlers", ()))
+        queue.extend(getattr(node, "cases", ()))
 
 
 def _contract_ref(

@@ -48,6 +48,7 @@ class FolderRows:
         names: list[str],
         stats: array[int],
         hashes: array[int],
+        folder: str = "",
     ) -> None:
         self.workspace_id = workspace_id
         self.component = component
@@ -55,15 +56,13 @@ class FolderRows:
         self.stats = stats
         self.hashes = hashes
         self._at: dict[str, int] | None = None
-        self._folder = ""
+        self._folder = folder
         self._paths: list[str | None] | None = None  # full paths made so far, kept
 
     @classmethod
     def unparsed(cls, scan: FolderScan) -> FolderRows:
         hashes = array("q", [UNPARSED]) * len(scan.names)
-        rows = cls(scan.workspace_id, scan.component, scan.names, scan.stats, hashes)
-        rows._folder = scan.folder
-        return rows
+        return cls(scan.workspace_id, scan.component, scan.names, scan.stats, hashes, scan.folder)
 
     def path_of(self, i: int) -> str:
         """The full path of file ``i``, made once and kept: a cold start's summaries,
@@ -116,6 +115,7 @@ class FolderRows:
             list(self.names),
             array("q", self.stats),
             array("q", self.hashes),
+            self._folder,
         )
 
     def plain(self) -> list[Any]:
@@ -128,9 +128,9 @@ class FolderRows:
         ]
 
     @classmethod
-    def from_plain(cls, plain: list[Any]) -> FolderRows:
+    def from_plain(cls, folder: str, plain: list[Any]) -> FolderRows:
         workspace_id, component, names, stats, hashes = plain
-        rows = cls(workspace_id, component, names, array("q"), array("q"))
+        rows = cls(workspace_id, component, names, array("q"), array("q"), folder)
         rows.stats.frombytes(stats)
         rows.hashes.frombytes(hashes)
         if len(rows.stats) != 3 * len(names) or len(rows.hashes) != len(names):
@@ -218,7 +218,7 @@ class FileTable:
         folder, _, name = path.rpartition("/")
         rows = self._own(folder)
         if rows is None:
-            rows = FolderRows(workspace_id, component, [], array("q"), array("q"))
+            rows = FolderRows(workspace_id, component, [], array("q"), array("q"), folder)
             self.folders[folder] = rows
             self._owned.add(folder)
         else:  # one workspace and component per folder: where the folder is says which
@@ -252,6 +252,16 @@ class FileTable:
             del self.folders[folder]
         return True
 
+    def remove_under(self, folder: str) -> list[str]:
+        """Drop every file in ``folder`` and below it (a folder removed or moved away);
+        returns their paths."""
+        gone: list[str] = []
+        for name in [f for f in self.folders if f == folder or f.startswith(folder + "/")]:
+            rows = self.folders.pop(name)
+            self._owned.discard(name)
+            gone += [rows._path(name, i) for i in range(len(rows.names))]
+        return gone
+
     def copy(self) -> FileTable:
         """A table sharing every folder with this one until it changes one."""
         table = FileTable(dict(self.folders))
@@ -266,4 +276,4 @@ class FileTable:
 
     @classmethod
     def from_plain(cls, plain: dict[str, list[Any]]) -> FileTable:
-        return cls({folder: FolderRows.from_plain(rows) for folder, rows in plain.items()})
+        return cls({folder: FolderRows.from_plain(folder, rows) for folder, rows in plain.items()})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,9 +266,7 @@ def refresh(
     parsed = parse_files(jobs, workers=workers, progress=progress, meanwhile=load) if jobs else []
     if not jobs:
         load()
-    # every old path not walked again is gone (no pass over the 50,000 when none is)
-    kept = reused + sum(1 for path in fresh if path in old)
-    gone = [path for path in old if path not in files] if kept < len(old) else []
+    gone = _gone(old, files)
     removed = len(gone)
     same_identity = True
     for (path, _component), (rows, i), summary in zip(jobs, targets, parsed, strict=True):
@@ -320,6 +318,18 @@ def refresh(
     return data, facts, RefreshCounts(parsed_count, reused, removed, True, True)
 
 
+def _gone(old: FileTable, files: FileTable) -> list[str]:
+    """The paths ``old`` has and ``files`` has not (a folder kept whole is not looked into)."""
+    out: list[str] = []
+    for folder, rows in old.folders.items():
+        now = files.folders.get(folder)
+        if now is rows:
+            continue
+        present = set(now.names) if now is not None else set()
+        out += [rows._path(folder, i) for i, n in enumerate(rows.names) if n not in present]
+    return out
+
+
 def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
     """Parse the files among ``paths`` whose summary is not current; returns how many."""
     summaries = data.summaries
@@ -351,14 +361,15 @@ def update_paths(
     fresh: dict[str, bytes] = {}
     touched: list[str] = []
     same_identity = True
-    for path in changed:
+    for path in _expanded(changed):
         key = str(path)
         where = _component_of(project, path, COMPONENT_DIRS)
         try:
             st = path.stat()
         except OSError:
-            if files.remove(key):
-                touched.append(key)
+            gone = [key] if files.remove(key) else files.remove_under(key)  # a file, a folder
+            if gone:
+                touched += gone
                 same_identity = False
             continue
         if where is None or not key.endswith(".py") or path.name == "__init__.py":
@@ -411,6 +422,16 @@ def update_paths(
         changed=touched,
     )
     return updated, len(touched)
+
+
+def _expanded(changed: Iterable[Path]) -> Iterator[Path]:
+    """The changed paths, a folder (moved in, say: its files raise no events of their own)
+    standing for the Python files in it."""
+    for path in changed:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*.py") if p.is_file())
+        else:
+            yield path
 
 
 def _component_of(

@@ -17,6 +17,12 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Final
 
 PARTITIONS: Final = 64
+
+
+class CorruptIndexError(ValueError):
+    """A lazily read part of the catalog index does not check out (it must be rebuilt)."""
+
+
 _LENGTH: Final = struct.Struct("<I")
 
 
@@ -84,6 +90,10 @@ class PartitionedDict(MutableMapping[str, Any]):
             yield _LENGTH.pack(len(blob))
             yield bytes(blob) if isinstance(blob, memoryview) else blob
 
+    def unchanged(self) -> bool:
+        """Every partition is as it was read (so the stored bytes still hold them all)."""
+        return all(blob is not None for blob in self._blobs)
+
     def _part(self, i: int) -> dict[str, Any]:
         part = self._parts[i]
         if part is None:
@@ -91,9 +101,9 @@ class PartitionedDict(MutableMapping[str, Any]):
             try:
                 part = marshal.loads(blob)  # type: ignore[arg-type]
             except (EOFError, ValueError, TypeError) as exc:
-                raise ValueError(f"unreadable partition ({type(exc).__name__})") from exc
+                raise CorruptIndexError(f"unreadable partition ({type(exc).__name__})") from exc
             if not isinstance(part, dict):
-                raise ValueError("unreadable partition (not a dict)")
+                raise CorruptIndexError("unreadable partition (not a dict)")
             self._parts[i] = part
         return part
 

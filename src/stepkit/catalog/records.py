@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
@@ -59,10 +59,6 @@ class ComponentFile(NamedTuple):
         }
 
 
-class DefinitionSource(Protocol):
-    def definition(self, name: str) -> StepDefinition | None: ...
-
-
 _UNREAD: Final[Any] = object()
 
 
@@ -71,13 +67,13 @@ class StepInfo:
 
     Read-only by contract: the catalog hands the same one to every caller (a plain slotted
     class, as building a frozen one would triple the cost of a first lookup). The registry
-    ``definition`` is made from the catalog's digest when first read; ``registered`` and
-    ``step_type`` need only the digest.
+    ``definition`` is made when first read, from the catalog's digest row it keeps (plain
+    data: a StepInfo pickles, and never sees a later state of its catalog).
     """
 
     __slots__ = (
         "_definition",
-        "_source",
+        "_row",
         "components",
         "job_type",
         "job_types",
@@ -98,7 +94,7 @@ class StepInfo:
     specs: Mapping[str | None, ComponentFile]  # job type (None: generic) → spec
     shadowed: tuple[ComponentFile, ...]  # same component in a later workspace
     job_types: tuple[str, ...]
-    _source: DefinitionSource | None
+    _row: Sequence[Any] | None  # the registry digest row (see catalog.resolution)
     _definition: Any  # a StepDefinition, None, or _UNREAD
 
     def __init__(
@@ -112,7 +108,7 @@ class StepInfo:
         specs: Mapping[str | None, ComponentFile],
         shadowed: tuple[ComponentFile, ...],
         job_types: tuple[str, ...],
-        definitions: DefinitionSource | None = None,
+        row: Sequence[Any] | None = None,
         definition: StepDefinition | None = None,
     ) -> None:
         self.name = name
@@ -124,17 +120,27 @@ class StepInfo:
         self.specs = specs
         self.shadowed = shadowed
         self.job_types = job_types
-        self._source = definitions
-        self._definition = definition if definitions is None else _UNREAD
+        self._row = row
+        self._definition = definition if row is None else _UNREAD
 
     @property
     def definition(self) -> StepDefinition | None:
         """The registry's definition (None for an unregistered step)."""
         if self._definition is _UNREAD:
-            source = self._source
-            found = source.definition(self.name) if source and self.registered else None
-            self._definition = found
+            from stepkit.catalog.resolution import definition_from_row
+
+            assert self._row is not None
+            self._definition = definition_from_row(self.name, self._row)
         return self._definition  # type: ignore[no-any-return]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["_definition"], state["_row"] = self.definition, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def _key(self) -> tuple[Any, ...]:
         return (

@@ -81,7 +81,7 @@ def _registry_path(location: str) -> Path:
 #: A resolved step: component → ((path, workspace, job type, how it was matched), …).
 Parts = Mapping[str, Sequence[Sequence[Any]]]
 
-# Positions in a registry digest row (plain lists, so the index can store them); the
+# Positions in a registry digest row (a plain tuple, so the index can store it); the
 # last three are where the definition was written (file, line) and what overrides changed.
 CONFIG_CLASS, BUILDER, SPEC_TYPE, STEP_TYPE, DESCRIPTION, JOB_TYPES, WORKSPACE = range(7)
 ORIGIN_PATH, ORIGIN_LINE, OVERRIDDEN = range(7, 10)
@@ -114,8 +114,9 @@ def definition_from_row(name: str, row: Sequence[Any]) -> StepDefinition:
 class RegistryFacts:
     """What the catalog needs of the registry, as plain rows the index can keep.
 
-    ``definitions``: name → [config_class, builder_step_name, spec_type,
-    sagemaker_step_type, description, job_types, workspace_id].
+    ``definitions``: name → (config_class, builder_step_name, spec_type,
+    sagemaker_step_type, description, job_types, workspace_id, origin path, origin line,
+    overridden fields).
     """
 
     definitions: Mapping[str, Sequence[Any]]

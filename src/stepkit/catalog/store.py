@@ -12,16 +12,21 @@ file of its own, named for its content (``<section>-<crc>-<length>.bin``):
 - ``summaries``: the per-file summaries.
 
 A section is read, checked and decoded on first use only, and a section that did not
-change is never written again: an edit that keeps what a file declares rewrites the
-main section alone. Every section is a run of length-prefixed ``marshal`` pieces
-(:func:`pack`), so no section is ever encoded whole in memory.
+change is never written again (a section read from a file is never changed in place,
+except the partitioned ones, which know whether they were): an edit that keeps what a
+file declares rewrites the main section alone. A section is a run of length-prefixed
+``marshal`` pieces (:func:`pack`), so no section is ever encoded whole in memory; the
+``summaries`` and ``links`` sections are a :class:`PartitionedDict` (64 partitions,
+decoded and rewritten one by one).
 
 Anything that does not check out — wrong magic or version, short, CRC mismatch, a
 section file missing or of the wrong size, an unreadable payload — is rebuilt with a
 warning, never trusted (a lazy section found corrupt when first read raises
 :class:`CorruptIndexError`, which the catalog answers by rebuilding). Section files are
-written before the header that names them and opened as the header is read, so a
-concurrent writer replacing them is harmless; those no header names are removed.
+written before the header that names them and held open by a reader from the moment it
+reads the header, so a concurrent writer replacing them is harmless. Writers take a lock
+(``.lock``) around writing sections, the header and removing the section files that no
+header names.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.catalog.files import FileTable
-from stepkit.catalog.partitioned import PartitionedDict, pieces_of
+from stepkit.catalog.partitioned import CorruptIndexError, PartitionedDict, pieces_of
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -58,13 +63,10 @@ _HEADER: Final = struct.Struct("<16sI" + "QI" * (1 + len(SECTIONS)))
 _ORPHAN: Final = re.compile(
     rf"({'|'.join(SECTIONS)})-[0-9a-f]{{8}}-[0-9a-f]+\.bin|\.({'|'.join(SECTIONS)}|index\.bin)\..+\.tmp"
 )
-#: A section file no header names is removed once older than this (a writer names its
-#: new sections in the header a few milliseconds after writing them).
+#: A section file no header names is removed once older than this. Writers hold a lock,
+#: so this only covers a reader between reading the header and opening the files it names
+#: (microseconds), and writers where ``fcntl`` is missing.
 ORPHAN_GRACE_S: Final = 10.0
-
-
-class CorruptIndexError(ValueError):
-    """A lazily read index section does not check out (the index must be rebuilt)."""
 
 
 @contextmanager
@@ -133,7 +135,6 @@ class _Section:
                     raise CorruptIndexError(f"unreadable index section ({exc})") from exc
             else:
                 self._value = unpack(self._read())
-            self._release()
         return self._value
 
     def _read(self) -> bytes:
@@ -148,17 +149,15 @@ class _Section:
             raise CorruptIndexError(f"catalog index section {self._name} fails its checksum")
         return blob
 
-    def _release(self) -> None:
-        if self._closer is not None:
-            self._closer()
-        self._fd = self._closer = None
-
     def stored(self) -> tuple[str, int, int] | None:
-        """(file name, length, CRC) of the section file this was read from, while it was
-        never decoded (so that file still holds exactly this section)."""
-        if self._value is None and self._fd is not None:
-            return self._name, self._length, self._crc
-        return None
+        """(file name, length, CRC) of the section file this was read from, while that
+        file still holds exactly this section: a section read from a file is not changed
+        in place, except a partitioned one, which knows whether it was."""
+        if self._fd is None:
+            return None
+        if isinstance(self._value, PartitionedDict) and not self._value.unchanged():
+            return None
+        return self._name, self._length, self._crc
 
     def pieces(self) -> Iterator[bytes]:
         """The section's bytes, a piece at a time."""
@@ -268,7 +267,7 @@ class IndexData:
 
     ``files``: path → [workspace, component, mtime_ns, size, inode, summary hash or None
     (not parsed yet)], kept per folder (:mod:`stepkit.catalog.files`); ``listing``: one
-    [name, step type, job types, workspaces, JSON] per step, what ``catalog list`` prints.
+    (name, step type, job types, workspaces, JSON) per step, what ``catalog list`` prints.
     """
 
     files: FileTable = field(default_factory=FileTable)
@@ -279,7 +278,9 @@ class IndexData:
 
     def section(self, name: str) -> dict[str, Any]:
         found = self.sections.get(name)
-        return found.value if found is not None else {}
+        if found is None:  # none stored (empty): an empty one, kept, so writes are not lost
+            found = self.sections[name] = _Section(partitioned=name in PARTITIONED)
+        return found.value  # type: ignore[no-any-return]
 
     def with_sections(self, **values: Any) -> None:
         """Set sections to these new values (``listing`` is the list of rows)."""
@@ -434,27 +435,47 @@ def save_index(path: Path, data: IndexData) -> bool:
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        table: list[int] = []
-        for name in SECTIONS:
-            section = data.sections.get(name)
-            length, crc = _save_section(folder, name, section) if section else (0, 0)
-            table += [length, crc]
-        with atomic_writer(path, durable=False) as handle:
-            handle.write(b"\0" * _HEADER.size)
-            length = crc = 0
-            for piece in data.main_pieces():
-                handle.write(piece)
-                length += len(piece)
-                crc = zlib.crc32(piece, crc)
-            handle.seek(0)
-            handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, length, crc, *table))
-        lengths, crcs = table[0::2], table[1::2]
-        _remove_orphans(
-            folder, {section_name(*s) for s in zip(SECTIONS, crcs, lengths, strict=True)}
-        )
+        with _writers_lock(folder):
+            table: list[int] = []
+            for name in SECTIONS:
+                section = data.sections.get(name)
+                length, crc = _save_section(folder, name, section) if section else (0, 0)
+                table += [length, crc]
+            with atomic_writer(path, durable=False) as handle:
+                handle.write(b"\0" * _HEADER.size)
+                length = crc = 0
+                for piece in data.main_pieces():
+                    handle.write(piece)
+                    length += len(piece)
+                    crc = zlib.crc32(piece, crc)
+                handle.seek(0)
+                handle.write(_HEADER.pack(MAGIC, FORMAT_VERSION, length, crc, *table))
+            lengths, crcs = table[0::2], table[1::2]
+            _remove_orphans(
+                folder, {section_name(*s) for s in zip(SECTIONS, crcs, lengths, strict=True)}
+            )
     except OSError:  # the index is a cache: failing to write it never fails the query
         return False
+    except CorruptIndexError:  # a section to copy over no longer checks out: the index
+        return False  # on disk stays as it was, and its next reader rebuilds it
     return True
+
+
+@contextmanager
+def _writers_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time in ``folder`` (readers take no lock: they hold the section
+    files open). Where ``fcntl`` is missing, writers rely on the orphans' grace period."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _save_section(folder: Path, name: str, section: _Section) -> tuple[int, int]:
@@ -465,8 +486,8 @@ def _save_section(folder: Path, name: str, section: _Section) -> tuple[int, int]
         try:
             os.utime(folder / filename)  # still there: in use again (see ORPHAN_GRACE_S)
             return length, crc
-        except FileNotFoundError:
-            pass  # removed meanwhile: written again from the open descriptor, below
+        except OSError:  # removed meanwhile, or another user's file (a shared state
+            pass  # folder): written again from the open descriptor, below
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
     try:
         length = crc = 0
