@@ -161,23 +161,29 @@ def run_list(root: Path) -> tuple[float, float]:
     return float(out[0]), int(out[1]) / 1024
 
 
-def measure_floor(root: Path) -> dict[str, Any]:
+def measure_floor(root: Path, repeat: int = 3) -> dict[str, Any]:
     """What the machine needs, measured now, for what a cold start must do at least: read
     and ``ast.parse`` every file it parses (all but scripts, which are parsed on demand)
-    on one core, and ``stat`` every file. Noise hits these as it hits the runs."""
+    on one core, and ``stat`` every file. Noise hits these as it hits the runs: each is
+    the median of ``repeat`` passes over a quarter of the files, times four."""
     import ast
 
-    files = [p for p in root.rglob("*.py") if "scripts" not in p.parts]
-    started = time.perf_counter()
-    for path in files:
-        ast.parse(path.read_bytes())
-    parse_s = time.perf_counter() - started
-    started = time.perf_counter()
-    for path in root.rglob("*.py"):
-        path.stat()
+    files = sorted(p for p in root.rglob("*.py") if "scripts" not in p.parts)
+    every = sorted(root.rglob("*.py"))
+    parse, stat = [], []
+    for i in range(repeat):
+        started = time.perf_counter()
+        for path in files[i % 4 :: 4]:
+            ast.parse(path.read_bytes())
+        parse.append((time.perf_counter() - started) * 4)
+        started = time.perf_counter()
+        for path in every[i % 4 :: 4]:
+            path.stat()
+        stat.append((time.perf_counter() - started) * 4)
     return {
-        "floor_parse_one_core_s": parse_s,
-        "floor_walk_and_stat_s": time.perf_counter() - started,
+        "floor_parse_one_core_s": statistics.median(parse),
+        "floor_parse_runs_s": parse,
+        "floor_stat_s": statistics.median(stat),
     }
 
 
@@ -334,7 +340,7 @@ def main() -> None:
         files = sum(1 for _ in root.rglob("*.py"))
         result: dict[str, Any] = {"steps": n, "files": files, "cpus": os.cpu_count()}
         result.update(measure_floor(root))
-        result.update(measure_processes(root, repeat=3))
+        result.update(measure_processes(root, repeat=5))
         cores = min(2, os.cpu_count() or 1)
         result["cold_over_parse_on_every_core"] = round(
             result["cold_s"] / (result["floor_parse_one_core_s"] / cores), 3
