@@ -189,6 +189,7 @@ class _Resolver:
         return clone
 
     def _reset(self) -> None:
+        self._by_name: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.steps: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         self.evidence: set[str] = set()  # unregistered names something vouches for
         self.tentative: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
@@ -202,7 +203,13 @@ class _Resolver:
 
     def assign(self, name: str, component: str, entry: tuple[Any, ...]) -> None:
         if name in self.known or name in self.evidence:
-            self.steps.setdefault(name, {}).setdefault(component, []).append(entry)
+            parts = self.steps.get(name)  # get, not setdefault: no new dict and list per call
+            if parts is None:
+                self.steps[name] = {component: [entry]}
+            elif (found := parts.get(component)) is None:
+                parts[component] = [entry]
+            else:
+                found.append(entry)
         else:
             self.tentative.setdefault(name, []).append((component, entry))
 
@@ -211,7 +218,15 @@ class _Resolver:
             self.evidence.add(name)
 
     def by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
-        """The fallback: (step name, job type) a component file's name suggests."""
+        """The fallback: (step name, job type) a component file's name suggests (asked
+        twice per file: by its resolution and by its links)."""
+        key = (stem, component)
+        found = self._by_name.get(key)
+        if found is None:
+            found = self._by_name[key] = self._by_file_name(stem, component)
+        return found
+
+    def _by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
         base = component_stem(stem, component)
         job_types = self.registry.job_types
         candidates: list[tuple[str, str | None]] = [(base, None)]
@@ -352,7 +367,11 @@ class _Resolver:
                     handle(f, facts)
                 if links is not None:
                     for key in self.file_keys(f, facts):
-                        links.setdefault(key, []).append(f.path)
+                        paths = links.get(key)
+                        if paths is None:
+                            links[key] = [f.path]
+                        else:
+                            paths.append(f.path)
             group.clear()  # done with these entries: a cold start holds 50,000
         self.settle_tentative()
         # name order, not the order files were met in: the same for a whole and for an
