@@ -405,3 +405,41 @@ def test_step_info_pickles_with_its_definition(make_project: MakeProject) -> Non
     again = pickle.loads(pickle.dumps(info))
     assert again == info and again.definition == info.definition is not None
     assert again.components["spec"].path == info.components["spec"].path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_cold_start_resolving_as_it_parses_equals_a_whole_resolution(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    from stepkit.catalog.incremental import resolve_all
+    from stepkit.catalog.resolution import registry_stems
+
+    root = make_project(
+        {
+            "alice": [
+                Step("Loader", components=("script", "config"), register=False),
+                Step("Extra"),
+            ],
+            "shared": [
+                Step("Loader"),
+                Step("XGBoostTraining", step_type="Training", job_types=("training",)),
+                Step("Scorer", script_stem="score_main"),
+                Step("Orphan", register=False),
+                Step("VariantOnly", job_types=("calibration",), generic_spec=False),
+            ],
+        }
+    )
+    (root / "steps" / "specs" / "broken_spec.py").write_text("def (:\n")
+    (root / "steps" / "builders" / "builder_nothing_step.py").write_text("x = 1\n")
+    (root / "steps" / "specs" / "nested").mkdir()  # paths sort across folders
+    (root / "steps" / "specs" / "nested" / "extra_training_spec.py").write_text("x = 1\n")
+    monkeypatch.setattr(index, "PARALLEL_THRESHOLD", 4)
+    catalog = StepCatalog(Project.load(root), persist=False, workers=workers)
+    data = catalog.data
+    facts = catalog._facts()
+    entries = (index._entry(path, row, data.summaries) for path, row in data.files.items())
+    whole = resolve_all(entries, facts, catalog.project.workspace_ids, registry_stems(facts))
+    assert data.resolved == whole.resolved and data.listing == whole.listing
+    assert dict(data.links) == whole.links
+    assert data.resolved["problems"] and data.resolved["unmatched"]  # covered, not empty
+    assert catalog.last_refresh.parsed == len(list(data.files))

@@ -39,10 +39,14 @@ def resolve_all(
     registry: RegistryFacts,
     workspace_order: Sequence[str],
     by_stem: Mapping[str, str],
+    *,
+    in_order: bool = False,
 ) -> Resolution:
-    """A whole resolution, with its links and list rows."""
+    """A whole resolution, with its links and list rows (``in_order``: see
+    :meth:`_Resolver.run`)."""
     links: dict[str, list[str]] = {}
-    resolved = _Resolver(registry, workspace_order, by_stem).run(files, links)
+    resolver = _Resolver(registry, workspace_order, by_stem)
+    resolved = resolver.run(files, links, in_order=in_order)
     listing = build_listing(resolved["steps"], registry.definitions, workspace_order)
     return Resolution(resolved, links, listing)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stepkit.catalog.discovery import encode_summary, read_summaries, read_summary
 from stepkit.catalog.files import FileTable, FolderRows
 from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
-from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
+from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, registry_stems
 from stepkit.catalog.store import IndexData
 
 if TYPE_CHECKING:
@@ -76,28 +77,17 @@ def registry_key(project: Project) -> list[Any]:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-def parse_files(
-    jobs: list[tuple[str, str]],
-    *,
-    workers: int | None = None,
-    progress: Progress | None = None,
-    meanwhile: Callable[[], None] | None = None,
-) -> list[bytes]:
-    """Encoded summaries of every (path, component), in order; in several processes when
-    many. The parent receives bytes only, as they arrive, never the syntax trees.
-
-    ``meanwhile`` runs in this process while the workers parse (e.g. reading the registry).
-    """
+@contextmanager
+def parsing(
+    jobs: list[tuple[str, str]], *, workers: int | None = None
+) -> Iterator[Iterator[bytes]]:
+    """Encoded summaries of every (path, component), in order, as they come: in worker
+    processes (started on entering) when many, else here, one at a time as they are asked
+    for. The parent receives bytes only, never the syntax trees."""
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(jobs) < PARALLEL_THRESHOLD:
-        if meanwhile is not None:
-            meanwhile()
-        out = []
-        for i, (path, component) in enumerate(jobs):
-            out.append(encode_summary(read_summary(path, component)))
-            if progress is not None and i % 500 == 0:
-                progress(i, len(jobs))
-        return out
+        yield (encode_summary(read_summary(path, component)) for path, component in jobs)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -106,16 +96,36 @@ def parse_files(
     # fork: the workers need nothing but this module, already imported (and they inherit
     # the paused garbage collector, which halves the cost of building syntax trees)
     context = multiprocessing.get_context("fork")
-    results: list[bytes] = []
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = [pool.submit(read_summaries, c) for c in chunks]
+        del chunks, jobs  # sent: the workers have their own copies
+
+        def results() -> Iterator[bytes]:
+            for i, future in enumerate(futures):
+                yield from future.result()
+                futures[i] = None  # type: ignore[call-overload]  # taken: let it go
+
+        yield results()
+
+
+def parse_files(
+    jobs: list[tuple[str, str]],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> list[bytes]:
+    """:func:`parsing`, all of it; ``meanwhile`` runs in this process while the workers
+    parse (e.g. reading the registry)."""
+    with parsing(jobs, workers=workers) as results:
         if meanwhile is not None:
             meanwhile()
-        for future in futures:
-            results.extend(future.result())
-            if progress is not None:
-                progress(len(results), len(jobs))
-    return results
+        out: list[bytes] = []
+        for summary in results:
+            out.append(summary)
+            if progress is not None and len(out) % 500 == 0:
+                progress(len(out), len(jobs))
+    return out
 
 
 # -- refresh ----------------------------------------------------------------------------------
@@ -256,7 +266,13 @@ def refresh(
                 jobs.append((path, scan.component))
                 targets.append((rows, i))
     key = registry_key(project)
-    registry_reused = previous is not None and previous.registry_key == key
+    if previous is None:  # a cold start: each file is resolved as its summary arrives
+        jobs_count = len(jobs)
+        data, facts = _cold_index(
+            project, load_registry, files, jobs, targets, walk_problems, key, workers, progress
+        )
+        return data, facts, RefreshCounts(jobs_count + lazy, 0, 0, True, True)
+    registry_reused = previous.registry_key == key
     loaded: list[RegistryFacts] = []
 
     def load() -> None:  # the registry is read while the workers parse
@@ -316,6 +332,67 @@ def refresh(
         changed=changed_paths,
     )
     return data, facts, RefreshCounts(parsed_count, reused, removed, True, True)
+
+
+def _cold_index(
+    project: Project,
+    load_registry: Callable[[], RegistryFacts],
+    files: FileTable,
+    jobs: list[tuple[str, str]],
+    targets: list[tuple[FolderRows, int]],
+    walk_problems: list[list[Any]],
+    key: list[Any],
+    workers: int | None,
+    progress: Progress | None,
+) -> tuple[IndexData, RegistryFacts]:
+    """The first index: files are parsed in the order resolution takes them (component,
+    workspace precedence, path), and each is resolved as its summary arrives, so that
+    this process resolves while the workers parse rather than after them. ``jobs`` and
+    ``targets`` are emptied as they are used."""
+    assert ORDER[-1] == "script" and {"script"} == LAZY_COMPONENTS  # see entries()
+    order = project.workspace_ids
+    rank = {ws: i for i, ws in enumerate(order)}
+    position = {component: i for i, component in enumerate(ORDER)}
+    work = [(*job, target) for job, target in zip(jobs, targets, strict=True)]
+    jobs.clear()
+    targets.clear()
+    work.sort(
+        key=lambda w: (position.get(w[1], len(ORDER)), rank.get(w[2][0].workspace_id, 99), w[0])
+    )
+    summaries: dict[str, bytes] = {}
+
+    def entries(results: Iterator[bytes]) -> Iterator[FileEntry]:
+        total = len(work)
+        for k, summary in enumerate(results):
+            path, component, (rows, i) = work[k]
+            work[k] = None  # type: ignore[call-overload]  # used: let it go
+            rows.hashes[i] = zlib.crc32(summary)
+            summaries[path] = summary
+            yield FileEntry(path, rows.workspace_id, component, summary)
+            if progress is not None and k % 500 == 0:
+                progress(k, total)
+        lazy = [  # not parsed (scripts): resolution takes them last, as they are
+            FileEntry(rows.path_of(i), rows.workspace_id, rows.component, None)
+            for rows in files.folders.values()
+            if rows.component in LAZY_COMPONENTS
+            for i in range(len(rows.names))
+        ]
+        lazy.sort(key=lambda f: (rank.get(f.workspace_id, 99), f.path))
+        yield from lazy  # last: scripts, the one lazy component, are ORDER's last
+
+    with parsing([(w[0], w[1]) for w in work], workers=workers) as results:
+        facts = load_registry()  # while the workers parse
+        stems = registry_stems(facts)
+        result = resolve_all(entries(results), facts, order, stems, in_order=True)
+    data = IndexData(files=files, walk_problems=walk_problems, registry_key=key)
+    data.with_sections(
+        summaries=summaries,
+        registry={"registry": dict(facts.definitions), "stems": stems},
+        resolved=result.resolved,
+        links=result.links,
+        listing=result.listing,
+    )
+    return data, facts
 
 
 def _gone(old: FileTable, files: FileTable) -> list[str]:

@@ -17,7 +17,7 @@ matching no step. The result is plain data (dicts, lists, strings) so the index 
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -189,7 +189,6 @@ class _Resolver:
         return clone
 
     def _reset(self) -> None:
-        self._by_name: dict[tuple[str, str], tuple[str, str | None]] = {}
         self.steps: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
         self.evidence: set[str] = set()  # unregistered names something vouches for
         self.tentative: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
@@ -218,15 +217,7 @@ class _Resolver:
             self.evidence.add(name)
 
     def by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
-        """The fallback: (step name, job type) a component file's name suggests (asked
-        twice per file: by its resolution and by its links)."""
-        key = (stem, component)
-        found = self._by_name.get(key)
-        if found is None:
-            found = self._by_name[key] = self._by_file_name(stem, component)
-        return found
-
-    def _by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
+        """The fallback: (step name, job type) a component file's name suggests."""
         base = component_stem(stem, component)
         job_types = self.registry.job_types
         candidates: list[tuple[str, str | None]] = [(base, None)]
@@ -340,13 +331,19 @@ class _Resolver:
     # -- whole ------------------------------------------------------------------------------
 
     def run(
-        self, files: Iterable[FileEntry], links: dict[str, list[str]] | None = None
+        self,
+        files: Iterable[FileEntry],
+        links: dict[str, list[str]] | None = None,
+        *,
+        in_order: bool = False,
     ) -> dict[str, Any]:
         """Resolve ``files``; each summary is decoded once, when its turn comes. With
-        ``links``, record there every key each file touches (see :meth:`file_keys`)."""
-        by_component: dict[str, list[FileEntry]] = {c: [] for c in ORDER}
-        for f in files:
-            by_component.setdefault(f.component, []).append(f)
+        ``links``, record there every key each file touches (see :meth:`file_keys`).
+
+        ``in_order``: the files come in the order resolution takes them (component as in
+        :data:`ORDER`, then workspace precedence, then path) and each is resolved as it
+        comes — a cold start resolves while the rest are still being parsed.
+        """
         handlers = {
             "config": self.classes,
             "builder": self.classes,
@@ -355,24 +352,20 @@ class _Resolver:
             "contract": self.contract,
             "script": self.script,
         }
-        for component, group in by_component.items():
-            handle = handlers.get(component)
+        for f in files if in_order else self._in_order(files, handlers):
+            facts = f.facts
+            for line, message in facts.get("problems", ()):
+                self.problems.append([f.path, f.workspace_id, line, message])
+            handle = handlers.get(f.component)
             if handle is not None:
-                group.sort(key=lambda f: (self.rank.get(f.workspace_id, 99), f.path))
-            for f in group:
-                facts = f.facts
-                for line, message in facts.get("problems", ()):
-                    self.problems.append([f.path, f.workspace_id, line, message])
-                if handle is not None:
-                    handle(f, facts)
-                if links is not None:
-                    for key in self.file_keys(f, facts):
-                        paths = links.get(key)
-                        if paths is None:
-                            links[key] = [f.path]
-                        else:
-                            paths.append(f.path)
-            group.clear()  # done with these entries: a cold start holds 50,000
+                handle(f, facts)
+            if links is not None:
+                for key in self.file_keys(f, facts):
+                    paths = links.get(key)
+                    if paths is None:
+                        links[key] = [f.path]
+                    else:
+                        paths.append(f.path)
         self.settle_tentative()
         # name order, not the order files were met in: the same for a whole and for an
         # incremental resolution (find_step_by_component's first owner depends on it)
@@ -382,6 +375,19 @@ class _Resolver:
             "unmatched": sorted(self.unmatched),
             "problems": sorted(self.problems, key=lambda p: (p[0], p[2])),
         }
+
+    def _in_order(
+        self, files: Iterable[FileEntry], handlers: Mapping[str, Any]
+    ) -> Iterator[FileEntry]:
+        """``files`` in the order :meth:`run` takes them, each group let go when done."""
+        by_component: dict[str, list[FileEntry]] = {c: [] for c in ORDER}
+        for f in files:
+            by_component.setdefault(f.component, []).append(f)
+        for component, group in by_component.items():
+            if component in handlers:
+                group.sort(key=lambda f: (self.rank.get(f.workspace_id, 99), f.path))
+            yield from group
+            group.clear()  # done with these entries: a whole resolution holds 50,000
 
     def settle_tentative(self) -> None:
         for name, entries in self.tentative.items():
