@@ -44,6 +44,7 @@ ABBREVIATIONS: Final[Mapping[str, str]] = {
     "eval": "evaluation",
     "calib": "calibration",
     "rf": "random_forest",
+    "gb": "gradient_boosting",
     "reg": "registration",
     "pkg": "packaging",
     "cfg": "config",

@@ -38,6 +38,10 @@ def test_search_reasons_and_ranking(make_project: MakeProject) -> None:
     assert _search(root, "lgb training")[0] == ("LightGBMTraining", "abbreviation")
     assert _search(root, "preprocess")[0] == ("TabularPreprocessing", "partial")
     assert _search(root, "rf training")[0] == ("RandomForestTraining", "abbreviation")
+    index = SearchIndex([("GradientBoostingTraining", "s", ""), ("XGBoostTraining", "s", "")])
+    assert [(r.step_name, r.reason) for r in index.search("gb train")][:1] == [
+        ("GradientBoostingTraining", "abbreviation")
+    ]
     # "xgb" covers half of XGBoostTraining's words, a third of XGBoostModelEval's
     assert _search(root, "xgb")[:2] == [
         ("XGBoostTraining", "partial"),
