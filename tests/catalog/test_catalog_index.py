@@ -443,3 +443,52 @@ def test_a_cold_start_resolving_as_it_parses_equals_a_whole_resolution(
     assert dict(data.links) == whole.links
     assert data.resolved["problems"] and data.resolved["unmatched"]  # covered, not empty
     assert catalog.last_refresh.parsed == len(list(data.files))
+
+
+def _open_whole(root: str) -> None:
+    """Open (and save) the catalog; exit 1 if the index found was not whole."""
+    if StepCatalog(Project.load(root)).last_refresh.warnings:
+        raise SystemExit(1)
+
+
+def _add_steps(root: str, rounds: int) -> None:
+    """In a process of its own: add a step at a time, opening (and saving) each time."""
+    for i in range(rounds):
+        write_step(Path(root) / "steps", Step(f"Added{i}", register=False))
+        _open_whole(root)
+
+
+def _edit_code(root: str, rounds: int) -> None:
+    """In a process of its own: edits that keep declarations (every section reused)."""
+    script = Path(root) / "steps" / "scripts" / "loader.py"
+    for i in range(rounds):
+        with script.open("a") as handle:
+            handle.write(f"# edit {i}\n")
+        _open_whole(root)
+
+
+def test_two_processes_saving_at_once_leave_a_whole_index(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    # orphans go at once: a writer reusing a section another has just replaced would lose
+    # it between touching it and naming it, were writers not taking turns
+    monkeypatch.setattr(store, "ORPHAN_GRACE_S", 0.0)
+    context = multiprocessing.get_context("fork")
+    workers = [
+        context.Process(target=_add_steps, args=(str(root), 12)),
+        context.Process(target=_edit_code, args=(str(root), 40)),
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    catalog = open_catalog(root)
+    assert catalog.last_refresh.warnings == ()  # every file the header names is there
+    fresh = StepCatalog(Project.load(root), persist=False)
+    assert catalog.data.resolved == fresh.data.resolved
+    assert {f"Added{i}" for i in range(12)} <= set(catalog.step_names())

@@ -410,9 +410,13 @@ def _load(path: Path) -> IndexData:
         raise ValueError(f"unreadable payload ({type(exc).__name__})") from None
 
 
+#: Readings of a header whose section files a concurrent writer has just replaced.
+_LOAD_ATTEMPTS: Final = 3
+
+
 def load_index(path: Path) -> tuple[IndexData | None, str | None]:
     """(index, None), (None, None) when there is none yet, or (None, warning) when broken."""
-    for attempt in range(2):
+    for attempt in range(_LOAD_ATTEMPTS):
         try:
             return _load(path), None
         except FileNotFoundError:
@@ -420,7 +424,7 @@ def load_index(path: Path) -> tuple[IndexData | None, str | None]:
         except OSError as exc:
             return None, f"catalog index {path} cannot be read ({exc.strerror}); rebuilding it"
         except ValueError as exc:
-            if attempt == 0 and "missing" in str(exc):
+            if attempt < _LOAD_ATTEMPTS - 1 and "missing" in str(exc):
                 continue  # another process may have just replaced the index: read it again
             return None, f"catalog index {path} is unusable ({exc}); rebuilding it"
     raise AssertionError("unreachable")
