@@ -492,3 +492,16 @@ def test_two_processes_saving_at_once_leave_a_whole_index(
     fresh = StepCatalog(Project.load(root), persist=False)
     assert catalog.data.resolved == fresh.data.resolved
     assert {f"Added{i}" for i in range(12)} <= set(catalog.step_names())
+
+
+def test_a_broken_registry_stops_a_parallel_cold_start(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.errors import StepkitError
+
+    root = make_project({"shared": [Step(f"Step{i}") for i in range(12)]})
+    (root / "steps" / "registry.toml").write_text("[steps.Broken\n")
+    monkeypatch.setattr(index, "PARALLEL_THRESHOLD", 4)
+    project = Project.load(root)  # the registry is read by the catalog, while it parses
+    with pytest.raises(StepkitError, match=r"registry\.toml"):
+        StepCatalog(project, persist=False, workers=2)

@@ -105,7 +105,13 @@ def parsing(
                 yield from future.result()
                 futures[i] = None  # type: ignore[call-overload]  # taken: let it go
 
-        yield results()
+        try:
+            yield results()
+        except BaseException:  # an error (or ^C) while resolving: parse no further
+            for future in futures:
+                if future is not None:
+                    future.cancel()
+            raise
 
 
 def parse_files(
