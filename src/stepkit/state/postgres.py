@@ -19,11 +19,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from stepkit import postgres
-from stepkit.errors import StateStoreError, UnknownRunError
+from stepkit.errors import StateStoreError
 from stepkit.state import codec, queries
 from stepkit.state.records import (
     LogBatch,
-    LogEvent,
     RunRecord,
     RunStatus,
     StageRecord,
@@ -117,8 +116,10 @@ _UPSERT_STAGE = _upsert("stage_attempts", _STAGE_COLUMNS, ("run_id", "stage", "a
 _CLAIM_RUN = _UPSERT_RUN + " WHERE runs.status <> %s"
 
 
-class PostgresStateRepository:
+class PostgresStateRepository(queries.SQLReads):
     """Runs, attempts and log events in one PostgreSQL schema (the URL's search_path)."""
+
+    dialect = queries.POSTGRES
 
     def __init__(self, url: str, *, key: str = "state.url") -> None:
         self.url = url
@@ -234,45 +235,6 @@ class PostgresStateRepository:
             (expires_at, run_id, str(RunStatus.RUNNING)),
         )
         return cursor.rowcount == 1
-
-    def get_run(self, run_id: str) -> RunRecord:
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,))
-        if not rows:
-            known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
-            raise UnknownRunError(run_id, known)
-        return codec.run_from_row(rows[0])
-
-    def list_runs(
-        self,
-        *,
-        status: RunStatus | None = None,
-        pipeline: str | None = None,
-        limit: int | None = None,
-    ) -> list[RunRecord]:
-        sql, params = queries.POSTGRES.list_runs(
-            status=str(status) if status is not None else None, pipeline=pipeline, limit=limit
-        )
-        return [codec.run_from_row(row) for row in self._query(sql, params)]
-
-    def stage_records(self, run_id: str) -> list[StageRecord]:
-        sql, params = queries.POSTGRES.stage_records(run_id)
-        return [codec.stage_from_row(row) for row in self._query(sql, params)]
-
-    def logs(
-        self,
-        run_id: str,
-        *,
-        stage: str | None = None,
-        after: int = 0,
-        limit: int | None = None,
-    ) -> list[LogEvent]:
-        sql, params = queries.POSTGRES.logs(run_id, stage=stage, after=after, limit=limit)
-        return [LogEvent._make(row) for row in self._query(sql, params)]
-
-    def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
-        sql, params = queries.POSTGRES.count_logs(run_id, stage=stage)
-        rows = self._query(sql, params)
-        return int(rows[0][0]) if rows else 0
 
     def close(self) -> None:
         with self._lock:

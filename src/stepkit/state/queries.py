@@ -1,4 +1,5 @@
-"""The read queries both SQL backends share, written once.
+"""The read queries both SQL backends share, and the read methods built on them, written
+once.
 
 SQLite and PostgreSQL differ here only in the parameter placeholder (``?`` / ``%s``) and
 the column that keeps insertion order (``rowid`` / ``id``); each backend passes its own.
@@ -6,8 +7,17 @@ the column that keeps insertion order (``rowid`` / ``id``); each backend passes 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from stepkit.errors import UnknownRunError
+from stepkit.state import codec
+from stepkit.state.records import LogEvent
+
+if TYPE_CHECKING:
+    from stepkit.state.records import RunRecord, RunStatus, StageRecord
 
 RUN_COLUMNS = (
     "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
@@ -82,3 +92,54 @@ class Dialect:
 
 SQLITE = Dialect(placeholder="?", order_key="rowid")
 POSTGRES = Dialect(placeholder="%s", order_key="id")
+
+
+class SQLReads(ABC):
+    """The read side of a SQL state repository: a backend names its :class:`Dialect` and
+    how it runs a query (its own lock, its own error translation)."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Every row of a read query."""
+
+    def get_run(self, run_id: str) -> RunRecord:
+        p = self.dialect.placeholder
+        rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = {p}", (run_id,))
+        if not rows:
+            known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
+            raise UnknownRunError(run_id, known)
+        return codec.run_from_row(rows[0])
+
+    def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        sql, params = self.dialect.list_runs(
+            status=str(status) if status is not None else None, pipeline=pipeline, limit=limit
+        )
+        return [codec.run_from_row(row) for row in self._query(sql, params)]
+
+    def stage_records(self, run_id: str) -> list[StageRecord]:
+        sql, params = self.dialect.stage_records(run_id)
+        return [codec.stage_from_row(row) for row in self._query(sql, params)]
+
+    def logs(
+        self,
+        run_id: str,
+        *,
+        stage: str | None = None,
+        after: int = 0,
+        limit: int | None = None,
+    ) -> list[LogEvent]:
+        sql, params = self.dialect.logs(run_id, stage=stage, after=after, limit=limit)
+        return [LogEvent._make(row) for row in self._query(sql, params)]
+
+    def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
+        sql, params = self.dialect.count_logs(run_id, stage=stage)
+        rows = self._query(sql, params)
+        return int(rows[0][0]) if rows else 0

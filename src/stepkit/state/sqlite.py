@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stepkit.errors import StateStoreError, UnknownRunError
+from stepkit.errors import StateStoreError
 from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
 from stepkit.state import codec, queries
 from stepkit.state.records import (
     LogBatch,
-    LogEvent,
     RunRecord,
     RunStatus,
     StageRecord,
@@ -113,8 +112,10 @@ _UPSERT_RUN = _upsert("runs", _RUN_COLUMNS, ("run_id",))
 _UPSERT_STAGE = _upsert("stage_attempts", _STAGE_COLUMNS, ("run_id", "stage", "attempt"))
 
 
-class SQLiteStateRepository:
+class SQLiteStateRepository(queries.SQLReads):
     """Runs, attempts and log events in one SQLite file."""
+
+    dialect = queries.SQLITE
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -221,45 +222,6 @@ class SQLiteStateRepository:
             )
             return cursor.rowcount == 1
 
-    def get_run(self, run_id: str) -> RunRecord:
-        row = self._query_one(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        if row is None:
-            known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
-            raise UnknownRunError(run_id, known)
-        return codec.run_from_row(row)
-
-    def list_runs(
-        self,
-        *,
-        status: RunStatus | None = None,
-        pipeline: str | None = None,
-        limit: int | None = None,
-    ) -> list[RunRecord]:
-        sql, params = queries.SQLITE.list_runs(
-            status=str(status) if status is not None else None, pipeline=pipeline, limit=limit
-        )
-        return [codec.run_from_row(row) for row in self._query(sql, params)]
-
-    def stage_records(self, run_id: str) -> list[StageRecord]:
-        sql, params = queries.SQLITE.stage_records(run_id)
-        return [codec.stage_from_row(row) for row in self._query(sql, params)]
-
-    def logs(
-        self,
-        run_id: str,
-        *,
-        stage: str | None = None,
-        after: int = 0,
-        limit: int | None = None,
-    ) -> list[LogEvent]:
-        sql, params = queries.SQLITE.logs(run_id, stage=stage, after=after, limit=limit)
-        return [LogEvent._make(row) for row in self._query(sql, params)]
-
-    def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
-        sql, params = queries.SQLITE.count_logs(run_id, stage=stage)
-        row = self._query_one(sql, params)
-        return int(row[0]) if row else 0
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -267,11 +229,6 @@ class SQLiteStateRepository:
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
-
-    def _query_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        with self._lock:
-            row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
-            return row
 
 
 def _stream_id(conn: sqlite3.Connection, key: tuple[str, str, int, str]) -> int:
