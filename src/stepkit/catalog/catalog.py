@@ -167,29 +167,22 @@ class StepCatalog:
         self._registry_facts = None
         walk = scan_project(self.project)
         problems = [[str(p.path), p.workspace_id, p.message] for p in walk.problems]
+        build = partial(
+            refresh,
+            self.project,
+            self._build_facts,
+            walk=walk,
+            walk_problems=problems,
+            workers=self._workers,
+            progress=progress,
+        )
         try:
-            data, facts, counts = refresh(
-                self.project,
-                self._build_facts,
-                previous=previous,
-                walk=walk,
-                walk_problems=problems,
-                workers=self._workers,
-                progress=progress,
-            )
+            data, facts, counts = build(previous=previous)
         except CorruptIndexError as exc:  # a section read lazily does not check out
             warnings.append(f"{exc}; rebuilding the catalog index")
             _log_warning(warnings[-1])
             self._registry_facts = None
-            data, facts, counts = refresh(
-                self.project,
-                self._build_facts,
-                previous=None,
-                walk=walk,
-                walk_problems=problems,
-                workers=self._workers,
-                progress=progress,
-            )
+            data, facts, counts = build(previous=None)
         self._registry_facts = facts
         saved = False
         snap = snapshot(self.project)
