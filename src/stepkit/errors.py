@@ -418,3 +418,41 @@ class SchedulerUnreachableError(StepkitError, ConnectionError):
     def __init__(self, address: str, reason: str) -> None:
         self.address = address
         super().__init__(f"No Dask scheduler at {address}: {reason}")
+
+
+# -- per-step environments ---------------------------------------------------------------------
+
+
+class UvNotInstalledError(StepkitError, ModuleNotFoundError):
+    """Per-step environments need uv, which is an optional extra."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Per-step environments need uv: pip install 'stepkit[envs]'.", name="uv"
+        )
+
+
+class EnvironmentBuildError(StepkitError, RuntimeError):
+    """No local interpreter gives an environment that installs and imports the requirements.
+
+    ``requirement`` is the declared requirement the resolver (or the import check) named,
+    ``tried`` the interpreter versions tried, ``reason`` what the last failure said.
+    """
+
+    def __init__(self, requirement: str, *, tried: Iterable[str], reason: str) -> None:
+        self.requirement = requirement
+        self.tried = tuple(tried)
+        self.reason = reason
+        tried_text = ", ".join(self.tried) or "none found"
+        super().__init__(
+            f"Cannot build an environment for {requirement}: {reason} "
+            f"(interpreters tried: {tried_text})."
+        )
+
+
+class EnvironmentLockError(StepkitError, ValueError):
+    """An environment's lock file that cannot be used to rebuild it."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")

@@ -64,6 +64,7 @@ class ArtifactSettings:
 class RunSettings:
     executor: str = "local"
     max_workers: int | None = None
+    environments_dir: Path | None = None  # None: the user's cache folder (stepkit.envs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,7 @@ ENV_OVERRIDES: Final[Mapping[str, tuple[str, str]]] = {
     "STEPKIT_ARTIFACTS_CATALOG_URL": ("artifacts", "catalog_url"),
     "STEPKIT_EXECUTOR": ("run", "executor"),
     "STEPKIT_MAX_WORKERS": ("run", "max_workers"),
+    "STEPKIT_ENVIRONMENTS_DIR": ("run", "environments_dir"),
     "STEPKIT_TEST_TIMEOUT": ("test", "timeout"),
 }
 
@@ -180,6 +182,7 @@ def _models() -> Any:
     class RunSection(_Strict):
         executor: str = "local"
         max_workers: int | None = Field(default=None, ge=1)
+        environments_dir: str | None = None
 
     class TestSection(_Strict):
         timeout: float = Field(default=300.0, gt=0)
@@ -370,7 +373,15 @@ def load_project(path: Path) -> Project:
         workspaces=tuple(workspaces),
         state=StateSettings(url=model.state.url),
         artifacts=ArtifactSettings(root=artifacts_root, catalog_url=model.artifacts.catalog_url),
-        run=RunSettings(executor=model.run.executor, max_workers=model.run.max_workers),
+        run=RunSettings(
+            executor=model.run.executor,
+            max_workers=model.run.max_workers,
+            environments_dir=(
+                (root / Path(model.run.environments_dir).expanduser()).resolve()
+                if model.run.environments_dir
+                else None
+            ),
+        ),
         test=TestSettings(timeout=model.test.timeout, env=dict(model.test.env)),
     )
 
