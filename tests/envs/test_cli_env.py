@@ -127,3 +127,18 @@ def test_the_environments_folder_defaults_to_the_user_cache(
     assert default_root(None) == Path.home() / ".cache" / "stepkit" / "envs"
     monkeypatch.setenv("STEPKIT_ENVIRONMENTS_DIR", str(tmp_path / "elsewhere"))
     assert default_root(Project.load(root)) == tmp_path / "elsewhere"
+
+
+def test_prune_removes_pointers_to_environments_that_are_gone(
+    capsys: pytest.CaptureFixture[str], write_project: WriteProject
+) -> None:
+    root = write_project(PROJECT)
+    pointer = root / "envs" / "specs" / f"{'ab' * 32}.json"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text(json.dumps({"key": "0123456789abcdef01234567"}))
+    code, out, _ = run(capsys, "-p", str(root), "env", "prune")
+    assert code == 0
+    assert out.splitlines()[0] == f"would remove specs/{'ab' * 8}…  (points to an environment that is gone)"
+    assert pointer.exists()
+    run(capsys, "-p", str(root), "env", "prune", "--apply")
+    assert not pointer.exists()

@@ -43,3 +43,12 @@ def test_a_file_that_is_not_a_lock_is_refused(tmp_path: Path) -> None:
         read_lock(path)
     with pytest.raises(EnvironmentLockError, match="cannot be read"):
         read_lock(tmp_path / "missing.lock")
+
+
+def test_rebuilding_from_a_lock_needs_its_interpreter(tmp_path: Path) -> None:
+    from stepkit.envs import rebuild_from_lock
+
+    path = write_lock(tmp_path, Lock(pins=("six==1.10.0",), python="3.9.18"), requirements=[])
+    with pytest.raises(EnvironmentLockError, match=r"no interpreter recorded beside it"):
+        rebuild_from_lock(path, target=tmp_path / "env")
+    assert not (tmp_path / "env").exists()

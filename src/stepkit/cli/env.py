@@ -207,8 +207,9 @@ def prune(
 ) -> None:
     """Remove environments no step of this project uses (a dry run unless --apply).
 
-    Also removes the folders of builds that died. The folder is the user's cache, shared
-    between projects: use --older-than to keep what other projects used recently.
+    Also removes the folders of builds that died and pointers to removed environments.
+    The folder is the user's cache, shared between projects: use --older-than to keep
+    what other projects used recently.
     """
     import shutil
 
@@ -238,6 +239,10 @@ def prune(
         typer.echo(f"{verb} {folder.name}  (an unfinished build)")
         if apply:
             shutil.rmtree(folder, ignore_errors=True)
+    for digest in store.dangling_pointers():
+        typer.echo(f"{verb} specs/{digest[:16]}…  (points to an environment that is gone)")
+        if apply:
+            store.remove_pointer(digest)
     total = sum(usage.size for usage in doomed)
     summary = f"{len(doomed)} environment(s), {_size(total)}"
     if apply:

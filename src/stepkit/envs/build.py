@@ -28,7 +28,7 @@ from stepkit.envs.lockfile import Lock, parse_freeze, read_lock, write_lock
 from stepkit.envs.spec import EnvSpec, env_key
 from stepkit.envs.store import Environment, EnvStore
 from stepkit.envs.uvtool import index_options, run_uv
-from stepkit.errors import EnvironmentBuildError
+from stepkit.errors import EnvironmentBuildError, EnvironmentLockError
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract
@@ -115,17 +115,16 @@ def rebuild_from_lock(lock_path: Path, *, target: Path, interpreter: Path | None
     """
     lock = read_lock(lock_path)
     python = interpreter or _recorded_interpreter(lock_path)
-    _uv(["venv", "--relocatable", "--quiet", "--python", str(python), str(target)])
+    subject = f"the lock {lock_path}"
+    _uv(["venv", "--relocatable", "--quiet", "--python", str(python), str(target)], subject)
     result = run_uv(
         ["pip", "sync", "--python", str(target / "bin" / "python"), *index_options(), "-"],
         stdin="\n".join(lock.pins) + "\n",
     )
     if not result.ok:
-        raise EnvironmentBuildError(
-            ", ".join(lock.pins[:3]), tried=[lock.python], reason=_reason(result.stderr)
-        )
-    pins = parse_freeze(_uv(["pip", "freeze", "--python", str(target / "bin" / "python")]))
-    return Lock(pins=pins, python=lock.python, exclude_newer=lock.exclude_newer)
+        raise EnvironmentBuildError(subject, tried=[lock.python], reason=_reason(result.stderr))
+    freeze = _uv(["pip", "freeze", "--python", str(target / "bin" / "python")], subject)
+    return Lock(pins=parse_freeze(freeze), python=lock.python, exclude_newer=lock.exclude_newer)
 
 
 # -- one interpreter ------------------------------------------------------------------------
@@ -183,17 +182,12 @@ def _attempt(
 ) -> _Attempt:
     folder = store.new_temp_folder(key)
     try:
-        _uv(
-            [
-                "venv",
-                "--relocatable",
-                "--quiet",
-                "--allow-existing",
-                "--python",
-                str(interpreter.path),
-                str(folder),
-            ]
-        )
+        venv = run_uv(
+            ["venv", "--relocatable", "--quiet", "--allow-existing",
+             "--python", str(interpreter.path), str(folder)]
+        )  # fmt: skip
+        if not venv.ok:  # a broken interpreter: the next one may do
+            return _Attempt(folder, Outcome.TOO_OLD, f"uv venv failed: {_reason(venv.stderr)}")
         args = ["pip", "install", "--python", str(folder / "bin" / "python"), *index_options()]
         if wheels_only:
             args.append("--no-build")
@@ -220,8 +214,10 @@ def _finish(
     store: EnvStore,
     exclude_newer: dt.date | None,
 ) -> Environment:
-    pins = parse_freeze(_uv(["pip", "freeze", "--python", str(folder / "bin" / "python")]))
-    lock = Lock(pins=pins, python=interpreter.version_text, exclude_newer=exclude_newer)
+    freeze = _uv(["pip", "freeze", "--python", str(folder / "bin" / "python")], spec.describe())
+    lock = Lock(
+        pins=parse_freeze(freeze), python=interpreter.version_text, exclude_newer=exclude_newer
+    )
     write_lock(folder, lock, requirements=spec.requirements)
     environment = Environment(
         key=key,
@@ -250,28 +246,34 @@ def _candidates(spec: EnvSpec, say: Progress) -> Iterator[Interpreter]:
             yield interpreter
 
 
-def _uv(args: list[str]) -> str:
+def _uv(args: list[str], subject: str) -> str:
+    """uv's output; a failure is an error about ``subject`` (what was being built)."""
     result = run_uv(args)
     if not result.ok:
-        raise EnvironmentBuildError(
-            "the environment", tried=[], reason=f"uv {args[0]} failed: {_reason(result.stderr)}"
-        )
+        reason = f"uv {' '.join(args[:2])} failed: {_reason(result.stderr)}"
+        raise EnvironmentBuildError(subject, tried=[], reason=reason)
     return result.stdout
 
 
 def _recorded_interpreter(lock_path: Path) -> Path:
+    """The base interpreter in the ``stepkit-env.json`` beside a lock."""
     import json
 
     from stepkit.envs.store import METADATA_FILE
 
-    data = json.loads((lock_path.parent / METADATA_FILE).read_text(encoding="utf-8"))
-    return Path(str(data["base_interpreter"]))
+    try:
+        data = json.loads((lock_path.parent / METADATA_FILE).read_text(encoding="utf-8"))
+        return Path(str(data["base_interpreter"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EnvironmentLockError(
+            lock_path, f"no interpreter recorded beside it ({METADATA_FILE}); pass one"
+        ) from exc
 
 
 def _reason(stderr: str) -> str:
     """uv's explanation, on one line: its ``cause:`` (or last ``error:``) line."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for marker in ("cause:", "╰─▶", "error:"):
+    for marker in ("cause:", "Caused by:", "╰─▶", "error:"):
         for line in lines:
             if line.startswith(marker):
                 text = line.removeprefix(marker).strip()

@@ -208,6 +208,15 @@ class EnvStore:
                 continue
         return result
 
+    def dangling_pointers(self) -> list[str]:
+        """Spec digests whose environment is gone (removed by hand); prune removes them."""
+        keys = {environment.key for environment in self.environments()}
+        return sorted(digest for digest, key in self.pointers().items() if key not in keys)
+
+    def remove_pointer(self, digest: str) -> None:
+        with self.store_lock(exclusive=True):
+            (self.root / SPECS_DIR / f"{digest}.json").unlink(missing_ok=True)
+
     def temp_folders(self) -> list[Path]:
         """Left-over build folders (a build that was killed); prune removes them."""
         try:
