@@ -155,7 +155,12 @@ def _build_on(
                 shutil.rmtree(tried.folder, ignore_errors=True)
             return tried.outcome
 
-        exclude_newer = newest_working_date(probe, today=dt.date.today())
+        try:
+            exclude_newer = newest_working_date(probe, today=dt.date.today())
+        except BaseException:
+            for old in kept:
+                shutil.rmtree(old.folder, ignore_errors=True)
+            raise
         if exclude_newer is None:
             return attempt.reason
         attempt = kept[0]
@@ -232,7 +237,7 @@ def _finish(
     return store.install(folder, environment, spec)
 
 
-# -- helpers --------------------------------------------------------------------------------
+# -- the parts ------------------------------------------------------------------------------
 
 
 def _candidates(spec: EnvSpec, say: Progress) -> Iterator[Interpreter]:
