@@ -6,18 +6,16 @@ wants, the nearest recorded one stands in and says so (:attr:`AttemptView.alive_
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stepkit.pipeline.report.logtail import attempt_tails
 from stepkit.state.base import StateRepository
 from stepkit.state.records import LogEvent, RunRecord, StageRecord, StageStatus, latest_attempts
 
 #: Log lines kept per attempt: the end of what it wrote.
 LOG_TAIL = 20
-#: Log events read per query while looking for each attempt's last lines.
-_LOG_PAGE = 5000
 #: The output key where a catalogued node records what it is (see ``stepkit.plan.node``).
 NODE_INFO = "_node"
 
@@ -59,7 +57,7 @@ class AttemptView:
 
     record: StageRecord
     tail: tuple[LogEvent, ...] = ()
-    lines: int = 0  # log lines the attempt wrote in all
+    lines: int | None = 0  # log lines the attempt wrote in all (None: not counted)
     alive_until: float | None = None
 
     @property
@@ -107,10 +105,16 @@ def gather_report(
     """Everything the page shows about ``run_id``: one read of its records and its logs."""
     run = state.get_run(run_id)
     records = state.stage_records(run_id)
-    tails, counts, log_times = _log_tails(state, run_id)
     by_stage: dict[str, list[StageRecord]] = {}
     for record in records:
         by_stage.setdefault(record.stage, []).append(record)
+    tails = attempt_tails(
+        state,
+        run_id,
+        ((name, [r.attempt for r in rs]) for name, rs in by_stage.items()),
+        size=LOG_TAIL,
+    )
+    last_lines = [t.events[-1].ts for t in tails.values() if t.events]
     graph: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in run.graph.items()}
     for name in by_stage:
         graph.setdefault(name, ())
@@ -120,9 +124,9 @@ def gather_report(
         attempts = tuple(
             AttemptView(
                 record=r,
-                tail=tuple(tails.get((name, r.attempt), ())),
-                lines=counts.get((name, r.attempt), 0),
-                alive_until=_alive_until(r, records, log_times),
+                tail=tails[(name, r.attempt)].events if (name, r.attempt) in tails else (),
+                lines=tails[(name, r.attempt)].lines if (name, r.attempt) in tails else 0,
+                alive_until=_alive_until(r, records, last_lines),
             )
             for r in sorted(by_stage.get(name, ()), key=lambda r: r.attempt)
         )
@@ -179,31 +183,8 @@ def _stage_view(
     )
 
 
-def _log_tails(
-    state: StateRepository, run_id: str
-) -> tuple[dict[tuple[str, int], deque[LogEvent]], dict[tuple[str, int], int], list[float]]:
-    """The last lines of every attempt, how many each wrote, and every line's time.
-
-    The store has no "last N lines" query, so this reads the run's log once, in pages,
-    keeping a bounded tail per attempt."""
-    tails: dict[tuple[str, int], deque[LogEvent]] = {}
-    counts: dict[tuple[str, int], int] = {}
-    times: list[float] = []
-    after = 0
-    while True:
-        page = state.logs(run_id, after=after, limit=_LOG_PAGE)
-        for event in page:
-            key = (event.stage, event.attempt)
-            tails.setdefault(key, deque(maxlen=LOG_TAIL)).append(event)
-            counts[key] = counts.get(key, 0) + 1
-            times.append(event.ts)
-        if len(page) < _LOG_PAGE:
-            return tails, counts, times
-        after = page[-1].seq
-
-
 def _alive_until(
-    record: StageRecord, records: Sequence[StageRecord], log_times: Iterable[float]
+    record: StageRecord, records: Sequence[StageRecord], last_lines: Iterable[float]
 ) -> float | None:
     """For an interrupted attempt: the latest time its runner recorded anything before the
     reap (see :class:`AttemptView`); None for any other attempt."""
@@ -217,7 +198,7 @@ def _alive_until(
         if other.status == StageStatus.INTERRUPTED:
             continue  # written by the reaper, not by the runner
         seen += [t for t in (other.started_at, other.finished_at) if t is not None and t < reaped]
-    seen += [t for t in log_times if t < reaped]
+    seen += [t for t in last_lines if t < reaped]
     return min(max(seen), reaped)
 
 
