@@ -168,3 +168,15 @@ def test_the_timeline_uses_one_unit_and_one_precision() -> None:
         "12.3 s",
         "3 min 20.0 s",
     ]
+
+
+def test_only_a_catalogued_steps_suffix_reads_as_a_job_type() -> None:
+    state = MemoryStateRepository()
+    graph = {"after_bad": (), "TabularPreprocessing_calibration": ("after_bad",)}
+    state.commit(
+        runs=[RunRecord(run_id="r", pipeline="p", status=RunStatus.COMPLETED, graph=graph)]
+    )
+    page = report_page(state, "r")
+    assert 'font-weight="bold">after_bad</text>' in page
+    assert 'font-weight="bold">TabularPreprocessing</text>' in page
+    assert re.findall(r'<text class="label jobtype"[^>]*>([^<]*)</text>', page) == ["calibration"]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from stepkit.names import split_node_name
+from stepkit.names import is_pascal_case, split_node_name
 from stepkit.pipeline.report.data import AttemptView, RunReport, StageView
 from stepkit.pipeline.report.layout import Layout, layered_layout
 from stepkit.pipeline.report.text import text_width, wrap_words
@@ -67,6 +67,8 @@ class _Label:
 
 def _label(stage: StageView) -> _Label:
     base, job_type = split_node_name(stage.name)
+    if not is_pascal_case(base):  # a plain function's name (``after_bad``), not a variant
+        base, job_type = stage.name, None
     lines = tuple(wrap_words(base, size=_NAME, bold=True, max_width=_MAX_NAME_W))
     latest = stage.latest
     ran = latest is not None and latest.duration and latest.status != StageStatus.CACHED

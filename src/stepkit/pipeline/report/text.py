@@ -1,9 +1,9 @@
 """How wide a label will be drawn, known without a browser: boxes are sized to their text.
 
 The page asks for DejaVu Sans (Linux's default sans-serif) and falls back to Verdana,
-which is as wide; the advance widths below are DejaVu Sans's own (per 1000 units of em,
-for the printable ASCII characters), and any other character counts as a full em. A
-margin covers the fallback fonts, all of which are narrower or as wide.
+about as wide; the advance widths below are DejaVu Sans's own (per 1000 units of em, for
+the printable ASCII characters), and any other character counts as a full em. A small
+margin (:data:`SLACK`) covers a fallback font a little wider than the one measured.
 """
 
 from __future__ import annotations
