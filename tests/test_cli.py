@@ -187,3 +187,15 @@ def test_every_command_and_option_has_help() -> None:
             ):
                 missing.append(f"{' '.join(path)} {param.opts[0]}")
     assert missing == []
+
+
+def test_registry_list_type_typo_exits_2_with_a_suggestion(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, _, err = run(capsys, "-p", str(example_project), "registry", "list", "-t", "Procesing")
+    assert code == 2
+    assert "no step type 'Procesing'; did you mean 'Processing'?" in err
+    code, _, err = run(capsys, "-p", str(example_project), "registry", "list", "--type", "Zzz")
+    assert code == 2 and "one of Base, Condition," in err
+    code, out, _ = run(capsys, "-p", str(example_project), "registry", "list", "-t", "Training")
+    assert code == 0 and "GradientBoostingTraining" in out and "DataLoading" not in out

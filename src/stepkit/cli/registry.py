@@ -60,6 +60,7 @@ def list_steps(
     view = registry.view(workspace)
     steps = [d for _, d in sorted(view.items())]
     if step_type:
+        _check_step_type(step_type, {d.sagemaker_step_type for d in steps})
         steps = [d for d in steps if d.sagemaker_step_type == step_type]
     if as_json:
         print_json({"workspace": workspace, "steps": [definition_json(d) for d in steps]})
@@ -75,6 +76,24 @@ def list_steps(
         )
         table.add_row(d.name, d.sagemaker_step_type, d.config_class, d.builder_step_name, origin)
     console().print(table)
+
+
+def _check_step_type(step_type: str, in_use: set[str]) -> None:
+    """A ``--type`` that is neither a known step type nor one a step uses is a typo: exit 2
+    with the closest names, rather than an empty table that reads as "no such steps"."""
+    from stepkit.names import close_matches
+    from stepkit.registry import KNOWN_STEP_TYPES
+
+    known = sorted({*KNOWN_STEP_TYPES, *in_use})
+    if step_type in known:
+        return
+    near = close_matches(step_type, known)
+    hint = (
+        f"did you mean {' or '.join(repr(n) for n in near)}?"
+        if near
+        else f"one of {', '.join(known)}."
+    )
+    raise typer.BadParameter(f"no step type {step_type!r}; {hint}", param_hint="--type")
 
 
 @app.command("show")

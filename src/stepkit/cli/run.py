@@ -178,12 +178,12 @@ def run(
 def write_report(project: Project, run_id: str, path: Path) -> None:
     """The run's self-contained HTML page (see ``stepkit runs report``)."""
     from stepkit.atomic import atomic_write_text
-    from stepkit.pipeline.report import render_report
+    from stepkit.cli.runs import report_page
     from stepkit.plan.execute import default_state
 
     state = default_state(project)
     try:
-        page = render_report(state.get_run(run_id), state.stage_records(run_id))
+        page = report_page(project, state, run_id)
     finally:
         state.close()
     atomic_write_text(path, page)

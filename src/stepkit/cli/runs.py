@@ -15,6 +15,7 @@ from stepkit.cli.common import console, load_project, print_json
 
 if TYPE_CHECKING:
     from stepkit.pipeline import Pipeline
+    from stepkit.project import Project
     from stepkit.state import LogEvent, RunRecord, StageRecord, StateRepository
 
 app = typer.Typer(help="Pipeline runs: what happened, when, and why.", no_args_is_help=True)
@@ -335,12 +336,29 @@ def report(
         Path, typer.Option("--output", "-o", help="Where to write the HTML page.")
     ] = Path("report.html"),
 ) -> None:
-    """Write a self-contained HTML page: the DAG and a Gantt timeline of every attempt."""
+    """Write a self-contained HTML page: the DAG, a timeline of every attempt, and each
+    stage's outputs, cache provenance, config, last log lines and error."""
     from stepkit.atomic import atomic_write_text
-    from stepkit.pipeline.report import render_report
 
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
-        page = render_report(state.get_run(run_id), state.stage_records(run_id))
+        page = report_page(load_project(ctx), state, run_id)
     atomic_write_text(output, page)
     typer.echo(f"wrote {output}")
+
+
+def report_page(project: Project, state: StateRepository, run_id: str) -> str:
+    """The run's report page, with cache provenance and config values from the project's
+    step cache when it has one (a run of plain functions has none: nothing is created)."""
+    from stepkit.pipeline.report import report_page as page_of
+    from stepkit.plan.cache import cache_location, open_cache
+    from stepkit.postgres import is_postgres_url
+
+    location = cache_location(project)
+    if not is_postgres_url(location) and not Path(location).is_file():
+        return page_of(state, run_id)
+    cache = open_cache(location)
+    try:
+        return page_of(state, run_id, cache=cache)
+    finally:
+        cache.close()
