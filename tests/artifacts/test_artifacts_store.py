@@ -287,3 +287,116 @@ def test_a_recorded_readable_path_is_not_reused_for_other_bytes(store: ArtifactS
     second = store.put_bytes(b"second", artifact_id="b", source="s", producer="p", layout="d/x")
     assert second.record.layout_path == f"d/x~{second.sha256[:12]}"
     assert [p.kind for p in store.verify().problems] == ["missing"]  # the first one's path
+
+
+def test_copy_of_duplicates_writes_no_temp_file(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = store.finalize(make_file("old.txt", b"old"), artifact_id="o", source="s", producer="p")
+    files = [make_file(f"d{i}.txt", b"dup") for i in range(3)] + [make_file("o.txt", b"old")]
+    temps: list[Path] = []
+    new_temp = store.local.new_temp
+
+    def counting() -> tuple[int, Path]:
+        fd, path = new_temp()
+        temps.append(path)
+        return fd, path
+
+    monkeypatch.setattr(store.local, "new_temp", counting)
+    done = store.finalize_many([FinalizeItem(f, f.name, "s", "p") for f in files], mode="copy")
+    assert len(temps) == 1  # the first "dup" only: its twins and "old" were stored already
+    assert [d.dedup_hit for d in done] == [False, True, True, True]
+    assert [d.copied for d in done] == [True, False, False, False]
+    assert {d.sha256 for d in done} == {sha(b"dup"), stored.sha256}
+    assert all(f.exists() for f in files)  # copy leaves the sources
+    assert store.path(sha(b"dup")).read_bytes() == b"dup"
+    assert not any(store.local.tmp.iterdir())
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_copy_of_a_large_file_is_hashed_while_the_kernel_copies_it(
+    store: ArtifactStore,
+    make_file: MakeFile,
+    monkeypatch: pytest.MonkeyPatch,
+    kernel_copy: bool,
+) -> None:
+    from stepkit.artifacts import digest
+
+    monkeypatch.setattr(digest, "COPY_STEP", 3 * 1024 * 1024 + 5)  # several uneven steps
+    if not kernel_copy:  # a file system without copy_file_range between these files
+
+        def refuse(*args: object) -> int:
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    data = os.urandom(digest.KERNEL_COPY_FROM + 12_345)
+    src = make_file("big.bin", data)
+    done = store.finalize(src, artifact_id="big", source="s", producer="p", mode="copy")
+    assert (done.sha256, done.bytes, done.copied) == (sha(data), len(data), True)
+    assert done.storage_path.read_bytes() == data
+    assert src.read_bytes() == data
+    assert not any(store.local.tmp.iterdir())
+
+
+def test_a_file_changed_while_copied_is_refused(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.artifacts import blobs, digest
+
+    src = make_file("big.bin", b"x" * digest.KERNEL_COPY_FROM)
+    copy = digest.copy_file_hashing
+
+    def copy_then_append(source: int, target: int) -> tuple[str, int]:
+        result = copy(source, target)
+        with open(src, "ab") as handle:
+            handle.write(b"more")
+        return result
+
+    monkeypatch.setattr(blobs, "copy_file_hashing", copy_then_append)
+    with pytest.raises(ArtifactStoreError, match="changed while it was being hashed"):
+        store.finalize(src, artifact_id="big", source="s", producer="p", mode="copy")
+    assert not any(store.local.tmp.iterdir())
+    assert not store.exists(sha(b"x" * digest.KERNEL_COPY_FROM))
+
+
+def test_add_keeps_a_folders_structure_and_skips_links(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    make_file("out/a.csv", b"a")
+    make_file("out/sub/b.csv", b"b")
+    folder = make_file("single.txt", b"one").parent / "out"
+    (folder / "link.csv").symlink_to(folder / "a.csv")
+    done = store.add([folder], artifact_id="tbl", source="s", producer="etl", run_id="r1")
+    assert [d.record.artifact_id for d in done] == ["tbl/a.csv", "tbl/sub/b.csv"]
+    assert [d.record.layout_path for d in done] == [
+        "runs/r1/etl/out/a.csv",
+        "runs/r1/etl/out/sub/b.csv",
+    ]
+    assert (folder / "link.csv").is_symlink()  # not content: left alone
+    with pytest.raises(ArtifactStoreError, match="nope: no such file or folder to add"):
+        store.add([folder / "nope"], artifact_id="x", source="s", producer="p")
+
+
+def test_add_splits_a_large_folder_into_batches(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.artifacts import store as store_module
+
+    for i in range(5):
+        make_file(f"many/f{i}.txt", b"%d" % (i % 2))
+    monkeypatch.setattr(store_module, "ADD_BATCH", 2)
+    batches: list[int] = []
+    finalize_many = store.finalize_many
+
+    def spy(items: list[FinalizeItem], **options: object) -> object:
+        batches.append(len(items))
+        return finalize_many(items, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "finalize_many", spy)
+    progress: list[int] = []
+    done = store.add(
+        [make_file("x", b"").parent / "many"], artifact_id="m", source="s", producer="p",
+        on_progress=progress.append,
+    )  # fmt: skip
+    assert batches == [2, 2, 1] and sum(progress) == 5
+    assert [d.dedup_hit for d in done] == [False, False, True, True, True]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -24,7 +25,13 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Protocol
 
-from stepkit.artifacts.digest import copy_hashing, is_digest, validate_digest
+from stepkit.artifacts.digest import (
+    copy_file_hashing,
+    copy_hashing,
+    is_digest,
+    validate_digest,
+    write_all,
+)
 from stepkit.atomic import fsync_dir
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -95,11 +102,46 @@ class LocalBlobs:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return fd, path
 
-    def write_temp(self, stream: IO[bytes]) -> tuple[Path, str, int]:
-        """Stream into a temp file while hashing; (temp path, sha256, size). Not yet fsynced."""
+    def write_temp(
+        self, stream: IO[bytes], *, head: memoryview | None = None
+    ) -> tuple[Path, str, int]:
+        """Stream into a temp file while hashing; (temp path, sha256, size). Not yet fsynced.
+
+        ``head``: the stream's first bytes, already read from it (see ``read_head``).
+        """
         fd, path = self.new_temp()
         try:
-            sha256, size = copy_hashing(stream, fd)
+            digest, size = hashlib.sha256(), 0
+            if head is not None:
+                digest.update(head)
+                write_all(fd, head)
+                size = len(head)
+            sha256, size = copy_hashing(stream, fd, digest=digest, size=size)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path, sha256, size
+
+    def write_temp_bytes(self, data: memoryview | bytes) -> Path:
+        """A temp file holding ``data`` (already hashed by the caller). Not yet fsynced."""
+        fd, path = self.new_temp()
+        try:
+            write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path
+
+    def copy_file_temp(self, src: int) -> tuple[Path, str, int]:
+        """Copy the regular file open at ``src`` into a temp file, the kernel copying while
+        this thread hashes; (temp path, sha256, size). Not yet fsynced."""
+        fd, path = self.new_temp()
+        try:
+            sha256, size = copy_file_hashing(src, fd)
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
