@@ -400,3 +400,36 @@ def test_add_splits_a_large_folder_into_batches(
     )  # fmt: skip
     assert batches == [2, 2, 1] and sum(progress) == 5
     assert [d.dedup_hit for d in done] == [False, False, True, True, True]
+
+
+def test_bytes_then_every_new_name_are_synced_before_the_commit(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.artifacts import store as store_module
+    from stepkit.artifacts.blobs import make_durable as durable
+
+    events: list[tuple[str, set[str], set[str]]] = []
+
+    def spy(files: object, folders: object, **options: object) -> None:
+        files, folders = {str(f) for f in files}, {str(f) for f in folders}  # type: ignore[attr-defined]
+        events.append(("sync", files, folders))
+        durable(files, folders, **options)  # type: ignore[arg-type]
+
+    register = store.catalog.register_many
+
+    def commit(registrations: object) -> object:
+        events.append(("commit", set(), set()))
+        return register(registrations)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "make_durable", spy)
+    monkeypatch.setattr(store.catalog, "register_many", commit)
+    src = make_file("m.bin", b"model")
+    done = store.finalize_folder(src.parent, run_id="r1", stage="Train", output="model")
+    obj = str(done[0].storage_path)
+    assert [e[0] for e in events] == ["sync", "sync", "commit"]
+    assert events[0][1] == {obj} and not events[0][2]  # the bytes, before any folder
+    names = events[1][2]
+    assert os.path.dirname(obj) in names  # the object's name
+    assert str(store.local.objects) in names  # its new fan-out folder's name
+    layout = store.root / "runs/r1/Train/model"
+    assert {str(layout), str(layout.parent), str(store.root / "runs"), str(store.root)} <= names

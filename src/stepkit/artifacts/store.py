@@ -368,21 +368,24 @@ class ArtifactStore:
         with store_lock(self.root, exclusive=False):
             staged = [_Staged(item) for item in items]
             try:
-                self._publish(staged, mode=mode, on_progress=on_progress)
+                folders = self._publish(staged, mode=mode, on_progress=on_progress)
             except BaseException:
                 for entry in staged:
                     if entry.temp is not None:
                         entry.temp.unlink(missing_ok=True)
                 raise
-            results = self._record(staged)
+            results = self._record(staged, folders)
         if mode == "move":
             self._release_sources(staged, keep=keep)
         metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
         return results
 
-    def _publish(self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None) -> None:
-        """Hash every file and put its object in place, then make the new objects durable."""
+    def _publish(
+        self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None
+    ) -> set[str]:
+        """Hash every file and put its object in place, its bytes durable; returns the
+        folders whose fsync makes the new names durable (done with the readable paths')."""
 
         claimed: set[str] = set()
         claiming = threading.Lock()
@@ -418,13 +421,18 @@ class ArtifactStore:
 
         _each(stage, staged)
         temps = [e for e in staged if e.temp is not None]
-        # Bytes durable before any name points at them; then the names themselves.
-        make_durable([e.temp for e in temps if e.temp is not None], (), device_of=self.root)
+        # Bytes durable before a name that could outlive them points at them: the temp
+        # files (not yet linked) and the moved files (their names become durable only
+        # with their folders, below).
+        moved = [self.local.path_str(e.sha256) for e in staged if e.new_object]
+        make_durable([*(str(e.temp) for e in temps), *moved], (), device_of=self.root)
         for entry in temps:
             publish(entry)
-        new_files = [self.local.path_str(e.sha256) for e in staged if e.new_object and not e.copied]
         folders = {self.local.path_str(e.sha256)[:-63] for e in staged if e.new_object}
-        make_durable(new_files, folders, device_of=self.root)
+        if self.local.new_fans:
+            folders.add(str(self.local.objects))
+            self.local.new_fans = False
+        return folders
 
     def _copy_in(
         self,
@@ -476,12 +484,12 @@ class ArtifactStore:
         entry.new_object = not entry.dedup_hit
         return True
 
-    def _record(self, staged: list[_Staged]) -> list[Finalized]:
-        """Give each object its readable path, then commit all records in one transaction."""
+    def _record(self, staged: list[_Staged], folders: set[str]) -> list[Finalized]:
+        """Give each object its readable path, make every new name durable in one pass
+        (``folders``: the objects'), then commit all records in one transaction."""
         current = self.catalog.latest(
             (s.item.artifact_id, s.item.source, s.item.producer) for s in staged
         )
-        folders: set[str] = set()
         made: set[str] = set()
         wanted: dict[int, str] = {}
         for index, entry in enumerate(staged):
@@ -518,6 +526,7 @@ class ArtifactStore:
                     sha256=entry.sha256,
                     owner=owner,
                     made=made,
+                    created=folders,
                 )
                 if touched is not None:
                     folders.add(touched)
