@@ -160,3 +160,13 @@ def test_add_of_a_missing_path_is_one_line(
     assert (
         capsys.readouterr().err == f"error: {tmp_path / 'gone'}: no such file or folder to add.\n"
     )
+
+
+def test_runs_show_gives_a_nodes_finalize_time() -> None:
+    from stepkit.cli.runs import _finalize_note
+
+    assert _finalize_note({"_node": {"finalize_seconds": 0.0123}, "model": {}}) == (
+        " (finalize 12.3 ms)"
+    )
+    assert _finalize_note({"value": 1}) == ""  # a plain stage: nothing to add
+    assert _finalize_note(None) == ""

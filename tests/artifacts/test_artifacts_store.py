@@ -433,3 +433,58 @@ def test_bytes_then_every_new_name_are_synced_before_the_commit(
     assert str(store.local.objects) in names  # its new fan-out folder's name
     layout = store.root / "runs/r1/Train/model"
     assert {str(layout), str(layout.parent), str(store.root / "runs"), str(store.root)} <= names
+
+
+def test_the_catalog_commit_is_synced(store: ArtifactStore) -> None:
+    from stepkit.artifacts import SQLiteCatalog
+
+    assert isinstance(store.catalog, SQLiteCatalog)
+    # 2 = FULL: in WAL mode, every commit fsyncs the log (NORMAL would wait for a checkpoint,
+    # and a power cut could take back records whose objects are already durable)
+    assert store.catalog._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_a_nodes_outputs_are_one_batch_described_by_the_stores_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.errors import StepOutputMissingError
+    from stepkit.plan.cachekey import folder_digest
+    from stepkit.plan.node import NodeTask
+
+    outputs = {name: tmp_path / "out" / name for name in ("model", "metrics")}
+    (outputs["model"] / "sub").mkdir(parents=True)
+    (outputs["model"] / "sub" / "m.pkl").write_bytes(b"weights")
+    (outputs["model"] / "card.txt").write_bytes(b"card")
+    outputs["metrics"].mkdir()
+    (outputs["metrics"] / "auc.json").write_bytes(b"card")  # the same bytes as card.txt
+    expected = {name: folder_digest(path) for name, path in outputs.items()}
+    root = tmp_path / "store"
+    task = NodeTask(
+        node="Train", how="script", files={}, config_class="", builder_class=None, config={},
+        environment={}, arguments={}, inputs={}, outputs=("model", "metrics"),
+        store_root=str(root), catalog_path=str(tmp_path / "catalog.sqlite"),
+        cache_path=str(tmp_path / "cache.sqlite"),
+    )  # fmt: skip
+    batches: list[int] = []
+    finalize_many = ArtifactStore.finalize_many
+
+    def spy(self: ArtifactStore, items: list[FinalizeItem], **options: object) -> object:
+        batches.append(len(items))
+        return finalize_many(self, items, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ArtifactStore, "finalize_many", spy)
+    refs = task._finalize({n: str(p) for n, p in outputs.items()}, run_id="r1")
+    assert batches == [3]  # every output in one batch: one sync pass, one transaction
+    assert {n: r["digest"] for n, r in refs.items()} == expected
+    assert refs["model"] == {
+        "path": str(root / "runs/r1/Train/model"),
+        "digest": expected["model"],
+        "files": 2,
+        "bytes": 11,
+        "dedup_hits": 0,
+    }
+    assert refs["metrics"]["dedup_hits"] == 1
+    assert (root / "runs/r1/Train/model/sub/m.pkl").read_bytes() == b"weights"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StepOutputMissingError):
+        task._finalize({"model": str(tmp_path / "empty")}, run_id="r2")
