@@ -1,10 +1,23 @@
-"""Artifact store benchmark: every figure of the issue's Performance section, each with its
-bound measured in the same run. Prints one JSON object (medians, seconds unless noted).
+"""Artifact store benchmark: the commands users run, beside DVC and the loops they would
+write, each bound measured in the same run. Prints one JSON object (medians, seconds).
 
 Usage: python benchmarks/artifacts_bench.py [--rounds 3] [--big-mib 1024] [--small 10000]
+       [--api]    (also the in-process batch-API figures of the earlier issue)
 
-Big inputs live in a temp folder under /tmp (the store's file system), are flushed to disk
-before timing (as a user's finished output would be) and deleted afterwards.
+Two workloads, each timed as whole processes, interleaved (every round runs every
+contender, in an order that rotates, so a slow patch of the shared disk is spread over
+all of them), compared by the median of per-round ratios:
+
+- a folder of 10,000 × 4 KiB files, half of them duplicates: ``stepkit artifacts add``
+  (move, ``--copy``), ``dvc add`` with the hardlink cache and with its default (copy), and
+  the plain loop (read, sha256, write, fsync per file);
+- one 1 GiB file: the same commands, the plain loop, and hashlib alone (read and sha256).
+
+DVC runs from the venv ``make bench-env`` makes (``.venv-bench``; never a dependency of
+stepkit), in a throw-away ``git init`` + ``dvc init`` folder per run. Without it the DVC
+figures are left out and the JSON says so. Inputs are written and flushed to disk before
+timing (as a user's finished output would be) and stay in the page cache, for every
+contender alike; everything lives in a temp folder under /tmp, removed afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +28,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +40,39 @@ from stepkit.artifacts import ArtifactStore, FinalizeItem, Registration, SQLiteC
 from stepkit.artifacts.digest import CHUNK_SIZE
 
 SMALL = 4096
+ROOT = Path(__file__).resolve().parent.parent
+STEPKIT = str(Path(sys.executable).parent / "stepkit")
+DVC = ROOT / ".venv-bench" / "bin" / "dvc"
+#: The loops a careful user would write, run as whole processes like every contender.
+LOOP_FILES = """
+import hashlib, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+for name in sorted(os.listdir(src)):
+    with open(os.path.join(src, name), "rb") as f:
+        data = f.read()
+    hashlib.sha256(data).hexdigest()
+    with open(os.path.join(dst, name), "wb", buffering=0) as out:
+        out.write(data)
+        os.fsync(out.fileno())
+"""
+LOOP_FILE = """
+import hashlib, os, sys
+digest, buffer = hashlib.sha256(), bytearray(1 << 20)
+view = memoryview(buffer)
+with open(sys.argv[1], "rb", buffering=0) as r, open(sys.argv[2], "wb", buffering=0) as w:
+    while count := r.readinto(buffer):
+        digest.update(view[:count])
+        w.write(view[:count])
+    os.fsync(w.fileno())
+"""
+HASH_FILE = """
+import hashlib, sys
+digest, buffer = hashlib.sha256(), bytearray(1 << 20)
+view = memoryview(buffer)
+with open(sys.argv[1], "rb", buffering=0) as r:
+    while count := r.readinto(buffer):
+        digest.update(view[:count])
+"""
 
 
 def flush() -> None:
@@ -275,6 +323,200 @@ def bench_verify(work: Path, *, mib: int, rounds: int) -> dict[str, object]:
     }
 
 
+# -- the commands users run, as whole processes ----------------------------------------------
+
+
+def run_process(command: list[str], *, cwd: Path | None = None) -> float:
+    """Seconds one command takes, start to exit; its failure stops the benchmark."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed: {done.stderr.decode()[-2000:]}")
+    return seconds
+
+
+def new_project(folder: Path) -> Path:
+    """A stepkit project of its own (its store under ``.stepkit``), on the inputs' disk."""
+    (folder / "steps").mkdir(parents=True)
+    (folder / "stepkit.toml").write_text(
+        '[project]\nname = "bench"\n[[workspaces]]\nid = "core"\npath = "steps"\n'
+    )
+    return folder
+
+
+def new_dvc_repo(folder: Path, *, hardlink: bool) -> Path:
+    """A throw-away ``git init`` + ``dvc init`` folder (hardlink cache, or DVC's default)."""
+    folder.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    dvc = [str(DVC)]
+    subprocess.run([*dvc, "init", "-q"], cwd=folder, check=True)
+    subprocess.run([*dvc, "config", "core.analytics", "false"], cwd=folder, check=True)
+    if hardlink:
+        subprocess.run([*dvc, "config", "cache.type", "hardlink"], cwd=folder, check=True)
+    return folder
+
+
+def stepkit_add(project: Path, target: Path, *, copy: bool) -> list[str]:
+    return [
+        STEPKIT, "-p", str(project), "artifacts", "add", str(target),
+        "--artifact-id", "bench", "--source", "bench", "--producer", "bench",
+        *(["--copy"] if copy else []),
+    ]  # fmt: skip
+
+
+def stored_objects(project: Path) -> int:
+    return sum(1 for _ in (project / ".stepkit/artifacts/cas/sha256").glob("*/*"))
+
+
+Contender = Callable[[Path], float]  # given a fresh work folder: set up, time, check
+
+
+def small_contenders(count: int, *, dvc: bool) -> dict[str, Contender]:
+    """Each contender on a fresh folder of ``count`` files, half of them duplicates."""
+
+    def stepkit(copy: bool) -> Contender:
+        def measure(work: Path) -> float:
+            project = new_project(work / "project")
+            make_small(work / "small", count, duplicates=0.5)
+            seconds = run_process(stepkit_add(project, work / "small", copy=copy))
+            assert stored_objects(project) == count // 2, "not every distinct file stored"
+            return seconds
+
+        return measure
+
+    def dvc_add(hardlink: bool) -> Contender:
+        def measure(work: Path) -> float:
+            repo = new_dvc_repo(work / "repo", hardlink=hardlink)
+            make_small(repo / "small", count, duplicates=0.5)
+            return run_process([str(DVC), "add", "-q", "small"], cwd=repo)
+
+        return measure
+
+    def loop(work: Path) -> float:
+        make_small(work / "small", count, duplicates=0.5)
+        (work / "out").mkdir()
+        code = [sys.executable, "-c", LOOP_FILES, str(work / "small"), str(work / "out")]
+        return run_process(code)
+
+    found = {"stepkit_move": stepkit(False), "stepkit_copy": stepkit(True), "plain_loop": loop}
+    if dvc:
+        found |= {"dvc_hardlink": dvc_add(True), "dvc_copy": dvc_add(False)}
+    return found
+
+
+def big_contenders(pristine: Path, *, dvc: bool) -> dict[str, Contender]:
+    """Each contender on a hardlink to one flushed, cached 1 GiB file (a move takes the
+    link, not the bytes, so every round starts from the same file without rewriting it)."""
+
+    def stepkit(copy: bool) -> Contender:
+        def measure(work: Path) -> float:
+            project = new_project(work / "project")
+            os.link(pristine, work / "big.bin")
+            seconds = run_process(stepkit_add(project, work / "big.bin", copy=copy))
+            assert stored_objects(project) == 1
+            return seconds
+
+        return measure
+
+    def dvc_add(hardlink: bool) -> Contender:
+        def measure(work: Path) -> float:
+            repo = new_dvc_repo(work / "repo", hardlink=hardlink)
+            os.link(pristine, repo / "big.bin")
+            return run_process([str(DVC), "add", "-q", "big.bin"], cwd=repo)
+
+        return measure
+
+    def loop(work: Path) -> float:
+        return run_process([sys.executable, "-c", LOOP_FILE, str(pristine), str(work / "o")])
+
+    def hash_alone(work: Path) -> float:
+        return run_process([sys.executable, "-c", HASH_FILE, str(pristine)])
+
+    found = {
+        "stepkit_move": stepkit(False),
+        "stepkit_copy": stepkit(True),
+        "plain_loop": loop,
+        "hashlib_alone": hash_alone,
+    }
+    if dvc:
+        found |= {"dvc_hardlink": dvc_add(True), "dvc_copy": dvc_add(False)}
+    return found
+
+
+def interleaved(
+    work: Path, contenders: dict[str, Contender], *, rounds: int
+) -> dict[str, list[float]]:
+    """Every contender once per round, the order rotating by one each round."""
+    names = list(contenders)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            folder = work / f"{name}-{round_}"
+            folder.mkdir()
+            flush()
+            times[name].append(contenders[name](folder))
+            shutil.rmtree(folder)
+    flush()
+    return times
+
+
+def summary(
+    times: dict[str, list[float]], bounds: dict[str, tuple[str, str, float]]
+) -> dict[str, object]:
+    """Medians, then each bound as (ours, theirs, limit) → the paired ratio and whether it holds."""
+    ratios: dict[str, object] = {}
+    for key, (ours, theirs, limit) in bounds.items():
+        if ours in times and theirs in times:
+            ratio = paired(times[ours], times[theirs])
+            ratios[key] = {"ratio": round(ratio, 3), "bound": limit, "ok": ratio <= limit}
+        else:
+            ratios[key] = {"ratio": None, "bound": limit, "ok": None, "missing": theirs}
+    return {
+        "medians_s": {name: round(statistics.median(t), 3) for name, t in times.items()},
+        "bounds": ratios,
+        "rounds_s": {name: [round(x, 3) for x in t] for name, t in times.items()},
+    }
+
+
+def bench_cli(work: Path, *, count: int, mib: int, rounds: int) -> dict[str, object]:
+    dvc = DVC.exists()
+    small = interleaved(work, small_contenders(count, dvc=dvc), rounds=rounds)
+    pristine = work / "pristine.bin"
+    make_big(pristine, mib)
+    big = interleaved(work, big_contenders(pristine, dvc=dvc), rounds=rounds)
+    pristine.unlink()
+    return {
+        "dvc": str(DVC) if dvc else "not installed: run `make bench-env` for the DVC figures",
+        "small_files": {
+            "files": count,
+            "duplicates": 0.5,
+            **summary(
+                small,
+                {
+                    "move_to_dvc_hardlink": ("stepkit_move", "dvc_hardlink", 1.0),
+                    "copy_to_dvc_copy": ("stepkit_copy", "dvc_copy", 1.2),
+                    "copy_to_plain_loop": ("stepkit_copy", "plain_loop", 1.2),
+                },
+            ),
+        },
+        "big_file": {
+            "size_mib": mib,
+            **summary(
+                big,
+                {
+                    "move_to_hashlib_alone": ("stepkit_move", "hashlib_alone", 1.15),
+                    "copy_to_plain_loop": ("stepkit_copy", "plain_loop", 1.15),
+                    "move_to_dvc_hardlink": ("stepkit_move", "dvc_hardlink", 1.0),
+                    "copy_to_dvc_copy": ("stepkit_copy", "dvc_copy", 1.0),
+                },
+            ),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -282,19 +524,27 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--verify-mib", type=int, default=256)
+    parser.add_argument("--api", action="store_true", help="also the batch-API figures")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stepkit-artifacts-bench-", dir="/tmp"))
-    # One-time process set-up (lazy imports of metrics and logging) is not a finalize cost.
-    with ArtifactStore(root=work / "warm-up") as warm:
-        warm.put_bytes(b"warm", artifact_id="w", source="s", producer="p")
-    shutil.rmtree(work / "warm-up")
     try:
-        result = {
+        result: dict[str, object] = {
             "rounds": args.rounds,
-            "small_files": bench_small(work, count=args.small, rounds=args.rounds),
+            "cli": bench_cli(work, count=args.small, mib=args.big_mib, rounds=args.rounds),
+        }
+        if args.api:
+            # One-time process set-up (lazy imports of metrics and logging) is not a
+            # finalize cost.
+            with ArtifactStore(root=work / "warm-up") as warm:
+                warm.put_bytes(b"warm", artifact_id="w", source="s", producer="p")
+            shutil.rmtree(work / "warm-up")
+            result |= {
+                "api_small_files": bench_small(work, count=args.small, rounds=args.rounds),
+                "api_big_file": bench_big(work, mib=args.big_mib, rounds=args.rounds),
+            }
+        result |= {
             "register": bench_register(work, count=args.records, rounds=args.rounds),
             "verify": bench_verify(work, mib=args.verify_mib, rounds=args.rounds),
-            "big_file": bench_big(work, mib=args.big_mib, rounds=args.rounds),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)

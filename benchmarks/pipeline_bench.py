@@ -4,7 +4,12 @@
 - a fully cached re-run of the example, as a whole ``stepkit run`` process;
 - stepkit's overhead on an uncached run of the example: ``stepkit run --no-cache -j 1``
   against the same scripts run one after another, each in a fresh ``python`` process on
-  the same inputs (what a user would do without stepkit), measured in the same run.
+  the same inputs (what a user would do without stepkit), measured in the same run;
+- the hand-off gaps of uncached parallel runs: for every stage with upstreams, from the
+  end of the step that finished last among them to the start of its own step, split into
+  where the time goes (the upstream's finalize, its report, its process's exit and the
+  runner's turn, the new process's start and the node's preparation), beside the bound
+  of 50 ms plus hashing the upstream's new bytes at the disk speed measured here.
 
 The machine is shared and noisy: compare the ratios, not the absolute times.
 """
@@ -27,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "churn"
 STEPKIT = str(Path(sys.executable).parent / "stepkit")
 REPEATS = 5
+HANDOFF_RUNS = 3
 
 
 def _catalog_bench() -> Any:
@@ -155,10 +161,102 @@ def _bare_runs(root: Path, result: dict[str, Any], scratch: Path) -> float:
     return total
 
 
+def _graph(root: Path) -> dict[str, tuple[str, ...]]:
+    """Each node of the example and the nodes it depends on."""
+    from stepkit.catalog import StepCatalog
+    from stepkit.plan.config import load_pipeline_config
+    from stepkit.plan.dagfile import load_dag
+    from stepkit.plan.planner import plan_pipeline
+    from stepkit.project import Project
+
+    plan = plan_pipeline(
+        StepCatalog(Project.load(root)),
+        load_dag(root / "pipelines/churn.yaml"),
+        load_pipeline_config(root / "pipelines/churn-config.yaml"),
+    )
+    return {name: node.depends_on for name, node in plan.nodes.items()}
+
+
 def _env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def _show(root: Path, run_id: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [STEPKIT, "-p", str(root), "runs", "show", run_id, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shown: dict[str, Any] = json.loads(done.stdout)
+    return shown
+
+
+def disk_hash_rate(folder: Path, *, mib: int = 128) -> float:
+    """Bytes per second of reading a file back from the disk (evicted from the page cache)
+    while hashing it: the speed "hashing a stage's new bytes" can have at worst."""
+    import hashlib
+    import os
+
+    path = folder / "disk-rate.bin"
+    with open(path, "wb") as handle:
+        handle.write(os.urandom(mib * 1024 * 1024))
+        handle.flush()
+        os.fsync(handle.fileno())
+    rates = []
+    for _ in range(3):
+        with open(path, "rb", buffering=0) as handle:
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            started = time.perf_counter()
+            digest = hashlib.sha256()
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+            rates.append(mib * 1024 * 1024 / (time.perf_counter() - started))
+    path.unlink()
+    return statistics.median(rates)
+
+
+def handoff_gaps(
+    runs: list[dict[str, Any]], graph: dict[str, tuple[str, ...]], rate: float
+) -> dict[str, Any]:
+    """Per stage with upstreams: median gap and its parts over ``runs`` (``runs show``)."""
+    per_stage: dict[str, dict[str, list[float]]] = {}
+    for shown in runs:
+        attempts = {a["stage"]: a for a in shown["attempts"] if a["status"] == "completed"}
+        for name, upstreams in graph.items():
+            if not upstreams or name not in attempts:
+                continue
+            mine = attempts[name]
+            info = mine["outputs"]["_node"]
+            last = max(upstreams, key=lambda u: attempts[u]["outputs"]["_node"]["step_finished_at"])
+            up, up_info = attempts[last], attempts[last]["outputs"]["_node"]
+            new_bytes = sum(
+                ref["bytes"] for key, ref in up["outputs"].items() if key != "_node"
+            )  # fmt: skip
+            stored_at = up_info["step_finished_at"] + up_info["finalize_seconds"]
+            parts = {
+                "gap_s": info["step_started_at"] - up_info["step_finished_at"],
+                "upstream_finalize_s": up_info["finalize_seconds"],
+                "upstream_report_s": up["finished_at"] - stored_at,
+                "upstream_exit_and_runner_s": mine["started_at"] - up["finished_at"],
+                "process_start_s": info["step_started_at"]
+                - mine["started_at"]
+                - info["prepare_seconds"],
+                "prepare_s": info["prepare_seconds"],
+                "bound_s": 0.05 + new_bytes / rate,
+            }
+            slot = per_stage.setdefault(f"{last} -> {name}", {})
+            for key, value in parts.items():
+                slot.setdefault(key, []).append(value)
+    gaps = {
+        edge: {key: round(statistics.median(values), 3) for key, values in parts.items()}
+        for edge, parts in per_stage.items()
+    }
+    for figures in gaps.values():
+        figures["ok"] = figures["gap_s"] <= figures["bound_s"]
+    return gaps
 
 
 def example(root: Path) -> dict[str, Any]:
@@ -176,7 +274,12 @@ def example(root: Path) -> dict[str, Any]:
         bare.append(bare_s)
         uncached.append(stepkit_s)
         overhead.append((stepkit_s - bare_s) / bare_s)
-    parallel, _ = _run(root, "--no-cache")
+    parallel_runs = [_run(root, "--no-cache") for _ in range(HANDOFF_RUNS)]
+    parallel = statistics.median(seconds for seconds, _ in parallel_runs)
+    shown = [_show(root, result["run_id"]) for _, result in parallel_runs]
+    graph = _graph(root)
+    rate = disk_hash_rate(root.parent)
+    gaps = handoff_gaps(shown, graph, rate)
     return {
         "example_first_run_s": round(first, 3),
         "example_cached_rerun_process_s": round(statistics.median(cached), 3),
@@ -186,6 +289,11 @@ def example(root: Path) -> dict[str, Any]:
         "stepkit_overhead_fraction": round(statistics.median(overhead), 3),
         "overhead_bound_fraction": 0.10,
         "example_uncached_parallel_s": round(parallel, 3),
+        "handoff_disk_hash_mib_per_s": round(rate / 1024 / 1024, 1),
+        "handoff_runs": HANDOFF_RUNS,
+        "handoff_gaps": gaps,
+        "handoff_gaps_within_bound": sum(1 for g in gaps.values() if g["ok"]),
+        "handoff_gaps_total_s": round(sum(g["gap_s"] for g in gaps.values()), 3),
     }
 
 

@@ -119,3 +119,54 @@ def test_library_errors_are_one_line(project: Path, capsys: pytest.CaptureFixtur
     assert err == (
         "error: Invalid SHA-256 digest '../../etc/passwd': expected 64 lowercase hex characters.\n"
     )
+
+
+def test_add_of_many_files_lists_a_few_then_sums_up(project: Path, tmp_path: Path) -> None:
+    from stepkit.cli.artifacts import LISTED_FILES
+
+    folder = tmp_path / "many"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(LISTED_FILES + 5):
+        (folder / "sub" / f"f{i:02d}.txt").write_bytes(b"%d" % (i % 3))
+    code, out, err = run(
+        project, "add", str(folder), "--artifact-id", "m", "--source", "s", "--producer", "p",
+        "--copy",
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].endswith("m/sub/f00.txt  (new, copied)")
+    assert lines[1].strip().endswith("sources/local/m/many/sub/f00.txt")  # the folder's shape
+    assert "… and 5 more (--json lists every file)" in out
+    assert (
+        lines[-1]
+        == f"{LISTED_FILES + 5} files: 3 new objects (3 B), {LISTED_FILES + 2} already stored"
+    )
+    assert err == ""  # no progress bar when stderr is not a terminal
+    code, out, _ = run(project, "stats", "--json")
+    assert json.loads(out)["records"] == LISTED_FILES + 5
+
+
+def test_add_of_a_missing_path_is_one_line(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stepkit.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(
+            ["--project", str(project), "artifacts", "add", str(tmp_path / "gone"),
+             "--artifact-id", "g", "--source", "s", "--producer", "p"]
+        )  # fmt: skip
+    assert caught.value.code == 1
+    assert (
+        capsys.readouterr().err == f"error: {tmp_path / 'gone'}: no such file or folder to add.\n"
+    )
+
+
+def test_runs_show_gives_a_nodes_finalize_time() -> None:
+    from stepkit.cli.runs import _finalize_note
+
+    assert _finalize_note({"_node": {"finalize_seconds": 0.0123}, "model": {}}) == (
+        " (finalize 12.3 ms)"
+    )
+    assert _finalize_note({"value": 1}) == ""  # a plain stage: nothing to add
+    assert _finalize_note(None) == ""

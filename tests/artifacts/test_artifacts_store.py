@@ -287,3 +287,204 @@ def test_a_recorded_readable_path_is_not_reused_for_other_bytes(store: ArtifactS
     second = store.put_bytes(b"second", artifact_id="b", source="s", producer="p", layout="d/x")
     assert second.record.layout_path == f"d/x~{second.sha256[:12]}"
     assert [p.kind for p in store.verify().problems] == ["missing"]  # the first one's path
+
+
+def test_copy_of_duplicates_writes_no_temp_file(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = store.finalize(make_file("old.txt", b"old"), artifact_id="o", source="s", producer="p")
+    files = [make_file(f"d{i}.txt", b"dup") for i in range(3)] + [make_file("o.txt", b"old")]
+    temps: list[Path] = []
+    new_temp = store.local.new_temp
+
+    def counting() -> tuple[int, Path]:
+        fd, path = new_temp()
+        temps.append(path)
+        return fd, path
+
+    monkeypatch.setattr(store.local, "new_temp", counting)
+    done = store.finalize_many([FinalizeItem(f, f.name, "s", "p") for f in files], mode="copy")
+    assert len(temps) == 1  # the first "dup" only: its twins and "old" were stored already
+    assert [d.dedup_hit for d in done] == [False, True, True, True]
+    assert [d.copied for d in done] == [True, False, False, False]
+    assert {d.sha256 for d in done} == {sha(b"dup"), stored.sha256}
+    assert all(f.exists() for f in files)  # copy leaves the sources
+    assert store.path(sha(b"dup")).read_bytes() == b"dup"
+    assert not any(store.local.tmp.iterdir())
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_copy_of_a_large_file_is_hashed_while_the_kernel_copies_it(
+    store: ArtifactStore,
+    make_file: MakeFile,
+    monkeypatch: pytest.MonkeyPatch,
+    kernel_copy: bool,
+) -> None:
+    from stepkit.artifacts import digest
+
+    monkeypatch.setattr(digest, "COPY_STEP", 3 * 1024 * 1024 + 5)  # several uneven steps
+    if not kernel_copy:  # a file system without copy_file_range between these files
+
+        def refuse(*args: object) -> int:
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    data = os.urandom(digest.KERNEL_COPY_FROM + 12_345)
+    src = make_file("big.bin", data)
+    done = store.finalize(src, artifact_id="big", source="s", producer="p", mode="copy")
+    assert (done.sha256, done.bytes, done.copied) == (sha(data), len(data), True)
+    assert done.storage_path.read_bytes() == data
+    assert src.read_bytes() == data
+    assert not any(store.local.tmp.iterdir())
+
+
+def test_a_file_changed_while_copied_is_refused(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.artifacts import blobs, digest
+
+    src = make_file("big.bin", b"x" * digest.KERNEL_COPY_FROM)
+    copy = digest.copy_file_hashing
+
+    def copy_then_append(source: int, target: int) -> tuple[str, int]:
+        result = copy(source, target)
+        with open(src, "ab") as handle:
+            handle.write(b"more")
+        return result
+
+    monkeypatch.setattr(blobs, "copy_file_hashing", copy_then_append)
+    with pytest.raises(ArtifactStoreError, match="changed while it was being hashed"):
+        store.finalize(src, artifact_id="big", source="s", producer="p", mode="copy")
+    assert not any(store.local.tmp.iterdir())
+    assert not store.exists(sha(b"x" * digest.KERNEL_COPY_FROM))
+
+
+def test_add_keeps_a_folders_structure_and_skips_links(
+    store: ArtifactStore, make_file: MakeFile
+) -> None:
+    make_file("out/a.csv", b"a")
+    make_file("out/sub/b.csv", b"b")
+    folder = make_file("single.txt", b"one").parent / "out"
+    (folder / "link.csv").symlink_to(folder / "a.csv")
+    done = store.add([folder], artifact_id="tbl", source="s", producer="etl", run_id="r1")
+    assert [d.record.artifact_id for d in done] == ["tbl/a.csv", "tbl/sub/b.csv"]
+    assert [d.record.layout_path for d in done] == [
+        "runs/r1/etl/out/a.csv",
+        "runs/r1/etl/out/sub/b.csv",
+    ]
+    assert (folder / "link.csv").is_symlink()  # not content: left alone
+    with pytest.raises(ArtifactStoreError, match="nope: no such file or folder to add"):
+        store.add([folder / "nope"], artifact_id="x", source="s", producer="p")
+
+
+def test_add_splits_a_large_folder_into_batches(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.artifacts import store as store_module
+
+    for i in range(5):
+        make_file(f"many/f{i}.txt", b"%d" % (i % 2))
+    monkeypatch.setattr(store_module, "ADD_BATCH", 2)
+    batches: list[int] = []
+    finalize_many = store.finalize_many
+
+    def spy(items: list[FinalizeItem], **options: object) -> object:
+        batches.append(len(items))
+        return finalize_many(items, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "finalize_many", spy)
+    progress: list[int] = []
+    done = store.add(
+        [make_file("x", b"").parent / "many"], artifact_id="m", source="s", producer="p",
+        on_progress=progress.append,
+    )  # fmt: skip
+    assert batches == [2, 2, 1] and sum(progress) == 5
+    assert [d.dedup_hit for d in done] == [False, False, True, True, True]
+
+
+def test_bytes_then_every_new_name_are_synced_before_the_commit(
+    store: ArtifactStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.artifacts import store as store_module
+    from stepkit.artifacts.blobs import make_durable as durable
+
+    events: list[tuple[str, set[str], set[str]]] = []
+
+    def spy(files: object, folders: object, **options: object) -> None:
+        files, folders = {str(f) for f in files}, {str(f) for f in folders}  # type: ignore[attr-defined]
+        events.append(("sync", files, folders))
+        durable(files, folders, **options)  # type: ignore[arg-type]
+
+    register = store.catalog.register_many
+
+    def commit(registrations: object) -> object:
+        events.append(("commit", set(), set()))
+        return register(registrations)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "make_durable", spy)
+    monkeypatch.setattr(store.catalog, "register_many", commit)
+    src = make_file("m.bin", b"model")
+    done = store.finalize_folder(src.parent, run_id="r1", stage="Train", output="model")
+    obj = str(done[0].storage_path)
+    assert [e[0] for e in events] == ["sync", "sync", "commit"]
+    assert events[0][1] == {obj} and not events[0][2]  # the bytes, before any folder
+    names = events[1][2]
+    assert os.path.dirname(obj) in names  # the object's name
+    assert str(store.local.objects) in names  # its new fan-out folder's name
+    layout = store.root / "runs/r1/Train/model"
+    assert {str(layout), str(layout.parent), str(store.root / "runs"), str(store.root)} <= names
+
+
+def test_the_catalog_commit_is_synced(store: ArtifactStore) -> None:
+    from stepkit.artifacts import SQLiteCatalog
+
+    assert isinstance(store.catalog, SQLiteCatalog)
+    # 2 = FULL: in WAL mode, every commit fsyncs the log (NORMAL would wait for a checkpoint,
+    # and a power cut could take back records whose objects are already durable)
+    assert store.catalog._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_a_nodes_outputs_are_one_batch_described_by_the_stores_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.errors import StepOutputMissingError
+    from stepkit.plan.cachekey import folder_digest
+    from stepkit.plan.node import NodeTask
+
+    outputs = {name: tmp_path / "out" / name for name in ("model", "metrics")}
+    (outputs["model"] / "sub").mkdir(parents=True)
+    (outputs["model"] / "sub" / "m.pkl").write_bytes(b"weights")
+    (outputs["model"] / "card.txt").write_bytes(b"card")
+    outputs["metrics"].mkdir()
+    (outputs["metrics"] / "auc.json").write_bytes(b"card")  # the same bytes as card.txt
+    expected = {name: folder_digest(path) for name, path in outputs.items()}
+    root = tmp_path / "store"
+    task = NodeTask(
+        node="Train", how="script", files={}, config_class="", builder_class=None, config={},
+        environment={}, arguments={}, inputs={}, outputs=("model", "metrics"),
+        store_root=str(root), catalog_path=str(tmp_path / "catalog.sqlite"),
+        cache_path=str(tmp_path / "cache.sqlite"),
+    )  # fmt: skip
+    batches: list[int] = []
+    finalize_many = ArtifactStore.finalize_many
+
+    def spy(self: ArtifactStore, items: list[FinalizeItem], **options: object) -> object:
+        batches.append(len(items))
+        return finalize_many(self, items, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ArtifactStore, "finalize_many", spy)
+    refs = task._finalize({n: str(p) for n, p in outputs.items()}, run_id="r1")
+    assert batches == [3]  # every output in one batch: one sync pass, one transaction
+    assert {n: r["digest"] for n, r in refs.items()} == expected
+    assert refs["model"] == {
+        "path": str(root / "runs/r1/Train/model"),
+        "digest": expected["model"],
+        "files": 2,
+        "bytes": 11,
+        "dedup_hits": 0,
+    }
+    assert refs["metrics"]["dedup_hits"] == 1
+    assert (root / "runs/r1/Train/model/sub/m.pkl").read_bytes() == b"weights"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StepOutputMissingError):
+        task._finalize({"model": str(tmp_path / "empty")}, run_id="r2")

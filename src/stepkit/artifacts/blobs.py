@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -24,8 +25,13 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Protocol
 
-from stepkit.artifacts.digest import copy_hashing, is_digest, validate_digest
-from stepkit.atomic import fsync_dir
+from stepkit.artifacts.digest import (
+    copy_file_hashing,
+    copy_hashing,
+    is_digest,
+    validate_digest,
+    write_all,
+)
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 #: errno values that mean "a hardlink is impossible here" (not "something is wrong").
@@ -65,6 +71,9 @@ class LocalBlobs:
         self.device = os.stat(self.objects).st_dev
         self._prefix = f"{self.objects}{os.sep}"
         self._uri_prefix = self.objects.as_uri() + "/"  # hex digests need no quoting
+        #: Set when a link made a fan-out folder (``ab/``); the store fsyncs ``objects``
+        #: then, and clears it.
+        self.new_fans = False
 
     # -- addressing --------------------------------------------------------------------------
 
@@ -95,11 +104,46 @@ class LocalBlobs:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return fd, path
 
-    def write_temp(self, stream: IO[bytes]) -> tuple[Path, str, int]:
-        """Stream into a temp file while hashing; (temp path, sha256, size). Not yet fsynced."""
+    def write_temp(
+        self, stream: IO[bytes], *, head: memoryview | None = None
+    ) -> tuple[Path, str, int]:
+        """Stream into a temp file while hashing; (temp path, sha256, size). Not yet fsynced.
+
+        ``head``: the stream's first bytes, already read from it (see ``read_head``).
+        """
         fd, path = self.new_temp()
         try:
-            sha256, size = copy_hashing(stream, fd)
+            digest, size = hashlib.sha256(), 0
+            if head is not None:
+                digest.update(head)
+                write_all(fd, head)
+                size = len(head)
+            sha256, size = copy_hashing(stream, fd, digest=digest, size=size)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path, sha256, size
+
+    def write_temp_bytes(self, data: memoryview | bytes) -> Path:
+        """A temp file holding ``data`` (already hashed by the caller). Not yet fsynced."""
+        fd, path = self.new_temp()
+        try:
+            write_all(fd, data)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return path
+
+    def copy_file_temp(self, src: int) -> tuple[Path, str, int]:
+        """Copy the regular file open at ``src`` into a temp file, the kernel copying while
+        this thread hashes; (temp path, sha256, size). Not yet fsynced."""
+        fd, path = self.new_temp()
+        try:
+            sha256, size = copy_file_hashing(src, fd)
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -132,6 +176,7 @@ class LocalBlobs:
             if not os.path.exists(source):
                 raise
             os.makedirs(os.path.dirname(target), exist_ok=True)
+            self.new_fans = True  # the objects folder gained a name: fsync it too
             try:
                 os.link(source, target)
             except FileExistsError:
@@ -185,29 +230,34 @@ SYNCFS_FROM = 64
 def make_durable(
     files: Iterable[Path | str], folders: Iterable[Path | str], *, device_of: Path | None = None
 ) -> None:
-    """fsync ``files`` (in parallel when there are many), then each folder once.
+    """fsync ``files``, then ``folders``; each group in parallel when it has several.
 
     Files first: a folder fsync makes a name durable, and the name must not outlive its
-    bytes. Parallel fsyncs let the file system batch them into fewer journal commits; for
-    a large batch ``syncfs`` on ``device_of`` (a folder on the same file system as every
-    file and folder given) flushes them all at once.
+    bytes. Parallel fsyncs let the file system fold them into fewer journal commits (and a
+    stage's handful of files costs about one fsync's wait, not one per file); for a large
+    batch ``syncfs`` on ``device_of`` (a folder on the same file system as every file and
+    folder given) flushes them all at once.
     """
     file_list = list(dict.fromkeys(files))
     folder_list = list(dict.fromkeys(folders))
     many = len(file_list) + len(folder_list) >= SYNCFS_FROM
     if many and device_of is not None and _syncfs(device_of):
         return
-    if len(file_list) <= 4:
-        for path in file_list:
-            _fsync_file(path)
-    else:
-        with ThreadPoolExecutor(max_workers=min(32, len(file_list))) as pool:
-            list(pool.map(_fsync_file, file_list))
-    for folder in folder_list:
-        fsync_dir(Path(folder))
+    _fsync_all(file_list)
+    _fsync_all(folder_list)
+
+
+def _fsync_all(paths: list[Path | str]) -> None:
+    """fsync every path (a file or a folder), in threads when there are several."""
+    if len(paths) == 1:
+        _fsync_file(paths[0])
+    elif paths:
+        with ThreadPoolExecutor(max_workers=min(32, len(paths))) as pool:
+            list(pool.map(_fsync_file, paths))
 
 
 def _fsync_file(path: Path | str) -> None:
+    """fsync a file, or a folder (which makes the names in it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -132,6 +132,9 @@ class SQLiteCatalog:
         # (64 MiB) keeps them in memory; the lookup table of a batch never needs the disk.
         self._conn.execute("PRAGMA cache_size = -65536")
         self._conn.execute("PRAGMA temp_store = MEMORY")
+        # A committed record must survive a power cut like the object it names: the WAL is
+        # fsynced at every commit (one fsync per batch), not only at checkpoints.
+        self._conn.execute("PRAGMA synchronous = FULL")
         self._lock = threading.RLock()
 
     @_locked

@@ -8,6 +8,7 @@ gets ``<stem>~<first 12 hex of its digest><suffix>``, and the catalog records th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -92,13 +93,15 @@ def place(
     sha256: str,
     owner: Callable[[str], str | None],
     made: set[str],
+    created: set[str],
 ) -> tuple[str, bool, str | None]:
     """Make a readable path for object ``obj``; (relative path used, copied?, folder touched).
 
     ``owner(path)`` says which digest the catalog has recorded for a readable path. A path
     already holding the same object (same inode) is reused; one holding other bytes, or
     recorded for another digest, is skipped for the next candidate name. ``made`` caches
-    the folders known to exist during a batch.
+    the folders known to exist during a batch; ``created`` collects the parents of the
+    folders this made (their fsync makes the new folders themselves durable).
     """
     base = f"{root}{os.sep}"
     for candidate in candidates(check_relative(rel, root), sha256):
@@ -108,7 +111,7 @@ def place(
         target = base + candidate
         folder = os.path.dirname(target)
         if folder not in made:
-            os.makedirs(folder, exist_ok=True)
+            make_folders(folder, created)
             made.add(folder)
         try:
             os.link(obj, target)
@@ -125,6 +128,20 @@ def place(
             _copy_read_only(obj, target)
             return candidate, True, folder
     raise FileExistsError(f"No free readable path for {rel!r} (digest {sha256})")
+
+
+def make_folders(folder: str, created: set[str]) -> None:
+    """``os.makedirs(folder, exist_ok=True)``, adding to ``created`` the parent of every
+    folder it makes: a new folder's name is durable once its parent is fsynced."""
+    missing = []
+    here = folder
+    while not os.path.isdir(here):
+        missing.append(here)
+        here = os.path.dirname(here)
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another writer
+            os.mkdir(path)
+        created.add(os.path.dirname(path))
 
 
 def _copy_read_only(obj: str, target: str) -> None:

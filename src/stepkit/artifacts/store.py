@@ -10,9 +10,12 @@ for many files with one parallel fsync pass and one catalog transaction.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
+import stat
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,8 +32,16 @@ from stepkit.artifacts.catalog import (
     catalog_location,
     open_catalog,
 )
-from stepkit.artifacts.digest import hash_stream, validate_digest
+from stepkit.artifacts.digest import (
+    CHUNK_SIZE,
+    KERNEL_COPY_FROM,
+    hash_stream,
+    read_head,
+    validate_digest,
+)
 from stepkit.artifacts.fsspec_blobs import FsspecBlobs, is_url
+from stepkit.artifacts.items import ADD_BATCH, add_items, files_under
+from stepkit.artifacts.items import FinalizeItem as FinalizeItem  # its home before items.py
 from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
 from stepkit.artifacts.lock import store_lock
@@ -53,19 +64,6 @@ DEFAULT_GRACE = timedelta(hours=1)
 def _warn(event: str, *, path: str, detail: str | None = None) -> None:
     """A warning event (structlog, set up on first use rather than at import)."""
     get_logger("stepkit.artifacts").warning(event, path=path, detail=detail)
-
-
-@dataclass(frozen=True, slots=True)
-class FinalizeItem:
-    """One file (or stream) of a batch and what to record about it."""
-
-    file: Path | IO[bytes]
-    artifact_id: str
-    source: str
-    producer: str
-    run_id: str | None = None
-    content_type: str | None = None
-    layout: str | None = None  # readable path under the root; None: the default policy
 
 
 #: Batches at least this large spread per-file work over a few threads: it is mostly
@@ -100,6 +98,21 @@ def _open_source(file: Path) -> IO[bytes]:
         raise ArtifactStoreError(
             f"{file} is a folder: finalize its files (finalize_folder, or add FOLDER)."
         ) from None
+
+
+def _regular_fd(handle: IO[bytes]) -> int | None:
+    """The descriptor of ``handle`` when it is a regular file (not a pipe, not in memory)."""
+    try:
+        fd = handle.fileno()
+    except (AttributeError, OSError, ValueError):  # io.BytesIO: UnsupportedOperation
+        return None
+    return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+def _check_unchanged(file: Path, before: os.stat_result, after: os.stat_result) -> None:
+    """A file whose size or mtime moved while it was read gives no trustworthy digest."""
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise ArtifactStoreError(f"{file} changed while it was being hashed; try again.")
 
 
 @dataclass(slots=True)
@@ -256,6 +269,48 @@ class ArtifactStore:
             layout=layout,
         )
 
+    def add(
+        self,
+        paths: Sequence[Path | str],
+        *,
+        artifact_id: str,
+        source: str,
+        producer: str,
+        run_id: str | None = None,
+        content_type: str | None = None,
+        mode: Mode = "move",
+        keep: bool = False,
+        on_progress: Progress | None = None,
+    ) -> list[Finalized]:
+        """Finalize files and folders (``stepkit artifacts add``): see ``items.add_items``.
+
+        Everything goes through :meth:`finalize_many`, in batches of :data:`ADD_BATCH`.
+        """
+        items = add_items(
+            [Path(p) for p in paths],
+            artifact_id=artifact_id,
+            source=source,
+            producer=producer,
+            run_id=run_id,
+            content_type=content_type,
+        )
+        return self.finalize_batches(items, mode=mode, keep=keep, on_progress=on_progress)
+
+    def finalize_batches(
+        self,
+        items: Sequence[FinalizeItem],
+        *,
+        mode: Mode = "move",
+        keep: bool = False,
+        on_progress: Progress | None = None,
+    ) -> list[Finalized]:
+        """:meth:`finalize_many` over ``items`` in batches of :data:`ADD_BATCH`."""
+        done: list[Finalized] = []
+        for start in range(0, len(items), ADD_BATCH):
+            batch = items[start : start + ADD_BATCH]
+            done += self.finalize_many(batch, mode=mode, keep=keep, on_progress=on_progress)
+        return done
+
     def finalize_folder(
         self,
         folder: Path,
@@ -275,10 +330,8 @@ class ArtifactStore:
         readable path ``runs/<run>/<stage>/<output>/<relative path>``.
         """
         folder = Path(folder)
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
         items = []
-        for file in files:
-            rel = file.relative_to(folder).as_posix()
+        for file, rel in files_under(folder):
             items.append(
                 FinalizeItem(
                     file,
@@ -315,21 +368,35 @@ class ArtifactStore:
         with store_lock(self.root, exclusive=False):
             staged = [_Staged(item) for item in items]
             try:
-                self._publish(staged, mode=mode, on_progress=on_progress)
+                folders = self._publish(staged, mode=mode, on_progress=on_progress)
             except BaseException:
                 for entry in staged:
                     if entry.temp is not None:
                         entry.temp.unlink(missing_ok=True)
                 raise
-            results = self._record(staged)
+            results = self._record(staged, folders)
         if mode == "move":
             self._release_sources(staged, keep=keep)
         metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
         metrics.bytes_stored(sum(s.size for s in staged if s.new_object))
         return results
 
-    def _publish(self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None) -> None:
-        """Hash every file and put its object in place, then make the new objects durable."""
+    def _publish(
+        self, staged: list[_Staged], *, mode: Mode, on_progress: Progress | None
+    ) -> set[str]:
+        """Hash every file and put its object in place, its bytes durable; returns the
+        folders whose fsync makes the new names durable (done with the readable paths')."""
+
+        claimed: set[str] = set()
+        claiming = threading.Lock()
+
+        def claim(sha256: str) -> bool:
+            """True for the first file of the batch with these bytes, unless already stored."""
+            with claiming:
+                if sha256 in claimed:
+                    return False
+                claimed.add(sha256)
+            return not self.local.exists(sha256)
 
         def stage(entry: _Staged) -> None:
             file = entry.item.file
@@ -339,9 +406,9 @@ class ArtifactStore:
                     if not linked:
                         if mode == "move":
                             _warn("finalize.cross_device_copy", path=str(file))
-                        entry.temp, entry.sha256, entry.size = self.local.write_temp(handle)
+                        self._copy_in(entry, handle, claim, name=file)
             else:
-                entry.temp, entry.sha256, entry.size = self.local.write_temp(file)
+                self._copy_in(entry, file, claim, name=None)
             entry.copied = entry.temp is not None
             if on_progress is not None:
                 on_progress(1)
@@ -354,13 +421,51 @@ class ArtifactStore:
 
         _each(stage, staged)
         temps = [e for e in staged if e.temp is not None]
-        # Bytes durable before any name points at them; then the names themselves.
-        make_durable([e.temp for e in temps if e.temp is not None], (), device_of=self.root)
+        # Bytes durable before a name that could outlive them points at them: the temp
+        # files (not yet linked) and the moved files (their names become durable only
+        # with their folders, below).
+        moved = [self.local.path_str(e.sha256) for e in staged if e.new_object]
+        make_durable([*(str(e.temp) for e in temps), *moved], (), device_of=self.root)
         for entry in temps:
             publish(entry)
-        new_files = [self.local.path_str(e.sha256) for e in staged if e.new_object and not e.copied]
         folders = {self.local.path_str(e.sha256)[:-63] for e in staged if e.new_object}
-        make_durable(new_files, folders, device_of=self.root)
+        if self.local.new_fans:
+            folders.add(str(self.local.objects))
+            self.local.new_fans = False
+        return folders
+
+    def _copy_in(
+        self,
+        entry: _Staged,
+        handle: IO[bytes],
+        claim: Callable[[str], bool],
+        *,
+        name: Path | None,
+    ) -> None:
+        """``copy``: hash the bytes and write them into a temp file in the store.
+
+        A large regular file is copied by the kernel while it is hashed. A small one is
+        read once into memory and hashed first: when its object is stored already (or
+        another file of the batch brings it), nothing is written at all — a temp file
+        written only to be deleted costs more than the copy (freeing synced blocks is slow
+        on file systems that discard them).
+        """
+        fd = _regular_fd(handle)
+        if fd is not None and name is not None:
+            before = os.fstat(fd)
+            if before.st_size >= KERNEL_COPY_FROM:
+                entry.temp, entry.sha256, entry.size = self.local.copy_file_temp(fd)
+                _check_unchanged(name, before, os.fstat(fd))
+                return
+        head = read_head(handle)
+        if len(head) == CHUNK_SIZE:  # maybe more to come: stream the rest
+            entry.temp, entry.sha256, entry.size = self.local.write_temp(handle, head=head)
+            return
+        entry.sha256, entry.size = hashlib.sha256(head).hexdigest(), len(head)
+        if claim(entry.sha256):
+            entry.temp = self.local.write_temp_bytes(head)
+        else:
+            entry.dedup_hit = True
 
     def _link_in_place(self, entry: _Staged, file: Path, handle: IO[bytes]) -> bool:
         """``move``: hash the open file where it lies and hardlink it as the object.
@@ -374,19 +479,17 @@ class ArtifactStore:
         if src.startswith(self._root_prefix):
             raise ArtifactStoreError(f"{file} is inside the store; finalize files from outside it.")
         entry.sha256, entry.size = hash_stream(handle)
-        after = os.fstat(handle.fileno())
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise ArtifactStoreError(f"{file} changed while it was being hashed; try again.")
+        _check_unchanged(file, before, os.fstat(handle.fileno()))
         entry.dedup_hit = self.local.link_in(src, entry.sha256)
         entry.new_object = not entry.dedup_hit
         return True
 
-    def _record(self, staged: list[_Staged]) -> list[Finalized]:
-        """Give each object its readable path, then commit all records in one transaction."""
+    def _record(self, staged: list[_Staged], folders: set[str]) -> list[Finalized]:
+        """Give each object its readable path, make every new name durable in one pass
+        (``folders``: the objects'), then commit all records in one transaction."""
         current = self.catalog.latest(
             (s.item.artifact_id, s.item.source, s.item.producer) for s in staged
         )
-        folders: set[str] = set()
         made: set[str] = set()
         wanted: dict[int, str] = {}
         for index, entry in enumerate(staged):
@@ -423,6 +526,7 @@ class ArtifactStore:
                     sha256=entry.sha256,
                     owner=owner,
                     made=made,
+                    created=folders,
                 )
                 if touched is not None:
                     folders.add(touched)

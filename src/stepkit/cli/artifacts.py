@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ import typer
 from stepkit.cli.common import console, load_project, print_json
 
 if TYPE_CHECKING:
-    from stepkit.artifacts import ArtifactRecord, ArtifactStore
+    from stepkit.artifacts import ArtifactRecord, ArtifactStore, Finalized
 
 app = typer.Typer(
     help="The content-addressed artifact store and its catalog.", no_args_is_help=True
@@ -80,6 +81,21 @@ def _records_table(title: str, records: list[ArtifactRecord]) -> None:
     console().print(table)
 
 
+#: ``add`` lists each file up to this many; past it, a summary (``--json`` lists them all).
+LISTED_FILES = 20
+
+
+@contextmanager
+def _progress_on_terminal(description: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar when stderr is a terminal and there is enough to wait for; else none
+    (a bar nobody sees would still cost a call per file)."""
+    if total < 2 or not sys.stderr.isatty():
+        yield None
+        return
+    with _progress(description, total) as advance:
+        yield advance
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -96,23 +112,14 @@ def add(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Finalize files into the store and record them (one batch per folder)."""
-    from stepkit.artifacts import FinalizeItem
+    """Finalize files into the store and record them (a folder in batches: one sync and one
+    transaction each)."""
+    from stepkit.artifacts.items import add_items
 
-    items: list[FinalizeItem] = []
-    for given in files:
-        if given.is_dir():
-            for file in sorted(p for p in given.rglob("*") if p.is_file()):
-                rel = file.relative_to(given).as_posix()
-                items.append(FinalizeItem(file, f"{artifact_id}/{rel}", source, producer, run))
-        elif given.is_file():
-            aid = artifact_id if len(files) == 1 else f"{artifact_id}/{given.name}"
-            items.append(FinalizeItem(given, aid, source, producer, run))
-        else:
-            raise typer.BadParameter(f"{given}: no such file or folder", param_hint="FILE")
+    items = add_items(files, artifact_id=artifact_id, source=source, producer=producer, run_id=run)
     store = _store(ctx)
-    with store, _progress("finalizing", len(items)) as advance:
-        results = store.finalize_many(
+    with store, _progress_on_terminal("finalizing", len(items)) as advance:
+        results = store.finalize_batches(
             items, mode="copy" if copy else "move", keep=keep, on_progress=advance
         )
     if as_json:
@@ -131,13 +138,27 @@ def add(
             ]
         )
         return
-    out = console()
-    for r in results:
+    _print_added(results)
+
+
+def _print_added(results: list[Finalized]) -> None:
+    """One line per file (and its readable path) for a few; then a summary."""
+    lines = []
+    for r in results[:LISTED_FILES]:
         notes = [r.status] + (["dedup"] if r.dedup_hit else []) + (["copied"] if r.copied else [])
         notes += ["readable path is a copy"] if r.layout_copied else []
-        out.print(f"{r.sha256[:16]}…  {r.record.artifact_id}  ({', '.join(notes)})")
+        lines.append(f"{r.sha256[:16]}…  {r.record.artifact_id}  ({', '.join(notes)})\n")
         if r.layout_path:
-            out.print(f"    {r.layout_path}")
+            lines.append(f"    {r.layout_path}\n")
+    if len(results) > LISTED_FILES:
+        new = sum(1 for r in results if not r.dedup_hit)
+        stored = sum(r.bytes for r in results if not r.dedup_hit)
+        lines.append(
+            f"… and {len(results) - LISTED_FILES} more (--json lists every file)\n"
+            f"{len(results)} files: {new} new objects ({_human(stored)}), "
+            f"{len(results) - new} already stored\n"
+        )
+    sys.stdout.write("".join(lines))
 
 
 @app.command("show")

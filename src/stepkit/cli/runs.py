@@ -54,6 +54,13 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def _finalize_note(outputs: Any) -> str:
+    """`` (finalize 12.3 ms)`` for a step node that stored outputs: the hand-off's share."""
+    info = outputs.get("_node") if isinstance(outputs, dict) else None
+    seconds = info.get("finalize_seconds") if isinstance(info, dict) else None
+    return f" (finalize {_duration(seconds)})" if isinstance(seconds, int | float) else ""
+
+
 def _run_duration(run: RunRecord) -> float | None:
     if run.started_at is None:
         return None
@@ -174,7 +181,7 @@ def show_run(
             name,
             Text(str(record.status), style=_STYLE.get(str(record.status), "")),
             str(record.attempt),
-            _duration(record.duration),
+            _duration(record.duration) + _finalize_note(record.outputs),
             bar,
             record.error_message or record.reason or "",
         )

@@ -16,10 +16,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepkit.errors import StepOutputMissingError
 from stepkit.plan.child import jsonable, run_payload
+
+if TYPE_CHECKING:
+    from stepkit.artifacts.records import Finalized
 
 #: The output key where a node records what it is (cache key, what main returned, timing).
 NODE_INFO = "_node"
@@ -60,6 +63,7 @@ class NodeTask:
         """Run in the worker: cache hit, or run and finalize; returns artifact references."""
         from stepkit.pipeline.invoke import CacheHit
 
+        began = time.perf_counter()
         input_paths, digests = resolve_inputs(
             self, context.upstream, workdir=Path(context.temp_dir()) / "inputs"
         )
@@ -71,12 +75,19 @@ class NodeTask:
         workdir = Path(context.temp_dir())
         output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
         started = time.perf_counter()
+        step_started_at = time.time()
         returned = self._run(input_paths, output_paths, run_id=context.run_id)
-        seconds = time.perf_counter() - started
+        finished = time.perf_counter()
+        step_finished_at = time.time()
         outputs = self._finalize(output_paths, run_id=context.run_id)
         outputs[NODE_INFO] = {
             "cache_key": key.digest,
-            "step_seconds": round(seconds, 6),
+            "step_seconds": round(finished - started, 6),
+            # the hand-off around the step: inputs and cache key before it, storing after
+            "prepare_seconds": round(started - began, 6),
+            "finalize_seconds": round(time.perf_counter() - finished, 6),
+            "step_started_at": step_started_at,
+            "step_finished_at": step_finished_at,
             "returned": jsonable(returned),
         }
         record(self.cache_path, key, node=self.node, run_id=context.run_id, outputs=outputs)
@@ -112,36 +123,56 @@ class NodeTask:
                     os.environ[k] = v
 
     def _finalize(self, output_paths: Mapping[str, str], *, run_id: str) -> dict[str, Any]:
+        """Store every output folder as one batch (one sync pass, one catalog transaction)
+        and describe each by the digests the store computed: no output is hashed twice."""
         from stepkit.artifacts.catalog import open_catalog
+        from stepkit.artifacts.items import FinalizeItem, files_under
         from stepkit.artifacts.store import ArtifactStore
         from stepkit.plan.cachekey import tree_digest
 
-        refs: dict[str, Any] = {}
+        items: list[FinalizeItem] = []
+        owners: list[tuple[str, str]] = []  # (output, relative path) of each item
+        for name, folder in output_paths.items():
+            path = Path(folder)
+            files = files_under(path) if path.is_dir() else []
+            if not files:
+                raise StepOutputMissingError(self.node, name, folder)
+            for file, rel in files:
+                items.append(
+                    FinalizeItem(
+                        file,
+                        artifact_id=f"{run_id}/{self.node}/{name}/{rel}",
+                        source=f"stage:{self.node}/{name}",
+                        producer=self.node,
+                        run_id=run_id,
+                        layout=f"runs/{run_id}/{self.node}/{name}/{rel}",
+                    )
+                )
+                owners.append((name, rel))
         store = ArtifactStore(root=self.store_root, catalog=open_catalog(self.catalog_path))
         try:
-            for name, folder in output_paths.items():
-                path = Path(folder)
-                if not path.is_dir() or not any(p.is_file() for p in path.rglob("*")):
-                    raise StepOutputMissingError(self.node, name, folder)
-                done = store.finalize_folder(
-                    path, run_id=run_id, stage=self.node, output=name, producer=self.node
-                )
-                objects = {f.record.artifact_id.split(f"/{name}/", 1)[1]: f.sha256 for f in done}
-                refs[name] = {
-                    # remote: no readable folder; the path names where the run's outputs
-                    # would be, and "objects" is what the next node downloads
-                    "path": f"{store.location}/runs/{run_id}/{self.node}/{name}"
-                    if store.remote is not None
-                    else str(store.root / "runs" / run_id / self.node / name),
-                    "digest": tree_digest(objects),
-                    "files": len(done),
-                    "bytes": sum(f.bytes for f in done),
-                    "dedup_hits": sum(1 for f in done if f.dedup_hit),
-                }
-                if store.remote is not None:
-                    refs[name] |= {"store": store.location, "objects": objects}
+            done = store.finalize_many(items)
         finally:
             store.close()
+        by_output: dict[str, list[tuple[str, Finalized]]] = {name: [] for name in output_paths}
+        for (output, rel), finalized in zip(owners, done, strict=True):
+            by_output[output].append((rel, finalized))
+        refs: dict[str, Any] = {}
+        for name, mine in by_output.items():
+            objects = {rel: f.sha256 for rel, f in mine}
+            refs[name] = {
+                # remote: no readable folder; the path names where the run's outputs
+                # would be, and "objects" is what the next node downloads
+                "path": f"{store.location}/runs/{run_id}/{self.node}/{name}"
+                if store.remote is not None
+                else str(store.root / "runs" / run_id / self.node / name),
+                "digest": tree_digest(objects),
+                "files": len(mine),
+                "bytes": sum(f.bytes for _, f in mine),
+                "dedup_hits": sum(1 for _, f in mine if f.dedup_hit),
+            }
+            if store.remote is not None:
+                refs[name] |= {"store": store.location, "objects": objects}
         return refs
 
 
