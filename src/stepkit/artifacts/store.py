@@ -21,14 +21,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
 from stepkit.artifacts import metrics
+from stepkit.artifacts.backends import catalog_location, open_catalog
 from stepkit.artifacts.blobs import BlobStore, LocalBlobs, make_durable
-from stepkit.artifacts.catalog import (
-    CATALOG_FILE,
-    ArtifactCatalog,
-    SQLiteCatalog,
-    catalog_location,
-    open_catalog,
-)
+from stepkit.artifacts.catalog import CATALOG_FILE, ArtifactCatalog, SQLiteCatalog
 from stepkit.artifacts.digest import hash_stream, validate_digest
 from stepkit.artifacts.fsspec_blobs import FsspecBlobs, is_url
 from stepkit.artifacts.layout import default_layout, place

@@ -112,7 +112,7 @@ class NodeTask:
                     os.environ[k] = v
 
     def _finalize(self, output_paths: Mapping[str, str], *, run_id: str) -> dict[str, Any]:
-        from stepkit.artifacts.catalog import open_catalog
+        from stepkit.artifacts.backends import open_catalog
         from stepkit.artifacts.store import ArtifactStore
         from stepkit.plan.cachekey import tree_digest
 
@@ -207,7 +207,7 @@ def _still_stored(ref: Mapping[str, Any]) -> bool:
 
 def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
     """The recorded outputs of a cache key, if every folder they name is still there."""
-    from stepkit.plan.cache import open_cache
+    from stepkit.plan.cache_backends import open_cache
 
     cache = open_cache(cache_path)
     try:
@@ -227,7 +227,7 @@ def record(
     cache_path: str, key: Any, *, node: str, run_id: str, outputs: Mapping[str, Any]
 ) -> None:
     """Remember what this key made, for the next run."""
-    from stepkit.plan.cache import open_cache
+    from stepkit.plan.cache_backends import open_cache
 
     cache = open_cache(cache_path)
     try:
