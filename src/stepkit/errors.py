@@ -506,3 +506,16 @@ class InvalidRegistrationError(StepkitError, ValueError):
         self.field = field
         self.value = value
         super().__init__(f"Invalid {field} {value!r}: it must be a non-empty string.")
+
+
+class StoreLockTimeoutError(StepkitError, TimeoutError):
+    """The store lock stayed taken (by finalizes) longer than a bounded wait."""
+
+    def __init__(self, lock: Path, timeout: float) -> None:
+        self.lock = lock
+        self.timeout = timeout
+        super().__init__(
+            f"The store lock {lock} stayed taken for {timeout:g} s (runs are finalizing "
+            "outputs); nothing was deleted. Run gc again when the store is quieter, or give "
+            "it longer with --lock-timeout."
+        )

@@ -276,7 +276,11 @@ def store_error(
     message = str(exc)
     if code in _DAMAGED or "malformed" in message or "not a database" in message:
         return StoreDamagedError(path, kind.name, f"is damaged ({message})", reinit=kind.key)
-    if code == "SQLITE_FULL" or "disk is full" in message:
+    if (
+        code == "SQLITE_FULL"
+        or "disk is full" in message
+        or (code == "SQLITE_IOERR" and _disk_full(path))
+    ):
         return StoreFullError(path, kind.name)
     if code in _DENIED or "readonly database" in message:
         return StorePermissionError(path, kind.name)
@@ -299,6 +303,16 @@ def store_error(
     return StateStoreError(f"The {kind.name} {path}: {message}.")
 
 
+def _disk_full(path: Path | str) -> bool:
+    """Whether the file system of ``path`` has (next to) no space left: SQLite reports some
+    writes that failed with ENOSPC (the WAL index, say) as a plain I/O error."""
+    try:
+        info = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
+
+
 def os_error(exc: OSError, *, path: Path | str, kind: StoreKind) -> StateStoreError:
     """:func:`store_error` for an :class:`OSError` met on the way (creating the file, say)."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -313,3 +327,40 @@ def integrity_check(conn: sqlite3.Connection, *, quick: bool = False) -> list[st
     pragma = "quick_check" if quick else "integrity_check"
     rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}")]
     return [] if rows == ["ok"] else rows
+
+
+def diagnose(path: Path, *, kind: StoreKind, quick: bool = False) -> list[str]:
+    """What is wrong with the store file at ``path`` (nothing: ``[]``), found without
+    changing it: opened read-only, its schema checked, then SQLite's integrity check."""
+    try:
+        conn = _open(path, kind=kind, read_only=True, check_same_thread=True)
+    except StateStoreError as exc:
+        return [str(exc)]
+    try:
+        check_schema(conn, path, kind=kind)
+        return integrity_check(conn, quick=quick)
+    except StateStoreError as exc:
+        return [str(exc)]
+    except sqlite3.Error as exc:
+        return [str(store_error(exc, path=path, kind=kind, doing="check"))]
+    finally:
+        conn.close()
+
+
+def reinitialise(path: Path, *, kind: StoreKind, migrations: Sequence[str]) -> Path:
+    """Set a damaged store file aside (``<name>.damaged-<UTC time>``, with its WAL files)
+    and create an empty store in its place; returns where the old file went. Nothing is
+    deleted: the old file can still be restored or salvaged."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{path}{suffix}")
+            if source.exists():
+                os.replace(source, f"{aside}{suffix}")
+    except OSError as exc:
+        raise os_error(exc, path=path, kind=kind) from exc
+    _create(path, kind=kind, migrations=migrations)
+    return aside

@@ -512,8 +512,10 @@ class ArtifactStore:
         older_than: timedelta | None = None,
         keep_last: int = 1,
         grace: timedelta | None = None,
+        force: bool = False,
     ) -> GcReport:
-        """Find (and with ``apply`` remove) orphans; see :func:`stepkit.artifacts.gc.collect`."""
+        """Find (and with ``apply`` remove) orphans; see :func:`stepkit.artifacts.gc.collect`
+        (``force``: even when the catalog looks emptied or damaged)."""
         from stepkit.artifacts.gc import collect
 
         return collect(
@@ -522,6 +524,7 @@ class ArtifactStore:
             older_than=older_than,
             keep_last=keep_last,
             grace=self.grace if grace is None else grace,
+            force=force,
         )
 
     def import_manifest(

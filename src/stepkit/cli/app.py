@@ -75,7 +75,7 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import artifacts, catalog, registry, runs, testing
+    from stepkit.cli import artifacts, catalog, doctor, registry, runs, testing
     from stepkit.cli import run as run_commands
 
     app.add_typer(registry.app, name="registry")
@@ -85,6 +85,7 @@ def _mount() -> None:
     app.command("run")(run_commands.run)
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
+    app.command("doctor")(doctor.doctor)
 
 
 _mount()
