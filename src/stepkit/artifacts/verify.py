@@ -107,6 +107,7 @@ def verify(
             good.append(sha256)
         else:
             report.problems.append(problem)
+    _quarantine(store, report)
     if sample is None and since is None:
         report.orphans = _orphans(store, set(by_sha))
         if report.orphans and not by_sha:
@@ -122,6 +123,66 @@ def verify(
         report.recorded = False
     metrics.verify_failures(len(report.problems))
     return report
+
+
+#: Where verify moves an object whose bytes no longer hash to its name (local stores).
+QUARANTINE = "quarantine"
+
+
+def _quarantine(store: ArtifactStore, report: VerifyReport) -> None:
+    """Move each object found corrupt out of ``cas/`` into ``quarantine/`` (kept, never
+    deleted): nothing serves its bytes any more — a cache hit naming it misses, and the
+    next run that makes that content writes a sound object in its place."""
+    corrupt = [
+        p
+        for p in report.problems
+        if p.kind == "mismatch"
+        and is_digest(p.sha256)
+        and str(p.path).startswith(str(store.local.objects))
+    ]
+    if store.remote is not None or not corrupt:
+        return
+    from stepkit.artifacts.lock import store_lock
+    from stepkit.errors import StoreLockTimeoutError
+
+    folder = store.root / QUARANTINE
+    try:
+        folder.mkdir(exist_ok=True)
+        # exclusive, briefly: no finalize is taking the object as a dedup hit meanwhile
+        with store_lock(store.root, exclusive=True, timeout=10):
+            for index, problem in enumerate(report.problems):
+                if problem not in corrupt:
+                    continue
+                target = folder / f"{problem.sha256}.{report.verified_at.replace(':', '')}"
+                _unlink_links(store, problem.sha256, os.stat(problem.path))
+                os.replace(problem.path, target)
+                report.problems[index] = Problem(
+                    problem.kind,
+                    problem.sha256,
+                    problem.path,
+                    problem.record_ids,
+                    f"{problem.detail}; moved to {target.relative_to(store.root)}",
+                )
+    except (OSError, StoreLockTimeoutError):  # read-only, or busy: reported, left in place
+        return
+
+
+def _unlink_links(store: ArtifactStore, sha256: str, obj: os.stat_result) -> None:
+    """Remove the readable paths that are hard links of a corrupt object (the same bytes,
+    kept in quarantine): a reader of an old run's folder must not get them either."""
+    root = os.path.realpath(store.root) + os.sep
+    for record in store.catalog.by_sha256(sha256):
+        if not record.layout_path:
+            continue
+        path = os.path.normpath(os.path.join(store.root, record.layout_path))
+        if not os.path.realpath(path).startswith(root):
+            continue
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if (info.st_dev, info.st_ino) == (obj.st_dev, obj.st_ino):
+            os.unlink(path)
 
 
 def _catalog_problem(store: ArtifactStore, detail: str) -> Problem:

@@ -102,7 +102,7 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
                 break
             digests[dependency] = hits[upstream][output]["digest"]
         else:
-            found = lookup(task.cache_path, task.key(digests).digest)
+            found = lookup(task.cache_path, task.key(digests).digest, store_root=task.store_root)
             if found is not None:
                 hits[name] = found
     return hits
