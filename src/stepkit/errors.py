@@ -456,3 +456,102 @@ class EnvironmentLockError(StepkitError, ValueError):
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
         super().__init__(f"{path}: {message}")
+# -- damaged, full or read-only stores --------------------------------------------------------
+
+
+class StoreDamagedError(StateStoreError):
+    """A store file that is empty, foreign, without a stepkit schema, or corrupt: never taken
+    for a new store (that would forget every record in it)."""
+
+    def __init__(self, path: Path | str, store: str, problem: str, *, reinit: str) -> None:
+        self.path = Path(path)
+        self.store = store
+        self.problem = problem
+        super().__init__(
+            f"The {store} {path} {problem}. Restore it from a backup, or set it aside and "
+            f"start an empty one with `stepkit doctor --reinit {reinit}`."
+        )
+
+
+class StoreFullError(OSError, StateStoreError):
+    """The disk under a store is full (ENOSPC); nothing of the write was kept. (OSError
+    first: its constructor is the one that can rebuild the error after pickling.)"""
+
+    __reduce__ = StepkitError.__reduce__  # not OSError's, which calls __init__
+
+    def __init__(self, path: Path | str, store: str) -> None:
+        import errno
+
+        self.path = Path(path)
+        self.store = store
+        StateStoreError.__init__(
+            self,
+            f"The disk holding the {store} {path} is full; nothing of this write was kept. "
+            "Free some space and try again.",
+        )
+        self.errno = errno.ENOSPC  # no filename: OSError would then reword the message
+
+
+class StorePermissionError(PermissionError, StateStoreError):
+    """A store file (or its folder) that this user may not write, or read (PermissionError
+    first, as for :class:`StoreFullError`)."""
+
+    __reduce__ = StepkitError.__reduce__  # not OSError's, which calls __init__
+
+    def __init__(self, path: Path | str, store: str, *, action: str = "write") -> None:
+        import errno
+
+        self.path = Path(path)
+        self.store = store
+        StateStoreError.__init__(
+            self,
+            f"Cannot {action} the {store} {path}: permission denied. Check its owner and "
+            "mode (and its folder's), or run a read-only command.",
+        )
+        self.errno = errno.EACCES
+
+
+class GcRefusedError(StepkitError, RuntimeError):
+    """``artifacts gc --apply`` refusing to delete because the catalog looks wrong."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"gc refused: {reason}. Check with `stepkit doctor` and `stepkit artifacts "
+            "verify`; pass --force to collect anyway."
+        )
+
+
+class RecordsUnreadableError(StateStoreError):
+    """Rows of a store that are there but cannot be decoded: never half an answer."""
+
+    def __init__(self, where: str, what: str, problem: str) -> None:
+        self.where = where
+        self.what = what
+        self.problem = problem
+        super().__init__(
+            f"{what} in {where} cannot be read ({problem}); the store is damaged: run "
+            "`stepkit doctor`, and restore the file from a backup."
+        )
+
+
+class InvalidRegistrationError(StepkitError, ValueError):
+    """A catalog registration with an empty (or non-text) id: never recorded."""
+
+    def __init__(self, field: str, value: object) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"Invalid {field} {value!r}: it must be a non-empty string.")
+
+
+class StoreLockTimeoutError(StepkitError, TimeoutError):
+    """The store lock stayed taken (by finalizes) longer than a bounded wait."""
+
+    def __init__(self, lock: Path, timeout: float) -> None:
+        self.lock = lock
+        self.timeout = timeout
+        super().__init__(
+            f"The store lock {lock} stayed taken for {timeout:g} s (runs are finalizing "
+            "outputs); nothing was deleted. Run gc again when the store is quieter, or give "
+            "it longer with --lock-timeout."
+        )

@@ -77,9 +77,20 @@ def test_since_limits_to_recent_records(store: ArtifactStore) -> None:
     assert (report.checked_objects, report.checked_records) == (1, 1)
 
 
-def test_verify_never_deletes(store: ArtifactStore) -> None:
+def test_verify_never_deletes_it_moves_a_corrupt_object_to_quarantine(
+    store: ArtifactStore,
+) -> None:
     done = store.put_bytes(b"keep me", artifact_id="k", source="s", producer="p")
     _scribble(done.storage_path, b"X")
-    store.verify()
-    assert done.storage_path.read_bytes() == b"Xeep me"
+    report = store.verify()
+    assert not done.storage_path.exists()  # nothing serves the bad bytes any more
+    (kept,) = (store.root / "quarantine").iterdir()
+    assert kept.read_bytes() == b"Xeep me" and kept.name.startswith(done.sha256)
+    assert report.problems[0].detail.endswith(f"moved to quarantine/{kept.name}")
     assert store.catalog.stats()["records"] == 1
+    again = store.put_bytes(b"keep me", artifact_id="k2", source="s", producer="p")
+    assert not again.dedup_hit and again.storage_path.read_bytes() == b"keep me"
+    # the first record's readable path was a link of the bad bytes: gone with them
+    assert [(p.kind, p.record_ids, p.detail) for p in store.verify().problems] == [
+        ("missing", (done.record.id,), "readable path is missing")
+    ]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stepkit.plan.cache import CacheStore, open_cache
+from stepkit.plan.cache import CacheStore
+from stepkit.plan.cache_backends import open_cache
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

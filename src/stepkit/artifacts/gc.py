@@ -3,9 +3,15 @@
 An object is an orphan when no catalog record names its digest — compared as digests, so
 the spelling of the root (relative, symlinked) cannot make a live object look dead. An
 object or temp file changed within the grace period is never collected (a finalize may be
-about to record it), and ``apply`` holds the store lock exclusively, which finalize
-respects. Records go first, in one transaction; files after, so a crash in between leaves
-orphans for the next gc, never a record without its bytes.
+about to record it). The scan runs under the shared store lock, beside finalizes; ``apply``
+then takes the lock exclusively (a bounded wait) only to delete, and first asks the
+catalog again which of the doomed digests are live now. Records go first, in one
+transaction; files after, so a crash in between leaves orphans for the next gc, never a
+record without its bytes.
+
+``apply`` refuses (``force`` overrides) when the catalog looks wrong rather than empty: it
+fails SQLite's integrity check, or it knows no object while the store holds some — what an
+emptied or restored-from-nothing catalog looks like, and gc would delete every object.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from stepkit.artifacts import metrics
 from stepkit.artifacts.layout import remove as remove_layout
 from stepkit.artifacts.lock import store_lock
 from stepkit.artifacts.records import ArtifactRecord
+from stepkit.errors import GcRefusedError
 
 if TYPE_CHECKING:
     from stepkit.artifacts.store import ArtifactStore
@@ -49,6 +56,10 @@ class GcReport:
         return sum(d.bytes for d in self.objects) + sum(d.bytes for d in self.temp_files)
 
 
+#: How long ``apply`` waits for finalizes to let go of the store lock before giving up.
+LOCK_TIMEOUT_SECONDS = 60.0
+
+
 def collect(
     store: ArtifactStore,
     *,
@@ -56,36 +67,69 @@ def collect(
     older_than: timedelta | None = None,
     keep_last: int = 1,
     grace: timedelta,
+    force: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT_SECONDS,
 ) -> GcReport:
     """Find orphans (and, with ``older_than``, records past retention); remove if ``apply``.
 
     Retention drops records created more than ``older_than`` ago, except the newest
     ``keep_last`` versions of every (artifact_id, source, producer).
     """
+    _check_arguments(older_than=older_than, keep_last=keep_last, grace=grace)
+    with store_lock(store.root, exclusive=False):
+        report, records = _scan(store, older_than=older_than, keep_last=keep_last, grace=grace)
+    if not apply:
+        return report
+    if not force:
+        _refuse_if_suspect(store, records=records, report=report)
+    with store_lock(store.root, exclusive=True, timeout=lock_timeout):
+        _apply(store, report)
+    return report
+
+
+def _check_arguments(*, older_than: object, keep_last: object, grace: object) -> None:
+    """Misuse said as such, not as an AttributeError from deep inside."""
+    if not isinstance(grace, timedelta):
+        raise TypeError(f"grace must be a datetime.timedelta, got {grace!r}")
+    if older_than is not None and not isinstance(older_than, timedelta):
+        raise TypeError(f"older_than must be a datetime.timedelta or None, got {older_than!r}")
+    if not isinstance(keep_last, int) or isinstance(keep_last, bool):
+        raise TypeError(f"keep_last must be an int, got {keep_last!r}")
     if keep_last < 0:
         raise ValueError(f"keep_last must be >= 0, got {keep_last}")
-    if apply:
-        with store_lock(store.root, exclusive=True):
-            return _collect(
-                store, apply=True, older_than=older_than, keep_last=keep_last, grace=grace
-            )
-    return _collect(store, apply=False, older_than=older_than, keep_last=keep_last, grace=grace)
+    if grace < timedelta(0):
+        raise ValueError(f"grace must not be negative, got {grace}")
 
 
-def _collect(
+def _refuse_if_suspect(
+    store: ArtifactStore, *, records: list[ArtifactRecord], report: GcReport
+) -> None:
+    problems = store.catalog.integrity_problems()
+    if problems:
+        raise GcRefusedError(
+            f"the catalog fails its integrity check ({problems[0]}); a damaged catalog may "
+            "have lost the records of live objects"
+        )
+    if not records and report.objects:
+        held = len(report.objects) + report.kept_in_grace
+        raise GcRefusedError(
+            f"the catalog knows no object while the store holds {held}; an emptied or "
+            "replaced catalog looks like this, and every object would be deleted"
+        )
+
+
+def _scan(
     store: ArtifactStore,
     *,
-    apply: bool,
     older_than: timedelta | None,
     keep_last: int,
     grace: timedelta,
-) -> GcReport:
-    report = GcReport(applied=apply)
+) -> tuple[GcReport, list[ArtifactRecord]]:
+    report = GcReport(applied=False)
     records = list(store.catalog.records())
     report.records = _past_retention(records, older_than=older_than, keep_last=keep_last)
     dropped = {r.id for r in report.records}
     live = {r.sha256 for r in records if r.id not in dropped}
-    live_layouts = {r.layout_path for r in records if r.id not in dropped and r.layout_path}
     cutoff_ns = time.time_ns() - int(grace.total_seconds() * 1e9)
     for obj in store.blobs.iter_objects():
         if obj.sha256 in live:
@@ -99,15 +143,25 @@ def _collect(
             report.kept_in_grace += 1
         else:
             report.temp_files.append(Doomed(temp.path, temp.bytes, None))
-    if not apply:
-        return report
+    return report, records
+
+
+def _apply(store: ArtifactStore, report: GcReport) -> None:
+    """Delete what the scan found, under the exclusive lock, rechecking liveness first:
+    finalizes ran beside the scan and may have recorded a doomed digest since."""
+    report.applied = True
     if report.records:
         store.catalog.delete_records([r.id for r in report.records])
-        for layout in {r.layout_path for r in report.records if r.layout_path} - live_layouts:
-            remove_layout(store.root, layout)
+    remaining = list(store.catalog.records())
+    live = {r.sha256 for r in remaining}
+    live_layouts = {r.layout_path for r in remaining if r.layout_path}
+    for layout in {r.layout_path for r in report.records if r.layout_path} - live_layouts:
+        remove_layout(store.root, layout)
     removed = []
     for doomed in report.objects:
         assert doomed.sha256 is not None
+        if doomed.sha256 in live:
+            continue  # recorded since the scan
         # The lock is local; runners on other machines (a remote store) may have recorded
         # this digest since the listing: ask the catalog again right before deleting.
         if store.remote is not None and store.catalog.by_sha256(doomed.sha256):
@@ -118,7 +172,6 @@ def _collect(
     for doomed in report.temp_files:
         Path(doomed.path).unlink(missing_ok=True)
     metrics.gc_removed(len(report.objects) + len(report.temp_files))
-    return report
 
 
 def _past_retention(

@@ -223,8 +223,9 @@ def _flush(
         return
     ready: list[tuple[FinalizeItem, str, int]] = []
     lines: list[int] = []
-    latest = store.catalog.latest((e.artifact_id, e.source, e.producer) for e, _ in batch)
-    seen: set[tuple[str, str, str, str]] = set()
+    # Any content a key ever had is present: a manifest holding two versions of an artifact
+    # adds nothing when imported again (the newest version alone would re-add the older).
+    seen = store.catalog.known_digests((e.artifact_id, e.source, e.producer) for e, _ in batch)
     for entry, path in batch:
         checked = _check_file(store, entry, path, prefixes, hash_missing=hash_missing)
         if isinstance(checked, str):
@@ -232,8 +233,7 @@ def _flush(
             continue
         sha256, size = checked
         key = (entry.artifact_id, entry.source, entry.producer)
-        current = latest.get(key)
-        if (current is not None and current.sha256 == sha256) or (*key, sha256) in seen:
+        if (*key, sha256) in seen:
             report.already_present += 1
             continue
         seen.add((*key, sha256))
@@ -265,8 +265,13 @@ def _check_file(
 ) -> tuple[str, int] | str:
     """(sha256, size) to record, or why the line is skipped."""
     if entry.sha256 is not None and store.exists(entry.sha256):
-        size = entry.bytes if entry.bytes is not None else store.path(entry.sha256).stat().st_size
-        return entry.sha256, size  # the file itself is never read
+        size = store.path(entry.sha256).stat().st_size  # the file itself is never read
+        if entry.bytes is not None and entry.bytes != size:
+            return (
+                f"the stored object {entry.sha256} has {size} bytes, "
+                f"the manifest says {entry.bytes}"
+            )
+        return entry.sha256, size
     real = os.path.realpath(path)
     if not any(real.startswith(prefix) for prefix in prefixes):
         return f"path {entry.path!r} resolves to {real}, outside the allowed roots"

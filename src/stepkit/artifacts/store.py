@@ -24,14 +24,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
 from stepkit.artifacts import metrics
+from stepkit.artifacts.backends import catalog_location, open_catalog
 from stepkit.artifacts.blobs import BlobStore, LocalBlobs, make_durable
-from stepkit.artifacts.catalog import (
-    CATALOG_FILE,
-    ArtifactCatalog,
-    SQLiteCatalog,
-    catalog_location,
-    open_catalog,
-)
+from stepkit.artifacts.catalog import CATALOG_FILE, ArtifactCatalog, SQLiteCatalog
 from stepkit.artifacts.digest import (
     CHUNK_SIZE,
     KERNEL_COPY_FROM,
@@ -621,8 +616,10 @@ class ArtifactStore:
         older_than: timedelta | None = None,
         keep_last: int = 1,
         grace: timedelta | None = None,
+        force: bool = False,
     ) -> GcReport:
-        """Find (and with ``apply`` remove) orphans; see :func:`stepkit.artifacts.gc.collect`."""
+        """Find (and with ``apply`` remove) orphans; see :func:`stepkit.artifacts.gc.collect`
+        (``force``: even when the catalog looks emptied or damaged)."""
         from stepkit.artifacts.gc import collect
 
         return collect(
@@ -631,6 +628,7 @@ class ArtifactStore:
             older_than=older_than,
             keep_last=keep_last,
             grace=self.grace if grace is None else grace,
+            force=force,
         )
 
     def import_manifest(

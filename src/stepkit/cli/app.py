@@ -75,7 +75,7 @@ def root(
 
 
 def _mount() -> None:
-    from stepkit.cli import artifacts, catalog, env, registry, runs, testing
+    from stepkit.cli import artifacts, catalog, doctor, env, registry, runs, testing
     from stepkit.cli import run as run_commands
 
     app.add_typer(registry.app, name="registry")
@@ -86,6 +86,7 @@ def _mount() -> None:
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
     app.add_typer(env.app, name="env")
+    app.command("doctor")(doctor.doctor)
 
 
 _mount()

@@ -23,10 +23,20 @@ app = typer.Typer(
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _store(ctx: typer.Context) -> ArtifactStore:
+def _store(ctx: typer.Context, *, read_only: bool = False) -> ArtifactStore:
+    """The project's store; ``read_only`` for the commands that only read, so a read-only
+    state folder serves them (a catalog not made yet is made, as for any command)."""
     from stepkit.artifacts import ArtifactStore
 
-    return ArtifactStore.for_project(load_project(ctx))
+    project = load_project(ctx)
+    if not read_only:
+        return ArtifactStore.for_project(project)
+    from stepkit.artifacts.backends import catalog_location, open_catalog
+
+    location = catalog_location(project)
+    exists = "://" in location or Path(location).exists()
+    catalog = open_catalog(location, read_only=exists)
+    return ArtifactStore(root=project.artifacts_root, catalog=catalog)
 
 
 @contextmanager
@@ -164,7 +174,7 @@ def _print_added(results: list[Finalized]) -> None:
 @app.command("show")
 def show(ctx: typer.Context, artifact_id: str, as_json: JsonOption = False) -> None:
     """Every version of an artifact."""
-    with _store(ctx) as store:
+    with _store(ctx, read_only=True) as store:
         records = store.show(artifact_id)
     if as_json:
         print_json([r.as_dict() for r in records])
@@ -175,7 +185,7 @@ def show(ctx: typer.Context, artifact_id: str, as_json: JsonOption = False) -> N
 @app.command("where")
 def where(ctx: typer.Context, sha256: str, as_json: JsonOption = False) -> None:
     """The object of a SHA-256 and every record that uses it."""
-    with _store(ctx) as store:
+    with _store(ctx, read_only=True) as store:
         records = store.where(sha256)
         path = store.location_of(sha256)
     if as_json:
@@ -188,7 +198,7 @@ def where(ctx: typer.Context, sha256: str, as_json: JsonOption = False) -> None:
 @app.command("stats")
 def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Records, objects, bytes and the last verify."""
-    with _store(ctx) as store:
+    with _store(ctx, read_only=True) as store:
         data: dict[str, Any] = store.catalog.stats()
         data["last_verify"] = store.catalog.get_meta("last_verify")
         data["root"] = store.location
@@ -204,7 +214,7 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @app.command("dedup-report")
 def dedup_report(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Bytes saved by content addressing, per producer."""
-    with _store(ctx) as store:
+    with _store(ctx, read_only=True) as store:
         rows = store.catalog.dedup_by_producer()
         totals = store.catalog.stats()
     if as_json:
@@ -251,9 +261,10 @@ def verify(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-hash stored objects: ok / missing / mismatch / unreadable; exit 1 on any problem."""
+    """Re-hash stored objects: ok / missing / mismatch / unreadable / unsafe, and list
+    objects no record names; exit 1 on any problem or a catalog that names no object."""
     since_iso = _parse_date(since)
-    with _store(ctx) as store:
+    with _store(ctx) as store:  # records what it verified; read-only if it must be
         total = sum(r.bytes for r in store.catalog.records(since=since_iso))
         with _progress("verifying (bytes)", total or None) as advance:
             report = store.verify(sample=sample, since=since_iso, on_progress=advance)
@@ -266,6 +277,11 @@ def verify(
                 "missing": report.count("missing"),
                 "mismatch": report.count("mismatch"),
                 "unreadable": report.count("unreadable"),
+                "unsafe": report.count("unsafe"),
+                "catalog": report.count("catalog"),
+                "orphans": [{"sha256": o.sha256, "path": str(o.path)} for o in report.orphans],
+                "recorded": report.recorded,
+                "suspect": report.suspect,
                 "verified_at": report.verified_at,
                 "problems": [
                     {
@@ -282,13 +298,21 @@ def verify(
     else:
         out = console()
         for p in report.problems:
-            out.print(f"{p.kind}: {p.path} ({p.detail}; records {list(p.record_ids)})")
+            ids = f"; records {list(p.record_ids)}" if p.record_ids else ""
+            out.print(f"{p.kind}: {p.path} ({p.detail}{ids})")
+        for o in report.orphans:
+            out.print(f"orphan: {o.path} ({o.detail})")
+        if report.suspect:
+            out.print(f"catalog: {report.suspect}")
         out.print(
             f"{report.checked_objects} objects checked ({_human(report.checked_bytes)}): "
             f"{report.ok} ok, {report.count('missing')} missing, "
             f"{report.count('mismatch')} mismatch, {report.count('unreadable')} unreadable"
+            + (f", {report.count('unsafe')} unsafe" if report.count("unsafe") else "")
+            + (f"; {len(report.orphans)} objects no record names" if report.orphans else "")
+            + ("" if report.recorded else " (catalog read-only: not recorded)")
         )
-    if report.problems:
+    if report.problems or report.suspect:
         raise typer.Exit(1)
 
 
@@ -308,10 +332,24 @@ def gc(
     grace: Annotated[
         str, typer.Option("--grace", help="Never collect files changed within this (1h).")
     ] = "1h",
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Collect even when the catalog looks emptied or damaged."),
+    ] = False,
+    lock_timeout: Annotated[
+        float,
+        typer.Option(
+            "--lock-timeout", min=0, help="Seconds to wait for finalizes before deleting."
+        ),
+    ] = 60.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Remove objects no record references (and old versions with --older-than)."""
-    from stepkit.artifacts.gc import parse_age
+    """Remove objects no record references (and old versions with --older-than).
+
+    --apply refuses when the catalog fails its integrity check or knows no object while
+    the store holds some (an emptied catalog); --force overrides.
+    """
+    from stepkit.artifacts.gc import collect, parse_age
 
     try:
         age = parse_age(older_than) if older_than else None
@@ -319,7 +357,15 @@ def gc(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     with _store(ctx) as store:
-        report = store.gc(apply=apply, older_than=age, keep_last=keep_last, grace=grace_age)
+        report = collect(
+            store,
+            apply=apply,
+            older_than=age,
+            keep_last=keep_last,
+            grace=grace_age,
+            force=force,
+            lock_timeout=lock_timeout,
+        )
     verb = "removed" if apply else "would remove"
     if as_json:
         print_json(

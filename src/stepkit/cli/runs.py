@@ -358,7 +358,7 @@ def report_page(project: Project, state: StateRepository, run_id: str) -> str:
     """The run's report page, with cache provenance and config values from the project's
     step cache when it has one (a run of plain functions has none: nothing is created)."""
     from stepkit.pipeline.report import report_page as page_of
-    from stepkit.plan.cache import cache_location, open_cache
+    from stepkit.plan.cache_backends import cache_location, open_cache
     from stepkit.postgres import is_postgres_url
 
     location = cache_location(project)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from stepkit.errors import PlanError
 from stepkit.pipeline.dask_executor import dask_executor, is_dask, lost_worker_policy
 from stepkit.plan.cache import CACHE_FILE as CACHE_FILE
-from stepkit.plan.cache import cache_location
+from stepkit.plan.cache_backends import cache_location
 from stepkit.plan.node import NODE_INFO, CachedNode, NodeTask, lookup
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class RunOptions:
 
 def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, NodeTask]:
     """One :class:`NodeTask` per node of the plan."""
-    from stepkit.artifacts.catalog import catalog_location
+    from stepkit.artifacts.backends import catalog_location
 
     unknown = sorted(options.refresh - set(plan.nodes))
     if unknown:
@@ -102,7 +102,7 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
                 break
             digests[dependency] = hits[upstream][output]["digest"]
         else:
-            found = lookup(task.cache_path, task.key(digests).digest)
+            found = lookup(task.cache_path, task.key(digests).digest, store_root=task.store_root)
             if found is not None:
                 hits[name] = found
     return hits

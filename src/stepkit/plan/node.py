@@ -69,7 +69,7 @@ class NodeTask:
         )
         key = self.key(digests)
         if self.lookup_cache:
-            hit = lookup(self.cache_path, key.digest)
+            hit = lookup(self.cache_path, key.digest, store_root=self.store_root)
             if hit is not None:
                 return CacheHit(hit)
         workdir = Path(context.temp_dir())
@@ -90,7 +90,15 @@ class NodeTask:
             "step_finished_at": step_finished_at,
             "returned": jsonable(returned),
         }
-        record(self.cache_path, key, node=self.node, run_id=context.run_id, outputs=outputs)
+        record(
+            self.cache_path,
+            key,
+            node=self.node,
+            run_id=context.run_id,
+            outputs=outputs,
+            store_root=self.store_root,
+            catalog_path=self.catalog_path,
+        )
         return outputs
 
     def _run(
@@ -125,7 +133,7 @@ class NodeTask:
     def _finalize(self, output_paths: Mapping[str, str], *, run_id: str) -> dict[str, Any]:
         """Store every output folder as one batch (one sync pass, one catalog transaction)
         and describe each by the digests the store computed: no output is hashed twice."""
-        from stepkit.artifacts.catalog import open_catalog
+        from stepkit.artifacts.backends import open_catalog
         from stepkit.artifacts.items import FinalizeItem, files_under
         from stepkit.artifacts.store import ArtifactStore
         from stepkit.plan.cachekey import tree_digest
@@ -226,19 +234,71 @@ def _download(ref: Mapping[str, Any], folder: Path) -> Path:
     return folder
 
 
-def _still_stored(ref: Mapping[str, Any]) -> bool:
-    """Whether a recorded output is still in the store (its folder, or its remote objects)."""
-    if "objects" in ref:
+def _object_path(root: Path, sha256: str) -> Path:
+    """Where a local store keeps the object of ``sha256`` (see ``artifacts.blobs``)."""
+    from stepkit.artifacts.digest import validate_digest
+
+    validate_digest(sha256)
+    return root / "cas" / "sha256" / sha256[:2] / sha256[2:]
+
+
+def _portable(ref: Mapping[str, Any], store_root: Path, owners: Mapping[str, str]) -> Any:
+    """A local output as the cache keeps it: its readable folder relative to the store
+    root and the digest of every file in it (``contents``), never an absolute path — so a
+    copied or moved project resolves it in its own store."""
+    folder = Path(ref["path"])
+    rel = folder.relative_to(store_root).as_posix()
+    contents = {
+        layout.removeprefix(f"{rel}/"): sha256
+        for layout, sha256 in owners.items()
+        if layout.startswith(f"{rel}/")
+    }
+    return {k: v for k, v in ref.items() if k != "path"} | {"layout": rel, "contents": contents}
+
+
+def _local_layouts(ref: Mapping[str, Any], store_root: Path) -> list[str]:
+    """The readable paths (relative to the store root) of a local output's files."""
+    folder = Path(ref["path"])
+    try:
+        rel = folder.relative_to(store_root).as_posix()
+    except ValueError:
+        return []
+    return [f"{rel}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file()]
+
+
+def _resolved(ref: Mapping[str, Any], store_root: Path) -> dict[str, Any] | None:
+    """A recorded output resolved in this project's store, or ``None`` (a miss) when an
+    object is gone or fails the cheap checks: its readable file is the object (same inode)
+    or as long as it, and the objects add up to the bytes recorded."""
+    if "objects" in ref:  # a remote store: every object must still be there
         from stepkit.artifacts.fsspec_blobs import FsspecBlobs
 
         blobs = FsspecBlobs(ref["store"])
-        return all(blobs.exists(sha256) for sha256 in ref["objects"].values())
-    return Path(ref["path"]).is_dir()
+        ok = all(blobs.exists(sha256) for sha256 in ref["objects"].values())
+        return dict(ref) if ok else None
+    if "layout" not in ref:
+        return None  # an entry from before outputs were kept by digest: run again
+    folder = store_root / ref["layout"]
+    total = 0
+    for rel, sha256 in ref["contents"].items():
+        try:
+            stored = os.stat(_object_path(store_root, sha256))
+            readable = os.stat(folder / rel)
+        except (OSError, ValueError):  # missing (gc, quarantined by verify) or a bad digest
+            return None
+        same = (readable.st_dev, readable.st_ino) == (stored.st_dev, stored.st_ino)
+        if not same and readable.st_size != stored.st_size:
+            return None
+        total += stored.st_size
+    if total != ref.get("bytes", total) or len(ref["contents"]) != ref.get("files", 0):
+        return None  # an object lost bytes (or files went missing from the record)
+    return {k: v for k, v in ref.items() if k != "contents"} | {"path": str(folder)}
 
 
-def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
-    """The recorded outputs of a cache key, if every folder they name is still there."""
-    from stepkit.plan.cache import open_cache
+def lookup(cache_path: str, digest: str, *, store_root: str) -> dict[str, Any] | None:
+    """The recorded outputs of a cache key, resolved in the store at ``store_root``, if
+    every object they name is still there and sound."""
+    from stepkit.plan.cache_backends import open_cache
 
     cache = open_cache(cache_path)
     try:
@@ -247,21 +307,54 @@ def lookup(cache_path: str, digest: str) -> dict[str, Any] | None:
         cache.close()
     if entry is None:
         return None
-    outputs = dict(entry.outputs)
-    for name, ref in outputs.items():
-        if name != NODE_INFO and not _still_stored(ref):
-            return None  # the store lost it (gc, a wiped folder): run again
+    root = Path(store_root).resolve() if "://" not in store_root else Path()
+    outputs: dict[str, Any] = {}
+    for name, ref in entry.outputs.items():
+        if name == NODE_INFO:
+            outputs[name] = ref
+            continue
+        resolved = _resolved(ref, root)
+        if resolved is None:
+            return None  # the store lost it (gc, a wiped folder, a corrupt object): run again
+        outputs[name] = resolved
     return outputs
 
 
 def record(
-    cache_path: str, key: Any, *, node: str, run_id: str, outputs: Mapping[str, Any]
+    cache_path: str,
+    key: Any,
+    *,
+    node: str,
+    run_id: str,
+    outputs: Mapping[str, Any],
+    store_root: str,
+    catalog_path: str,
 ) -> None:
-    """Remember what this key made, for the next run."""
-    from stepkit.plan.cache import open_cache
+    """Remember what this key made, for the next run: local outputs by digest, relative to
+    the store (see :func:`_portable`)."""
+    from stepkit.plan.cache_backends import open_cache
 
+    portable = dict(outputs)
+    local = {
+        name: ref
+        for name, ref in outputs.items()
+        if name != NODE_INFO and "objects" not in ref and "path" in ref
+    }
+    if local:
+        from stepkit.artifacts.backends import open_catalog
+
+        root = Path(store_root).resolve()
+        layouts = [layout for ref in local.values() for layout in _local_layouts(ref, root)]
+        catalog = open_catalog(catalog_path)
+        try:
+            owners = catalog.layout_owners(layouts)
+        finally:
+            catalog.close()
+        for name, ref in local.items():
+            if Path(ref["path"]).is_relative_to(root):  # else kept as is: never a hit
+                portable[name] = _portable(ref, root, owners)
     cache = open_cache(cache_path)
     try:
-        cache.put(key.digest, node=node, run_id=run_id, outputs=outputs, parts=key.parts)
+        cache.put(key.digest, node=node, run_id=run_id, outputs=portable, parts=key.parts)
     finally:
         cache.close()

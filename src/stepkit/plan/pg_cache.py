@@ -1,45 +1,31 @@
 """The step cache in PostgreSQL: the state database's ``cache_entries`` table, shared by
-every runner of a team (a step one person ran is a hit for the next)."""
+every runner of a team (a step one person ran is a hit for the next). The statements are
+:class:`~stepkit.plan.cache.SQLCache`'s; only running them is written here."""
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from stepkit import postgres
-from stepkit.plan.cache import CacheEntry, entry_from_row
+from stepkit.errors import StateStoreError
+from stepkit.plan.cache import POSTGRES, SCHEMA, SQLCache
 
 if TYPE_CHECKING:
     import psycopg
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (
-    (
-        "cache-0001-entries",
-        """
-        CREATE TABLE cache_entries (
-            cache_key  TEXT PRIMARY KEY,
-            node       TEXT NOT NULL,
-            run_id     TEXT NOT NULL,
-            outputs    TEXT NOT NULL,
-            parts      TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX cache_entries_node ON cache_entries (node, created_at);
-        """,
-    ),
-)
-
-_SELECT = "SELECT cache_key, node, run_id, outputs, parts, created_at FROM cache_entries"
+MIGRATIONS: tuple[tuple[str, str], ...] = (("cache-0001-entries", SCHEMA),)
 
 
-class PostgresStepCache:
+class PostgresStepCache(SQLCache):
     """Cache entries in one PostgreSQL schema (the URL's search_path)."""
+
+    dialect = POSTGRES
 
     def __init__(self, url: str, *, key: str = "state.url") -> None:
         self.url = url
+        self._key = key
         self._conn: psycopg.Connection[tuple[Any, ...]] = postgres.connect(
             url, key=key, migrations=MIGRATIONS
         )
@@ -49,46 +35,26 @@ class PostgresStepCache:
         with self._lock:
             self._conn.close()
 
-    def get(self, cache_key: str) -> CacheEntry | None:
-        with self._lock:
-            row = self._conn.execute(_SELECT + " WHERE cache_key = %s", (cache_key,)).fetchone()
-        return entry_from_row(row) if row else None
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        import psycopg
 
-    def latest_for(self, node: str) -> CacheEntry | None:
-        """The newest entry of a node (to say what changed when its key misses)."""
-        with self._lock:
-            row = self._conn.execute(
-                _SELECT + " WHERE node = %s ORDER BY created_at DESC LIMIT 1", (node,)
-            ).fetchone()
-        return entry_from_row(row) if row else None
+        try:
+            with self._lock:
+                return self._conn.execute(sql.encode(), params).fetchall()
+        except psycopg.Error as exc:
+            raise self._error("read", exc) from exc
 
-    def put(
-        self,
-        cache_key: str,
-        *,
-        node: str,
-        run_id: str,
-        outputs: Mapping[str, Any],
-        parts: Mapping[str, Any],
-    ) -> None:
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
-        row = (
-            cache_key,
-            node,
-            run_id,
-            json.dumps(outputs, sort_keys=True),
-            json.dumps(parts, sort_keys=True, default=str),
-            now,
+    def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        import psycopg
+
+        try:
+            with self._lock, self._conn.transaction():
+                self._conn.execute(sql.encode(), params)
+        except psycopg.Error as exc:
+            raise self._error("write", exc) from exc
+
+    def _error(self, what: str, exc: Exception) -> StateStoreError:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StateStoreError(
+            f"Step cache {self._key} {postgres.redact(self.url)}: {what} failed: {first}"
         )
-        with self._lock, self._conn.transaction():
-            self._conn.execute(
-                "INSERT INTO cache_entries (cache_key, node, run_id, outputs, parts, created_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (cache_key) DO UPDATE SET run_id = excluded.run_id,"
-                " outputs = excluded.outputs, created_at = excluded.created_at",
-                row,
-            )
-
-    def forget(self, cache_key: str) -> None:
-        with self._lock, self._conn.transaction():
-            self._conn.execute("DELETE FROM cache_entries WHERE cache_key = %s", (cache_key,))

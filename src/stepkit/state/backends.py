@@ -20,17 +20,20 @@ if TYPE_CHECKING:
 SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "memory://")
 
 
-def open_state(project: Project) -> StateRepository:
-    """The project's state store: ``[state] url`` (or ``STEPKIT_STATE_URL``), else SQLite."""
+def open_state(project: Project, *, read_only: bool = False) -> StateRepository:
+    """The project's state store: ``[state] url`` (or ``STEPKIT_STATE_URL``), else SQLite.
+
+    ``read_only``: for the commands that only read (``runs list``): a SQLite file is opened
+    read-only, so a read-only state folder serves them."""
     if project.state.url:
-        return open_state_url(project.state.url, root=project.root)
+        return open_state_url(project.state.url, root=project.root, read_only=read_only)
     from stepkit.state.sqlite import SQLiteStateRepository
 
-    return SQLiteStateRepository.for_project(project)
+    return SQLiteStateRepository.for_project(project, read_only=read_only)
 
 
 def open_state_url(
-    url: str, *, root: Path | None = None, key: str = "state.url"
+    url: str, *, root: Path | None = None, key: str = "state.url", read_only: bool = False
 ) -> StateRepository:
     """The store ``url`` names; a relative ``sqlite:///`` path is taken from ``root``."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -41,7 +44,9 @@ def open_state_url(
         from stepkit.state.sqlite import SQLiteStateRepository
 
         path = Path(url.removeprefix("sqlite:///")).expanduser()
-        return SQLiteStateRepository(path if path.is_absolute() else (root or Path()) / path)
+        return SQLiteStateRepository(
+            path if path.is_absolute() else (root or Path()) / path, read_only=read_only
+        )
     if url == "memory://":
         from stepkit.state.memory import MemoryStateRepository
 

@@ -240,6 +240,10 @@ class PostgresStateRepository(queries.SQLReads):
         with self._lock:
             self._conn.close()
 
+    @property
+    def where(self) -> str:
+        return f"{self._key} {postgres.redact(self.url)}"
+
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         import psycopg
 

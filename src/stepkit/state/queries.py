@@ -8,11 +8,11 @@ the column that keeps insertion order (``rowid`` / ``id``); each backend passes 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from stepkit.errors import UnknownRunError
+from stepkit.errors import RecordsUnreadableError, UnknownRunError
 from stepkit.state import codec
 from stepkit.state.records import LogEvent
 
@@ -29,6 +29,7 @@ STAGE_COLUMNS = (
 )
 
 Query = tuple[str, list[Any]]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +105,25 @@ class SQLReads(ABC):
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Every row of a read query."""
 
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """The store as messages name it (``state store /p/state.db``)."""
+
+    def _decoded(self, what: str, decode: Callable[[Any], _T], rows: list[Any]) -> list[_T]:
+        """``decode`` of every row, or one error saying which records cannot be read."""
+        try:
+            return [decode(row) for row in rows]
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # bad JSON, bad status
+            raise RecordsUnreadableError(self.where, what, f"{type(exc).__name__}: {exc}") from exc
+
     def get_run(self, run_id: str) -> RunRecord:
         p = self.dialect.placeholder
         rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = {p}", (run_id,))
         if not rows:
             known = [r[0] for r in self._query("SELECT run_id FROM runs", ())]
             raise UnknownRunError(run_id, known)
-        return codec.run_from_row(rows[0])
+        return self._decoded(f"The record of run {run_id}", codec.run_from_row, rows[:1])[0]
 
     def list_runs(
         self,
@@ -122,11 +135,12 @@ class SQLReads(ABC):
         sql, params = self.dialect.list_runs(
             status=str(status) if status is not None else None, pipeline=pipeline, limit=limit
         )
-        return [codec.run_from_row(row) for row in self._query(sql, params)]
+        return self._decoded("The run records", codec.run_from_row, self._query(sql, params))
 
     def stage_records(self, run_id: str) -> list[StageRecord]:
         sql, params = self.dialect.stage_records(run_id)
-        return [codec.stage_from_row(row) for row in self._query(sql, params)]
+        rows = self._query(sql, params)
+        return self._decoded(f"The stage records of run {run_id}", codec.stage_from_row, rows)
 
     def logs(
         self,
@@ -137,7 +151,8 @@ class SQLReads(ABC):
         limit: int | None = None,
     ) -> list[LogEvent]:
         sql, params = self.dialect.logs(run_id, stage=stage, after=after, limit=limit)
-        return [LogEvent._make(row) for row in self._query(sql, params)]
+        rows = self._query(sql, params)
+        return self._decoded(f"The log lines of run {run_id}", LogEvent._make, rows)
 
     def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
         sql, params = self.dialect.count_logs(run_id, stage=stage)

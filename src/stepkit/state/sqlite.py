@@ -11,14 +11,14 @@ per stream (``log_streams``) so a row is just (seq, stream, time, text).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from stepkit.errors import StateStoreError
-from stepkit.sqlite import BUSY_TIMEOUT_MS, connect, transaction
+from stepkit.sqlite import StoreKind, connect, store_error, transaction
 from stepkit.state import codec, queries
 from stepkit.state.records import (
     LogBatch,
@@ -92,6 +92,9 @@ MIGRATIONS = [
 
 _RUN_COLUMNS = queries.RUN_COLUMNS
 
+#: The state file, as messages and ``stepkit doctor`` name it.
+KIND = StoreKind("state store", "state", "runs")
+
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
     """INSERT … ON CONFLICT DO UPDATE: unlike REPLACE, never deletes the row (which would
@@ -112,21 +115,46 @@ _UPSERT_RUN = _upsert("runs", _RUN_COLUMNS, ("run_id",))
 _UPSERT_STAGE = _upsert("stage_attempts", _STAGE_COLUMNS, ("run_id", "stage", "attempt"))
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(
+    method: Callable[Concatenate[SQLiteStateRepository, _P], _R],
+) -> Callable[Concatenate[SQLiteStateRepository, _P], _R]:
+    """A write whose SQLite error reaches the caller as a store error naming the file."""
+
+    def wrapper(self: SQLiteStateRepository, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(exc, path=self.path, kind=KIND, doing="write") from exc
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
 class SQLiteStateRepository(queries.SQLReads):
     """Runs, attempts and log events in one SQLite file."""
 
     dialect = queries.SQLITE
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self._conn = connect(self.path, migrations=MIGRATIONS, check_same_thread=False)
+        self._conn = connect(
+            self.path,
+            kind=KIND,
+            migrations=MIGRATIONS,
+            read_only=read_only,
+            check_same_thread=False,
+        )
         self._lock = threading.Lock()
         self._stream_ids: dict[tuple[str, str, int, str], int] = {}
 
     @classmethod
-    def for_project(cls, project: Project) -> SQLiteStateRepository:
+    def for_project(cls, project: Project, *, read_only: bool = False) -> SQLiteStateRepository:
         """The project's state file: ``<state_dir>/state.db``."""
-        return cls(project.state_dir / "state.db")
+        return cls(project.state_dir / "state.db", read_only=read_only)
 
     def commit(
         self,
@@ -139,12 +167,8 @@ class SQLiteStateRepository(queries.SQLReads):
         stage_rows = [codec.stage_row(stage) for stage in stages]
         try:
             self._write(run_rows, stage_rows, logs)
-        except sqlite3.OperationalError as exc:
-            # Only after the 60 s busy timeout: say what happened, in one line.
-            raise StateStoreError(
-                f"State file {self.path}: {exc} (another process kept it busy for over "
-                f"{BUSY_TIMEOUT_MS // 1000} s); nothing from this batch was written."
-            ) from exc
+        except sqlite3.Error as exc:  # busy past the timeout, a full disk, a damaged file
+            raise store_error(exc, path=self.path, kind=KIND, doing="write") from exc
 
     def _write(
         self,
@@ -174,6 +198,7 @@ class SQLiteStateRepository(queries.SQLReads):
         if logs:
             self._stream_ids.update(new_streams)
 
+    @_translated
     def claim_run(self, run: RunRecord) -> bool:
         row = codec.run_row(run)
         # BEGIN IMMEDIATE holds the write lock from the read to the write: check-then-set
@@ -187,6 +212,7 @@ class SQLiteStateRepository(queries.SQLReads):
             conn.execute(_UPSERT_RUN, row)
             return True
 
+    @_translated
     def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
         running = str(RunStatus.RUNNING)
         with self._lock, transaction(self._conn) as conn:
@@ -214,6 +240,7 @@ class SQLiteStateRepository(queries.SQLReads):
             )
             return True
 
+    @_translated
     def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
         with self._lock, transaction(self._conn) as conn:
             cursor = conn.execute(
@@ -226,9 +253,16 @@ class SQLiteStateRepository(queries.SQLReads):
         with self._lock:
             self._conn.close()
 
+    @property
+    def where(self) -> str:
+        return f"the {KIND.name} {self.path}"
+
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        try:
+            with self._lock:
+                return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(exc, path=self.path, kind=KIND, doing="read") from exc
 
 
 def _stream_id(conn: sqlite3.Connection, key: tuple[str, str, int, str]) -> int:
