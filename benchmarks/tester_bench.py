@@ -19,7 +19,7 @@ from pathlib import Path
 from stepkit.components import ScriptContract
 from stepkit.project import Project
 from stepkit.testing import RuntimeTester, Status, Target, TestOptions
-from stepkit.testing.runner import fast_import_check, run_test
+from stepkit.testing.script import fast_import_check, run_test
 
 TRIVIAL = """\
 def main(input_paths, output_paths, environ_vars, job_args):

@@ -16,7 +16,7 @@ from stepkit.components import ScriptContract
 from stepkit.testing import Status, Target, TestOptions
 from stepkit.testing.checks import LOG_LIMIT_BYTES
 from stepkit.testing.harness import KEEP_BYTES
-from stepkit.testing.runner import fast_import_check, run_test
+from stepkit.testing.script import fast_import_check, run_test
 
 Script = Callable[..., Path]
 OUT = {"result": "/opt/ml/processing/output"}

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepkit.child import JobArgs, load_script
 from stepkit.errors import StepOutputMissingError
-from stepkit.plan.child import jsonable, run_payload
+from stepkit.pipeline.invoke import jsonable
 
 #: The output key where a node records what it is (cache key, what main returned, timing).
 NODE_INFO = "_node"
@@ -85,25 +86,37 @@ class NodeTask:
     def _run(
         self, input_paths: dict[str, str], output_paths: dict[str, str], *, run_id: str
     ) -> Any:
-        payload = {
-            "how": self.how,
-            "script": self.files.get("script"),
-            "config_file": self.files.get("config"),
-            "config_class": self.config_class,
-            "config": dict(self.config),
-            "builder_file": self.files.get("builder"),
-            "builder_class": self.builder_class,
-            "inputs": input_paths,
-            "outputs": output_paths,
-            "environment": dict(self.environment),
-            "arguments": dict(self.arguments),
-            "node": self.node,
-            "run_id": run_id,
-        }
+        """Call the script's ``main`` (or the builder's ``run``) in this process, the stage's
+        own, loading files as the tester's child does (:mod:`stepkit.child`)."""
+        for folder in output_paths.values():
+            Path(folder).mkdir(parents=True, exist_ok=True)
         saved = {k: os.environ.get(k) for k in self.environment}
         os.environ.update(self.environment)  # scripts may read os.environ as well
         try:
-            return run_payload(payload)
+            if self.how == "script":
+                script = str(self.files["script"])
+                main = getattr(load_script(script, "__stepkit_script__"), "main", None)
+                if not callable(main):
+                    raise AttributeError(f"{Path(script).name} has no callable main()")
+                return main(
+                    dict(input_paths),
+                    dict(output_paths),
+                    dict(self.environment),
+                    JobArgs(dict(self.arguments)),
+                )
+            configs = load_script(str(self.files["config"]), "__stepkit_config__")
+            config = getattr(configs, self.config_class).model_validate(dict(self.config))
+            builders = load_script(str(self.files["builder"]), "__stepkit_builder__")
+            builder = getattr(builders, str(self.builder_class))(config)
+            context = {
+                "inputs": dict(input_paths),
+                "outputs": dict(output_paths),
+                "node": self.node,
+                "run_id": run_id,
+                "environment": dict(self.environment),
+                "arguments": dict(self.arguments),
+            }
+            return builder.run(context)
         finally:
             for k, v in saved.items():
                 if v is None:

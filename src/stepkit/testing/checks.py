@@ -130,11 +130,14 @@ def judge(
 ) -> tuple[list[Check], ExceptionInfo | None]:
     """The checks a child's outcome passes or fails, and the exception it reported."""
     report = outcome.report
-    error = report.get("error") if report else None
-    exception = ExceptionInfo(**error) if error else None
+    exception = (
+        ExceptionInfo(report["type"], report["message"], report["traceback"])
+        if report and "type" in report
+        else None
+    )
     checks: list[Check] = []
     if outcome.timed_out:
-        stage = report["stage"] if report else "import or run"
+        stage = report["phase"] if report else "import or run"
         checks.append(
             Check(
                 "timeout",
@@ -153,7 +156,7 @@ def judge(
             )
         )
         return checks, exception
-    stage = report["stage"]
+    stage = report["phase"]
     for name in ("import", "main", "signature", "run"):
         if name == "run" and not ran:
             break
@@ -163,12 +166,12 @@ def judge(
         if name == "main":
             reason = "the script has no callable main"
         elif name == "signature":
-            reason = error["message"] if error else "main has the wrong signature"
+            reason = exception.message if exception else "main has the wrong signature"
         elif report.get("exit_code") not in (None, 0):
             when = "while being imported" if name == "import" else ""
             reason = f"called sys.exit({report['exit_code']}) {when}".rstrip()
-        elif error:
-            first = f"{error['type']}: {error['message']}".splitlines()[0]
+        elif exception:
+            first = f"{exception.type}: {exception.message}".splitlines()[0]
             reason = f"{'import failed' if name == 'import' else 'main raised'} {first}"
         else:
             reason = f"the script's process {_describe_exit(outcome.returncode)}"
