@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from stepkit.child import _site_hooks, command
 from stepkit.processes import ChildRun, run_child
 
 
@@ -93,13 +93,18 @@ def test_the_child_loads_only_its_own_module_of_stepkit(tmp_path: Path) -> None:
     assert seen["stdout"].split() == [b"stepkit.child"]
 
 
-def test_a_child_that_cannot_start_is_a_report_of_none(tmp_path: Path) -> None:
-    ran = run_child(
-        {"kind": "script"},
-        output=lambda stream, chunk: None,
-        timeout=30,
-        env={"PYTHONPATH": "", "PATH": ""},
-        cwd=str(tmp_path),
-    )
-    assert ran.report is None and ran.returncode != 0
-    assert sys.executable  # the parent went on
+def test_a_child_that_dies_before_reporting_is_no_report_and_its_stderr(tmp_path: Path) -> None:
+    seen: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def output(stream: str, chunk: bytes) -> None:
+        seen[stream] += chunk
+
+    ran = run_child({"kind": "script"}, output=output, timeout=30, cwd=str(tmp_path))
+    assert ran.report is None and ran.returncode == 1
+    assert b"KeyError: 'script'" in seen["stderr"]
+
+
+def test_a_stage_child_skips_site_and_a_script_child_does_not() -> None:
+    if not _site_hooks():  # an editable install's finder needs site: then no -S
+        assert command("stage")[1:3] == ["-S", "-c"]
+    assert command("script")[1] == "-c"

@@ -12,13 +12,11 @@ process it left behind in its group is reported and killed.
 from __future__ import annotations
 
 import contextlib
-import functools
 import marshal
 import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -81,17 +79,6 @@ class ProcessTable:
             kill_tree(proc.pid)
 
 
-@functools.cache
-def compiled(name: str) -> tuple[str, str, bytes]:
-    """A stepkit module as the child installs it: name, file, marshalled code."""
-    __import__(name)
-    path = sys.modules[name].__file__
-    assert path is not None
-    with open(path, encoding="utf-8") as handle:
-        code = compile(handle.read(), path, "exec", dont_inherit=True)
-    return name, path, marshal.dumps(code)
-
-
 def run_child(
     request: Mapping[str, Any],
     *,
@@ -113,12 +100,12 @@ def run_child(
     message = {
         **request,
         "path": path,
-        "modules": [compiled(name) for name in (*modules, "stepkit.child")],
+        "modules": [child.compiled(name) for name in (*modules, "stepkit.child")],
         "fd": report_write,
     }
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", child.BOOTSTRAP],
+            child.command(request["kind"]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
