@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from stepkit.child import _site_hooks, command
+from stepkit.child import _site_hooks, command, script_entry
 from stepkit.processes import ChildRun, run_child
 
 
@@ -16,7 +16,8 @@ def _script(tmp_path: Path, body: str, **over: Any) -> tuple[ChildRun, dict[str,
     (tmp_path / "out").mkdir(exist_ok=True)
     request: dict[str, Any] = {
         "kind": "script",
-        "script": str(script),
+        **script_entry(str(script)),
+        "argv": [],
         "run": True,
         "input_paths": {"DATA": str(tmp_path / "in")},
         "output_paths": {"out": str(tmp_path / "out")},
@@ -39,13 +40,13 @@ def test_a_script_gets_its_folders_env_and_job_arguments(tmp_path: Path) -> None
         from pathlib import Path
         print("hello")
         def main(input_paths, output_paths, environ_vars, job_args):
-            text = environ_vars["LABEL_FIELD"] + job_args.job_type + job_args["job_type"]
+            text = environ_vars["LABEL_FIELD"] + job_args.job_type + type(job_args).__name__
             Path(output_paths["out"], "x.txt").write_text(text)
             return {"rows": 3}
         """,
     )
     assert ran.returncode == 0 and ran.report is not None, seen
-    assert (tmp_path / "out/x.txt").read_text() == "ytrainingtraining"
+    assert (tmp_path / "out/x.txt").read_text() == "ytrainingSimpleNamespace"
     assert (ran.report["ok"], ran.report["phase"], ran.report["value"]) == (
         True,
         "done",
@@ -53,6 +54,20 @@ def test_a_script_gets_its_folders_env_and_job_arguments(tmp_path: Path) -> None
     )
     assert seen["stdout"] == b"hello\n"
     assert ran.peak_rss is not None and ran.peak_rss > 1_000_000
+
+
+def test_a_script_that_uses_argparse_gets_an_argparse_namespace(tmp_path: Path) -> None:
+    ran, seen = _script(
+        tmp_path,
+        """
+        import argparse
+        def main(input_paths, output_paths, environ_vars, job_args):
+            assert isinstance(job_args, argparse.Namespace) and "job_type" in job_args
+            print(vars(job_args))
+        """,
+    )
+    assert ran.report is not None and ran.report["ok"], seen
+    assert seen["stdout"] == b"{'job_type': 'training'}\n"
 
 
 def test_a_scripts_failure_is_reported_with_its_type_and_traceback(tmp_path: Path) -> None:
@@ -101,7 +116,7 @@ def test_a_child_that_dies_before_reporting_is_no_report_and_its_stderr(tmp_path
 
     ran = run_child({"kind": "script"}, output=output, timeout=30, cwd=str(tmp_path))
     assert ran.report is None and ran.returncode == 1
-    assert b"KeyError: 'script'" in seen["stderr"]
+    assert b"KeyError: 'root'" in seen["stderr"]  # a request without its fields
 
 
 def test_a_stage_child_skips_site_and_a_script_child_does_not() -> None:

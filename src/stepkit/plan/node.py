@@ -12,13 +12,14 @@ the content-addressed store under ``runs/<run>/<node>/<output>``.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepkit.child import JobArgs, load_script
+from stepkit.child import import_script, load_script, namespace, run_as_program, script_entry
 from stepkit.errors import StepOutputMissingError
 from stepkit.pipeline.invoke import jsonable
 
@@ -93,17 +94,27 @@ class NodeTask:
         saved = {k: os.environ.get(k) for k in self.environment}
         os.environ.update(self.environment)  # scripts may read os.environ as well
         try:
-            if self.how == "script":
-                script = str(self.files["script"])
-                main = getattr(load_script(script, "__stepkit_script__"), "main", None)
-                if not callable(main):
-                    raise AttributeError(f"{Path(script).name} has no callable main()")
-                return main(
-                    dict(input_paths),
-                    dict(output_paths),
-                    dict(self.environment),
-                    JobArgs(dict(self.arguments)),
-                )
+            if self.how == "script":  # as a test's child runs it: main(...), or a program
+                request = script_entry(str(self.files["script"]))
+                sys.path.insert(0, request["root"])
+                try:
+                    if request["entry"] == "program":
+                        argv = [p for k, v in self.arguments.items() for p in (f"--{k}", v)]
+                        run_as_program({**request, "argv": argv})
+                        return None
+                    main = getattr(import_script(request), "main", None)
+                    if not callable(main):
+                        raise AttributeError(
+                            f"{Path(request['script']).name} has no callable main()"
+                        )
+                    return main(
+                        dict(input_paths),
+                        dict(output_paths),
+                        dict(self.environment),
+                        namespace(dict(self.arguments)),
+                    )
+                finally:
+                    sys.path.remove(request["root"])
             configs = load_script(str(self.files["config"]), "__stepkit_config__")
             config = getattr(configs, self.config_class).model_validate(dict(self.config))
             builders = load_script(str(self.files["builder"]), "__stepkit_builder__")

@@ -126,7 +126,12 @@ def _describe_exit(returncode: int) -> str:
 
 
 def judge(
-    outcome: ChildOutcome, *, timeout: float, outputs: dict[str, Path], ran: bool
+    outcome: ChildOutcome,
+    *,
+    timeout: float,
+    outputs: dict[str, Path],
+    ran: bool,
+    missing: tuple[str, ...] = (),
 ) -> tuple[list[Check], ExceptionInfo | None]:
     """The checks a child's outcome passes or fails, and the exception it reported."""
     report = outcome.report
@@ -157,7 +162,8 @@ def judge(
         )
         return checks, exception
     stage = report["phase"]
-    for name in ("import", "main", "signature", "run"):
+    steps = ("run",) if report.get("entry") == "program" else ("import", "main", "signature", "run")
+    for name in steps:
         if name == "run" and not ran:
             break
         if stage != name:
@@ -172,7 +178,10 @@ def judge(
             reason = f"called sys.exit({report['exit_code']}) {when}".rstrip()
         elif exception:
             first = f"{exception.type}: {exception.message}".splitlines()[0]
-            reason = f"{'import failed' if name == 'import' else 'main raised'} {first}"
+            what = {"import": "import failed", "run": "main raised"}.get(name, "raised")
+            if report.get("entry") == "program":
+                what = "the script raised"
+            reason = f"{what} {first}" + _missing_hint(exception, missing)
         else:
             reason = f"the script's process {_describe_exit(outcome.returncode)}"
         checks.append(Check(name, Status.FAIL, reason))
@@ -215,3 +224,16 @@ def check_outputs(outputs: dict[str, Path]) -> Check:
     if problems:
         return Check("outputs", Status.FAIL, "output " + "; output ".join(problems))
     return Check("outputs", Status.PASS)
+
+
+def _missing_hint(exception: ExceptionInfo, missing: tuple[str, ...]) -> str:
+    """Why an attribute error on ``job_args`` happened: a declared job argument had no
+    value; and how to give one."""
+    named = [m for m in missing if f"'{m.split(' ')[0]}'" in exception.message]
+    if exception.type != "AttributeError" or not named:
+        return ""
+    name = named[0].split(" ")[0]
+    return (
+        f" (stepkit had no value for job argument {named[0]}: pass --arg {name}=… "
+        "or set it under [test] args in stepkit.toml)"
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from stepkit.child import script_entry
 from stepkit.processes import run_child
 
 #: Bytes kept from the start and from the end of each of stdout and stderr.
@@ -50,6 +51,8 @@ class ChildJob:
     output_paths: dict[str, str] = field(default_factory=dict)
     environ: dict[str, str] = field(default_factory=dict)
     job_args: dict[str, str] = field(default_factory=dict)
+    argv: tuple[str, ...] = ()  # the job arguments as flags, for a script run as a program
+    source_dir: str | None = None  # the contract's: the package folder the script runs from
     timeout: float = 300.0
 
 
@@ -103,12 +106,13 @@ def run_script(job: ChildJob) -> ChildOutcome:
     ran = run_child(
         {
             "kind": "script",
-            "script": str(job.script),
+            **script_entry(str(job.script), source_dir=_source_dir(job.script, job.source_dir)),
             "run": job.run,
             "input_paths": job.input_paths,
             "output_paths": job.output_paths,
             "environ_vars": job.environ,
             "job_args": job.job_args,
+            "argv": list(job.argv),
         },
         output=lambda stream, chunk: captures[stream].add(chunk),
         timeout=job.timeout,
@@ -126,3 +130,17 @@ def run_script(job: ChildJob) -> ChildOutcome:
         stdout=captures["stdout"].captured(),
         stderr=captures["stderr"].captured(),
     )
+
+
+def _source_dir(script: Path, source_dir: str | None) -> str | None:
+    """The contract's ``source_dir`` as a folder holding the script: absolute, or relative
+    to the first folder above the script where it names one of the script's parents."""
+    if source_dir is None:
+        return None
+    if Path(source_dir).is_absolute():
+        return source_dir
+    for base in script.parents:
+        folder = base / source_dir
+        if folder in script.parents:
+            return str(folder)
+    return None

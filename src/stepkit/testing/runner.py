@@ -43,6 +43,7 @@ class RuntimeTester:
         rows: int = 100,
         seed: int = 0,
         env: Mapping[str, str] | None = None,
+        args: Mapping[str, str] | None = None,
         keep: bool = False,
         temp_root: Path | None = None,
     ) -> None:
@@ -55,6 +56,8 @@ class RuntimeTester:
             seed=seed,
             env=dict(env or {}),
             project_env=dict(settings.env) if settings else {},
+            args=dict(args or {}),
+            project_args=dict(settings.args) if settings else {},
             keep=keep,
             temp_root=temp_root,
         )

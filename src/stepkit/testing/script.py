@@ -37,6 +37,8 @@ class TestOptions:
     seed: int = 0
     env: Mapping[str, str] = field(default_factory=dict)  # --env: wins over everything
     project_env: Mapping[str, str] = field(default_factory=dict)  # [test] env in stepkit.toml
+    args: Mapping[str, str] = field(default_factory=dict)  # --arg: wins over everything
+    project_args: Mapping[str, str] = field(default_factory=dict)  # [test] args in stepkit.toml
     keep: bool = False
     temp_root: Path | None = None  # where test folders are made (default: the system's)
 
@@ -60,15 +62,35 @@ def resolve_environ(target: Target, options: TestOptions) -> tuple[dict[str, str
     return environ, [name for name in required if name not in environ]
 
 
-def job_args(target: Target) -> dict[str, str]:
-    """The contract's expected arguments (``job-type`` → ``job_type``), with the node's
-    own job type when the contract expects one."""
-    args = {}
-    if target.contract:
-        args = {k.replace("-", "_"): v for k, v in target.contract.expected_arguments.items()}
-    if target.job_type and "job_type" in args:
-        args["job_type"] = target.job_type
-    return args
+@dataclass(frozen=True, slots=True)
+class JobArguments:
+    """The job arguments a script gets, as attributes and as the flags of its command line,
+    and the declared ones nobody gave a value."""
+
+    values: dict[str, str]
+    argv: tuple[str, ...]
+    missing: tuple[str, ...]  # "job_type (--job_type)"
+
+
+def job_arguments(target: Target, options: TestOptions) -> JobArguments:
+    """What the script's own parser would have produced: ``--arg`` < ``[test] args`` <
+    the node's job type < nothing (:meth:`ScriptContract.argument_values`)."""
+    given = {**options.project_args, **options.args}
+    contract = target.contract
+    if contract is None:
+        values = {name.lstrip("-").replace("-", "_"): v for name, v in given.items()}
+        return JobArguments(values, _argv(values, {}), ())
+    declared = contract.declared_arguments()
+    values = contract.argument_values(job_type=target.job_type, given=given)
+    missing = tuple(f"{dest} ({arg.flag})" for dest, arg in declared.items() if dest not in values)
+    return JobArguments(values, _argv(values, {d: a.flag for d, a in declared.items()}), missing)
+
+
+def _argv(values: Mapping[str, str], flags: Mapping[str, str]) -> tuple[str, ...]:
+    argv: list[str] = []
+    for dest, value in values.items():
+        argv += [flags.get(dest, f"--{dest}"), value]
+    return tuple(argv)
 
 
 def _prepare_inputs(
@@ -142,6 +164,7 @@ def run_test(
     )
     extra: list[Check] = []
     environ, missing = resolve_environ(target, options)
+    arguments = job_arguments(target, options)
     inputs: dict[str, str] = {}
     origin: dict[str, str] = {}
     outputs: dict[str, Path] = {}
@@ -189,11 +212,15 @@ def run_test(
             input_paths=inputs,
             output_paths={k: str(v) for k, v in outputs.items()},
             environ=environ,
-            job_args=job_args(target),
+            job_args=arguments.values,
+            argv=arguments.argv,
+            source_dir=target.contract.source_dir if target.contract else None,
             timeout=options.timeout,
         )
     )
-    checks, exception = judge(outcome, timeout=options.timeout, outputs=outputs, ran=run)
+    checks, exception = judge(
+        outcome, timeout=options.timeout, outputs=outputs, ran=run, missing=arguments.missing
+    )
     checks.extend(extra)
     status = status_of(checks)
     kept: Path | None = root
