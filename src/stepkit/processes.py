@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +89,13 @@ def run_child(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     processes: ProcessTable | None = None,
+    wrap: Sequence[str] = (),
 ) -> ChildRun:
     """Run one request in a fresh child; never raises for anything the child does.
 
     ``modules``: stepkit modules the child needs besides :mod:`stepkit.child`, sent compiled.
     ``path``: the child's ``sys.path`` (None: the interpreter's own, as ``python script.py``).
+    ``wrap``: a command the child runs under (a sandbox's, :mod:`stepkit.sandbox`).
     """
     started = time.time()
     report_read, report_write = os.pipe()
@@ -105,7 +107,7 @@ def run_child(
     }
     try:
         proc = subprocess.Popen(
-            child.command(request["kind"]),
+            [*wrap, *child.command(request["kind"])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -132,6 +134,8 @@ def run_child(
         timed_out, killed, report_bytes, waited = _capture(
             proc.pid, fds, report_fd=report_read, output=output, deadline=deadline
         )
+        if timed_out and wrap:
+            killed = max(0, killed - 1)  # the sandbox's own process is not the child's
         _, status, usage = waited if waited is not None else os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         leftovers = [] if timed_out else _group_members(proc.pid)

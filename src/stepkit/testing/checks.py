@@ -132,6 +132,7 @@ def judge(
     outputs: dict[str, Path],
     ran: bool,
     missing: tuple[str, ...] = (),
+    sandboxed: bool = False,
 ) -> tuple[list[Check], ExceptionInfo | None]:
     """The checks a child's outcome passes or fails, and the exception it reported."""
     report = outcome.report
@@ -182,6 +183,7 @@ def judge(
             if report.get("entry") == "program":
                 what = "the script raised"
             reason = f"{what} {first}" + _missing_hint(exception, missing)
+            reason += _sandbox_hint(first, exception, outcome.stderr.text, sandboxed=sandboxed)
         else:
             reason = f"the script's process {_describe_exit(outcome.returncode)}"
         checks.append(Check(name, Status.FAIL, reason))
@@ -237,3 +239,33 @@ def _missing_hint(exception: ExceptionInfo, missing: tuple[str, ...]) -> str:
         f" (stepkit had no value for job argument {named[0]}: pass --arg {name}=… "
         "or set it under [test] args in stepkit.toml)"
     )
+
+
+#: What a sandboxed script meets when it tries to change the machine or reach the network.
+_SANDBOX_SIGNS = {
+    "Read-only file system": "the sandbox keeps everything outside the test folders read-only",
+    "No matching distribution found": "pip is disabled in tests (no index, no network)",
+    "Network is unreachable": "the sandbox cuts the network",
+    "Temporary failure in name resolution": "the sandbox cuts the network",
+    "Name or service not known": "the sandbox cuts the network",
+    "Connection refused": "tests reach no network (proxies point nowhere)",
+}
+
+
+def _sandbox_hint(first: str, exception: ExceptionInfo, stderr: str, *, sandboxed: bool) -> str:
+    """Why a script that tried to install a package or reach a service failed, with the
+    line naming what it tried when the error itself does not."""
+    text = f"{exception.message}\n{exception.traceback}\n{stderr[-4000:]}"
+    for sign, why in _SANDBOX_SIGNS.items():
+        if sign in text and (sandboxed or "sandbox" not in why):
+            tried = "" if sign in first else f": {_what_it_tried(text, sign)}"
+            return f" ({why}{tried})"
+    return ""
+
+
+def _what_it_tried(text: str, sign: str) -> str:
+    """The line that names what the script tried (a path, a package, a host)."""
+    for line in reversed(text.splitlines()):
+        if sign in line:
+            return line.strip()[-200:]
+    return sign

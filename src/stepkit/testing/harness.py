@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from stepkit.child import script_entry
 from stepkit.processes import run_child
+from stepkit.sandbox import GUARD_ENV, Sandbox
 
 #: Bytes kept from the start and from the end of each of stdout and stderr.
 KEEP_BYTES: Final = 32 * 1024
@@ -53,6 +54,7 @@ class ChildJob:
     job_args: dict[str, str] = field(default_factory=dict)
     argv: tuple[str, ...] = ()  # the job arguments as flags, for a script run as a program
     source_dir: str | None = None  # the contract's: the package folder the script runs from
+    sandbox: Sandbox | None = None  # None: no mapping, pip and proxies off through the env
     timeout: float = 300.0
 
 
@@ -101,7 +103,15 @@ class _Capture:
 def run_script(job: ChildJob) -> ChildOutcome:
     """Run the script of ``job`` in a child; never raises for anything the script does."""
     captures = {"stdout": _Capture(), "stderr": _Capture()}
-    env = {**os.environ, **job.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **GUARD_ENV,
+        **job.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if job.sandbox is not None:  # the one place it may write temporary files
+        env["TMPDIR"] = str(job.workdir)
     env.pop("PYTHONSTARTUP", None)
     ran = run_child(
         {
@@ -118,6 +128,7 @@ def run_script(job: ChildJob) -> ChildOutcome:
         timeout=job.timeout,
         cwd=str(job.workdir),
         env=env,
+        wrap=job.sandbox.command() if job.sandbox else (),
     )
     return ChildOutcome(
         report=ran.report,

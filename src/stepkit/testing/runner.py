@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stepkit.sandbox import unavailable
 from stepkit.testing.checks import ScriptResult
 from stepkit.testing.lookup import Target, resolve, scripted_steps
 from stepkit.testing.pipeline import PipelineResult, load_dag, run_pipeline
@@ -44,6 +45,7 @@ class RuntimeTester:
         seed: int = 0,
         env: Mapping[str, str] | None = None,
         args: Mapping[str, str] | None = None,
+        sandbox: bool = True,
         keep: bool = False,
         temp_root: Path | None = None,
     ) -> None:
@@ -58,9 +60,18 @@ class RuntimeTester:
             project_env=dict(settings.env) if settings else {},
             args=dict(args or {}),
             project_args=dict(settings.args) if settings else {},
+            sandbox=sandbox,
             keep=keep,
             temp_root=temp_root,
         )
+
+    @property
+    def sandbox_off(self) -> str | None:
+        """Why scripts run without the sandbox (asked for, or bwrap missing or not
+        permitted), or None when they run in it."""
+        if not self.options.sandbox:
+            return "--no-sandbox"
+        return unavailable()
 
     @property
     def catalog(self) -> StepCatalog | None:

@@ -18,12 +18,17 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
+from stepkit.sandbox import Sandbox, unavailable
 from stepkit.testing.checks import Check, ScriptResult, Status, judge, status_of
 from stepkit.testing.harness import ChildJob, run_script
 from stepkit.testing.lookup import Target
 from stepkit.testing.synthetic import copy_input, input_kind, local_path, synthesize
+
+if TYPE_CHECKING:
+    from stepkit.components import ScriptContract
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,7 @@ class TestOptions:
     project_env: Mapping[str, str] = field(default_factory=dict)  # [test] env in stepkit.toml
     args: Mapping[str, str] = field(default_factory=dict)  # --arg: wins over everything
     project_args: Mapping[str, str] = field(default_factory=dict)  # [test] args in stepkit.toml
+    sandbox: bool = True  # bubblewrap where it works (stepkit.sandbox); False: --no-sandbox
     keep: bool = False
     temp_root: Path | None = None  # where test folders are made (default: the system's)
 
@@ -142,6 +148,31 @@ def _prepare_inputs(
     return paths, origin, problems
 
 
+def _sandboxed(
+    root: Path,
+    contract: ScriptContract,
+    inputs: Mapping[str, str],
+    outputs: Mapping[str, str],
+) -> tuple[Sandbox, dict[str, str], dict[str, str]]:
+    """A sandbox with each container path on its local folder, and the folders ``main``
+    then gets: the container paths themselves, as in the cloud job."""
+    mounts: dict[str, str] = {}
+    seen_in: dict[str, str] = {}
+    seen_out: dict[str, str] = {}
+    for declared, local, seen in (
+        (contract.expected_input_paths, inputs, seen_in),
+        (contract.expected_output_paths, outputs, seen_out),
+    ):
+        for logical, path in local.items():
+            container = declared[logical]
+            if PurePosixPath(container).suffix and Path(path).suffix:  # a file: its folder
+                mounts[str(PurePosixPath(container).parent)] = str(Path(path).parent)
+            else:
+                mounts[container] = path
+            seen[logical] = container
+    return Sandbox(writable=(str(root),), mounts=mounts), seen_in, seen_out
+
+
 def run_test(
     target: Target,
     options: TestOptions,
@@ -204,22 +235,32 @@ def run_test(
             local = local_path(root / "output", logical, container_path)
             (local.parent if local.suffix else local).mkdir(parents=True, exist_ok=True)
             outputs[logical] = local
+    output_paths = {k: str(v) for k, v in outputs.items()}
+    sandbox = None
+    if options.sandbox and unavailable() is None and target.contract is not None:
+        sandbox, inputs, output_paths = _sandboxed(root, target.contract, inputs, output_paths)
     outcome = run_script(
         ChildJob(
             script=target.script,
             workdir=root,
             run=run,
             input_paths=inputs,
-            output_paths={k: str(v) for k, v in outputs.items()},
+            output_paths=output_paths,
             environ=environ,
             job_args=arguments.values,
             argv=arguments.argv,
             source_dir=target.contract.source_dir if target.contract else None,
+            sandbox=sandbox,
             timeout=options.timeout,
         )
     )
     checks, exception = judge(
-        outcome, timeout=options.timeout, outputs=outputs, ran=run, missing=arguments.missing
+        outcome,
+        timeout=options.timeout,
+        outputs=outputs,
+        ran=run,
+        missing=arguments.missing,
+        sandboxed=sandbox is not None,
     )
     checks.extend(extra)
     status = status_of(checks)
