@@ -152,9 +152,19 @@ def _bare_runs(root: Path, result: dict[str, Any], scratch: Path) -> float:
             )
             command = [sys.executable, "-c", code, json.dumps(payload)]
         else:
-            payload_file = scratch / f"{name}.json"
-            payload_file.write_text(json.dumps(payload))
-            command = [sys.executable, "-m", "stepkit.plan.child", str(payload_file)]
+            code = (
+                "import json,sys,pathlib;from stepkit.child import load_script;"
+                "p=json.loads(sys.argv[1]);"
+                "[pathlib.Path(o).mkdir(parents=True,exist_ok=True)"
+                " for o in p['outputs'].values()];"
+                "c=getattr(load_script(p['config_file'],'c'),p['config_class'])"
+                ".model_validate(p['config']);"
+                "b=getattr(load_script(p['builder_file'],'b'),p['builder_class'])(c);"
+                "b.run({'inputs':p['inputs'],'outputs':p['outputs'],'node':p['node'],"
+                "'run_id':p['run_id'],'environment':p['environment'],"
+                "'arguments':p['arguments']})"
+            )
+            command = [sys.executable, "-c", code, json.dumps(payload)]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env={**_env(), **node.environment})
         total += time.perf_counter() - started

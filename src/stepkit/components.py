@@ -27,6 +27,7 @@ __all__ = [
     "ENTRY_POINT_FIELDS",
     "DependencySpec",
     "DependencyType",
+    "JobArgument",
     "NodeType",
     "OutputSpec",
     "ScriptContract",
@@ -65,8 +66,34 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
+class JobArgument(_Frozen):
+    """A command-line flag the script's ``__main__`` parses (``--job_type``), and where
+    its value comes from: ``job_type`` (the node's job type) or a config field's name."""
+
+    flag: str
+    source: str | None = None  # default: the flag's own name (``--job_type`` → job_type)
+
+    @field_validator("flag")
+    @classmethod
+    def _is_a_long_flag(cls, value: str) -> str:
+        if not value.startswith("--") or len(value) < 3:
+            raise ValueError(f"job argument flag {value!r} must look like '--job_type'")
+        return value
+
+    @property
+    def dest(self) -> str:
+        """The attribute argparse makes of the flag: ``--job-type`` → ``job_type``."""
+        return self.flag[2:].replace("-", "_")
+
+
 class ScriptContract(_Frozen):
-    """What a script expects of its container: paths by logical name, env vars, arguments."""
+    """What a script expects of its container: paths by logical name, env vars, arguments.
+
+    ``expected_arguments`` maps argument names to text that is mostly a *description*:
+    it is never passed as a value. ``job_arguments`` are the flags the script's own parser
+    reads, with where each value comes from; ``source_dir`` is the package folder the
+    script is run from; ``channels`` lists, per input, the sub-folders it holds.
+    """
 
     entry_point: str
     expected_input_paths: dict[str, str] = Field(default_factory=dict)
@@ -74,8 +101,44 @@ class ScriptContract(_Frozen):
     required_env_vars: list[str] = Field(default_factory=list)
     optional_env_vars: dict[str, str] = Field(default_factory=dict)
     expected_arguments: dict[str, str] = Field(default_factory=dict)
+    job_arguments: list[JobArgument] = Field(default_factory=list)
+    source_dir: str | None = None
+    channels: dict[str, list[str]] = Field(default_factory=dict)
     framework_requirements: dict[str, str] = Field(default_factory=dict)
     description: str = ""
+
+    def declared_arguments(self) -> dict[str, JobArgument]:
+        """Every argument the script reads, by attribute name: ``job_arguments`` first,
+        then each expected argument as ``--<name>`` whose value comes from its own name."""
+        declared = {arg.dest: arg for arg in self.job_arguments}
+        for name in self.expected_arguments:
+            argument = JobArgument(flag=f"--{name}")
+            declared.setdefault(argument.dest, argument)
+        return declared
+
+    def argument_values(
+        self,
+        *,
+        job_type: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        given: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The job arguments the script's own parser would have produced, by attribute
+        name: a value ``given`` (``--arg``, ``[test] args``) first, then the node's job type
+        for an argument whose source is ``job_type``, then the config field its source
+        names. A declared argument with none of these is left out (a description is never
+        a value); an argument given but not declared is passed as well."""
+        config = config or {}
+        values = {_dest(name): value for name, value in (given or {}).items()}
+        for dest, argument in self.declared_arguments().items():
+            source = argument.source or dest
+            if dest in values:
+                continue
+            if source == "job_type" and job_type:
+                values[dest] = job_type
+            elif config.get(source) is not None:
+                values[dest] = _as_text(config[source])
+        return values
 
     @field_validator("entry_point")
     @classmethod
@@ -88,6 +151,22 @@ class ScriptContract(_Frozen):
     def script_stem(self) -> str:
         """The entry point without ``.py``: the script's file stem."""
         return self.entry_point[:-3]
+
+
+def _dest(name: str) -> str:
+    """An argument's attribute name, from a flag or a name: ``--job-type`` → ``job_type``."""
+    return name.lstrip("-").replace("-", "_")
+
+
+def _as_text(value: Any) -> str:
+    """A value as it would come on a command line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 class DependencySpec(_Frozen):

@@ -71,6 +71,7 @@ class RunSettings:
 class TestSettings:
     timeout: float = 300.0
     env: Mapping[str, str] = field(default_factory=dict)
+    args: Mapping[str, str] = field(default_factory=dict)  # job arguments, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,7 @@ def _models() -> Any:
     class TestSection(_Strict):
         timeout: float = Field(default=300.0, gt=0)
         env: dict[str, str] = Field(default_factory=dict)
+        args: dict[str, str] = Field(default_factory=dict)
 
     class ProjectFileModel(_Strict):
         project: ProjectSection
@@ -382,7 +384,9 @@ def load_project(path: Path) -> Project:
                 else None
             ),
         ),
-        test=TestSettings(timeout=model.test.timeout, env=dict(model.test.env)),
+        test=TestSettings(
+            timeout=model.test.timeout, env=dict(model.test.env), args=dict(model.test.args)
+        ),
     )
 
 

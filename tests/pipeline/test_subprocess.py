@@ -155,9 +155,5 @@ def test_the_subprocess_child_loads_no_stepkit_package_and_nothing_heavy(
     assert result.ok, result.error
     loaded = set(result.outputs["probe"]["modules"])
     # stepkit's three child modules arrive compiled; the packages are never imported.
-    assert {
-        "stepkit.pipeline.context",
-        "stepkit.pipeline.invoke",
-        "stepkit.pipeline.child",
-    } <= loaded
+    assert {"stepkit.pipeline.context", "stepkit.pipeline.invoke", "stepkit.child"} <= loaded
     assert not loaded & {"stepkit", "stepkit.pipeline", "typing", "json", "pickle", "pathlib", "re"}

@@ -16,7 +16,7 @@ from stepkit.components import ScriptContract
 from stepkit.testing import Status, Target, TestOptions
 from stepkit.testing.checks import LOG_LIMIT_BYTES
 from stepkit.testing.harness import KEEP_BYTES
-from stepkit.testing.runner import fast_import_check, run_test
+from stepkit.testing.script import fast_import_check, run_test
 
 Script = Callable[..., Path]
 OUT = {"result": "/opt/ml/processing/output"}
@@ -131,14 +131,13 @@ def test_an_optional_fifth_logger_and_a_decorated_main_are_fine(
 def test_infinite_loop_times_out_and_the_process_tree_is_killed(
     script: Script, options: TestOptions, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "grandchild.pid"
     path = script(
-        f"""
+        """
         import subprocess, sys
 
         def main(input_paths, output_paths, environ_vars, job_args):
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-            open({str(pid_file)!r}, "w").write(str(child.pid))
+            print(child.pid, flush=True)  # stdout: the sandbox lets it write nowhere else
             while True:
                 pass
         """
@@ -147,7 +146,8 @@ def test_infinite_loop_times_out_and_the_process_tree_is_killed(
     result = run_test(Target("step", path, contract()), fast)
     assert result.status is Status.FAIL
     assert result.reason == "timed out after 1.5 s (during import or run); killed 2 process(es)"
-    assert gone(int(pid_file.read_text()))
+    assert result.stdout is not None
+    assert gone(int(result.stdout.text.split()[0]))
     assert result.temp_dir is not None and result.temp_dir.is_dir()  # kept, for a look
 
 
@@ -213,9 +213,8 @@ def test_100_mb_on_stdout_is_captured_bounded(script: Script, options: TestOptio
 def test_a_child_that_outlives_the_script_fails_and_is_killed(
     script: Script, options: TestOptions, tmp_path: Path
 ) -> None:
-    pid_file = tmp_path / "orphan.pid"
     path = script(
-        f"""
+        """
         import os, time
 
         def main(input_paths, output_paths, environ_vars, job_args):
@@ -223,11 +222,12 @@ def test_a_child_that_outlives_the_script_fails_and_is_killed(
             if pid == 0:
                 time.sleep(600)
                 os._exit(0)
-            open({str(pid_file)!r}, "w").write(str(pid))
+            print(pid, flush=True)
         """
     )
     result = run_test(Target("step", path, contract()), options)
-    pid = int(pid_file.read_text())
+    assert result.stdout is not None
+    pid = int(result.stdout.text.split()[0])
     assert result.status is Status.FAIL
     assert result.reason.startswith(f"left 1 process(es) running after main returned ({pid} ")
     assert result.reason.endswith("); killed them")

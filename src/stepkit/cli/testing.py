@@ -29,19 +29,35 @@ EnvOption = Annotated[
     list[str] | None,
     typer.Option("--env", "-e", help="KEY=VALUE for the script's environment; repeatable."),
 ]
+ArgOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg",
+        "-a",
+        help="NAME=VALUE: a job argument (job_args.NAME, --NAME on the script's command line); "
+        "repeatable.",
+    ),
+]
+NoSandboxOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-sandbox",
+        help="Run without bubblewrap (no container paths, network on; pip still disabled).",
+    ),
+]
 KeepOption = Annotated[
     bool, typer.Option("--keep", help="Keep the test folders of passing tests too.")
 ]
 
 
-def _env(pairs: list[str] | None) -> dict[str, str]:
-    env = {}
+def _pairs(pairs: list[str] | None, option: str = "--env") -> dict[str, str]:
+    found = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--env")
-        env[key] = value
-    return env
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        found[key] = value
+    return found
 
 
 def _tester(
@@ -49,13 +65,33 @@ def _tester(
     *,
     timeout: float | None,
     env: list[str] | None,
+    args: list[str] | None,
     keep: bool,
+    no_sandbox: bool = False,
     rows: int = 100,
     seed: int = 0,
 ) -> RuntimeTester:
     from stepkit.testing import RuntimeTester
 
-    return RuntimeTester(project, timeout=timeout, rows=rows, seed=seed, env=_env(env), keep=keep)
+    tester = RuntimeTester(
+        project,
+        timeout=timeout,
+        rows=rows,
+        seed=seed,
+        env=_pairs(env),
+        args=_pairs(args, "--arg"),
+        sandbox=not no_sandbox,
+        keep=keep,
+    )
+    off = tester.sandbox_off
+    if off is not None and not no_sandbox:
+        console(stderr=True).print(
+            f"warning: the sandbox is off: {off}; container paths are not mapped, "
+            "pip and proxies are disabled through the environment",
+            markup=False,
+            soft_wrap=True,
+        )
+    return tester
 
 
 def _mb(value: int | None) -> str:
@@ -100,6 +136,8 @@ def script(
     rows: Annotated[int, typer.Option("--rows", min=1, help="Rows of synthetic CSV.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Seed of synthetic data.")] = 0,
     env: EnvOption = None,
+    arg: ArgOption = None,
+    no_sandbox: NoSandboxOption = False,
     timeout: TimeoutOption = None,
     keep: KeepOption = False,
     fast: Annotated[
@@ -120,7 +158,16 @@ def script(
         project = None  # a script outside any project: import check only
     if data is not None and not data.is_dir():
         raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
-    tester = _tester(project, timeout=timeout, env=env, keep=keep, rows=rows, seed=seed)
+    tester = _tester(
+        project,
+        timeout=timeout,
+        env=env,
+        args=arg,
+        keep=keep,
+        no_sandbox=no_sandbox,
+        rows=rows,
+        seed=seed,
+    )
     result = tester.test_script(name, data=data, fast=fast)
     if as_json:
         print_json(result.to_json())
@@ -137,13 +184,17 @@ def pipeline(
         Path, typer.Argument(help="YAML with nodes: [...] and edges: [[from, to], ...].")
     ],
     env: EnvOption = None,
+    arg: ArgOption = None,
+    no_sandbox: NoSandboxOption = False,
     timeout: TimeoutOption = None,
     keep: KeepOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run a DAG's scripts in order, each on what its upstream steps wrote; report the
     first data-flow break."""
-    tester = _tester(load_project(ctx), timeout=timeout, env=env, keep=keep)
+    tester = _tester(
+        load_project(ctx), timeout=timeout, env=env, args=arg, keep=keep, no_sandbox=no_sandbox
+    )
     result = tester.test_pipeline(dag_file)
     if as_json:
         print_json(result.to_json())
@@ -166,6 +217,8 @@ def test_all(
     ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Tests run at once.")] = 2,
     env: EnvOption = None,
+    arg: ArgOption = None,
+    no_sandbox: NoSandboxOption = False,
     timeout: TimeoutOption = None,
     keep: KeepOption = False,
     as_json: JsonOption = False,
@@ -176,7 +229,9 @@ def test_all(
     """Test every step that has a script, in parallel; a summary table."""
     from rich.progress import Progress
 
-    tester = _tester(load_project(ctx), timeout=timeout, env=env, keep=keep)
+    tester = _tester(
+        load_project(ctx), timeout=timeout, env=env, args=arg, keep=keep, no_sandbox=no_sandbox
+    )
     with Progress(console=console(stderr=True), transient=True, disable=as_json) as progress:
         task = progress.add_task("testing scripts", total=None)
         results = tester.test_all(

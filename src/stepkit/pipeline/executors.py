@@ -1,9 +1,10 @@
 """Running one attempt of a stage, in each mode, and reporting back to the runner.
 
 - ``direct``: the stage runs in a worker thread of the runner process.
-- ``subprocess``: ``python -m stepkit.pipeline.child`` runs it; its stdout/stderr come back
-  as log events in batches; past the timeout its whole process tree is killed (psutil).
-- ``distributed``: :func:`stepkit.pipeline.child.run_in_worker` goes to any
+- ``subprocess``: a child started by :func:`stepkit.processes.run_child` runs it (the one
+  child protocol, :mod:`stepkit.child`); its stdout/stderr come back as log events in
+  batches; past the timeout its whole process tree is killed.
+- ``distributed``: :func:`stepkit.child.run_in_worker` goes to any
   ``concurrent.futures.Executor`` the caller hands in.
 
 Workers never touch the state store: everything they learn goes back to the runner, the
@@ -12,14 +13,8 @@ one writer, as an :class:`Outcome` or a list of :class:`~stepkit.state.records.L
 
 from __future__ import annotations
 
-import functools
-import marshal
-import os
 import pickle
-import selectors
-import subprocess
 import sys
-import threading
 import time
 import traceback
 import types
@@ -28,11 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
-from stepkit.pipeline.child import BOOTSTRAP
 from stepkit.pipeline.context import StageContext
 from stepkit.pipeline.invoke import call_stage, normalize_outputs
 from stepkit.pipeline.stage import Stage
-from stepkit.processes import kill_tree
+from stepkit.processes import ProcessTable as ProcessTable  # the runner's, from here
+from stepkit.processes import run_child
 from stepkit.state.records import LogBatch
 
 #: Lines per log batch sent to the runner (and so per executemany in the store).
@@ -96,8 +91,8 @@ def run_direct(stage: Stage, context: StageContext) -> Outcome:
 
 
 def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
-    """Turn a report from :func:`stepkit.pipeline.child.run_in_worker` into an Outcome,
-    checking its outputs here (JSON-serializable, string keys)."""
+    """Turn a report from :func:`stepkit.child.run_in_worker` into an Outcome, checking
+    its outputs here (JSON-serializable, string keys)."""
     started, finished = report["started_at"], report["finished_at"]
     if report.get("ok"):
         try:
@@ -114,7 +109,7 @@ def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
         )
     error = report.get("error")
     if not isinstance(error, BaseException):
-        error = RemoteStageError(stage, report["error_type"], report["error_message"])
+        error = RemoteStageError(stage, report["type"], report["message"])
     return Outcome(
         started_at=started,
         finished_at=finished,
@@ -125,80 +120,68 @@ def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
     )
 
 
-#: Modules the child receives compiled (in this order), so it reads none of stepkit's files.
-CHILD_MODULES = ("stepkit.pipeline.context", "stepkit.pipeline.invoke", "stepkit.pipeline.child")
+#: Modules a stage's child needs besides :mod:`stepkit.child`; they arrive compiled.
+STAGE_MODULES = ("stepkit.pipeline.context", "stepkit.pipeline.invoke")
 
 
-@functools.cache
-def _child_modules() -> list[tuple[str, str, bytes]]:
-    modules = []
-    for name in CHILD_MODULES:
-        path = sys.modules[name].__file__
-        assert path is not None
-        with open(path, encoding="utf-8") as handle:
-            code = compile(handle.read(), path, "exec", dont_inherit=True)
-        modules.append((name, path, marshal.dumps(code)))
-    return modules
-
-
-@functools.cache
-def _site_flag() -> tuple[str, ...]:
-    """``-S`` (skip ``site``: the path comes with the request) unless an import hook that
-    only ``site`` installs is in use — an editable install's finder, say."""
-    for finder in sys.meta_path:
-        kind = type(finder) if not isinstance(finder, type) else finder
-        if kind.__module__.startswith("__editable__") or "editable" in kind.__name__.lower():
-            return ()
-    return ("-S",)
-
-
-def stage_request(stage: Stage, context: StageContext) -> dict[str, Any]:
-    """What the child needs: its modules, the stage by module and name (pickled if an
-    object), the context as plain values."""
+def stage_target(stage: Stage) -> dict[str, Any]:
+    """How the child finds the stage: by module and qualified name, or pickled (objects,
+    lambdas, nested functions)."""
     target = stage.target
-    request: dict[str, Any] = {
-        "path": list(sys.path),
-        "modules": _child_modules(),
-        "context": context.to_payload(),
-    }
     qualname = getattr(target, "__qualname__", None)
     if isinstance(target, types.FunctionType) and qualname and "<" not in qualname:
-        request["module"] = target.__module__
-        request["qualname"] = qualname
+        found: dict[str, Any] = {"module": target.__module__, "qualname": qualname}
         if target.__module__ == "__main__":
-            request["main_file"] = getattr(sys.modules["__main__"], "__file__", None)
-    else:
-        request["pickled"] = pickle.dumps(target)
-    return request
+            found["main_file"] = getattr(sys.modules["__main__"], "__file__", None)
+        return found
+    return {"pickled": pickle.dumps(target)}
 
 
-class ProcessTable:
-    """The child processes running now, so that a cancelled run can kill them all."""
+class LogLines:
+    """A stage's output as :class:`LogBatch` es of whole lines, sent to ``sink`` every
+    ``LOG_BATCH_LINES`` lines or ``LOG_BATCH_SECONDS``."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.closed = False
+    def __init__(self, context: StageContext, sink: LogSink) -> None:
+        self._context = context
+        self._sink = sink
+        self._partial = {"stdout": b"", "stderr": b""}
+        self._pending: list[LogBatch] = []
+        self._lines = 0
+        self._flushed = time.monotonic()
 
-    def add(self, proc: subprocess.Popen[bytes]) -> bool:
-        """Register a child; False (and the child killed) if the run is already stopping."""
-        with self._lock:
-            if not self.closed:
-                self._procs[proc.pid] = proc
-                return True
-        kill_tree(proc.pid)
-        return False
+    def write(self, stream: str, chunk: bytes) -> None:
+        data = self._partial[stream] + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._partial[stream] = data
+            return
+        self._partial[stream] = data[cut + 1 :]
+        self._add(stream, data[:cut])
+        if self._lines >= LOG_BATCH_LINES or time.monotonic() - self._flushed >= LOG_BATCH_SECONDS:
+            self._flush()
 
-    def discard(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.pop(proc.pid, None)
+    def close(self) -> None:
+        """Send what is left, a last line without its newline included."""
+        for stream, rest in self._partial.items():
+            if rest:
+                self._add(stream, rest)
+        self._partial = {"stdout": b"", "stderr": b""}
+        self._flush()
 
-    def kill_all(self) -> None:
-        with self._lock:
-            self.closed = True
-            procs = list(self._procs.values())
-        for proc in procs:
-            kill_tree(proc.pid)
+    def _add(self, stream: str, data: bytes) -> None:
+        lines = data.decode("utf-8", "replace").split("\n")
+        context = self._context
+        self._pending.append(
+            LogBatch(context.run_id, context.stage, context.attempt, stream, time.time(), lines)
+        )
+        self._lines += len(lines)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._sink(self._pending)
+        self._pending = []
+        self._lines = 0
+        self._flushed = time.monotonic()
 
 
 def run_subprocess(
@@ -210,133 +193,31 @@ def run_subprocess(
 ) -> Outcome:
     """One attempt in a fresh child process, its output streamed to ``sink`` in batches."""
     started = time.time()
-    request = stage_request(stage, context)
-    report_read, report_write = os.pipe()
-    request["fd"] = report_write
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, *_site_flag(), "-c", BOOTSTRAP],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(report_write,),
-            start_new_session=True,  # its own process group: the tree can be killed as one
-        )
-    except BaseException:
-        os.close(report_read)
-        raise
-    finally:
-        os.close(report_write)
-    if not processes.add(proc):
-        os.close(report_read)
+    logs = LogLines(context, sink)
+    ran = run_child(
+        {"kind": "stage", "target": stage_target(stage), "context": context.to_payload()},
+        modules=STAGE_MODULES,
+        path=list(sys.path),
+        output=logs.write,
+        timeout=stage.timeout,
+        processes=processes,
+    )
+    logs.close()
+    if ran.cancelled:
         return failure(KeyboardInterrupt("run cancelled"), started_at=started)
-    try:
-        assert proc.stdin is not None
-        try:
-            proc.stdin.write(marshal.dumps(request))
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the child died at start; its exit status and stderr say why
-        deadline = None if stage.timeout is None else started + stage.timeout
-        timed_out, report_bytes = _pump(
-            proc, context, report_fd=report_read, sink=sink, deadline=deadline
-        )
-        # wait4: the child's own CPU time and peak RSS, measured by the kernel.
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        processes.discard(proc)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    finished = time.time()
-    if timed_out:
+    if ran.timed_out:
         assert stage.timeout is not None
         return failure(
             StageTimeoutError(stage.name, stage.timeout, mode="subprocess"),
             started_at=started,
-            finished_at=finished,
+            finished_at=ran.finished_at,
         )
-    if not report_bytes:
-        message = f"the child process exited with status {proc.returncode} before reporting"
+    if ran.report is None:
+        message = f"the child process exited with status {ran.returncode} before reporting"
         return failure(
             RemoteStageError(stage.name, "ChildProcessError", message),
             started_at=started,
-            finished_at=finished,
+            finished_at=ran.finished_at,
         )
-    kind, payload = report_bytes[:1], report_bytes[1:]
-    report = marshal.loads(payload) if kind == b"M" else pickle.loads(payload)
-    report["cpu_time"] = usage.ru_utime + usage.ru_stime
-    report["peak_rss"] = usage.ru_maxrss * 1024  # kilobytes on Linux
+    report = {**ran.report, "cpu_time": ran.cpu_time, "peak_rss": ran.peak_rss}
     return outcome_from_report(stage.name, report)
-
-
-def _pump(
-    proc: subprocess.Popen[bytes],
-    context: StageContext,
-    *,
-    report_fd: int,
-    sink: LogSink,
-    deadline: float | None,
-) -> tuple[bool, bytes]:
-    """Read stdout, stderr and the report pipe until they close; every read of output
-    becomes one :class:`LogBatch` of whole lines, sent on every ``LOG_BATCH_LINES`` lines
-    or ``LOG_BATCH_SECONDS``. Returns (timed out? — the tree was then killed, the report).
-    """
-    assert proc.stdout is not None and proc.stderr is not None
-    run_id, stage, attempt = context.run_id, context.stage, context.attempt
-    streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
-    partial = {fd: b"" for fd in streams}
-    report = bytearray()
-    pending: list[LogBatch] = []
-    pending_lines = 0
-    last_flush = time.monotonic()
-    timed_out = False
-
-    def add(fd: int, data: bytes) -> int:
-        lines = data.decode("utf-8", "replace").split("\n")
-        pending.append(LogBatch(run_id, stage, attempt, streams[fd], time.time(), lines))
-        return len(lines)
-
-    with selectors.DefaultSelector() as selector:
-        for fd in [*streams, report_fd]:
-            selector.register(fd, selectors.EVENT_READ)
-        while selector.get_map():
-            wait = None if deadline is None else max(0.0, deadline - time.time())
-            ready = selector.select(wait)
-            if deadline is not None and time.time() >= deadline:
-                kill_tree(proc.pid)
-                timed_out = True
-                deadline = None  # keep draining what the pipes still hold
-                continue
-            for key, _ in ready:
-                fd = int(key.fd)
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    selector.unregister(fd)
-                    if fd == report_fd:
-                        os.close(fd)
-                    elif partial[fd]:  # a last line without its newline
-                        pending_lines += add(fd, partial[fd])
-                        partial[fd] = b""
-                elif fd == report_fd:
-                    report += chunk
-                else:
-                    data = partial[fd] + chunk
-                    cut = data.rfind(b"\n")
-                    if cut < 0:
-                        partial[fd] = data
-                    else:
-                        partial[fd] = data[cut + 1 :]
-                        pending_lines += add(fd, data[:cut])
-            if pending and (
-                pending_lines >= LOG_BATCH_LINES
-                or time.monotonic() - last_flush >= LOG_BATCH_SECONDS
-            ):
-                sink(pending)
-                pending = []
-                pending_lines = 0
-                last_flush = time.monotonic()
-    if pending:
-        sink(pending)
-    return (True, b"") if timed_out else (False, bytes(report))

@@ -88,3 +88,14 @@ def normalize_outputs(stage: str, value: Any) -> tuple[dict[str, Any], bool]:
                 stage, f"{type(item).__name__} is not JSON-serializable ({exc})", key=key
             ) from exc
     return outputs, cached
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` if it is JSON, else its ``repr`` (what a step returned is only reported)."""
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value

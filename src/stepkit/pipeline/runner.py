@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
+from stepkit.child import run_in_worker
 from stepkit.errors import StageTimeoutError
 from stepkit.observability import get_logger, get_meter
-from stepkit.pipeline.child import run_in_worker
 from stepkit.pipeline.context import StageContext
 from stepkit.pipeline.dag import sinks
 from stepkit.pipeline.executors import (

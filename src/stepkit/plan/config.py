@@ -162,11 +162,8 @@ def script_environment(
     for var, default in contract.optional_env_vars.items():
         value = values.get(var.lower())
         env[var] = _text(value) if value is not None else default
-    args: dict[str, str] = {}
-    for name, default in contract.expected_arguments.items():
-        value = values.get(name)
-        args[name] = _text(value) if value is not None else default
-    return env, args
+    # job arguments from the config's fields (job_type included): a description is no value
+    return env, contract.argument_values(config=values)
 
 
 def _text(value: object) -> str:

@@ -12,14 +12,16 @@ the content-addressed store under ``runs/<run>/<node>/<output>``.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stepkit.child import import_script, load_script, namespace, run_as_program, script_entry
 from stepkit.errors import StepOutputMissingError
-from stepkit.plan.child import jsonable, run_payload
+from stepkit.pipeline.invoke import jsonable
 
 if TYPE_CHECKING:
     from stepkit.artifacts.records import Finalized
@@ -104,25 +106,47 @@ class NodeTask:
     def _run(
         self, input_paths: dict[str, str], output_paths: dict[str, str], *, run_id: str
     ) -> Any:
-        payload = {
-            "how": self.how,
-            "script": self.files.get("script"),
-            "config_file": self.files.get("config"),
-            "config_class": self.config_class,
-            "config": dict(self.config),
-            "builder_file": self.files.get("builder"),
-            "builder_class": self.builder_class,
-            "inputs": input_paths,
-            "outputs": output_paths,
-            "environment": dict(self.environment),
-            "arguments": dict(self.arguments),
-            "node": self.node,
-            "run_id": run_id,
-        }
+        """Call the script's ``main`` (or the builder's ``run``) in this process, the stage's
+        own, loading files as the tester's child does (:mod:`stepkit.child`)."""
+        for folder in output_paths.values():
+            Path(folder).mkdir(parents=True, exist_ok=True)
         saved = {k: os.environ.get(k) for k in self.environment}
         os.environ.update(self.environment)  # scripts may read os.environ as well
         try:
-            return run_payload(payload)
+            if self.how == "script":  # as a test's child runs it: main(...), or a program
+                request = script_entry(str(self.files["script"]))
+                sys.path.insert(0, request["root"])
+                try:
+                    if request["entry"] == "program":
+                        argv = [p for k, v in self.arguments.items() for p in (f"--{k}", v)]
+                        run_as_program({**request, "argv": argv})
+                        return None
+                    main = getattr(import_script(request), "main", None)
+                    if not callable(main):
+                        raise AttributeError(
+                            f"{Path(request['script']).name} has no callable main()"
+                        )
+                    return main(
+                        dict(input_paths),
+                        dict(output_paths),
+                        dict(self.environment),
+                        namespace(dict(self.arguments)),
+                    )
+                finally:
+                    sys.path.remove(request["root"])
+            configs = load_script(str(self.files["config"]), "__stepkit_config__")
+            config = getattr(configs, self.config_class).model_validate(dict(self.config))
+            builders = load_script(str(self.files["builder"]), "__stepkit_builder__")
+            builder = getattr(builders, str(self.builder_class))(config)
+            context = {
+                "inputs": dict(input_paths),
+                "outputs": dict(output_paths),
+                "node": self.node,
+                "run_id": run_id,
+                "environment": dict(self.environment),
+                "arguments": dict(self.arguments),
+            }
+            return builder.run(context)
         finally:
             for k, v in saved.items():
                 if v is None:

@@ -11,7 +11,8 @@ from stepkit.testing.checks import Check, ExceptionInfo, ScriptResult, Status
 from stepkit.testing.harness import Captured
 from stepkit.testing.lookup import Target
 from stepkit.testing.pipeline import DataFlowBreak, PipelineResult
-from stepkit.testing.runner import RuntimeTester, TestOptions
+from stepkit.testing.runner import RuntimeTester
+from stepkit.testing.script import TestOptions
 
 __all__ = [
     "Captured",

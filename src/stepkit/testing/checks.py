@@ -126,15 +126,24 @@ def _describe_exit(returncode: int) -> str:
 
 
 def judge(
-    outcome: ChildOutcome, *, timeout: float, outputs: dict[str, Path], ran: bool
+    outcome: ChildOutcome,
+    *,
+    timeout: float,
+    outputs: dict[str, Path],
+    ran: bool,
+    missing: tuple[str, ...] = (),
+    sandboxed: bool = False,
 ) -> tuple[list[Check], ExceptionInfo | None]:
     """The checks a child's outcome passes or fails, and the exception it reported."""
     report = outcome.report
-    error = report.get("error") if report else None
-    exception = ExceptionInfo(**error) if error else None
+    exception = (
+        ExceptionInfo(report["type"], report["message"], report["traceback"])
+        if report and "type" in report
+        else None
+    )
     checks: list[Check] = []
     if outcome.timed_out:
-        stage = report["stage"] if report else "import or run"
+        stage = report["phase"] if report else "import or run"
         checks.append(
             Check(
                 "timeout",
@@ -153,8 +162,9 @@ def judge(
             )
         )
         return checks, exception
-    stage = report["stage"]
-    for name in ("import", "main", "signature", "run"):
+    stage = report["phase"]
+    steps = ("run",) if report.get("entry") == "program" else ("import", "main", "signature", "run")
+    for name in steps:
         if name == "run" and not ran:
             break
         if stage != name:
@@ -163,13 +173,17 @@ def judge(
         if name == "main":
             reason = "the script has no callable main"
         elif name == "signature":
-            reason = error["message"] if error else "main has the wrong signature"
+            reason = exception.message if exception else "main has the wrong signature"
         elif report.get("exit_code") not in (None, 0):
             when = "while being imported" if name == "import" else ""
             reason = f"called sys.exit({report['exit_code']}) {when}".rstrip()
-        elif error:
-            first = f"{error['type']}: {error['message']}".splitlines()[0]
-            reason = f"{'import failed' if name == 'import' else 'main raised'} {first}"
+        elif exception:
+            first = f"{exception.type}: {exception.message}".splitlines()[0]
+            what = {"import": "import failed", "run": "main raised"}.get(name, "raised")
+            if report.get("entry") == "program":
+                what = "the script raised"
+            reason = f"{what} {first}" + _missing_hint(exception, missing)
+            reason += _sandbox_hint(first, exception, outcome.stderr.text, sandboxed=sandboxed)
         else:
             reason = f"the script's process {_describe_exit(outcome.returncode)}"
         checks.append(Check(name, Status.FAIL, reason))
@@ -212,3 +226,46 @@ def check_outputs(outputs: dict[str, Path]) -> Check:
     if problems:
         return Check("outputs", Status.FAIL, "output " + "; output ".join(problems))
     return Check("outputs", Status.PASS)
+
+
+def _missing_hint(exception: ExceptionInfo, missing: tuple[str, ...]) -> str:
+    """Why an attribute error on ``job_args`` happened: a declared job argument had no
+    value; and how to give one."""
+    named = [m for m in missing if f"'{m.split(' ')[0]}'" in exception.message]
+    if exception.type != "AttributeError" or not named:
+        return ""
+    name = named[0].split(" ")[0]
+    return (
+        f" (stepkit had no value for job argument {named[0]}: pass --arg {name}=… "
+        "or set it under [test] args in stepkit.toml)"
+    )
+
+
+#: What a sandboxed script meets when it tries to change the machine or reach the network.
+_SANDBOX_SIGNS = {
+    "Read-only file system": "the sandbox keeps everything outside the test folders read-only",
+    "No matching distribution found": "pip is disabled in tests (no index, no network)",
+    "Network is unreachable": "the sandbox cuts the network",
+    "Temporary failure in name resolution": "the sandbox cuts the network",
+    "Name or service not known": "the sandbox cuts the network",
+    "Connection refused": "tests reach no network (proxies point nowhere)",
+}
+
+
+def _sandbox_hint(first: str, exception: ExceptionInfo, stderr: str, *, sandboxed: bool) -> str:
+    """Why a script that tried to install a package or reach a service failed, with the
+    line naming what it tried when the error itself does not."""
+    text = f"{exception.message}\n{exception.traceback}\n{stderr[-4000:]}"
+    for sign, why in _SANDBOX_SIGNS.items():
+        if sign in text and (sandboxed or "sandbox" not in why):
+            tried = "" if sign in first else f": {_what_it_tried(text, sign)}"
+            return f" ({why}{tried})"
+    return ""
+
+
+def _what_it_tried(text: str, sign: str) -> str:
+    """The line that names what the script tried (a path, a package, a host)."""
+    for line in reversed(text.splitlines()):
+        if sign in line:
+            return line.strip()[-200:]
+    return sign

@@ -22,7 +22,7 @@ from stepkit.errors import DagFileError, UnknownStepError
 from stepkit.names import split_node_name
 from stepkit.testing.checks import Check, ScriptResult, Status
 from stepkit.testing.lookup import Target, node_info, target_for_step
-from stepkit.testing.runner import TestOptions, Wired, run_test
+from stepkit.testing.script import TestOptions, Wired, run_test
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog

@@ -1,278 +1,28 @@
 """``RuntimeTester``: test one script, a pipeline of scripts, or every script of a project.
 
-The core, :func:`run_test`, takes a resolved :class:`~stepkit.testing.lookup.Target`
-(script, contract, spec) and does the three things that matter: the script imports, it
-has a ``main`` that takes the four standard arguments, and it runs on data and writes the
-outputs its contract promises. Everything user-written runs in a child process
-(:mod:`stepkit.testing.harness`); only :func:`fast_import_check` imports in-process, and
-only when asked to.
+The tester resolves names through the project's catalog and hands each script to
+:func:`stepkit.testing.script.run_test`; :mod:`stepkit.testing.pipeline` chains scripts
+along a DAG.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import shutil
-import sys
-import tempfile
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stepkit.testing.checks import Check, ScriptResult, Status, judge, status_of
-from stepkit.testing.harness import ChildJob, run_child
+from stepkit.sandbox import unavailable
+from stepkit.testing.checks import ScriptResult
 from stepkit.testing.lookup import Target, resolve, scripted_steps
-from stepkit.testing.synthetic import copy_input, input_kind, local_path, synthesize
+from stepkit.testing.pipeline import PipelineResult, load_dag, run_pipeline
+from stepkit.testing.script import TestOptions, fast_import_check, run_test
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog
     from stepkit.project import Project
-    from stepkit.testing.pipeline import PipelineResult
 
-
-@dataclass(frozen=True, slots=True)
-class TestOptions:
-    """How scripts are tested; the same for every script of one tester."""
-
-    __test__ = False  # not a pytest class
-
-    timeout: float = 300.0
-    rows: int = 100
-    seed: int = 0
-    env: Mapping[str, str] = field(default_factory=dict)  # --env: wins over everything
-    project_env: Mapping[str, str] = field(default_factory=dict)  # [test] env in stepkit.toml
-    keep: bool = False
-    temp_root: Path | None = None  # where test folders are made (default: the system's)
-
-
-@dataclass(frozen=True, slots=True)
-class Wired:
-    """An input a pipeline step gets from an upstream step's output."""
-
-    path: Path
-    source: str  # "Node.output", as the result shows it
-
-
-def resolve_environ(target: Target, options: TestOptions) -> tuple[dict[str, str], list[str]]:
-    """The env vars a script gets (contract defaults < stepkit.toml < --env) and the
-    required ones nobody set."""
-    contract = target.contract
-    environ = dict(contract.optional_env_vars) if contract else {}
-    environ.update(options.project_env)
-    environ.update(options.env)
-    required = contract.required_env_vars if contract else []
-    return environ, [name for name in required if name not in environ]
-
-
-def job_args(target: Target) -> dict[str, str]:
-    """The contract's expected arguments (``job-type`` → ``job_type``), with the node's
-    own job type when the contract expects one."""
-    args = {}
-    if target.contract:
-        args = {k.replace("-", "_"): v for k, v in target.contract.expected_arguments.items()}
-    if target.job_type and "job_type" in args:
-        args["job_type"] = target.job_type
-    return args
-
-
-def _prepare_inputs(
-    target: Target,
-    root: Path,
-    *,
-    options: TestOptions,
-    environ: Mapping[str, str],
-    data: Path | None,
-    wired: Mapping[str, Wired],
-) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """Input paths for the child, where each came from, and problems (missing ``--data``)."""
-    assert target.contract is not None  # callers test the contract first
-    paths: dict[str, str] = {}
-    origin: dict[str, str] = {}
-    problems: list[str] = []
-    dependencies = target.spec.dependencies if target.spec else {}
-    for logical, container_path in target.contract.expected_input_paths.items():
-        local = local_path(root, logical, container_path)
-        dependency = dependencies.get(logical)
-        if logical in wired:
-            upstream = wired[logical]
-            given = upstream.path / local.name if local.suffix else upstream.path
-            paths[logical] = str(given if given.exists() else upstream.path)
-            origin[logical] = f"from {upstream.source}"
-            continue
-        if data is not None:
-            source = data / logical
-            if source.exists():
-                copy_input(source, local)
-                paths[logical] = str(local)
-                origin[logical] = f"data {source}"
-                continue
-            if dependency is None or dependency.required:
-                from stepkit.names import close_matches
-
-                found = sorted(p.name for p in data.iterdir() if p.is_dir())
-                close = close_matches(logical, found)
-                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-                problems.append(
-                    f"--data {data} has no folder {logical!r} for a required input "
-                    f"(has: {', '.join(found) or 'nothing'}).{hint}"
-                )
-                continue
-        kind = input_kind(logical, container_path, dependency)
-        synthesize(local, kind, rows=options.rows, seed=options.seed, environ=environ)
-        paths[logical] = str(local)
-        origin[logical] = f"synthetic {kind}"
-    return paths, origin, problems
-
-
-def run_test(
-    target: Target,
-    options: TestOptions,
-    *,
-    data: Path | None = None,
-    wired: Mapping[str, Wired] | None = None,
-    workdir: Path | None = None,
-) -> ScriptResult:
-    """Test one resolved script in a child process.
-
-    With ``workdir`` the caller owns the folder (a pipeline keeps every step's outputs);
-    otherwise a temp folder is made and removed after a passing test unless ``keep``.
-    """
-    if target.script is None or not target.script.is_file():
-        why = target.no_script_reason or f"script {target.script} does not exist"
-        return ScriptResult(target.name, Status.ERROR, (Check("script", Status.ERROR, why),))
-    owned = workdir is None
-    root = workdir or Path(
-        tempfile.mkdtemp(prefix=f"stepkit-test-{target.name}-", dir=options.temp_root)
-    )
-    extra: list[Check] = []
-    environ, missing = resolve_environ(target, options)
-    inputs: dict[str, str] = {}
-    origin: dict[str, str] = {}
-    outputs: dict[str, Path] = {}
-    run = target.contract is not None
-    if target.contract is None:
-        extra.append(
-            Check(
-                "contract",
-                Status.FAIL,
-                f"{target.no_contract_reason}: import check only, the script was not run",
-            )
-        )
-    elif missing:
-        run = False
-        names = ", ".join(missing)
-        extra.append(
-            Check(
-                "env",
-                Status.ERROR,
-                f"required env var(s) {names} not set: pass --env {missing[0]}=… "
-                "or set it under [test] env in stepkit.toml",
-            )
-        )
-    else:
-        inputs, origin, problems = _prepare_inputs(
-            target,
-            root / "input",
-            options=options,
-            environ=environ,
-            data=data,
-            wired=wired or {},
-        )
-        if problems:
-            run = False
-            extra.append(Check("data", Status.ERROR, "; ".join(problems)))
-        for logical, container_path in target.contract.expected_output_paths.items():
-            local = local_path(root / "output", logical, container_path)
-            (local.parent if local.suffix else local).mkdir(parents=True, exist_ok=True)
-            outputs[logical] = local
-    outcome = run_child(
-        ChildJob(
-            script=target.script,
-            workdir=root,
-            run=run,
-            input_paths=inputs,
-            output_paths={k: str(v) for k, v in outputs.items()},
-            environ=environ,
-            job_args=job_args(target),
-            timeout=options.timeout,
-        )
-    )
-    checks, exception = judge(outcome, timeout=options.timeout, outputs=outputs, ran=run)
-    checks.extend(extra)
-    status = status_of(checks)
-    kept: Path | None = root
-    if owned and (status is Status.PASS or not run) and not options.keep:
-        shutil.rmtree(root, ignore_errors=True)
-        kept = None
-    return ScriptResult(
-        name=target.name,
-        status=status,
-        checks=tuple(checks),
-        script=target.script,
-        exit_code=outcome.returncode,
-        exception=exception,
-        stdout=outcome.stdout,
-        stderr=outcome.stderr,
-        wall_seconds=outcome.wall_seconds,
-        peak_rss_bytes=outcome.peak_rss_bytes,
-        inputs=origin,
-        outputs=outputs,
-        temp_dir=kept,
-    )
-
-
-def fast_import_check(target: Target) -> ScriptResult:
-    """Import the script *in this process* and check ``main``: no isolation, no run.
-
-    Nothing is written (no bytecode) and the module does not stay in ``sys.modules``; what
-    it prints while being imported is swallowed. Use it on trusted code only.
-    """
-    from stepkit.testing._child import signature_problem
-
-    script = target.script
-    if script is None or not script.is_file():
-        why = target.no_script_reason or f"script {script} does not exist"
-        return ScriptResult(target.name, Status.ERROR, (Check("script", Status.ERROR, why),))
-    started = time.perf_counter()
-    name = f"_stepkit_fast_{script.stem}"
-    module = type(sys)(name)
-    module.__file__ = str(script)
-    checks = []
-    sys.modules[name] = module
-    try:
-        code = compile(script.read_bytes(), str(script), "exec")
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            exec(code, module.__dict__)
-    except BaseException as exc:  # whatever the script raises is the import check's result
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        first = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        checks.append(Check("import", Status.FAIL, f"import failed {first}"))
-    finally:
-        sys.modules.pop(name, None)
-    if not checks:
-        checks.append(Check("import", Status.PASS))
-        main = module.__dict__.get("main")
-        if main is None or not callable(main):
-            checks.append(Check("main", Status.FAIL, "the script has no callable main"))
-        else:
-            checks.append(Check("main", Status.PASS))
-            problem = signature_problem(main)
-            checks.append(
-                Check("signature", Status.FAIL, problem)
-                if problem
-                else Check("signature", Status.PASS)
-            )
-    return ScriptResult(
-        name=target.name,
-        status=status_of(checks),
-        checks=tuple(checks),
-        script=script,
-        wall_seconds=time.perf_counter() - started,
-    )
+__all__ = ["RuntimeTester", "TestOptions"]
 
 
 class RuntimeTester:
@@ -294,6 +44,8 @@ class RuntimeTester:
         rows: int = 100,
         seed: int = 0,
         env: Mapping[str, str] | None = None,
+        args: Mapping[str, str] | None = None,
+        sandbox: bool = True,
         keep: bool = False,
         temp_root: Path | None = None,
     ) -> None:
@@ -306,9 +58,20 @@ class RuntimeTester:
             seed=seed,
             env=dict(env or {}),
             project_env=dict(settings.env) if settings else {},
+            args=dict(args or {}),
+            project_args=dict(settings.args) if settings else {},
+            sandbox=sandbox,
             keep=keep,
             temp_root=temp_root,
         )
+
+    @property
+    def sandbox_off(self) -> str | None:
+        """Why scripts run without the sandbox (asked for, or bwrap missing or not
+        permitted), or None when they run in it."""
+        if not self.options.sandbox:
+            return "--no-sandbox"
+        return unavailable()
 
     @property
     def catalog(self) -> StepCatalog | None:
@@ -335,8 +98,6 @@ class RuntimeTester:
 
     def test_pipeline(self, dag_file: Path) -> PipelineResult:
         """Run a DAG's scripts in order, each on what its upstream steps wrote."""
-        from stepkit.testing.pipeline import load_dag, run_pipeline
-
         catalog = self.catalog
         if catalog is None:
             raise ValueError("testing a pipeline needs a project (its steps come from the catalog)")

@@ -62,7 +62,7 @@ def make_customers(n_rows: int, seed: int) -> list[dict[str, object]]:
 
 def main(input_paths, output_paths, environ_vars, job_args):
     """Write DATA/customers.csv and METADATA/schema.json for this job type."""
-    job_type = job_args.get("job_type", "training")
+    job_type = getattr(job_args, "job_type", "training")
     label = environ_vars["LABEL_FIELD"]
     n_rows = int(environ_vars.get("N_ROWS", 5000))
     # each job type draws its own customers, reproducibly

@@ -72,7 +72,7 @@ def write(folder: Path, header: list[str], table: list[list[object]]) -> None:
 
 def main(input_paths, output_paths, environ_vars, job_args):
     label = environ_vars["LABEL_FIELD"]
-    job_type = job_args.get("job_type", "training")
+    job_type = getattr(job_args, "job_type", "training")
     rows = load_rows(Path(input_paths["DATA"]))
     if label not in rows[0]:
         raise KeyError(f"label field {label!r} not in columns {sorted(rows[0])}")

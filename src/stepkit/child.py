@@ -1,0 +1,490 @@
+"""The child side of the one child-process protocol: a pipeline stage or a script under test.
+
+The parent (:mod:`stepkit.processes`) starts ``python -c BOOTSTRAP`` and writes one request
+on stdin; the child runs what it asks and writes one report on the fd the request names.
+Its stdout and stderr are the user code's own; the parent captures them.
+
+Request and report are ``marshal``-ed dicts of plain values (always loaded, and readable by
+every Python since 3.4). A request holds the child's ``sys.path``, stepkit modules compiled
+by the parent (this one, and for a stage the two it needs), and either
+
+- ``kind="stage"``: the stage by module and qualified name (``pickled`` for objects) and its
+  context as plain values; the report carries the outputs (``value``) or the error, with the
+  exception pickled so that the parent can raise the same type; or
+- ``kind="script"``: a script file, the folders, env vars and job arguments for its ``main``;
+  the report says how far it got (``phase``: ``import``, ``main``, ``signature``, ``run``,
+  ``done``) and what stopped it.
+
+Start-up is paid by every subprocess stage and every test, so this module stays within what
+a bare interpreter has loaded (``sys``, ``marshal``, ``posix``, ``time``) and imports more
+only on the path that needs it (a failure's ``traceback``, a pickled object's ``pickle``).
+It is standard library only and written for Python 3.8+: the child may be another
+interpreter than the parent's.
+
+Start-up shortcuts live here and nowhere else, each measured (CPU time of the child, on a
+machine where a bare ``python -c pass`` takes ~11 ms; ``benchmarks/orchestrator_bench.py``
+and ``benchmarks/tester_bench.py`` measure the whole):
+
+- the parent sends stepkit's modules compiled (:func:`compiled`), so the child neither
+  imports the ``stepkit`` package (importlib, warnings: ~1.7 ms) nor reads stepkit's
+  bytecode files (~1 ms for three modules);
+- a stage's child skips ``site`` (``-S``: ~2.7 ms), its ``sys.path`` coming whole with the
+  request, unless an import hook that only ``site`` installs is in use (an editable
+  install's finder). A script under test starts as ``python script.py`` would, with
+  ``site``: ``exit()``, ``.pth`` hooks and all.
+"""
+
+import marshal
+import posix  # os without importing os (os is loaded, but this says what is used)
+import sys
+import time
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+#: What the parent runs with ``python -c``: read the request, restore the path, install the
+#: modules that came compiled with it, go.
+BOOTSTRAP = """\
+import sys, marshal
+r = marshal.load(sys.stdin.buffer)
+if r["path"] is not None:
+    sys.path[:] = r["path"]
+for name, path, code in r["modules"]:
+    m = type(sys)(name)
+    m.__file__ = path
+    sys.modules[name] = m
+    exec(marshal.loads(code), m.__dict__)
+sys.modules["stepkit.child"].main(r)
+"""
+
+# --- starting the child: the parent's side ---------------------------------------------
+
+_COMPILED: "dict[str, tuple[str, str, bytes]]" = {}
+
+
+def compiled(name: str) -> "tuple[str, str, bytes]":
+    """A stepkit module as the bootstrap installs it: name, file, marshalled code."""
+    if name not in _COMPILED:
+        __import__(name)
+        path = sys.modules[name].__file__
+        assert path is not None
+        with open(path, encoding="utf-8") as handle:
+            code = compile(handle.read(), path, "exec", dont_inherit=True)
+        _COMPILED[name] = (name, path, marshal.dumps(code))
+    return _COMPILED[name]
+
+
+def command(kind: str) -> "list[str]":
+    """The child's command line for a request of ``kind`` (see the module docstring)."""
+    skip_site = kind == "stage" and not _site_hooks()
+    return [sys.executable, *(["-S"] if skip_site else []), "-c", BOOTSTRAP]
+
+
+def _site_hooks() -> bool:
+    """Whether an import hook that only ``site`` installs (an editable install's finder)
+    is in use here, so that a child without ``site`` could not import what we can."""
+    for finder in sys.meta_path:
+        kind = finder if isinstance(finder, type) else type(finder)
+        if kind.__module__.startswith("__editable__") or "editable" in kind.__name__.lower():
+            return True
+    return False
+
+
+def script_entry(script: str, *, source_dir: "str | None" = None) -> "dict[str, Any]":
+    """How a script is started, read from its folders and source without importing it: the
+    request fields ``script``, ``root``, ``module``, ``package``, ``entry`` and
+    ``has_main_block``.
+
+    In a package (its folder has an ``__init__.py``, up to the top package; or inside the
+    contract's ``source_dir``) it runs as ``package.module`` with the package's parent as
+    ``root``. A script whose ``main`` takes no parameters, or that has only a ``__main__``
+    block, runs as a program (``python script.py FLAGS``); any other as ``main(...)``.
+    """
+    import ast
+    from pathlib import Path
+
+    path = Path(script)
+    top = path.parent
+    while (top / "__init__.py").is_file() and (top.parent / "__init__.py").is_file():
+        top = top.parent
+    package = (top / "__init__.py").is_file()
+    if not package and source_dir is not None and path.is_relative_to(source_dir):
+        top, package = Path(source_dir), True  # run from its source folder, as a package
+    root = top.parent if package else path.parent
+    parts = path.relative_to(root).with_suffix("").parts if package else (path.stem,)
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError, OSError):  # the child reports it, as an import failure
+        tree = ast.Module(body=[], type_ignores=[])
+    main = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"), None
+    )
+    has_main_block = any(_is_main_guard(n) for n in tree.body)
+    # main() with no parameters reads its own command line; no main: the block is all
+    program = not (main.args.args or main.args.posonlyargs) if main else has_main_block
+    return {
+        "script": str(path),
+        "root": str(root),
+        "module": ".".join(parts),
+        "package": package,
+        "entry": "program" if program else "main",
+        "has_main_block": has_main_block,
+    }
+
+
+def _is_main_guard(node: "Any") -> bool:
+    """``if __name__ == "__main__":``"""
+    import ast
+
+    test = getattr(node, "test", None)
+    return (
+        isinstance(node, ast.If)
+        and isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
+        and any(isinstance(c, ast.Constant) and c.value == "__main__" for c in test.comparators)
+    )
+
+
+# --- the child ---------------------------------------------------------------------------
+
+#: The standard parameters of a script's ``main``.
+PARAMS = ("input_paths", "output_paths", "environ_vars", "job_args")
+
+
+def main(request: "dict[str, Any]") -> None:
+    """Run what the request asks, write the report on its fd, exit with the script's code."""
+    report = run_stage_request(request) if request["kind"] == "stage" else run_script(request)
+    report["peak_rss"] = peak_rss_bytes()
+    data = encode(report)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = int(request["fd"])
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(fd, view) :]
+    posix.close(fd)
+    code = report.get("exit_code")
+    if code:
+        sys.exit(code)
+
+
+# --- stages ------------------------------------------------------------------------------
+
+
+def run_in_worker(target: "Any", context_payload: "dict[str, Any]") -> "dict[str, Any]":
+    """Run one attempt of a stage here; its outcome as plain values (``error`` is the
+    exception itself). A distributed worker calls this directly."""
+    from stepkit.pipeline.context import StageContext
+    from stepkit.pipeline.invoke import CacheHit, call_stage
+
+    started = time.time()
+    cpu = time.process_time()
+    report: dict[str, Any] = {"started_at": started, "ok": True, "phase": "run"}
+    try:
+        value = call_stage(target, StageContext.from_payload(context_payload))
+    except Exception as exc:  # the stage's failure is data to report, not ours to handle
+        report.update(ok=False, error=exc, **describe(exc))
+    else:
+        report["phase"] = "done"
+        report["cached"] = isinstance(value, CacheHit)
+        if isinstance(value, CacheHit):
+            value = value.outputs
+        if value is not None and not isinstance(value, dict) and hasattr(value, "keys"):
+            value = dict(value)
+        report["value"] = value
+    report["finished_at"] = time.time()
+    report["cpu_time"] = time.process_time() - cpu
+    return report
+
+
+#: The name the parent's code runs as; a stage defined there is looked up as multiprocessing's
+#: spawn does, in the parent's script loaded without its ``__main__`` block.
+_MP_MAIN = "__mp_main__"
+
+
+def _resolve(target: "dict[str, Any]") -> "Any":
+    if "pickled" in target:
+        import pickle
+
+        return pickle.loads(target["pickled"])
+    module_name: str = target["module"]
+    if module_name == "__main__" and target.get("main_file"):
+        import runpy
+
+        module = type(sys)(_MP_MAIN)
+        module.__dict__.update(runpy.run_path(target["main_file"], run_name=_MP_MAIN))
+        sys.modules["__main__"] = sys.modules[_MP_MAIN] = module
+    else:
+        __import__(module_name)
+    found = sys.modules[module_name]
+    for part in target["qualname"].split("."):
+        found = getattr(found, part)
+    return found
+
+
+def run_stage_request(request: "dict[str, Any]") -> "dict[str, Any]":
+    try:
+        target = _resolve(request["target"])
+    except Exception as exc:  # the stage cannot even be loaded: report it like a failure
+        info = describe(exc)
+        info["message"] = "cannot load the stage in the child process: " + info["message"]
+        report = {"ok": False, "phase": "load", "started_at": time.time(), **info}
+        report["finished_at"] = report["started_at"]
+    else:
+        report = run_in_worker(target, request["context"])
+    report["stage"] = request["context"]["stage"]
+    return report
+
+
+# --- scripts -----------------------------------------------------------------------------
+
+
+def namespace(values: "dict[str, Any]") -> "Any":
+    """``job_args`` as the script's own parser would have made it: an ``argparse.Namespace``
+    when the script uses argparse (it has imported it, so this costs nothing), else a
+    ``types.SimpleNamespace`` with the same attributes — not the ~8 ms import of argparse
+    for a script that never parses a command line."""
+    argparse = sys.modules.get("argparse")
+    if argparse is not None:
+        return argparse.Namespace(**values)
+    return type(sys.implementation)(**values)  # types.SimpleNamespace, without types
+
+
+def load_script(path: str, name: str) -> "Any":
+    """Execute a script file as a new module named ``name`` (registered in ``sys.modules``,
+    so that dataclasses and pickling inside it work); exceptions are the script's."""
+    module = type(sys)(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    with open(path, "rb") as handle:
+        source = handle.read()
+    exec(compile(source, path, "exec"), module.__dict__)
+    return module
+
+
+def import_script(request: "dict[str, Any]") -> "Any":
+    """The script as a module: a module of its package when it is in one (relative imports
+    work), else loaded from its file under its stem. The caller puts ``root`` (the
+    script's folder, or its top package's parent) on ``sys.path``."""
+    if request.get("package"):
+        import importlib
+
+        return importlib.import_module(request["module"])
+    name = request["module"]
+    return load_script(request["script"], name if name not in sys.modules else "_script_" + name)
+
+
+def run_as_program(request: "dict[str, Any]") -> None:
+    """``python script.py FLAGS`` (``python -m package.script FLAGS`` in a package): the
+    script runs as ``__main__`` with the job arguments on its command line; a ``main()``
+    with no ``__main__`` block to call it is called after."""
+    saved_argv, saved_main = sys.argv, sys.modules.get("__main__")
+    sys.argv = [request["script"], *request["argv"]]
+    try:
+        if request.get("package"):
+            import runpy
+
+            found = runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        else:
+            module = type(sys)("__main__")
+            module.__file__ = request["script"]
+            sys.modules["__main__"] = module
+            with open(request["script"], "rb") as handle:
+                source = handle.read()
+            exec(compile(source, request["script"], "exec"), module.__dict__)
+            found = module.__dict__
+        if not request.get("has_main_block") and callable(found.get("main")):
+            found["main"]()
+    finally:
+        sys.argv = saved_argv
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+
+
+def signature_problem(main: "Callable[..., Any]") -> "str | None":
+    """Why ``main`` cannot be called as ``main(input_paths, output_paths, environ_vars,
+    job_args)`` (a fifth optional ``logger`` is allowed), or ``None``."""
+    code = getattr(main, "__code__", None)
+    if code is not None and not hasattr(main, "__wrapped__"):
+        names = code.co_varnames[: code.co_argcount]
+        n_defaults = len(main.__defaults__ or ())
+        kw_required = set(
+            code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+        )
+        kw_required -= set(main.__kwdefaults__ or {})
+        shown = ", ".join(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+        required_extra = len(names) - n_defaults > 4
+    else:  # a callable object or a decorated function: let inspect work it out
+        import inspect
+
+        try:
+            params = list(inspect.signature(main).parameters.values())
+        except (TypeError, ValueError) as exc:
+            return f"main has no readable signature ({exc})"
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = tuple(p.name for p in positional)
+        kw_required = {p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is p.empty}
+        required_extra = any(p.default is p.empty for p in positional[4:])
+        shown = ", ".join(p.name for p in params)
+    if names[:4] != PARAMS or len(names) > 5 or required_extra or kw_required:
+        return (
+            f"main({shown}) must take (input_paths, output_paths, environ_vars, job_args)"
+            " and at most an optional fifth parameter such as logger=None"
+        )
+    return None
+
+
+def _exit_code(exc: SystemExit) -> int:
+    return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+
+
+def run_script(request: "dict[str, Any]") -> "dict[str, Any]":
+    """Run the script as the request says (``entry``: ``main`` imports it and calls
+    ``main(input_paths, output_paths, environ_vars, job_args)``; ``program`` runs it as
+    ``python script.py FLAGS``); a report of how far it got. Never raises for anything
+    the script does."""
+    sys.path[0] = request["root"]  # as `python script.py` (or `-m package.script`) has it
+    if request["entry"] == "program":
+        return {**_run_program(request), "entry": "program"}
+    report: dict[str, Any] = {"ok": False, "phase": "import", "exit_code": None}
+    started = time.perf_counter()
+    try:
+        module = import_script(request)
+    except BaseException as exc:  # any failure of the user's module is what we report
+        report.update(describe(exc))
+        if isinstance(exc, SystemExit):
+            report["exit_code"] = exc.code if isinstance(exc.code, int) else 1
+        return report
+    report["import_seconds"] = time.perf_counter() - started
+    report["phase"] = "main"
+    entry = module.__dict__.get("main")
+    if entry is None or not callable(entry):
+        return report
+    report["phase"] = "signature"
+    problem = signature_problem(entry)
+    if problem is not None:
+        report.update(type="SignatureError", message=problem, traceback="")
+        return report
+    if not request["run"]:
+        report.update(ok=True, phase="done")
+        return report
+    report["phase"] = "run"
+    started = time.perf_counter()
+    try:
+        returned = entry(
+            request["input_paths"],
+            request["output_paths"],
+            request["environ_vars"],
+            namespace(request["job_args"]),
+        )
+    except SystemExit as exc:
+        report["run_seconds"] = time.perf_counter() - started
+        if _exit_code(exc) != 0:
+            report["exit_code"] = _exit_code(exc)
+            report.update(describe(exc))
+            return report
+        returned = None
+    except BaseException as exc:  # any failure of main is what we report
+        report["run_seconds"] = time.perf_counter() - started
+        report.update(describe(exc))
+        return report
+    report["run_seconds"] = time.perf_counter() - started
+    report["value"] = repr(returned)[:2000]
+    report.update(ok=True, phase="done")
+    return report
+
+
+def _run_program(request: "dict[str, Any]") -> "dict[str, Any]":
+    report: dict[str, Any] = {"ok": False, "phase": "run", "exit_code": None}
+    if not request["run"]:  # nothing to import without running it: a program is one piece
+        report.update(ok=True, phase="done")
+        return report
+    started = time.perf_counter()
+    try:
+        run_as_program(request)
+    except SystemExit as exc:
+        report["run_seconds"] = time.perf_counter() - started
+        if _exit_code(exc) != 0:
+            report["exit_code"] = _exit_code(exc)
+            report.update(describe(exc))
+            return report
+    except BaseException as exc:  # any failure of the program is what we report
+        report["run_seconds"] = time.perf_counter() - started
+        report.update(describe(exc))
+        return report
+    report["run_seconds"] = time.perf_counter() - started
+    report.update(ok=True, phase="done")
+    return report
+
+
+# --- reports -----------------------------------------------------------------------------
+
+
+def describe(exc: BaseException) -> "dict[str, str]":
+    """An exception as report fields (type, message, traceback), its traceback starting at
+    the user's code: the frames of this module and of the import machinery are left out."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and _ours(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(exc), exc, tb)
+    return {"type": type(exc).__name__, "message": str(exc), "traceback": "".join(lines)}
+
+
+def _ours(filename: str) -> bool:
+    return filename == __file__ or filename.startswith("<frozen ") or filename.endswith("runpy.py")
+
+
+def encode(report: "dict[str, Any]") -> bytes:
+    """``marshal`` for plain data; ``pickle`` to carry an exception or values marshal
+    refuses (the first byte says which)."""
+    if report.get("error") is None:
+        report.pop("error", None)
+        try:
+            return b"M" + marshal.dumps(report)
+        except ValueError:
+            pass  # not plain data: pickle below
+    import pickle
+
+    try:
+        return b"P" + pickle.dumps(report)
+    except Exception:  # an unpicklable exception: the parent rebuilds it from type and text
+        report["error"] = None
+    try:
+        return b"P" + pickle.dumps(report)
+    except Exception as exc:  # unpicklable outputs: report that instead
+        report.update(
+            ok=False,
+            value=None,
+            type="StageOutputError",
+            message=f"Stage {report.get('stage')!r}: outputs cannot be sent back: {exc}",
+        )
+        return b"P" + pickle.dumps(report)
+
+
+def decode(data: bytes) -> "dict[str, Any]":
+    """The report :func:`encode` made (the parent's side)."""
+    if data[:1] == b"M":
+        report: dict[str, Any] = marshal.loads(data[1:])
+        return report
+    import pickle
+
+    loaded: dict[str, Any] = pickle.loads(data[1:])
+    return loaded
+
+
+def peak_rss_bytes() -> "int | None":
+    """This process's own high-water mark (``wait4``'s can count the parent's memory at
+    fork); None off Linux."""
+    try:
+        with open("/proc/self/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # not Linux: the parent falls back to wait4's figure
+        return None
+    return None

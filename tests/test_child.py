@@ -1,0 +1,125 @@
+"""The one child protocol: a request in, the user code's output captured, one report back."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from stepkit.child import _site_hooks, command, script_entry
+from stepkit.processes import ChildRun, run_child
+
+
+def _script(tmp_path: Path, body: str, **over: Any) -> tuple[ChildRun, dict[str, bytes]]:
+    script = tmp_path / "step.py"
+    script.write_text(textwrap.dedent(body).lstrip())
+    (tmp_path / "out").mkdir(exist_ok=True)
+    request: dict[str, Any] = {
+        "kind": "script",
+        **script_entry(str(script)),
+        "argv": [],
+        "run": True,
+        "input_paths": {"DATA": str(tmp_path / "in")},
+        "output_paths": {"out": str(tmp_path / "out")},
+        "environ_vars": {"LABEL_FIELD": "y"},
+        "job_args": {"job_type": "training"},
+        **over,
+    }
+    seen = {"stdout": b"", "stderr": b""}
+
+    def output(stream: str, chunk: bytes) -> None:
+        seen[stream] += chunk
+
+    return run_child(request, output=output, timeout=30, cwd=str(tmp_path)), seen
+
+
+def test_a_script_gets_its_folders_env_and_job_arguments(tmp_path: Path) -> None:
+    ran, seen = _script(
+        tmp_path,
+        """
+        from pathlib import Path
+        print("hello")
+        def main(input_paths, output_paths, environ_vars, job_args):
+            text = environ_vars["LABEL_FIELD"] + job_args.job_type + type(job_args).__name__
+            Path(output_paths["out"], "x.txt").write_text(text)
+            return {"rows": 3}
+        """,
+    )
+    assert ran.returncode == 0 and ran.report is not None, seen
+    assert (tmp_path / "out/x.txt").read_text() == "ytrainingSimpleNamespace"
+    assert (ran.report["ok"], ran.report["phase"], ran.report["value"]) == (
+        True,
+        "done",
+        "{'rows': 3}",
+    )
+    assert seen["stdout"] == b"hello\n"
+    assert ran.peak_rss is not None and ran.peak_rss > 1_000_000
+
+
+def test_a_script_that_uses_argparse_gets_an_argparse_namespace(tmp_path: Path) -> None:
+    ran, seen = _script(
+        tmp_path,
+        """
+        import argparse
+        def main(input_paths, output_paths, environ_vars, job_args):
+            assert isinstance(job_args, argparse.Namespace) and "job_type" in job_args
+            print(vars(job_args))
+        """,
+    )
+    assert ran.report is not None and ran.report["ok"], seen
+    assert seen["stdout"] == b"{'job_type': 'training'}\n"
+
+
+def test_a_scripts_failure_is_reported_with_its_type_and_traceback(tmp_path: Path) -> None:
+    ran, _ = _script(
+        tmp_path,
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    raise ValueError('bad rows')\n",
+    )
+    assert ran.report is not None
+    assert (ran.report["ok"], ran.report["phase"], ran.report["type"]) == (
+        False,
+        "run",
+        "ValueError",
+    )
+    assert ran.report["message"] == "bad rows"
+    assert 'step.py", line 2, in main' in ran.report["traceback"]
+    assert "stepkit" not in ran.report["traceback"]  # it starts at the user's code
+
+
+def test_a_scripts_exit_status_is_the_childs(tmp_path: Path) -> None:
+    ran, _ = _script(
+        tmp_path,
+        "import sys\ndef main(input_paths, output_paths, environ_vars, job_args):\n    sys.exit(3)\n",
+    )
+    assert ran.returncode == 3
+    assert ran.report is not None and ran.report["exit_code"] == 3
+
+
+def test_the_child_loads_only_its_own_module_of_stepkit(tmp_path: Path) -> None:
+    ran, seen = _script(
+        tmp_path,
+        """
+        import sys
+        def main(input_paths, output_paths, environ_vars, job_args):
+            print(" ".join(sorted(m for m in sys.modules if m.startswith("stepkit"))))
+        """,
+    )
+    assert ran.report is not None and ran.report["ok"], seen
+    assert seen["stdout"].split() == [b"stepkit.child"]
+
+
+def test_a_child_that_dies_before_reporting_is_no_report_and_its_stderr(tmp_path: Path) -> None:
+    seen: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def output(stream: str, chunk: bytes) -> None:
+        seen[stream] += chunk
+
+    ran = run_child({"kind": "script"}, output=output, timeout=30, cwd=str(tmp_path))
+    assert ran.report is None and ran.returncode == 1
+    assert b"KeyError: 'root'" in seen["stderr"]  # a request without its fields
+
+
+def test_a_stage_child_skips_site_and_a_script_child_does_not() -> None:
+    if not _site_hooks():  # an editable install's finder needs site: then no -S
+        assert command("stage")[1:3] == ["-S", "-c"]
+    assert command("script")[1] == "-c"
