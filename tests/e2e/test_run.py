@@ -9,7 +9,8 @@ import pytest
 
 from stepkit.cli import main
 from stepkit.pipeline import RunProgress, RunResult
-from stepkit.state import RunStatus, StageStatus
+from stepkit.project import Project
+from stepkit.state import RunStatus, SQLiteStateRepository, StageStatus
 
 
 def run_json(
@@ -262,11 +263,47 @@ def test_resume_with_another_config_is_refused_naming_both(
     other.write_text("nodes:\n  Make:\n    count: 7\n")
     for given, named in ((["-c", str(other)], str(other)), ([], "no config")):
         with pytest.raises(SystemExit) as exc:
-            main(["-p", str(tiny_project), "run", str(tiny_project / "dag.yaml"), "--resume",
-                  str(failed["run_id"]), *given])  # fmt: skip
+            dag = str(tiny_project / "dag.yaml")
+            main(["-p", str(tiny_project), "run", dag, "--resume", str(failed["run_id"]), *given])
         assert exc.value.code == 1
         _, err = capsys.readouterr()
         assert err.startswith(
             f"error: Run {failed['run_id']!r} was made with config {config}, not {named}; "
         )
         assert f"stepkit runs resume {failed['run_id']}" in err
+
+
+def test_the_printed_resume_command_resumes_with_the_recorded_config(
+    capsys: pytest.CaptureFixture[str],
+    tiny_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = tiny_project / "steps/scripts/report.py"
+    good = script.read_text()
+    script.write_text(
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    raise SystemExit(4)\n"
+    )
+    config = tiny_project / "config.yaml"
+    config.write_text("nodes:\n  Make:\n    count: 6\n")
+    monkeypatch.chdir(tmp_path)  # outside the project: the command must name it
+    with pytest.raises(SystemExit) as exc:
+        main(["-p", str(tiny_project), "run", str(tiny_project / "dag.yaml"), "-c", str(config)])
+    assert exc.value.code == 1
+    out, _ = capsys.readouterr()
+    hint = " ".join(out.split()).split("fix the failure, then: ", 1)[1]
+    run_id = hint.split()[-1]
+    assert hint == f"stepkit -p {tiny_project} runs resume {run_id}"
+    script.write_text(good)
+    with pytest.raises(SystemExit) as exc:
+        main(hint.split()[1:])  # the printed command, as a user would paste it
+    assert exc.value.code in (0, None)
+    out, _ = capsys.readouterr()
+    assert f"run {run_id}: completed in " in out
+    state = SQLiteStateRepository.for_project(Project.load(tiny_project))
+    try:
+        run = state.get_run(run_id)
+    finally:
+        state.close()
+    report = Path(run.outputs["Report"]["report"]["path"]) / "report.txt"
+    assert report.read_text() == "sum=30"  # 2 * (0+…+5): the recorded config's count 6
