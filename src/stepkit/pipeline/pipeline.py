@@ -20,6 +20,7 @@ from typing import Any, TypeVar, Unpack
 
 from stepkit.errors import PipelineDefinitionError, ProjectNotFoundError, RunLeaseError
 from stepkit.pipeline.dag import DAG
+from stepkit.pipeline.orphans import kill_orphans
 from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunResult
 from stepkit.pipeline.settings import Progress, RunSettings, SettingsOverrides
@@ -184,7 +185,8 @@ class Pipeline:
         inputs = dict(inputs or {})
         _check_inputs(self.name, inputs)
         with _opened(state) as store:
-            reap_expired(store)
+            for reaped in reap_expired(store):  # their runners died: so must their stages
+                kill_orphans(RunResources(reaped, temp_root=settings.temp_root).processes_dir)
             now = time.time()
             run = RunRecord(
                 run_id=new_run_id(),
@@ -255,6 +257,8 @@ class Pipeline:
             scratch_root=settings.scratch_root,
             keep_temp=settings.keep_temp,
         )
+        # A stage a dead runner of this run left running would otherwise run twice at once.
+        kill_orphans(resources.processes_dir)
         runner = Runner(
             dag=dag,
             stages=self._stages,

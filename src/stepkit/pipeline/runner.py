@@ -33,6 +33,7 @@ from stepkit.pipeline.executors import (
     run_direct,
     run_subprocess,
 )
+from stepkit.pipeline.orphans import AttemptProcesses
 from stepkit.pipeline.recorder import Recorder
 from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunCancelled, RunResult, StageResult
@@ -350,11 +351,12 @@ class Runner:
         if stage.mode == "direct":
             future = self._pool.submit(run_direct, stage, item.context)
         elif stage.mode == "subprocess":
+            record = self.resources.process_record(stage.name, item.attempt)
             future = self._pool.submit(
                 run_subprocess,
                 stage,
                 item.context,
-                processes=self._processes,
+                processes=AttemptProcesses(self._processes, record),
                 sink=lambda batch: events.put(("logs", batch)),
             )
         else:
