@@ -248,6 +248,7 @@ class LiveView:
     def close(self) -> None:
         if self._live is not None:
             self._live.stop()
+            self._live.console.line()  # the table's last line ends: what follows starts anew
 
 
 def _table(

@@ -58,7 +58,7 @@ class Recorder:
             self._state.commit(stages=stages, logs=self._logs)
         self._stages = []
         self._logs = []
-        if not self.lost:
+        if self._progress is not None and not self.lost:
             self._report(tuple(stages), RunStatus.RUNNING)
 
     def finish(self, run: RunRecord) -> None:

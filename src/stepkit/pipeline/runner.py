@@ -70,6 +70,7 @@ class Runner:
     _run: RunRecord  # these three are set by execute(), for the run it executes
     _scheduler: Scheduler
     _recorder: Recorder
+    _metrics: tuple[Any, Any, Any]
 
     def __init__(
         self,
@@ -123,8 +124,9 @@ class Runner:
             self.state, run, stages=tuple(self.dag.nodes), progress=self.progress
         )
         self._retries = run.retries
-        # Bound per run (not at import), so logging configured after import is honoured.
+        # Bound per run (not at import), so logging and metrics set up later are honoured.
         self._log = get_logger("stepkit.pipeline")
+        self._metrics = _instruments()
         self._recorder.started()
         interrupted = False
         while True:
@@ -230,6 +232,8 @@ class Runner:
 
     def _expire(self, now: float) -> None:
         """Attempts past their deadline (direct, distributed) fail as timed out."""
+        if not self._active:
+            return
         for token, item in list(self._active.items()):
             if item.deadline is not None and now >= item.deadline:
                 del self._active[token]
@@ -399,7 +403,7 @@ class Runner:
 
     def _record(self, item: _Active, outcome: Outcome) -> None:
         """Record a finished attempt; schedule a retry or make it final."""
-        histogram, retry_counter, failure_counter = _instruments()
+        histogram, retry_counter, failure_counter = self._metrics
         name = item.stage.name
         self.resources.release_stage(name)
         duration = outcome.finished_at - (item.record.started_at or outcome.started_at)

@@ -12,7 +12,7 @@ import itertools
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from stepkit.pipeline.dag import DAG
 from stepkit.pipeline.stage import Stage
@@ -21,9 +21,8 @@ from stepkit.state.records import StageRecord, StageStatus
 _FAILED = (StageStatus.FAILED, StageStatus.TIMED_OUT)
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
-    """An attempt the runner should start now."""
+class Start(NamedTuple):
+    """An attempt the runner should start now (one per stage attempt: the cheapest record)."""
 
     stage: str
     attempt: int
