@@ -27,6 +27,11 @@ _EXPORTS: dict[str, str] = {
     "workspace_context": "stepkit.registry.context",
     "Pipeline": "stepkit.pipeline.pipeline",
     "RetryPolicy": "stepkit.pipeline.stage",
+    "RunSettings": "stepkit.pipeline.settings",
+    "RunOptions": "stepkit.plan.execute",
+    "plan_dag": "stepkit.plan.execute",
+    "run_dag": "stepkit.plan.execute",
+    "resume_run": "stepkit.plan.execute",
     "RuntimeTester": "stepkit.testing.runner",
     "dask_executor": "stepkit.pipeline.dask_executor",
 }
@@ -37,12 +42,17 @@ __all__ = [
     "Project",
     "Registry",
     "RetryPolicy",
+    "RunOptions",
+    "RunSettings",
     "RuntimeTester",
     "StepCatalog",
     "StepDefinition",
     "StepkitError",
     "__version__",
     "dask_executor",
+    "plan_dag",
+    "resume_run",
+    "run_dag",
     "workspace_context",
 ]
 
@@ -52,7 +62,9 @@ if TYPE_CHECKING:
     from stepkit.errors import StepkitError
     from stepkit.pipeline.dask_executor import dask_executor
     from stepkit.pipeline.pipeline import Pipeline
+    from stepkit.pipeline.settings import RunSettings
     from stepkit.pipeline.stage import RetryPolicy
+    from stepkit.plan.execute import RunOptions, plan_dag, resume_run, run_dag
     from stepkit.project import Project
     from stepkit.registry.context import workspace_context
     from stepkit.registry.definitions import StepDefinition

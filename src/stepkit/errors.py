@@ -264,13 +264,29 @@ class PipelineDefinitionError(StepkitError, ValueError):
     """A pipeline that cannot run as declared: duplicate stage, bad mode, bad option."""
 
 
-class PipelineCycleError(PipelineDefinitionError):
-    """The stages' dependencies form a cycle; ``cycle`` lists it, first stage repeated last."""
+class PipelineCycleError(PipelineDefinitionError, DagFileError):
+    """The DAG's edges form a cycle; ``cycle`` lists it, first node repeated last. For a
+    DAG read from a file, ``path`` and ``line`` (of the cycle's first edge) say where."""
 
-    def __init__(self, pipeline: str, cycle: Iterable[str]) -> None:
+    def __init__(
+        self,
+        pipeline: str,
+        cycle: Iterable[str],
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.cycle = list(cycle)
-        super().__init__(f"Pipeline {pipeline!r} has a cycle: {' → '.join(self.cycle)}.")
+        self.path = path  # type: ignore[assignment]  # a DagFileError whose file may be unknown
+        self.line = line
+        self.suggestions = []
+        shown = " → ".join(self.cycle)
+        if path is None:
+            message = f"Pipeline {pipeline!r} has a cycle: {shown}."
+        else:
+            message = f"{_where(path, line)}the DAG has a cycle: {shown}."
+        super(DagFileError, self).__init__(message)
 
 
 class UnknownStageError(StepkitError, KeyError, ValueError):
@@ -554,4 +570,18 @@ class StoreLockTimeoutError(StepkitError, TimeoutError):
             f"The store lock {lock} stayed taken for {timeout:g} s (runs are finalizing "
             "outputs); nothing was deleted. Run gc again when the store is quieter, or give "
             "it longer with --lock-timeout."
+        )
+
+
+class ResumeMismatchError(StepkitError, ValueError):
+    """``run --resume`` given a DAG or config other than the one the run was made with."""
+
+    def __init__(self, run_id: str, what: str, recorded: str, given: str) -> None:
+        self.run_id = run_id
+        self.what = what
+        self.recorded = recorded
+        self.given = given
+        super().__init__(
+            f"Run {run_id!r} was made with {what} {recorded}, not {given}; resume it with "
+            f"`stepkit runs resume {run_id}` (its own DAG and config), or start a new run."
         )

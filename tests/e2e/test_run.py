@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from stepkit.cli import main
+from stepkit.pipeline import RunProgress, RunResult
+from stepkit.project import Project
+from stepkit.state import RunStatus, SQLiteStateRepository, StageStatus
 
 
 def run_json(
@@ -178,7 +181,7 @@ def test_runs_resume_replans_a_dag_run_and_report_is_written(
         main(["-p", str(tiny_project), "runs", "resume", "latest"])
     assert exc.value.code in (0, None)
     out, _ = capsys.readouterr()
-    assert f"{failed['run_id']}  completed" in out
+    assert f"run {failed['run_id']}: completed in " in out
     page = tmp_path / "report.html"
     with pytest.raises(SystemExit):
         main(
@@ -189,3 +192,118 @@ def test_runs_resume_replans_a_dag_run_and_report_is_written(
         "Report" in html and "<svg" in html and "http" not in html.replace("http://www.w3.org", "")
     )
     assert oct(page.stat().st_mode & 0o777) == "0o644"
+
+
+def test_run_dag_is_the_whole_of_stepkit_run(tiny_project: Path) -> None:
+    from stepkit import RunOptions, RunSettings, plan_dag, resume_run, run_dag
+
+    plan = plan_dag(tiny_project, tiny_project / "dag.yaml")
+    assert list(plan.nodes) == ["Make", "Double", "Report"]
+    seen: list[RunProgress] = []
+    result = run_dag(
+        tiny_project,
+        tiny_project / "dag.yaml",
+        options=RunOptions(no_cache=True),
+        settings=RunSettings(max_workers=2),
+        progress=seen.append,
+    )
+    assert result.ok and seen[-1].status == RunStatus.COMPLETED
+    assert {r.stage for event in seen for r in event.records} == {"Make", "Double", "Report"}
+    again = resume_run(tiny_project, result.run_id)  # nothing left to do: all kept
+    assert again.ok and again.run_id == result.run_id
+
+
+def test_two_runs_of_one_dag_at_once_each_show_their_own_progress(tiny_project: Path) -> None:
+    import threading
+
+    from stepkit import RunOptions, run_dag
+
+    events: dict[int, list[RunProgress]] = {0: [], 1: []}
+    results: dict[int, RunResult] = {}
+    go = threading.Barrier(2)
+
+    def run(index: int) -> None:
+        go.wait(timeout=30)
+        results[index] = run_dag(
+            tiny_project,
+            tiny_project / "dag.yaml",
+            options=RunOptions(no_cache=True),
+            progress=events[index].append,
+        )
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results[0].ok and results[1].ok and results[0].run_id != results[1].run_id
+    for index in (0, 1):
+        assert {event.run_id for event in events[index]} == {results[index].run_id}
+        finished = {
+            r.stage: r.status
+            for event in events[index]
+            for r in event.records
+            if r.status != StageStatus.RUNNING
+        }
+        assert finished == {n: StageStatus.COMPLETED for n in ("Make", "Double", "Report")}
+
+
+def test_resume_with_another_config_is_refused_naming_both(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    script = tiny_project / "steps/scripts/report.py"
+    script.write_text(
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    raise SystemExit(4)\n"
+    )
+    config = tiny_project / "config.yaml"
+    config.write_text("nodes:\n  Make:\n    count: 6\n")
+    code, failed = run_json(capsys, tiny_project, "-c", str(config))
+    assert code == 1
+    other = tiny_project / "other.yaml"
+    other.write_text("nodes:\n  Make:\n    count: 7\n")
+    for given, named in ((["-c", str(other)], str(other)), ([], "no config")):
+        with pytest.raises(SystemExit) as exc:
+            dag = str(tiny_project / "dag.yaml")
+            main(["-p", str(tiny_project), "run", dag, "--resume", str(failed["run_id"]), *given])
+        assert exc.value.code == 1
+        _, err = capsys.readouterr()
+        assert err.startswith(
+            f"error: Run {failed['run_id']!r} was made with config {config}, not {named}; "
+        )
+        assert f"stepkit runs resume {failed['run_id']}" in err
+
+
+def test_the_printed_resume_command_resumes_with_the_recorded_config(
+    capsys: pytest.CaptureFixture[str],
+    tiny_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = tiny_project / "steps/scripts/report.py"
+    good = script.read_text()
+    script.write_text(
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    raise SystemExit(4)\n"
+    )
+    config = tiny_project / "config.yaml"
+    config.write_text("nodes:\n  Make:\n    count: 6\n")
+    monkeypatch.chdir(tmp_path)  # outside the project: the command must name it
+    with pytest.raises(SystemExit) as exc:
+        main(["-p", str(tiny_project), "run", str(tiny_project / "dag.yaml"), "-c", str(config)])
+    assert exc.value.code == 1
+    out, _ = capsys.readouterr()
+    hint = " ".join(out.split()).split("fix the failure, then: ", 1)[1]
+    run_id = hint.split()[-1]
+    assert hint == f"stepkit -p {tiny_project} runs resume {run_id}"
+    script.write_text(good)
+    with pytest.raises(SystemExit) as exc:
+        main(hint.split()[1:])  # the printed command, as a user would paste it
+    assert exc.value.code in (0, None)
+    out, _ = capsys.readouterr()
+    assert f"run {run_id}: completed in " in out
+    state = SQLiteStateRepository.for_project(Project.load(tiny_project))
+    try:
+        run = state.get_run(run_id)
+    finally:
+        state.close()
+    report = Path(run.outputs["Report"]["report"]["path"]) / "report.txt"
+    assert report.read_text() == "sum=30"  # 2 * (0+…+5): the recorded config's count 6

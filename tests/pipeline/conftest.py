@@ -20,3 +20,9 @@ def temp_root(tmp_path: Path) -> Path:
     root = tmp_path / "tmp"
     root.mkdir()
     return root
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run given no state records under the current folder: make that a fresh one."""
+    monkeypatch.chdir(tmp_path)

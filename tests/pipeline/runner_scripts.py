@@ -1,5 +1,6 @@
 """Runner processes for the tests that need a real process to kill or to run side by side:
-``python -m pipeline.runner_scripts killable DB MARKER`` or ``... many DB INDEX``."""
+``python -m pipeline.runner_scripts killable DB MARKER``, ``... orphaning DB MARKER`` or
+``... many DB INDEX``."""
 
 from __future__ import annotations
 
@@ -57,10 +58,37 @@ def many(index: int) -> Pipeline:
     return pipe
 
 
+def sleeper(context: StageContext) -> Mapping[str, Any]:
+    """Attempt 1 records its pid and hangs; a later one says whether attempt 1 still runs."""
+    import os
+
+    import psutil
+
+    marker = Path(context.inputs["marker"])
+    if context.attempt == 1:
+        (marker / "orphan.pid").write_text(str(os.getpid()))
+        time.sleep(120)
+    first = int((marker / "orphan.pid").read_text())
+    try:
+        alive = psutil.Process(first).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    return {"attempt": context.attempt, "first_alive": alive}
+
+
+def orphaning() -> Pipeline:
+    pipe = Pipeline("orphaning", source="pipeline.runner_scripts:orphaning")
+    pipe.add("sleeper", sleeper, mode="subprocess")
+    return pipe
+
+
 def main(argv: list[str]) -> int:
     kind, db = argv[0], argv[1]
     state = SQLiteStateRepository(db)
     try:
+        if kind == "orphaning":
+            orphaning().run(inputs={"marker": argv[2]}, state=state, lease_seconds=60)
+            return 0
         if kind == "killable":
             killable().run(inputs={"marker": argv[2]}, state=state, lease_seconds=60)
             return 0

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from stepkit import Pipeline
 from stepkit.errors import PipelineCycleError, PipelineDefinitionError, UnknownStageError
 from stepkit.pipeline.context import StageContext
-from stepkit.pipeline.dag import descendants, validate_graph
+from stepkit.pipeline.dag import DAG
 from stepkit.state.records import StageStatus
 
 
@@ -23,7 +23,7 @@ def test_a_cycle_is_an_error_naming_the_cycle() -> None:
     pipe.add("prep", _noop, depends_on=["load"])
     pipe.add("train", _noop, depends_on=["prep"])
     with pytest.raises(PipelineCycleError) as caught:
-        pipe.run()
+        pipe.run(state="memory://")
     message = str(caught.value)
     assert message.startswith("Pipeline 'loop' has a cycle: ")
     cycle = caught.value.cycle
@@ -65,7 +65,7 @@ def test_a_subprocess_stage_must_be_importable_by_the_child() -> None:
     pipe = Pipeline("p")
     pipe.add("closure", lambda context: None, mode="subprocess")
     with pytest.raises(PipelineDefinitionError, match="must be importable by another process"):
-        pipe.run()
+        pipe.run(state="memory://")
 
 
 def training(name: str) -> Pipeline:
@@ -94,7 +94,7 @@ def test_included_pipelines_run_under_their_prefix_and_see_local_names() -> None
     pipe.include(training("train"), prefix="big", after=["load"])
     assert set(pipe.stages) == {"load", "small.fit", "small.score", "big.fit", "big.score"}
     assert pipe.stages["small.score"].depends_on == ("small.fit",)
-    result = pipe.run()
+    result = pipe.run(state="memory://")
     assert result.ok
     assert result.outputs == {
         "small.score": {"score": "rows-model-scored"},
@@ -107,9 +107,10 @@ def test_included_pipelines_run_under_their_prefix_and_see_local_names() -> None
 def test_validated_order_puts_dependencies_first(deps: list[list[int]]) -> None:
     # Edges only point to lower indexes, so the graph is acyclic by construction.
     graph = {f"s{i}": tuple(f"s{d}" for d in ds if d < i) for i, ds in enumerate(deps)}
-    order = validate_graph("p", graph)
+    dag = DAG.from_dependencies("p", graph)
+    order = dag.topological_order()
     position = {name: index for index, name in enumerate(order)}
     for name, parents in graph.items():
         assert all(position[p] < position[name] for p in parents)
-        for child in descendants(graph, [name]):
+        for child in dag.descendants(name):
             assert position[child] > position[name]

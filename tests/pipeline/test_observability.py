@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent(
     pipe.add("flaky", flaky, retry=RetryPolicy(max_attempts=2, delay=0))
     pipe.add("bad", bad, depends_on=["flaky"])
     pipe.add("after", flaky, depends_on=["bad"])
-    pipe.run()
+    pipe.run(state="memory://")
     found = {}
     for rm in reader.get_metrics_data().resource_metrics:
         for sm in rm.scope_metrics:

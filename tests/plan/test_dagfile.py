@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from stepkit.errors import DagError, DagFileError, UnknownStepError
+from stepkit.errors import DagError, DagFileError, PipelineCycleError, UnknownStepError
+from stepkit.pipeline.dag import DAG, Location
 from stepkit.plan.dagfile import PipelineDAG, load_dag
 
 GOOD = """\
@@ -86,3 +87,43 @@ def test_api_errors() -> None:
     with pytest.raises(DagError, match="cycle"):
         cyclic.topological_order()
     assert isinstance(DagFileError(Path("x"), "m"), DagError)
+
+
+def test_a_dag_file_loads_into_the_pipeline_dag_with_locations(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    dag = load_dag(path)
+    assert type(dag) is DAG and PipelineDAG is DAG  # one model for files and pipelines
+    assert dag.location("DataLoading_training") == Location(path, 3)
+    assert str(dag.location("DataLoading_training -> TabularPreprocessing_training")) == (
+        f"{path}:7"
+    )
+    assert dag.dependencies() == {
+        "DataLoading_training": (),
+        "TabularPreprocessing_training": ("DataLoading_training",),
+        "Training": ("TabularPreprocessing_training",),
+    }
+    assert dag.sinks() == ["Training"]
+    assert dag.depths() == {
+        "DataLoading_training": 0,
+        "TabularPreprocessing_training": 1,
+        "Training": 2,
+    }
+
+
+def test_a_cycle_in_a_file_is_the_one_cycle_error_with_its_first_edge_line(
+    tmp_path: Path,
+) -> None:
+    text = GOOD + "  - Training -> DataLoading_training\n"
+    with pytest.raises(PipelineCycleError) as caught:
+        load_dag(write(tmp_path, text))
+    error = caught.value
+    assert isinstance(error, DagFileError) and error.path == tmp_path / "dag.yaml"
+    assert error.cycle[0] == error.cycle[-1] and len(error.cycle) == 4
+    first_edge = f"{error.cycle[0]} -> {error.cycle[1]}"
+    line = {
+        "DataLoading_training -> TabularPreprocessing_training": 7,
+        "TabularPreprocessing_training -> Training": 8,
+        "Training -> DataLoading_training": 9,
+    }[first_edge]
+    assert error.line == line
+    assert str(error).startswith(f"{tmp_path / 'dag.yaml'}:{line}: the DAG has a cycle: ")

@@ -30,7 +30,7 @@ def test_stages_run_on_the_workers_and_pass_outputs(cluster: Executor) -> None:
     pipe = Pipeline("dask-plain")
     pipe.add("source", dask_stages.where_am_i, mode="distributed")
     pipe.add("twice", dask_stages.double, depends_on=["source"], mode="distributed")
-    result = pipe.run(executor=cluster)
+    result = pipe.run(executor=cluster, state="memory://")
     assert result.ok, result
     assert result.stages["twice"].outputs["value"] == 42
     assert {result.stages[s].outputs["pid"] for s in ("source", "twice")}.isdisjoint({os.getpid()})
@@ -50,7 +50,7 @@ def test_a_killed_worker_means_a_retry_on_another_worker(cluster: Executor) -> N
 def test_without_the_policy_a_killed_worker_fails_the_stage(cluster: Executor) -> None:
     pipe = Pipeline("dask-kill-no-retry")
     pipe.add("fragile", dask_stages.dies_once, mode="distributed")
-    result = pipe.run(executor=cluster)
+    result = pipe.run(executor=cluster, state="memory://")
     assert not result.ok
     assert (result.stages["fragile"].attempts, result.stages["fragile"].error_type) == (
         1,

@@ -1,10 +1,14 @@
-"""``stepkit plan`` and ``stepkit run``: a DAG of catalogued steps, planned and run."""
+"""``stepkit plan`` and ``stepkit run``: a DAG of catalogued steps, planned and run.
+
+Each command is one library call (:func:`stepkit.plan_dag`, :func:`stepkit.run_dag`); this
+module parses the options, calls, and prints. The live view is drawn from the run's own
+progress events, so two runs of one DAG at once each show their own stages.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,8 +17,10 @@ import typer
 from stepkit.cli.common import console, load_project, print_json
 
 if TYPE_CHECKING:
-    from stepkit.plan.planner import Plan
+    from stepkit.pipeline.results import RunResult
+    from stepkit.pipeline.settings import Progress, RunProgress
     from stepkit.project import Project
+    from stepkit.state.records import StageRecord
 
 DagArgument = Annotated[
     Path, typer.Argument(help="The DAG file (YAML): nodes and edges.", exists=False)
@@ -25,17 +31,13 @@ ConfigOption = Annotated[
         "--config", "-c", help="Pipeline config file (YAML or JSON): shared and per-node values."
     ),
 ]
-
-
-def _plan(project: Project, dag_file: Path, config_file: Path | None) -> Plan:
-    from stepkit.catalog import StepCatalog
-    from stepkit.plan.config import load_pipeline_config
-    from stepkit.plan.dagfile import load_dag
-    from stepkit.plan.planner import plan_pipeline
-
-    dag = load_dag(dag_file)
-    config = load_pipeline_config(config_file)
-    return plan_pipeline(StepCatalog(project), dag, config)
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON (no live view).")
+]
+ReportOption = Annotated[
+    Path | None,
+    typer.Option("--report", help="Also write the run's HTML report (DAG and timeline) here."),
+]
 
 
 def plan(
@@ -45,8 +47,9 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Resolve every node, validate its config and wire its inputs; nothing runs."""
-    project = load_project(ctx)
-    planned = _plan(project, dag_file, config_file)
+    from stepkit.plan.execute import plan_dag
+
+    planned = plan_dag(load_project(ctx), dag_file, config=config_file)
     rows = planned.wiring_rows()
     if as_json:
         print_json(
@@ -123,65 +126,88 @@ def run(
     keep_temp: Annotated[
         bool, typer.Option("--keep-temp", help="Keep the steps' temp folders.")
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON (no live view).")
-    ] = False,
-    report: Annotated[
-        Path | None,
-        typer.Option("--report", help="Also write the run's HTML report (DAG and timeline) here."),
-    ] = None,
+    as_json: JsonOption = False,
+    report: ReportOption = None,
 ) -> None:
     """Run a DAG of catalogued steps: cached steps are reused, the rest run isolated."""
-    from stepkit.plan.execute import RunOptions, default_state, run_plan
+    from stepkit.pipeline.settings import RunSettings
+    from stepkit.plan.execute import RunOptions, run_dag
 
     project = load_project(ctx)
-    started = time.perf_counter()
-    planned = _plan(project, dag_file, config_file)
     options = RunOptions(
         executor=executor or project.run.executor,
-        max_workers=max_workers or project.run.max_workers,
         no_cache=no_cache,
         refresh=frozenset(refresh or ()),
         timeout=timeout,
-        fail_fast=fail_fast,
-        keep_temp=keep_temp,
     )
-    state = default_state(project)
-    cancel = threading.Event()
+    settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
+    show_run(
+        project,
+        lambda progress: run_dag(
+            project,
+            dag_file,
+            config=config_file,
+            options=options,
+            settings=settings,
+            resume=resume,
+            progress=progress,
+        ),
+        as_json=as_json,
+        report=report,
+    )
+
+
+def show_run(
+    project: Project,
+    call: Callable[[Progress | None], RunResult],
+    *,
+    as_json: bool,
+    report: Path | None,
+) -> None:
+    """Run ``call`` (a run or a resume) under the live view, or quietly for ``--json``, then
+    print the summary. Ctrl-C exits 130 with the command that resumes the run."""
     from stepkit.pipeline.results import RunCancelled
 
+    started = time.perf_counter()
+    view = None if as_json else LiveView()
     try:
-        if as_json:
-            result = run_plan(planned, project, state, options, resume=resume, cancel_event=cancel)
-        else:
-            result = _run_live(planned, project, state, options, resume=resume, cancel=cancel)
+        result = call(view)
     except RunCancelled as exc:
         typer.echo(
             f"Run {exc.result.run_id} cancelled; resume it with: "
-            f"stepkit run {dag_file} --resume {exc.result.run_id}",
+            f"{resume_command(project, exc.result.run_id)}",
             err=True,
         )
         raise typer.Exit(130) from None
     finally:
-        state.close()
+        if view is not None:
+            view.close()
     elapsed = time.perf_counter() - started
     if report is not None:
         write_report(project, result.run_id, report)
     if as_json:
         print_json(_result_json(result, elapsed))
     else:
-        _summary(result, elapsed, dag_file)
+        _summary(project, result, elapsed)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def resume_command(project: Project, run_id: str) -> str:
+    """The command that resumes ``run_id`` with its own DAG, config and project."""
+    here = Path.cwd().resolve()
+    inside = here == project.root or project.root in here.parents
+    where = "" if inside else f"-p {project.root} "
+    return f"stepkit {where}runs resume {run_id}"
 
 
 def write_report(project: Project, run_id: str, path: Path) -> None:
     """The run's self-contained HTML page (see ``stepkit runs report``)."""
     from stepkit.atomic import atomic_write_text
     from stepkit.cli.runs import report_page
-    from stepkit.plan.execute import default_state
+    from stepkit.state import open_state
 
-    state = default_state(project)
+    state = open_state(project)
     try:
         page = report_page(project, state, run_id)
     finally:
@@ -190,52 +216,46 @@ def write_report(project: Project, run_id: str, path: Path) -> None:
     typer.echo(f"report: {path.absolute()}", err=True)
 
 
-def _run_live(
-    planned: Plan,
-    project: Project,
-    state: Any,
-    options: Any,
-    *,
-    resume: str | None,
-    cancel: threading.Event,
-) -> Any:
-    from rich.live import Live
+class LiveView:
+    """The stage table of one run, kept from that run's progress events (the ``progress``
+    callback) and redrawn by rich's own refresh thread."""
 
-    from stepkit.plan.execute import default_state, run_plan, watch_run
+    def __init__(self) -> None:
+        self._live: Any = None
+        self._started = time.time()
+        self._run_id: str | None = None
+        self._stages: tuple[str, ...] = ()
+        self._latest: dict[str, StageRecord] = {}
 
-    nodes = list(planned.nodes)
-    started = time.time()
-    with Live(
-        _table(nodes, [], started),
-        console=console(stderr=True),
-        refresh_per_second=8,
-        transient=False,
-    ) as live:
+    def __call__(self, event: RunProgress) -> None:
+        latest = dict(self._latest)  # replaced whole: the refresh thread reads the old one
+        for record in event.records:
+            known = latest.get(record.stage)
+            if known is None or record.attempt >= known.attempt:
+                latest[record.stage] = record
+        self._run_id, self._stages, self._latest = event.run_id, event.stages, latest
+        if self._live is None:
+            from rich.live import Live
 
-        def update(run_id: str | None, records: Iterable[Any]) -> None:
-            live.update(_table(nodes, list(records), started, run_id))
-
-        try:
-            return watch_run(
-                lambda: default_state(project),
-                lambda: run_plan(
-                    planned, project, state, options, resume=resume, cancel_event=cancel
-                ),
-                pipeline=planned.dag.name,
-                on_update=update,
+            self._live = Live(
+                self, console=console(stderr=True), refresh_per_second=8, transient=False
             )
-        except KeyboardInterrupt:
-            cancel.set()
-            raise
+            self._live.start()
+
+    def __rich__(self) -> Any:
+        return _table(list(self._stages), self._latest, self._started, self._run_id)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live.console.line()  # the table's last line ends: what follows starts anew
 
 
-def _table(nodes: list[str], records: list[Any], started: float, run_id: str | None = None) -> Any:
+def _table(
+    nodes: list[str], latest: dict[str, StageRecord], started: float, run_id: str | None
+) -> Any:
     from rich.table import Table
 
-    latest: dict[str, Any] = {}
-    for record in records:
-        if record.stage not in latest or record.attempt >= latest[record.stage].attempt:
-            latest[record.stage] = record
     now = time.time()
     title = f"run {run_id or '…'} — {now - started:.1f} s"
     table = Table(title=title, expand=False)
@@ -248,6 +268,8 @@ def _table(nodes: list[str], records: list[Any], started: float, run_id: str | N
         "timed_out": "red",
         "running": "yellow",
         "skipped": "dim",
+        "cancelled": "magenta",
+        "interrupted": "magenta",
     }
     for node in nodes:
         record = latest.get(node)
@@ -286,7 +308,7 @@ def _result_json(result: Any, elapsed: float) -> dict[str, Any]:
     }
 
 
-def _summary(result: Any, elapsed: float, dag_file: Path) -> None:
+def _summary(project: Project, result: Any, elapsed: float) -> None:
     from stepkit.plan.execute import output_folders
 
     out = console()
@@ -312,4 +334,4 @@ def _summary(result: Any, elapsed: float, dag_file: Path) -> None:
         out.print(f"outputs in {run_dir}/:")
         out.print("  " + ", ".join(entries), soft_wrap=True)
     if not result.ok:
-        out.print(f"fix the failure, then: stepkit run {dag_file} --resume {result.run_id}")
+        out.print(f"fix the failure, then: {resume_command(project, result.run_id)}")

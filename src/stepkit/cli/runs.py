@@ -14,7 +14,6 @@ import typer
 from stepkit.cli.common import console, load_project, print_json
 
 if TYPE_CHECKING:
-    from stepkit.pipeline import Pipeline
     from stepkit.project import Project
     from stepkit.state import LogEvent, RunRecord, StageRecord, StateRepository
 
@@ -241,46 +240,6 @@ def logs(
             time.sleep(0.5)
 
 
-def _load_pipeline(source: str) -> Pipeline:
-    """``module:attr`` or ``path/to/file.py:attr`` → a Pipeline (calling a factory)."""
-    import importlib
-    import importlib.util
-    import sys
-
-    from stepkit.errors import PipelineDefinitionError
-    from stepkit.pipeline import Pipeline
-
-    module_name, _, attr = source.partition(":")
-    if not attr:
-        raise PipelineDefinitionError(f"--pipeline {source!r}: expected MODULE:ATTR.")
-    if module_name.endswith(".py"):
-        path = Path(module_name).resolve()
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise PipelineDefinitionError(f"--pipeline {source!r}: cannot load {path}.")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-    else:
-        sys.path.insert(0, str(Path.cwd()))
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PipelineDefinitionError(
-                f"--pipeline {source!r}: cannot import {module_name}: {exc}"
-            ) from exc
-    target = getattr(module, attr, None)
-    if target is None:
-        raise PipelineDefinitionError(f"--pipeline {source!r}: {module_name} has no {attr!r}.")
-    if not isinstance(target, Pipeline) and callable(target):
-        target = target()
-    if not isinstance(target, Pipeline):
-        raise PipelineDefinitionError(
-            f"--pipeline {source!r} is a {type(target).__name__}, not a Pipeline or a factory."
-        )
-    return target
-
-
 @app.command("resume")
 def resume(
     ctx: typer.Context,
@@ -296,41 +255,35 @@ def resume(
         ),
     ] = None,
     max_workers: Annotated[
-        int | None, typer.Option("--max-workers", "-j", help="Stages at once.")
+        int | None, typer.Option("--max-workers", "-j", min=1, help="Stages at once.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (no live view).")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the run's HTML report (DAG and timeline) here."),
     ] = None,
 ) -> None:
-    """Run again what a run did not finish; completed stages are kept, not re-run."""
-    from stepkit.errors import PipelineDefinitionError
-    from stepkit.pipeline import RunCancelled
+    """Run again what a run did not finish; completed stages are kept, not re-run.
+
+    A run of a DAG file is planned again from the DAG and config files it recorded."""
+    from stepkit.cli.run import show_run
+    from stepkit.pipeline.settings import RunSettings
+    from stepkit.plan.execute import resume_run
 
     project = load_project(ctx)
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
-        run = state.get_run(run_id)
-        source = pipeline or run.source
-        if not source:
-            raise PipelineDefinitionError(
-                f"Run {run_id!r} recorded no pipeline source; pass --pipeline MODULE:ATTR."
-            )
-        from stepkit.plan.execute import DAG_SOURCE, RunOptions, plan_from_source, run_plan
-
-        try:
-            if source.startswith(DAG_SOURCE):  # a run of catalogued steps: plan it again
-                options = RunOptions(max_workers=max_workers or project.run.max_workers)
-                plan = plan_from_source(project, source)
-                result = run_plan(plan, project, state, options, resume=run_id)
-            else:
-                result = _load_pipeline(source).resume(
-                    run_id, state=state, max_workers=max_workers or project.run.max_workers
-                )
-        except RunCancelled as cancelled:
-            typer.echo(f"run {cancelled.result.run_id} cancelled", err=True)
-            raise typer.Exit(130) from None
-    console().print(
-        f"{result.run_id}  {result.status}" + (f"  {result.error}" if result.error else "")
+    settings = RunSettings(max_workers=max_workers)
+    show_run(
+        project,
+        lambda progress: resume_run(
+            project, run_id, pipeline=pipeline, settings=settings, progress=progress
+        ),
+        as_json=as_json,
+        report=report,
     )
-    if not result.ok:
-        raise typer.Exit(1)
 
 
 @app.command("report")

@@ -16,21 +16,27 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "CacheHit": "stepkit.pipeline.invoke",
+    "DAG": "stepkit.pipeline.dag",
     "Pipeline": "stepkit.pipeline.pipeline",
     "RetryPolicy": "stepkit.pipeline.stage",
     "RunCancelled": "stepkit.pipeline.results",
+    "RunProgress": "stepkit.pipeline.settings",
     "RunResult": "stepkit.pipeline.results",
+    "RunSettings": "stepkit.pipeline.settings",
     "Stage": "stepkit.pipeline.stage",
     "StageContext": "stepkit.pipeline.context",
     "StageResult": "stepkit.pipeline.results",
 }
 
 __all__ = [
+    "DAG",
     "CacheHit",
     "Pipeline",
     "RetryPolicy",
     "RunCancelled",
+    "RunProgress",
     "RunResult",
+    "RunSettings",
     "Stage",
     "StageContext",
     "StageResult",
@@ -38,9 +44,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from stepkit.pipeline.context import StageContext
+    from stepkit.pipeline.dag import DAG
     from stepkit.pipeline.invoke import CacheHit
     from stepkit.pipeline.pipeline import Pipeline
     from stepkit.pipeline.results import RunCancelled, RunResult, StageResult
+    from stepkit.pipeline.settings import RunProgress, RunSettings
     from stepkit.pipeline.stage import RetryPolicy, Stage
 
 

@@ -11,30 +11,30 @@ import json
 import os
 import secrets
 import socket
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-from stepkit.errors import PipelineDefinitionError, RunLeaseError
-from stepkit.pipeline.dag import validate_graph
+from stepkit.errors import PipelineDefinitionError, ProjectNotFoundError, RunLeaseError
+from stepkit.pipeline.dag import DAG
+from stepkit.pipeline.orphans import kill_orphans
 from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunResult
+from stepkit.pipeline.settings import Progress, RunSettings, SettingsOverrides
 from stepkit.pipeline.stage import NO_RETRY, Mode, RetryPolicy, Stage
+from stepkit.project import Project
+from stepkit.state.backends import open_state, open_state_url
 from stepkit.state.base import StateRepository
-from stepkit.state.leases import (
-    DEFAULT_LEASE_SECONDS,
-    Heartbeat,
-    holder,
-    interrupt,
-    lease_is_dead,
-    reap_expired,
-)
-from stepkit.state.memory import MemoryStateRepository
+from stepkit.state.leases import Heartbeat, holder, interrupt, lease_is_dead, reap_expired
 from stepkit.state.records import RunRecord, RunStatus, StageRecord, latest_attempts
+from stepkit.state.sqlite import SQLiteStateRepository
+
+#: A state store, the URL of one (``memory://``, ``sqlite:///PATH``, ``postgresql://…``), or
+#: None for the default: the project's store, else ``.stepkit/state.db`` in the current folder.
+StateArg = StateRepository | str | None
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,10 +42,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 def new_run_id() -> str:
     """Sortable and unique: ``20260131-142502-1f3a9c0e`` (UTC time, then 32 random bits)."""
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
-
-
-def default_max_workers() -> int:
-    return min(32, (os.cpu_count() or 1) + 4)
 
 
 class Pipeline:
@@ -146,9 +142,17 @@ class Pipeline:
     def validate(self) -> list[str]:
         """Check the DAG (unknown dependencies, cycles) and that subprocess/distributed
         stages can be sent to another process; returns the stages in run order."""
+        return self.dag().topological_order()
+
+    def dag(self) -> DAG:
+        """The stages as a :class:`DAG` (each stage's dependencies are its edges).
+
+        Raises:
+            UnknownStageError: a dependency names no stage (with close names).
+        """
         for stage in self._stages.values():
             stage.check_portable()
-        return validate_graph(self.name, {n: s.depends_on for n, s in self._stages.items()})
+        return DAG.from_dependencies(self.name, {n: s.depends_on for n, s in self._stages.items()})
 
     # -- running -----------------------------------------------------------------------------
 
@@ -156,174 +160,176 @@ class Pipeline:
         self,
         *,
         inputs: Mapping[str, Any] | None = None,
-        state: StateRepository | None = None,
-        executor: Executor | None = None,
-        max_workers: int | None = None,
-        fail_fast: bool = False,
-        keep_temp: bool = False,
-        temp_root: Path | None = None,
-        scratch_root: Path | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        cancel_event: threading.Event | None = None,
+        state: StateArg = None,
+        settings: RunSettings | None = None,
+        progress: Progress | None = None,
+        **overrides: Unpack[SettingsOverrides],
     ) -> RunResult:
-        """Run every stage, dependencies first, up to ``max_workers`` at once.
+        """Run every stage, dependencies first, up to ``settings.max_workers`` at once.
 
         Args:
             inputs: JSON-serializable values every stage sees as ``context.inputs``.
-            state: where runs are recorded (durable: ``SQLiteStateRepository``); default
-                in memory, gone when the process ends.
-            executor: the ``concurrent.futures.Executor`` for ``distributed`` stages.
-            fail_fast: stop the whole run at the first stage that fails for good.
-            keep_temp: keep the per-run and per-stage temp/scratch folders.
-            cancel_event: set it to stop the run (stages recorded ``cancelled``).
+            state: where the run is recorded. Default: the project's state store when the
+                current folder is inside a project, else ``.stepkit/state.db`` here; pass
+                ``"memory://"`` (or a ``MemoryStateRepository``) to keep it in memory only.
+            settings: how to run (:class:`RunSettings`); single fields may be given as
+                keywords instead (``max_workers=4``), which override ``settings``.
+            progress: called after every commit with what was written (a live view).
 
         Raises:
             RunCancelled: on Ctrl-C, after recording the run as cancelled.
         """
-        self.validate()
-        state = state if state is not None else MemoryStateRepository()
+        settings = replace(settings or RunSettings(), **overrides)
+        dag = self.dag()
+        dag.topological_order()
         inputs = dict(inputs or {})
         _check_inputs(self.name, inputs)
-        reap_expired(state)
-        now = time.time()
-        run = RunRecord(
-            run_id=new_run_id(),
-            pipeline=self.name,
-            status=RunStatus.RUNNING,
-            inputs=inputs,
-            graph={name: stage.depends_on for name, stage in self._stages.items()},
-            source=self.source,
-            created_at=now,
-            started_at=now,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            lease_expires_at=now + lease_seconds,
-        )
-        state.commit(runs=[run])
-        return self._execute(
-            run,
-            state=state,
-            kept={},
-            last_attempt={},
-            executor=executor,
-            max_workers=max_workers,
-            fail_fast=fail_fast,
-            keep_temp=keep_temp,
-            temp_root=temp_root,
-            scratch_root=scratch_root,
-            lease_seconds=lease_seconds,
-            cancel_event=cancel_event,
-        )
+        with _opened(state) as store:
+            for reaped in reap_expired(store):  # their runners died: so must their stages
+                kill_orphans(RunResources(reaped, temp_root=settings.temp_root).processes_dir)
+            now = time.time()
+            run = RunRecord(
+                run_id=new_run_id(),
+                pipeline=self.name,
+                status=RunStatus.RUNNING,
+                inputs=inputs,
+                graph=dag.dependencies(),
+                source=self.source,
+                created_at=now,
+                started_at=now,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                lease_expires_at=now + settings.lease_seconds,
+            )
+            store.commit(runs=[run])
+            return self._execute(dag, run, store, settings, progress, kept={}, last_attempt={})
 
     def resume(
         self,
         run_id: str,
         *,
-        state: StateRepository,
-        executor: Executor | None = None,
-        max_workers: int | None = None,
-        fail_fast: bool = False,
-        keep_temp: bool = False,
-        temp_root: Path | None = None,
-        scratch_root: Path | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-        cancel_event: threading.Event | None = None,
+        state: StateArg = None,
+        settings: RunSettings | None = None,
+        progress: Progress | None = None,
+        **overrides: Unpack[SettingsOverrides],
     ) -> RunResult:
         """Run again what a run did not finish: failed, timed-out, interrupted, cancelled,
         skipped and never-started stages. Completed (and cached) stages keep their
-        recorded outputs and are not run again.
+        recorded outputs and are not run again. ``state`` defaults as for :meth:`run`, so
+        a run made without ``state=`` is found again without it.
 
         Raises:
+            UnknownRunError: the store has no such run.
             RunLeaseError: another runner is alive and still holds the run.
         """
-        self.validate()
-        run = state.get_run(run_id)
-        now = time.time()
-        if run.status == RunStatus.RUNNING:
-            if not lease_is_dead(run, now=now):
-                raise RunLeaseError(run_id, holder(run), (run.lease_expires_at or now) - now)
-            reaped = interrupt(state, run, now=now)
-            if reaped is None:  # another runner claimed or renewed it since we looked
-                current = state.get_run(run_id)
-                raise RunLeaseError(
-                    run_id, holder(current), (current.lease_expires_at or now) - now
-                )
-            run = reaped
-        latest = latest_attempts(state.stage_records(run_id))
-        kept: dict[str, StageRecord] = {
-            name: record
-            for name, record in latest.items()
-            if record.status.done and name in self._stages
-        }
-        run = replace(
-            run,
-            status=RunStatus.RUNNING,
-            graph={name: stage.depends_on for name, stage in self._stages.items()},
-            finished_at=None,
-            error=None,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            lease_expires_at=now + lease_seconds,
-        )
-        if not state.claim_run(run):  # another runner resumed it a moment ago
-            current = state.get_run(run_id)
-            raise RunLeaseError(run_id, holder(current), (current.lease_expires_at or now) - now)
-        return self._execute(
-            run,
-            state=state,
-            kept=kept,
-            last_attempt={name: record.attempt for name, record in latest.items()},
-            executor=executor,
-            max_workers=max_workers,
-            fail_fast=fail_fast,
-            keep_temp=keep_temp,
-            temp_root=temp_root,
-            scratch_root=scratch_root,
-            lease_seconds=lease_seconds,
-            cancel_event=cancel_event,
-        )
+        settings = replace(settings or RunSettings(), **overrides)
+        dag = self.dag()
+        dag.topological_order()
+        with _opened(state) as store:
+            run = _claim(store, run_id, dag, lease_seconds=settings.lease_seconds)
+            latest = latest_attempts(store.stage_records(run_id))
+            kept: dict[str, StageRecord] = {
+                name: record
+                for name, record in latest.items()
+                if record.status.done and name in self._stages
+            }
+            last_attempt = {name: record.attempt for name, record in latest.items()}
+            return self._execute(
+                dag, run, store, settings, progress, kept=kept, last_attempt=last_attempt
+            )
 
     def _execute(
         self,
+        dag: DAG,
         run: RunRecord,
-        *,
         state: StateRepository,
+        settings: RunSettings,
+        progress: Progress | None,
+        *,
         kept: Mapping[str, StageRecord],
         last_attempt: Mapping[str, int],
-        executor: Executor | None,
-        max_workers: int | None,
-        fail_fast: bool,
-        keep_temp: bool,
-        temp_root: Path | None,
-        scratch_root: Path | None,
-        lease_seconds: float,
-        cancel_event: threading.Event | None,
     ) -> RunResult:
-        from stepkit.pipeline.runner import Runner
+        from stepkit.pipeline.runner import Runner  # tenacity, structlog: only when running
 
-        if max_workers is not None and max_workers < 1:
-            raise PipelineDefinitionError(f"max_workers must be at least 1, not {max_workers}.")
         resources = RunResources(
-            run.run_id, temp_root=temp_root, scratch_root=scratch_root, keep_temp=keep_temp
+            run.run_id,
+            temp_root=settings.temp_root,
+            scratch_root=settings.scratch_root,
+            keep_temp=settings.keep_temp,
         )
+        # A stage a dead runner of this run left running would otherwise run twice at once.
+        kill_orphans(resources.processes_dir)
         runner = Runner(
+            dag=dag,
             stages=self._stages,
             state=state,
+            settings=settings,
             resources=resources,
-            max_workers=max_workers or default_max_workers(),
-            executor=executor,
-            fail_fast=fail_fast,
-            lease_seconds=lease_seconds,
-            cancel_event=cancel_event,
+            progress=progress,
         )
         try:
-            with Heartbeat(state, run.run_id, lease_seconds=lease_seconds) as heartbeat:
+            with Heartbeat(state, run.run_id, lease_seconds=settings.lease_seconds) as heartbeat:
                 return runner.execute(
                     run, kept=kept, last_attempt=last_attempt, lease_lost=heartbeat.lost
                 )
         finally:
             runner.close()
             resources.close()
+
+
+def _claim(store: StateRepository, run_id: str, dag: DAG, *, lease_seconds: float) -> RunRecord:
+    """Take the run over for a resume: reap it if its runner is dead, then claim it."""
+    run = store.get_run(run_id)
+    now = time.time()
+    if run.status == RunStatus.RUNNING:
+        if not lease_is_dead(run, now=now):
+            raise RunLeaseError(run_id, holder(run), (run.lease_expires_at or now) - now)
+        reaped = interrupt(store, run, now=now)
+        if reaped is None:  # another runner claimed or renewed it since we looked
+            current = store.get_run(run_id)
+            raise RunLeaseError(run_id, holder(current), (current.lease_expires_at or now) - now)
+        run = reaped
+    run = replace(
+        run,
+        status=RunStatus.RUNNING,
+        graph=dag.dependencies(),
+        finished_at=None,
+        error=None,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        lease_expires_at=now + lease_seconds,
+    )
+    if not store.claim_run(run):  # another runner resumed it a moment ago
+        current = store.get_run(run_id)
+        raise RunLeaseError(run_id, holder(current), (current.lease_expires_at or now) - now)
+    return run
+
+
+def default_state(cwd: Path | None = None) -> StateRepository:
+    """The store a run goes to when none is named: the project's (``[state] url``, else
+    ``<state_dir>/state.db``) inside a project, else ``.stepkit/state.db`` in ``cwd``."""
+    here = cwd or Path.cwd()
+    try:
+        project = Project.load(cwd=here)
+    except ProjectNotFoundError:
+        return SQLiteStateRepository(here / ".stepkit" / "state.db")
+    return open_state(project)
+
+
+@contextmanager
+def _opened(state: StateArg) -> Iterator[StateRepository]:
+    """``state`` as a store; one opened here (a URL, or the default) is closed here."""
+    if isinstance(state, StateRepository):
+        yield state
+        return
+    if state is None:
+        store = default_state()
+    else:
+        store = open_state_url(state, root=Path.cwd(), key="state")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _check_inputs(pipeline: str, inputs: Mapping[str, Any]) -> None:

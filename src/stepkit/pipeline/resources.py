@@ -49,6 +49,14 @@ class RunResources:
             os.path.join(self._scratch_dir, "scratch", name),
         )
 
+    @property
+    def processes_dir(self) -> Path:
+        """Where the running attempts' process groups are recorded (``pipeline.orphans``)."""
+        return self.run_dir / "processes"
+
+    def process_record(self, stage: str, attempt: int) -> Path:
+        return self.processes_dir / f"{_folder_name(stage)}.{attempt}.json"
+
     def release_stage(self, stage: str) -> None:
         """Remove a finished stage's folders (cheap when the run made none)."""
         if self.keep_temp or not (os.path.isdir(self._run_dir) or os.path.isdir(self._scratch_dir)):

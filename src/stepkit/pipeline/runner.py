@@ -1,23 +1,21 @@
-"""The scheduler loop: one run of a pipeline, its state written by this process alone.
+"""The run loop: one run of a pipeline, its state written by this process alone.
 
-Each turn of the loop gathers what workers reported (finished attempts, log batches),
-decides what runs next, commits all of it in ONE transaction, and only then starts the
-stages that became ready. So a stage counts as done only once its record is committed, a
-dependent never starts before that, and the store sees one commit per turn — not one per
+Each turn gathers what workers reported (finished attempts, log batches), asks the
+:class:`~stepkit.pipeline.scheduler.Scheduler` what runs next, commits all of it in ONE
+transaction through the :class:`~stepkit.pipeline.recorder.Recorder`, and only then starts
+the stages that became ready. So a stage counts as done only once its record is committed,
+a dependent never starts before that, and the store sees one commit per turn — not one per
 stage, let alone one per log line.
 """
 
 from __future__ import annotations
 
-import graphlib
-import heapq
 import itertools
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -26,7 +24,7 @@ from stepkit.child import run_in_worker
 from stepkit.errors import StageTimeoutError
 from stepkit.observability import get_logger, get_meter
 from stepkit.pipeline.context import StageContext
-from stepkit.pipeline.dag import sinks
+from stepkit.pipeline.dag import DAG
 from stepkit.pipeline.executors import (
     Outcome,
     ProcessTable,
@@ -35,11 +33,15 @@ from stepkit.pipeline.executors import (
     run_direct,
     run_subprocess,
 )
+from stepkit.pipeline.orphans import AttemptProcesses
+from stepkit.pipeline.recorder import Recorder
 from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunCancelled, RunResult, StageResult
+from stepkit.pipeline.scheduler import Scheduler, Start
+from stepkit.pipeline.settings import Progress, RunSettings
 from stepkit.pipeline.stage import Stage
 from stepkit.state.base import StateRepository
-from stepkit.state.records import LogBatch, RunRecord, RunStatus, StageRecord, StageStatus
+from stepkit.state.records import RunRecord, RunStatus, StageRecord, StageStatus
 
 
 @cache
@@ -63,34 +65,37 @@ class _Active:
 
 
 class Runner:
-    """Runs the stages of one run; see :meth:`Pipeline.run` for what the options mean."""
+    """Runs the stages of one run; see :class:`RunSettings` for what the settings mean."""
+
+    _run: RunRecord  # these three are set by execute(), for the run it executes
+    _scheduler: Scheduler
+    _recorder: Recorder
+    _metrics: tuple[Any, Any, Any]
 
     def __init__(
         self,
         *,
+        dag: DAG,
         stages: Mapping[str, Stage],
         state: StateRepository,
+        settings: RunSettings,
         resources: RunResources,
-        max_workers: int,
-        executor: Executor | None,
-        fail_fast: bool,
-        lease_seconds: float,
-        cancel_event: threading.Event | None,
+        progress: Progress | None = None,
     ) -> None:
+        self.dag = dag
         self.stages = stages
-        self.graph = {name: stage.depends_on for name, stage in stages.items()}
         self.state = state
+        self.settings = settings
         self.resources = resources
-        self.max_workers = max_workers
-        self.executor = executor
-        self.fail_fast = fail_fast
-        self.lease_seconds = lease_seconds
-        self.cancel_event = cancel_event
+        self.progress = progress
+        self._workers = settings.workers
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="stepkit")
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="stepkit")
         self._processes = ProcessTable()
         self._tokens = itertools.count(1)
-        self._last_failure: dict[str, StageRecord] = {}
+        self._active: dict[int, _Active] = {}
+        self._cancelled = False
+        self._retries = 0
         self._log: Any = None
 
     # -- the loop ----------------------------------------------------------------------------
@@ -107,202 +112,138 @@ class Runner:
 
         If ``lease_lost`` is set (another runner reaped this run, taking us for dead), the
         run stops as if cancelled and leaves the run record to whoever holds it now.
+
+        Raises:
+            RunCancelled: Ctrl-C, after the run was recorded ``cancelled``.
         """
-        sorter = graphlib.TopologicalSorter(self.graph)
-        sorter.prepare()
-        ready: deque[str] = deque(sorter.get_ready())
-        active: dict[int, _Active] = {}
-        retry_heap: list[tuple[float, int, str, int]] = []
-        finals: dict[str, StageRecord] = {}
-        outputs_of: dict[str, Mapping[str, Any]] = {n: r.outputs for n, r in kept.items()}
-        stage_writes: list[StageRecord] = []
-        log_writes: list[LogBatch] = []
-        launches: list[_Active] = []
-        stopping: str | None = None
-        cancelled = interrupted = lost = False
-        retries = run.retries
-        histogram, retry_counter, failure_counter = _instruments()
-        # Bound per run (not at import), so logging configured after import is honoured.
-        self._log = _log = get_logger("stepkit.pipeline")
-
-        first_failure: list[str] = []
-
-        def finish(name: str, record: StageRecord) -> None:
-            if record.status in (StageStatus.FAILED, StageStatus.TIMED_OUT):
-                first_failure.append(name)
-            finals[name] = record
-            sorter.done(name)
-            ready.extend(sorter.get_ready())
-
-        def stop_active(reason: str) -> None:
-            self._processes.kill_all()
-            now = time.time()
-            for token, item in list(active.items()):
-                del active[token]
-                if item.future is not None:
-                    item.future.cancel()
-                record = replace(
-                    item.record,
-                    status=StageStatus.CANCELLED,
-                    finished_at=now,
-                    duration=now - (item.record.started_at or now),
-                    reason=reason,
-                )
-                stage_writes.append(record)
-                finish(item.stage.name, record)
-            while retry_heap:
-                _, _, name, _ = heapq.heappop(retry_heap)
-                finish(name, finals.get(name) or self._last_failure[name])
-
+        self._run = run
+        self._scheduler = Scheduler(
+            self.dag, self.stages, run_id=run.run_id, kept=kept, last_attempt=last_attempt
+        )
+        self._recorder = Recorder(
+            self.state, run, stages=tuple(self.dag.nodes), progress=self.progress
+        )
+        self._retries = run.retries
+        # Bound per run (not at import), so logging and metrics set up later are honoured.
+        self._log = get_logger("stepkit.pipeline")
+        self._metrics = _instruments()
+        self._recorder.started()
+        interrupted = False
         while True:
             try:
-                now = time.time()
-                if self.cancel_event is not None and self.cancel_event.is_set() and not cancelled:
-                    cancelled = True
-                    stopping = "run cancelled"
-                    stop_active(stopping)
-                if lease_lost is not None and lease_lost.is_set() and not cancelled:
-                    cancelled = lost = True
-                    stopping = "lease lost: another runner took the run over"
-                    stop_active(stopping)
-                # Retries whose wait is over, then stages whose dependencies are final.
-                while (
-                    retry_heap
-                    and retry_heap[0][0] <= now
-                    and len(active) + len(launches) < self.max_workers
-                ):
-                    _, _, name, attempt = heapq.heappop(retry_heap)
-                    launches.append(self._prepare(run, name, attempt, outputs_of, stage_writes))
-                while ready:
-                    name = ready[0]
-                    if name in kept:
-                        ready.popleft()
-                        finish(name, kept[name])
-                        continue
-                    blocker = self._blocker(name, finals, kept)
-                    if blocker is not None or stopping is not None:
-                        ready.popleft()
-                        reason = stopping if blocker is None else blocker
-                        record = StageRecord(
-                            run_id=run.run_id,
-                            stage=name,
-                            attempt=last_attempt.get(name, 0) + 1,
-                            status=StageStatus.SKIPPED,
-                            mode=self.stages[name].mode,
-                            finished_at=now,
-                            reason=reason,
-                        )
-                        stage_writes.append(record)
-                        _log.info("stage_skipped", run_id=run.run_id, stage=name, reason=reason)
-                        finish(name, record)
-                        continue
-                    if len(active) + len(launches) >= self.max_workers:
-                        break
-                    ready.popleft()
-                    attempt = last_attempt.get(name, 0) + 1
-                    launches.append(self._prepare(run, name, attempt, outputs_of, stage_writes))
-                # One commit for everything learnt this turn, before anything new starts.
-                if (stage_writes or log_writes) and not lost:
-                    self.state.commit(stages=stage_writes, logs=log_writes)
-                stage_writes.clear()
-                log_writes.clear()
-                # The only stage that can run, direct and without a timeout, runs on this
-                # thread: nothing else could start meanwhile, and it saves two thread
-                # hand-offs per stage (most of a no-op stage's cost).
-                inline = (
-                    len(launches) == 1
-                    and not active
-                    and not ready
-                    and not retry_heap
-                    and launches[0].stage.mode == "direct"
-                    and launches[0].stage.timeout is None
-                )
-                for item in launches:
-                    _log.info(
-                        "stage_started",
-                        run_id=run.run_id,
-                        stage=item.stage.name,
-                        attempt=item.attempt,
-                    )
-                    token = next(self._tokens)
-                    active[token] = item
-                    if inline:
-                        self._events.put(("done", token, run_direct(item.stage, item.context)))
-                    else:
-                        self._submit(token, item)
-                launches.clear()
-                if not active and not retry_heap and not ready:
+                if not self._turn(lease_lost):
                     break
-                # Sleep until a worker reports, a deadline passes or a retry is due.
-                wake = time.time() + 1.0
-                for item in active.values():
-                    if item.deadline is not None:
-                        wake = min(wake, item.deadline)
-                if retry_heap:
-                    wake = min(wake, retry_heap[0][0])
-                if self.cancel_event is not None:
-                    wake = min(wake, time.time() + 0.05)
-                if lease_lost is not None:
-                    wake = min(wake, time.time() + min(0.5, self.lease_seconds / 3))
-                try:
-                    event = self._events.get(timeout=max(0.0, wake - time.time()))
-                except queue.Empty:
-                    event = None
-                while event is not None:
-                    if event[0] == "logs":
-                        log_writes.extend(event[1])
-                    else:
-                        found = active.pop(event[1], None)
-                        if found is not None:  # None: abandoned (timed out or cancelled)
-                            outcome = self._outcome(found, event[2])
-                            retries += self._record(
-                                run,
-                                found,
-                                outcome,
-                                stage_writes,
-                                outputs_of,
-                                retry_heap,
-                                finish,
-                                histogram,
-                                retry_counter,
-                                failure_counter,
-                            )
-                    try:
-                        event = self._events.get_nowait()
-                    except queue.Empty:
-                        event = None
-                now = time.time()
-                for token, item in list(active.items()):
-                    if item.deadline is not None and now >= item.deadline:
-                        del active[token]
-                        self._abandon(item)
-                        assert item.stage.timeout is not None
-                        timeout_error = StageTimeoutError(
-                            item.stage.name, item.stage.timeout, mode=item.stage.mode
-                        )
-                        outcome = failure(timeout_error, started_at=item.record.started_at or now)
-                        retries += self._record(
-                            run,
-                            item,
-                            outcome,
-                            stage_writes,
-                            outputs_of,
-                            retry_heap,
-                            finish,
-                            histogram,
-                            retry_counter,
-                            failure_counter,
-                        )
-                if self.fail_fast and first_failure and stopping is None:
-                    stopping = f"fail_fast: stage {first_failure[0]!r} failed"
-                    stop_active(stopping)
             except KeyboardInterrupt:
                 if interrupted:
                     raise
-                interrupted = cancelled = True
-                stopping = "run cancelled (interrupted)"
-                stop_active(stopping)
+                interrupted = True
+                self._stop("run cancelled (interrupted)", cancelled=True)
+        result = self._finish()
+        if interrupted:
+            raise RunCancelled(result)
+        return result
 
+    def _turn(self, lease_lost: threading.Event | None) -> bool:
+        """One turn: decide, commit, start, then wait for news. False once all is final."""
+        cancel = self.settings.cancel_event
+        if cancel is not None and cancel.is_set() and not self._cancelled:
+            self._stop("run cancelled", cancelled=True)
+        if lease_lost is not None and lease_lost.is_set() and not self._recorder.lost:
+            self._recorder.lost = True
+            self._stop("lease lost: another runner took the run over", cancelled=True)
+        scheduler = self._scheduler
+        starts, skipped = scheduler.next_starts(
+            now=time.time(), free=self._workers - len(self._active)
+        )
+        for record in skipped:
+            self._recorder.stage(record)
+            self._log.info(
+                "stage_skipped", run_id=record.run_id, stage=record.stage, reason=record.reason
+            )
+        launches = [self._prepare(start) for start in starts]
+        self._recorder.flush()  # everything learnt this turn, before anything new starts
+        # The only stage that can run, direct and without a timeout, runs on this thread:
+        # nothing else could start meanwhile, and it saves two thread hand-offs per stage
+        # (most of a no-op stage's cost).
+        inline = len(launches) == 1 and not self._active and scheduler.idle
+        for item in launches:
+            self._launch(item, inline=inline)
+        if not self._active and scheduler.idle:
+            return False
+        self._collect(timeout=self._wait_seconds(lease_lost))
+        self._expire(time.time())
+        if self.settings.fail_fast and scheduler.first_failure and scheduler.stopping is None:
+            self._stop(f"fail_fast: stage {scheduler.first_failure!r} failed", cancelled=False)
+        return True
+
+    def _stop(self, reason: str, *, cancelled: bool) -> None:
+        """Start nothing more; what is running is cancelled (subprocess trees killed)."""
+        self._cancelled = self._cancelled or cancelled
+        self._processes.kill_all()
+        now = time.time()
+        for item in self._active.values():
+            if item.future is not None:
+                item.future.cancel()
+            record = replace(
+                item.record,
+                status=StageStatus.CANCELLED,
+                finished_at=now,
+                duration=now - (item.record.started_at or now),
+                reason=reason,
+            )
+            self._recorder.stage(record)
+            self._scheduler.finish(record)
+        self._active.clear()
+        self._scheduler.stop(reason)
+
+    def _wait_seconds(self, lease_lost: threading.Event | None) -> float:
+        """Until a deadline passes or a retry is due; short when there is a flag to watch."""
+        now = time.time()
+        wake = now + 1.0
+        for item in self._active.values():
+            if item.deadline is not None:
+                wake = min(wake, item.deadline)
+        retry_at = self._scheduler.next_retry_at()
+        if retry_at is not None:
+            wake = min(wake, retry_at)
+        if self.settings.cancel_event is not None:
+            wake = min(wake, now + 0.05)
+        if lease_lost is not None:
+            wake = min(wake, now + min(0.5, self.settings.lease_seconds / 3))
+        return max(0.0, wake - now)
+
+    def _collect(self, *, timeout: float) -> None:
+        """Wait up to ``timeout`` for a worker's news, then take all that has arrived."""
+        try:
+            event: tuple[Any, ...] | None = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while event is not None:
+            if event[0] == "logs":
+                self._recorder.logs(event[1])
+            else:
+                found = self._active.pop(event[1], None)
+                if found is not None:  # None: abandoned (timed out or cancelled)
+                    self._record(found, self._outcome(found, event[2]))
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                event = None
+
+    def _expire(self, now: float) -> None:
+        """Attempts past their deadline (direct, distributed) fail as timed out."""
+        if not self._active:
+            return
+        for token, item in list(self._active.items()):
+            if item.deadline is not None and now >= item.deadline:
+                del self._active[token]
+                self._abandon(item)
+                assert item.stage.timeout is not None
+                error = StageTimeoutError(item.stage.name, item.stage.timeout, mode=item.stage.mode)
+                self._record(item, failure(error, started_at=item.record.started_at or now))
+
+    def _finish(self) -> RunResult:
+        """Record the run's end (with the last log lines) and say how it went."""
         # Lines a stopped stage wrote before it was killed are still worth keeping.
         while True:
             try:
@@ -310,40 +251,38 @@ class Runner:
             except queue.Empty:
                 break
             if event[0] == "logs":
-                log_writes.extend(event[1])
+                self._recorder.logs(event[1])
+        finals = self._scheduler.finals
         status = RunStatus.COMPLETED
-        if cancelled:
+        if self._cancelled:
             status = RunStatus.CANCELLED
         elif any(not record.status.done for record in finals.values()):
             status = RunStatus.FAILED
         failed = [
             n for n, r in finals.items() if r.status in (StageStatus.FAILED, StageStatus.TIMED_OUT)
         ]
-        error = f"stages failed: {', '.join(failed)}" if failed else stopping
-        final_outputs = {name: dict(outputs_of.get(name, {})) for name in sinks(self.graph)}
+        error = f"stages failed: {', '.join(failed)}" if failed else self._scheduler.stopping
+        ok = status == RunStatus.COMPLETED
+        outputs = self._scheduler.outputs
+        final_outputs = {name: dict(outputs.get(name, {})) for name in self.dag.sinks()}
         run = replace(
-            run,
+            self._run,
             status=status,
-            outputs=final_outputs if status == RunStatus.COMPLETED else {},
+            outputs=final_outputs if ok else {},
             finished_at=time.time(),
-            error=None if status == RunStatus.COMPLETED else error,
-            retries=retries,
+            error=None if ok else error,
+            retries=self._retries,
             lease_expires_at=None,
         )
-        # A lost lease means the run is someone else's now: its records are theirs to write.
-        if not lost:
-            self.state.commit(runs=[run], stages=stage_writes, logs=log_writes)
-        result = RunResult(
+        self._recorder.finish(run)
+        return RunResult(
             run_id=run.run_id,
             pipeline=run.pipeline,
             status=status,
-            stages={name: StageResult.from_record(finals[name]) for name in self.graph},
-            outputs=final_outputs if status == RunStatus.COMPLETED else {},
+            stages={name: StageResult.from_record(finals[name]) for name in self.dag},
+            outputs=final_outputs if ok else {},
             error=run.error,
         )
-        if interrupted:
-            raise RunCancelled(result)
-        return result
 
     def close(self) -> None:
         """Stop the worker pool without waiting for abandoned (timed-out) threads."""
@@ -352,59 +291,56 @@ class Runner:
 
     # -- one attempt -------------------------------------------------------------------------
 
-    def _blocker(
-        self, name: str, finals: Mapping[str, StageRecord], kept: Mapping[str, StageRecord]
-    ) -> str | None:
-        for dep in self.stages[name].depends_on:
-            record = finals.get(dep) or kept.get(dep)
-            if record is not None and not record.status.done:
-                return f"upstream stage {dep!r} {record.status}"
-        return None
-
-    def _prepare(
-        self,
-        run: RunRecord,
-        name: str,
-        attempt: int,
-        outputs_of: Mapping[str, Mapping[str, Any]],
-        stage_writes: list[StageRecord],
-    ) -> _Active:
-        stage = self.stages[name]
-        upstream = {stage.local_name(dep): outputs_of[dep] for dep in stage.depends_on}
-        temp, scratch = self.resources.stage_paths(name)
+    def _prepare(self, start: Start) -> _Active:
+        """The attempt's context and its ``running`` record (committed before it starts)."""
+        stage = self.stages[start.stage]
+        outputs = self._scheduler.outputs
+        upstream = {stage.local_name(dep): outputs[dep] for dep in stage.depends_on}
+        temp, scratch = self.resources.stage_paths(stage.name)
         context = StageContext(
-            run_id=run.run_id,
-            stage=name,
-            attempt=attempt,
-            inputs=run.inputs,
+            run_id=self._run.run_id,
+            stage=stage.name,
+            attempt=start.attempt,
+            inputs=self._run.inputs,
             upstream=upstream,
             temp_path=temp,
             scratch_path=scratch,
         )
         now = time.time()
         record = StageRecord(
-            run_id=run.run_id,
-            stage=name,
-            attempt=attempt,
+            run_id=self._run.run_id,
+            stage=stage.name,
+            attempt=start.attempt,
             status=StageStatus.RUNNING,
             mode=stage.mode,
             started_at=now,
             inputs=upstream,
         )
-        stage_writes.append(record)
+        self._recorder.stage(record)
         deadline = None
         if stage.timeout is not None and stage.mode != "subprocess":
             deadline = now + stage.timeout
         return _Active(
-            stage=stage, attempt=attempt, record=record, context=context, deadline=deadline
+            stage=stage, attempt=start.attempt, record=record, context=context, deadline=deadline
         )
+
+    def _launch(self, item: _Active, *, inline: bool) -> None:
+        self._log.info(
+            "stage_started", run_id=self._run.run_id, stage=item.stage.name, attempt=item.attempt
+        )
+        token = next(self._tokens)
+        self._active[token] = item
+        if inline and item.stage.mode == "direct" and item.stage.timeout is None:
+            self._events.put(("done", token, run_direct(item.stage, item.context)))
+        else:
+            self._submit(token, item)
 
     def _submit(self, token: int, item: _Active) -> None:
         events = self._events
         stage = item.stage
         future: Future[Any]
         in_process = stage.mode == "direct" or (
-            stage.mode == "distributed" and self.executor is None
+            stage.mode == "distributed" and self.settings.executor is None
         )
         if in_process and stage.timeout is not None:
             # A stage that may be abandoned gets a daemon thread of its own: Python cannot
@@ -419,15 +355,16 @@ class Runner:
         if stage.mode == "direct":
             future = self._pool.submit(run_direct, stage, item.context)
         elif stage.mode == "subprocess":
+            record = self.resources.process_record(stage.name, item.attempt)
             future = self._pool.submit(
                 run_subprocess,
                 stage,
                 item.context,
-                processes=self._processes,
+                processes=AttemptProcesses(self._processes, record),
                 sink=lambda batch: events.put(("logs", batch)),
             )
         else:
-            executor = self.executor or self._pool
+            executor = self.settings.executor or self._pool
             future = executor.submit(run_in_worker, stage.target, item.context.to_payload())
         item.future = future
         future.add_done_callback(lambda done: events.put(("done", token, done)))
@@ -464,48 +401,35 @@ class Runner:
         if item.future is not None:
             item.future.cancel()
 
-    def _record(
-        self,
-        run: RunRecord,
-        item: _Active,
-        outcome: Outcome,
-        stage_writes: list[StageRecord],
-        outputs_of: dict[str, Mapping[str, Any]],
-        retry_heap: list[tuple[float, int, str, int]],
-        finish: Any,
-        histogram: Any,
-        retry_counter: Any,
-        failure_counter: Any,
-    ) -> int:
-        """Record a finished attempt; schedule a retry or make it final. Returns retries."""
+    def _record(self, item: _Active, outcome: Outcome) -> None:
+        """Record a finished attempt; schedule a retry or make it final."""
+        histogram, retry_counter, failure_counter = self._metrics
         name = item.stage.name
         self.resources.release_stage(name)
         duration = outcome.finished_at - (item.record.started_at or outcome.started_at)
         attrs = {"stage": name}
         histogram.record(duration, attrs)
         if outcome.ok:
-            outputs = outcome.outputs or {}
             record = replace(
                 item.record,
                 status=StageStatus.CACHED if outcome.cached else StageStatus.COMPLETED,
                 finished_at=outcome.finished_at,
                 duration=duration,
-                outputs=outputs,
+                outputs=outcome.outputs or {},
                 cpu_time=outcome.cpu_time,
                 peak_rss=outcome.peak_rss,
             )
-            stage_writes.append(record)
-            outputs_of[name] = outputs
+            self._recorder.stage(record)
             self._log.info(
                 "stage_completed",
-                run_id=run.run_id,
+                run_id=record.run_id,
                 stage=name,
                 attempt=item.attempt,
                 duration=duration,
                 status=str(record.status),
             )
-            finish(name, record)
-            return 0
+            self._scheduler.finish(record)
+            return
         error = outcome.error
         assert error is not None
         timed_out = isinstance(error, StageTimeoutError)
@@ -520,33 +444,30 @@ class Runner:
             cpu_time=outcome.cpu_time,
             peak_rss=outcome.peak_rss,
         )
-        stage_writes.append(record)
-        self._last_failure[name] = record
+        self._recorder.stage(record)
         delay = item.stage.retry.next_delay(item.attempt, error)
-        if delay is not None:
-            heapq.heappush(
-                retry_heap, (time.time() + delay, next(self._tokens), name, item.attempt + 1)
-            )
+        if delay is not None and self._scheduler.stopping is None:
+            self._scheduler.retry_later(record, due=time.time() + delay)
+            self._retries += 1
             retry_counter.add(1, attrs)
             self._log.info(
                 "stage_retried",
-                run_id=run.run_id,
+                run_id=record.run_id,
                 stage=name,
                 attempt=item.attempt,
                 duration=duration,
                 error=str(error),
                 delay=delay,
             )
-            return 1
+            return
         failure_counter.add(1, attrs)
         self._log.warning(
             "stage_failed",
-            run_id=run.run_id,
+            run_id=record.run_id,
             stage=name,
             attempt=item.attempt,
             duration=duration,
             error_type=type(error).__name__,
             error=str(error),
         )
-        finish(name, record)
-        return 0
+        self._scheduler.finish(record)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import tenacity
 
@@ -69,32 +69,34 @@ class RetryPolicy:
         if min(self.delay, self.max_delay, self.jitter) < 0:
             raise PipelineDefinitionError("RetryPolicy delay, max_delay and jitter must be >= 0.")
 
-    def _retrying(self) -> tenacity.Retrying:
-        wait: Any
+    def wait(self) -> tenacity.wait.wait_base:
+        """The wait between attempts, as tenacity's own wait strategies."""
+        wait: tenacity.wait.wait_base
         if self.backoff == "fixed":
             wait = tenacity.wait_fixed(self.delay)
         else:
             wait = tenacity.wait_exponential(multiplier=self.delay, max=self.max_delay)
         if self.jitter:
             wait = wait + tenacity.wait_random(0, self.jitter)
-        return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=wait,
-            retry=tenacity.retry_if_exception_type(self.retry_on),
-            reraise=True,
-        )
+        return wait
 
     def next_delay(self, attempt: int, error: BaseException) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
-        if isinstance(error, NEVER_RETRIED) or attempt >= self.max_attempts:
+        if attempt >= self.max_attempts or isinstance(error, NEVER_RETRIED):
             return None
-        retrying = self._retrying()
-        state = tenacity.RetryCallState(retrying, None, (), {})
-        state.attempt_number = attempt
-        state.outcome = tenacity.Future.construct(attempt, error, True)
-        if not retrying.retry(state) or retrying.stop(state):
+        if not isinstance(error, self.retry_on):
             return None
-        return float(retrying.wait(state))
+        # tenacity's wait strategies read only ``attempt_number`` from the call state they
+        # are given; the runner, not tenacity, keeps the attempts, so it hands them that.
+        wait = cast("Callable[[_Attempt], float]", self.wait())
+        return float(wait(_Attempt(attempt)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """The part of a tenacity call state a wait strategy reads."""
+
+    attempt_number: int
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)

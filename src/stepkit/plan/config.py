@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,24 +95,29 @@ def check_config_nodes(config: PipelineConfig, nodes: list[str]) -> None:
             )
 
 
+#: Held while a step file is imported: a half-executed module is never seen by another plan.
+_IMPORTING = threading.RLock()
+
+
 def import_class(path: Path, class_name: str, *, node: str) -> type[Any]:
     """Import ``class_name`` from a step file, under a private module name."""
     digest = hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:12]
     module_name = f"stepkit_steps_{digest}_{path.stem}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise PlanError(node, f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # user code: any failure is reported as the node's error
-            del sys.modules[module_name]
-            raise PlanError(
-                node, f"importing {path.name} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+    with _IMPORTING:  # two plans in one process (two runs at once) import it once
+        module = sys.modules.get(module_name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            if spec is None or spec.loader is None:
+                raise PlanError(node, f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # user code: any failure is reported as the node's error
+                del sys.modules[module_name]
+                raise PlanError(
+                    node, f"importing {path.name} failed: {type(exc).__name__}: {exc}"
+                ) from exc
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise PlanError(node, f"{path.name} defines no class {class_name!r}")

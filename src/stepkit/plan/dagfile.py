@@ -1,4 +1,4 @@
-"""Pipeline DAGs of step nodes: the Python API and the YAML file format.
+"""DAG files: a YAML (or JSON) list of step nodes and edges, read into the one DAG model.
 
 A node is a pipeline node name (``TabularPreprocessing_training``: a step and an optional
 job type); an edge says data flows from one node to another. The file format::
@@ -10,138 +10,26 @@ job type); an edge says data flows from one node to another. The file format::
     edges:
       - [DataLoading_training, TabularPreprocessing_training]
 
-An edge may also be written ``"A -> B"`` or ``{from: A, to: B}``. Every problem names the
-file and line.
+An edge may also be written ``"A -> B"`` or ``{from: A, to: B}``. The result is a
+:class:`stepkit.pipeline.dag.DAG` with each node's and edge's file and line kept beside it;
+every problem names the file and line.
 """
 
 from __future__ import annotations
 
-import graphlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stepkit.errors import DagError, DagFileError, UnknownStepError
+from stepkit.errors import DagFileError
+from stepkit.pipeline.dag import DAG, Edge, Location
+
+#: The DAG of step nodes is the pipeline DAG; the name stays for code written against it.
+PipelineDAG = DAG
+
+__all__ = ["DAG", "Edge", "PipelineDAG", "load_dag", "yaml_error"]
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
-    source: str
-    target: str
-
-
-class PipelineDAG:
-    """Nodes and edges, in insertion order; validated before anything runs."""
-
-    def __init__(self, name: str = "pipeline") -> None:
-        self.name = name
-        self._nodes: dict[str, None] = {}
-        self._edges: dict[tuple[str, str], None] = {}
-        self._into: dict[str, list[str]] = {}  # node -> its predecessors, in edge order
-        self._out_of: dict[str, list[str]] = {}  # node -> its successors
-        self._lines: dict[str, int] = {}  # node/edge key -> line in the file it came from
-        self.source: Path | None = None
-
-    # -- building ------------------------------------------------------------------------------
-
-    def add_node(self, node: str) -> PipelineDAG:
-        """Add a node (adding it twice is an error: a DAG file lists each node once)."""
-        if not node or not isinstance(node, str):
-            raise DagError(f"Node names must be non-empty strings, not {node!r}.")
-        if node in self._nodes:
-            raise DagError(f"Node {node!r} is listed twice.")
-        self._nodes[node] = None
-        return self
-
-    def add_edge(self, source: str, target: str) -> PipelineDAG:
-        """Data flows from ``source`` to ``target``; both must be nodes."""
-        for node in (source, target):
-            if node not in self._nodes:
-                raise UnknownStepError(node, self._nodes, what="node")
-        if source == target:
-            raise DagError(f"Edge {source} -> {target} points at itself.")
-        if (source, target) not in self._edges:
-            self._edges[(source, target)] = None
-            self._into.setdefault(target, []).append(source)
-            self._out_of.setdefault(source, []).append(target)
-        return self
-
-    # -- reading -------------------------------------------------------------------------------
-
-    @property
-    def nodes(self) -> list[str]:
-        return list(self._nodes)
-
-    @property
-    def edges(self) -> list[Edge]:
-        return [Edge(s, t) for s, t in self._edges]
-
-    def predecessors(self, node: str) -> list[str]:
-        return list(self._into.get(node, ()))
-
-    def successors(self, node: str) -> list[str]:
-        return list(self._out_of.get(node, ()))
-
-    def descendants(self, node: str) -> set[str]:
-        """Every node downstream of ``node``."""
-        found: set[str] = set()
-        stack = [node]
-        while stack:
-            for nxt in self.successors(stack.pop()):
-                if nxt not in found:
-                    found.add(nxt)
-                    stack.append(nxt)
-        return found
-
-    def topological_order(self) -> list[str]:
-        """Nodes so that every edge points forward; a cycle is a :class:`DagError` naming it."""
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        for node in self._nodes:
-            sorter.add(node, *self.predecessors(node))
-        try:
-            return list(sorter.static_order())
-        except graphlib.CycleError as exc:
-            cycle = exc.args[1]
-            where = f"{self.source}: " if self.source else ""
-            raise DagError(f"{where}the DAG has a cycle: {' -> '.join(cycle)}.") from exc
-
-    def line_of(self, key: str) -> int | None:
-        """The file line a node (or ``"A -> B"`` edge) was written on, if it came from a file."""
-        return self._lines.get(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._nodes)
-
-    def __len__(self) -> int:
-        return len(self._nodes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "nodes": self.nodes,
-            "edges": [[e.source, e.target] for e in self.edges],
-        }
-
-    # -- the file ------------------------------------------------------------------------------
-
-    @classmethod
-    def from_file(cls, path: Path | str) -> PipelineDAG:
-        """Read a YAML (or JSON) DAG file; errors name the file and line."""
-        return load_dag(Path(path))
-
-    @classmethod
-    def from_edges(cls, edges: Iterable[tuple[str, str]], *, name: str = "pipeline") -> PipelineDAG:
-        dag = cls(name)
-        for source, target in edges:
-            for node in (source, target):
-                if node not in dag._nodes:
-                    dag.add_node(node)
-            dag.add_edge(source, target)
-        return dag
-
-
-def load_dag(path: Path) -> PipelineDAG:
+def load_dag(path: Path) -> DAG:
     """Parse a DAG file with line numbers (PyYAML's composer keeps every node's position)."""
     import yaml
 
@@ -152,11 +40,7 @@ def load_dag(path: Path) -> PipelineDAG:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise DagFileError(
-            path, f"is not valid YAML: {getattr(exc, 'problem', exc)}", line=line
-        ) from exc
+        raise yaml_error(path, exc) from exc
     if not isinstance(root, yaml.MappingNode):
         raise DagFileError(path, "must be a mapping with 'nodes' and 'edges'", line=1)
 
@@ -176,8 +60,8 @@ def load_dag(path: Path) -> PipelineDAG:
         raise DagFileError(path, "has no 'nodes' list", line=1)
 
     name_node = sections.get("name", (None, None))[1]
-    dag = PipelineDAG(str(name_node.value) if isinstance(name_node, yaml.ScalarNode) else path.stem)
-    dag.source = path
+    name = str(name_node.value) if isinstance(name_node, yaml.ScalarNode) else path.stem
+    dag = DAG(name, source=path)
 
     nodes_node = sections["nodes"][1]
     if not isinstance(nodes_node, yaml.SequenceNode):
@@ -186,10 +70,9 @@ def load_dag(path: Path) -> PipelineDAG:
         line = item.start_mark.line + 1
         if not isinstance(item, yaml.ScalarNode) or not item.value:
             raise DagFileError(path, "each node must be a pipeline node name", line=line)
-        if item.value in dag._nodes:
+        if item.value in dag:
             raise DagFileError(path, f"node {item.value!r} is listed twice", line=line)
-        dag.add_node(item.value)
-        dag._lines[item.value] = line
+        dag.add_node(item.value, at=Location(path, line))
 
     edges_node = sections.get("edges", (None, None))[1]
     if edges_node is not None and not isinstance(edges_node, yaml.SequenceNode | yaml.ScalarNode):
@@ -198,25 +81,19 @@ def load_dag(path: Path) -> PipelineDAG:
         line = item.start_mark.line + 1
         source, target = _edge(path, item, line)
         for node in (source, target):
-            if node not in dag._nodes:
+            if node not in dag:
                 from stepkit.names import close_matches
 
                 raise DagFileError(
                     path,
                     f"edge names {node!r}, which is not in 'nodes'",
                     line=line,
-                    suggestions=close_matches(node, dag._nodes),
+                    suggestions=close_matches(node, dag.nodes),
                 )
         if source == target:
             raise DagFileError(path, f"edge {source} -> {target} points at itself", line=line)
-        dag.add_edge(source, target)
-        dag._lines[f"{source} -> {target}"] = line
-    try:  # a cycle is reported now, before anything else looks at the DAG
-        dag.topological_order()
-    except DagError as exc:
-        cycle = exc.__cause__.args[1] if isinstance(exc.__cause__, graphlib.CycleError) else []
-        first = dag.line_of(f"{cycle[0]} -> {cycle[1]}") if len(cycle) > 1 else None
-        raise DagFileError(path, f"the DAG has a cycle: {' -> '.join(cycle)}", line=first) from exc
+        dag.add_edge(source, target, at=Location(path, line))
+    dag.topological_order()  # a cycle is reported now (with its file and line), before use
     return dag
 
 

@@ -1,56 +1,218 @@
-"""A plan becomes a pipeline of node stages, and runs with durable state and caching.
+"""The library call behind ``stepkit plan``, ``stepkit run`` and ``stepkit runs resume``.
 
-Before anything starts, the runner walks the plan in order and looks every node up in the
-cache whose inputs are already known (a source node, or one fed only by hits): a hit
+:func:`plan_dag` resolves a DAG of catalogued steps; :func:`run_dag` plans it, turns the
+plan into a pipeline of node stages and runs it with durable state and caching;
+:func:`resume_run` resumes a recorded run with the DAG and config it was made with. The CLI
+parses its options, calls one of these, and prints what comes back.
+
+Before anything starts, the plan is walked in order and every node whose inputs are
+already known (a source node, or one fed only by hits) is looked up in the cache: a hit
 becomes a stage that just hands back the recorded artifacts, so a fully cached re-run
-starts no process at all. Every other node is a :class:`~stepkit.plan.node.NodeTask`,
-run isolated (a fresh child process by default) and looked up again there, now that its
+starts no process at all. Every other node is a :class:`~stepkit.plan.node.NodeTask`, run
+isolated (a fresh child process by default) and looked up again there, now that its
 inputs' digests are known.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stepkit.errors import PlanError
-from stepkit.pipeline.dask_executor import dask_executor, is_dask, lost_worker_policy
+from stepkit.catalog import StepCatalog
+from stepkit.errors import PipelineDefinitionError, PlanError, ResumeMismatchError
+from stepkit.pipeline.dag import DAG
+from stepkit.pipeline.dask_executor import (
+    check_executor,
+    dask_executor,
+    is_dask,
+    lost_worker_policy,
+)
+from stepkit.pipeline.pipeline import Pipeline
+from stepkit.pipeline.settings import Progress, RunSettings
 from stepkit.plan.cache import CACHE_FILE as CACHE_FILE
 from stepkit.plan.cache_backends import cache_location
+from stepkit.plan.config import PipelineConfig, load_pipeline_config
+from stepkit.plan.dagfile import load_dag
 from stepkit.plan.node import NODE_INFO, CachedNode, NodeTask, lookup
+from stepkit.plan.planner import Plan, plan_pipeline
+from stepkit.project import Project
+from stepkit.state.backends import open_state
+from stepkit.state.base import StateRepository
 
 if TYPE_CHECKING:
-    from stepkit.pipeline.pipeline import Pipeline
     from stepkit.pipeline.results import RunResult
     from stepkit.pipeline.stage import Mode, RetryPolicy
-    from stepkit.plan.planner import Plan
-    from stepkit.project import Project
-    from stepkit.state.base import StateRepository
 
 #: "local" | "process" | "dask-local" | "dask://HOST:PORT" (checked by ``check_executor``)
 ExecutorName = str
+#: A project, or the path of one (its folder or its stepkit.toml).
+ProjectArg = Project | Path | str
+#: A DAG, or the path of its file.
+DagArg = DAG | Path | str
+#: A pipeline config, the path of its file, or None (no config).
+ConfigArg = PipelineConfig | Path | str | None
 
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """How to run a plan: ``no_cache`` runs every node, ``refresh`` the nodes named."""
+    """How the steps of a DAG run: where (``executor``), for how long, and which cache
+    entries count (``no_cache`` runs every node, ``refresh`` the nodes named)."""
 
     executor: ExecutorName = "local"
-    max_workers: int | None = None
     no_cache: bool = False
     refresh: frozenset[str] = frozenset()
     timeout: float | None = None
-    fail_fast: bool = False
-    keep_temp: bool = False
 
     def __post_init__(self) -> None:
-        from stepkit.pipeline.dask_executor import check_executor
-
         check_executor(self.executor)
+
+
+def plan_dag(project: ProjectArg, dag: DagArg, *, config: ConfigArg = None) -> Plan:
+    """Resolve, configure and wire every node of ``dag`` through the project's catalog.
+
+    Raises:
+        DagFileError: the DAG or config file cannot be read (naming file and line).
+        PlanInvalidError: every problem that keeps a node from running, each naming it.
+    """
+    project = _project(project)
+    graph = dag if isinstance(dag, DAG) else load_dag(Path(dag))
+    if not isinstance(config, PipelineConfig):
+        config = load_pipeline_config(Path(config) if config is not None else None)
+    return plan_pipeline(StepCatalog(project), graph, config)
+
+
+def run_dag(
+    project: ProjectArg,
+    dag: DagArg,
+    *,
+    config: ConfigArg = None,
+    options: RunOptions | None = None,
+    settings: RunSettings | None = None,
+    state: StateRepository | None = None,
+    resume: str | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Plan ``dag`` and run it: ``stepkit run`` as one call.
+
+    Args:
+        options: executor, timeout and cache choices (default: the project's ``[run]``).
+        settings: workers, fail_fast, keep_temp, cancel_event… (:class:`RunSettings`).
+        state: the store to record into (default: the project's, opened and closed here).
+        resume: a run id of this DAG to resume instead of starting a new run.
+        progress: called after every commit of the run (a live view).
+
+    Raises:
+        ResumeMismatchError: ``resume`` names a run of another DAG or config.
+        RunCancelled: Ctrl-C, after the run was recorded ``cancelled``.
+    """
+    project = _project(project)
+    plan = plan_dag(project, dag, config=config)
+    with _opened(project, state) as store:
+        if resume is not None:
+            _check_same_source(resume, store.get_run(resume).source, dag_source(plan))
+        return _run_plan(plan, project, store, options, settings, resume, progress)
+
+
+def resume_run(
+    project: ProjectArg,
+    run_id: str,
+    *,
+    pipeline: str | None = None,
+    options: RunOptions | None = None,
+    settings: RunSettings | None = None,
+    state: StateRepository | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Resume a recorded run with what it was made with: ``stepkit runs resume`` as one call.
+
+    A run of a DAG file is planned again from its recorded DAG and config files; a run of a
+    Python pipeline is rebuilt from its recorded source (or ``pipeline``, ``MODULE:ATTR``).
+    """
+    project = _project(project)
+    with _opened(project, state) as store:
+        source = pipeline or store.get_run(run_id).source
+        if not source:
+            raise PipelineDefinitionError(
+                f"Run {run_id!r} recorded no pipeline source; pass --pipeline MODULE:ATTR."
+            )
+        if source.startswith(DAG_SOURCE):  # a run of catalogued steps: plan it again
+            dag_file, config_file = _source_files(source)
+            plan = plan_dag(project, dag_file, config=config_file)
+            return _run_plan(plan, project, store, options, settings, run_id, progress)
+        from stepkit.pipeline.source import load_pipeline
+
+        return load_pipeline(source).resume(
+            run_id, state=store, settings=_settings(project, settings), progress=progress
+        )
+
+
+def _run_plan(
+    plan: Plan,
+    project: Project,
+    state: StateRepository,
+    options: RunOptions | None,
+    settings: RunSettings | None,
+    resume: str | None,
+    progress: Progress | None,
+) -> RunResult:
+    """Run (or resume) the plan on the executor ``options`` name, recording into ``state``."""
+    options = options or RunOptions(executor=project.run.executor)
+    settings = _settings(project, settings)
+    pipeline = build_pipeline(plan, project, options)
+    with _executor(options.executor, workers=settings.max_workers) as pool:
+        if pool is not None:
+            settings = replace(settings, executor=pool)
+        if resume is not None:
+            return pipeline.resume(resume, state=state, settings=settings, progress=progress)
+        inputs = {"dag": str(plan.dag.source or plan.dag.name)}
+        return pipeline.run(inputs=inputs, state=state, settings=settings, progress=progress)
+
+
+def _project(project: ProjectArg) -> Project:
+    return project if isinstance(project, Project) else Project.load(project)
+
+
+def _settings(project: Project, settings: RunSettings | None) -> RunSettings:
+    """``settings``, with the project's ``[run] max_workers`` where it names none."""
+    settings = settings or RunSettings()
+    if settings.max_workers is None and project.run.max_workers is not None:
+        settings = replace(settings, max_workers=project.run.max_workers)
+    return settings
+
+
+@contextmanager
+def _opened(project: Project, state: StateRepository | None) -> Iterator[StateRepository]:
+    if state is not None:
+        yield state
+        return
+    store = open_state(project)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _executor(name: ExecutorName, *, workers: int | None) -> Iterator[Executor | None]:
+    """The pool ``distributed`` stages go to (None: the runner's own threads)."""
+    if is_dask(name):
+        with dask_executor(name, workers=workers) as executor:
+            yield executor
+        return
+    if name != "process":
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, NodeTask]:
@@ -110,8 +272,6 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
 
 def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipeline:
     """The plan as an orchestrator pipeline (see the module docstring)."""
-    from stepkit.pipeline.pipeline import Pipeline
-
     tasks = node_tasks(plan, project, options)
     hits = prefetch_hits(plan, tasks)
     pipeline = Pipeline(plan.dag.name, source=dag_source(plan))
@@ -147,65 +307,27 @@ def dag_source(plan: Plan) -> str | None:
     return f"{DAG_SOURCE}{plan.dag.source.absolute()}::{config}"
 
 
-def plan_from_source(project: Project, source: str) -> Plan:
-    """The plan a recorded ``stepkit-dag:`` source names, made again from its files."""
-    from stepkit.catalog import StepCatalog
-    from stepkit.plan.config import load_pipeline_config
-    from stepkit.plan.dagfile import load_dag
-    from stepkit.plan.planner import plan_pipeline
-
+def _source_files(source: str) -> tuple[Path, Path | None]:
     dag_file, _, config_file = source.removeprefix(DAG_SOURCE).partition("::")
-    config = load_pipeline_config(Path(config_file) if config_file else None)
-    return plan_pipeline(StepCatalog(project), load_dag(Path(dag_file)), config)
+    return Path(dag_file), Path(config_file) if config_file else None
 
 
-def run_plan(
-    plan: Plan,
-    project: Project,
-    state: StateRepository,
-    options: RunOptions,
-    *,
-    resume: str | None = None,
-    cancel_event: threading.Event | None = None,
-) -> RunResult:
-    """Run (or resume) the plan; the caller owns ``state``."""
-    pipeline = build_pipeline(plan, project, options)
-    if is_dask(options.executor):
-        with dask_executor(options.executor, workers=options.max_workers) as executor:
-            return _run(pipeline, plan, state, options, executor, resume, cancel_event)
-    pool: Executor | None = None
-    if options.executor == "process":
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(max_workers=options.max_workers)
-    try:
-        return _run(pipeline, plan, state, options, pool, resume, cancel_event)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run(
-    pipeline: Pipeline,
-    plan: Plan,
-    state: StateRepository,
-    options: RunOptions,
-    executor: Executor | None,
-    resume: str | None,
-    cancel_event: threading.Event | None,
-) -> RunResult:
-    """Run or resume ``pipeline`` on ``executor`` (None: the runner's own pool)."""
-    common: dict[str, Any] = {
-        "state": state,
-        "executor": executor,
-        "max_workers": options.max_workers,
-        "fail_fast": options.fail_fast,
-        "keep_temp": options.keep_temp,
-        "cancel_event": cancel_event,
-    }
-    if resume is not None:
-        return pipeline.resume(resume, **common)
-    return pipeline.run(inputs={"dag": str(plan.dag.source or plan.dag.name)}, **common)
+def _check_same_source(run_id: str, recorded: str | None, given: str | None) -> None:
+    """A resume runs the DAG and config the run was made with, or it is refused."""
+    if recorded == given or recorded is None or given is None:
+        return
+    if not recorded.startswith(DAG_SOURCE):
+        raise ResumeMismatchError(run_id, "the pipeline", recorded, "a DAG file")
+    old_dag, old_config = _source_files(recorded)
+    new_dag, new_config = _source_files(given)
+    if old_dag != new_dag:
+        raise ResumeMismatchError(run_id, "DAG", str(old_dag), str(new_dag))
+    raise ResumeMismatchError(
+        run_id,
+        "config",
+        str(old_config) if old_config else "no config",
+        str(new_config) if new_config else "no config",
+    )
 
 
 def output_folders(result: RunResult) -> dict[str, dict[str, str]]:
@@ -226,54 +348,3 @@ def step_seconds(result: RunResult) -> float:
         if isinstance(info, Mapping) and stage.status.value == "completed":
             total += float(info.get("step_seconds", 0.0))
     return total
-
-
-def watch_run(
-    state_factory: Callable[[], StateRepository],
-    run: Callable[[], RunResult],
-    *,
-    pipeline: str,
-    on_update: Callable[[str | None, Iterable[Any]], None],
-    interval: float = 0.2,
-) -> RunResult:
-    """Run ``run`` in a thread while polling the state store for its stage records."""
-    import time
-
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = run()
-        except BaseException as exc:  # handed back to the caller's thread below
-            box["error"] = exc
-
-    started = time.time()
-    thread = threading.Thread(target=target, name="stepkit-run", daemon=True)
-    thread.start()
-    reader = state_factory()
-    run_id: str | None = None
-    try:
-        while thread.is_alive():
-            thread.join(interval)
-            if run_id is None:
-                runs = reader.list_runs(pipeline=pipeline, limit=1)
-                if runs and (runs[0].started_at or 0) >= started - 1:
-                    run_id = runs[0].run_id
-            on_update(run_id, reader.stage_records(run_id) if run_id else [])
-    finally:
-        reader.close()
-    if "error" in box:
-        raise box["error"]
-    result: RunResult = box["result"]
-    return result
-
-
-def default_state(project: Project) -> StateRepository:
-    """The project's configured state store (``[state] url``; SQLite by default)."""
-    from stepkit.state import open_state
-
-    return open_state(project)
-
-
-def state_path(project: Project) -> Path:
-    return project.state_dir / "state.db"
