@@ -418,3 +418,13 @@ class SchedulerUnreachableError(StepkitError, ConnectionError):
     def __init__(self, address: str, reason: str) -> None:
         self.address = address
         super().__init__(f"No Dask scheduler at {address}: {reason}")
+
+
+class CorruptIndexError(StepkitError, ValueError):
+    """The catalog index file is damaged, of another program or of a newer stepkit: the
+    catalog rebuilds it (with a warning naming it), as it is only a cache of the tree."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"catalog index {path} cannot be used ({reason})")

@@ -1,65 +1,83 @@
-"""Keeping the catalog index current: parse what changed, resolve only when needed.
+"""The index session: keeps the SQLite index (:mod:`stepkit.catalog.store`) in line with
+the workspaces, asking the file system only what a question needs.
 
-A file whose (mtime, size, inode) is unchanged keeps its summary. A changed file is
-parsed again; when its new summary equals the old one (the usual edit: code, not the
-step's identity) the resolved steps stay as they are and only the stat row changes.
-Otherwise — added, removed or re-identified files, another registry — steps are resolved
-again. Parsing many files uses every core.
+- :meth:`IndexSession.refresh` walks every workspace (a ``stat`` per file): a folder whose
+  files' stat rows hash as stored is reused whole; the others are compared file by file.
+- :meth:`IndexSession.check_folders` stats the folders only (an entry added, removed or
+  renamed changes its folder's own stat), :meth:`IndexSession.check_files` the files a
+  question is about; either rescans just the folders that changed.
+
+Either way the changed files are parsed (many: in one process per core), and steps are
+resolved again only where what a file declares changed — all of it in one transaction,
+so two processes refreshing at once take turns and the second finds little left to do.
+A file written within :data:`RACY_NS` of being looked at is stored with a stat no file
+has, so the next look reads it again (an edit in the same clock tick is never missed).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
-from copy import copy
+import sqlite3
+import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from stepkit.catalog.discovery import encode_summary, read_summaries, read_summary
-from stepkit.catalog.files import FileTable, FolderRows
-from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
-from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, registry_stems
-from stepkit.catalog.store import IndexData
+from stepkit.catalog.discovery import read_summaries, read_summary
+from stepkit.catalog.records import RefreshReport
+from stepkit.catalog.resolution import FileEntry, RegistryFacts, Resolver, resolve_changed
+from stepkit.catalog.store import (
+    get_meta,
+    index_path,
+    open_index,
+    read_definitions,
+    remove_index,
+    set_meta,
+    write_definitions,
+    write_resolution,
+)
+from stepkit.errors import CorruptIndexError
+from stepkit.project import RawWalk, scan_folder, scan_project, scan_workspace
+from stepkit.registry.layering import Registry
+from stepkit.sqlite import transaction
 
 if TYPE_CHECKING:
-    from stepkit.project import Project, RawWalk
+    from pathlib import Path
+
+    from stepkit.project import FolderScan, Project
 
 #: Below this many files to parse, one process is faster than starting a pool.
 PARALLEL_THRESHOLD: Final = 1500
-#: Components parsed only when a query needs them (resolution does not).
-LAZY_COMPONENTS: Final = frozenset({"script"})
-
+#: Kinds of file parsed only when a query needs them (resolution reads their names only).
+LAZY_KINDS: Final = frozenset({"script"})
+#: A file or folder changed this recently may change again within the same clock tick.
+RACY_NS: Final = 1_000_000_000
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class RefreshReport:
-    """What one refresh did: files parsed (new or changed), reused, removed; warnings."""
+class StoredFile:
+    """A file as the index has it."""
 
-    parsed: int
-    reused: int
-    removed: int
-    resolved_again: bool
-    warnings: tuple[str, ...]
-    saved: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshCounts:
-    parsed: int
-    reused: int
-    removed: int
-    resolved_again: bool
-    changed: bool  # the index differs from the one loaded (so it should be saved)
+    path: str
+    workspace_id: str
+    kind: str
+    stat: tuple[int, int, int]  # mtime_ns, size, inode
+    summary: str | None
 
 
-# -- keys -------------------------------------------------------------------------------------
+def _digest(names: Sequence[str], stats: Sequence[int]) -> bytes:
+    """What a folder's files are: their names and stat rows, hashed."""
+    h = hashlib.blake2b("\0".join(names).encode("utf-8", "surrogateescape"), digest_size=16)
+    h.update(array("q", stats).tobytes())
+    return h.digest()
 
 
-def _stat_key(path: Path | None) -> list[Any]:
+def _stat_row(path: Path | None) -> list[Any]:
     if path is None:
         return [None]
     try:
@@ -71,460 +89,507 @@ def _stat_key(path: Path | None) -> list[Any]:
 
 def registry_key(project: Project) -> list[Any]:
     """What resolution depends on besides the files: the workspaces and their registries."""
-    return [[ws.id, str(ws.steps_dir), *_stat_key(ws.registry_file)] for ws in project.workspaces]
+    return [[ws.id, str(ws.steps_dir), *_stat_row(ws.registry_file)] for ws in project.workspaces]
 
 
-# -- parsing ----------------------------------------------------------------------------------
-
-
-@contextmanager
-def parsing(
-    jobs: list[tuple[str, str]], *, workers: int | None = None
-) -> Iterator[Iterator[bytes]]:
-    """Encoded summaries of every (path, component), in order, as they come: in worker
-    processes (started on entering) when many, else here, one at a time as they are asked
-    for. The parent receives bytes only, never the syntax trees."""
+def _parse(
+    jobs: list[tuple[str, str]], workers: int | None, progress: Progress | None
+) -> list[str]:
+    """Summaries of every (path, kind), in order: in worker processes when many."""
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(jobs) < PARALLEL_THRESHOLD:
-        yield (encode_summary(read_summary(path, component)) for path, component in jobs)
-        return
-    import multiprocessing
+        return [read_summary(path, kind) for path, kind in jobs]
+    import multiprocessing  # only a large parse needs a pool (a cold start)
     from concurrent.futures import ProcessPoolExecutor
 
-    chunk = max(200, min(1000, len(jobs) // (count * 4)))  # small: less memory in flight
-    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
-    # fork: the workers need nothing but this module, already imported (and they inherit
-    # the paused garbage collector, which halves the cost of building syntax trees)
+    chunk = max(200, min(1000, len(jobs) // (count * 4)))
+    # fork: the workers need only discovery, already imported; they never touch the
+    # index connection and leave with os._exit, so it is not closed twice
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-        futures = [pool.submit(read_summaries, c) for c in chunks]
-        del chunks, jobs  # sent: the workers have their own copies
-
-        def results() -> Iterator[bytes]:
-            for i, future in enumerate(futures):
-                yield from future.result()
-                futures[i] = None  # type: ignore[call-overload]  # taken: let it go
-
-        try:
-            yield results()
-        except BaseException:  # an error (or ^C) while resolving: parse no further
-            for future in futures:
-                if future is not None:
-                    future.cancel()
-            raise
-
-
-def parse_files(
-    jobs: list[tuple[str, str]],
-    *,
-    workers: int | None = None,
-    progress: Progress | None = None,
-    meanwhile: Callable[[], None] | None = None,
-) -> list[bytes]:
-    """:func:`parsing`, all of it; ``meanwhile`` runs in this process while the workers
-    parse (e.g. reading the registry)."""
-    with parsing(jobs, workers=workers) as results:
-        if meanwhile is not None:
-            meanwhile()
-        out: list[bytes] = []
-        for summary in results:
-            out.append(summary)
-            if progress is not None and len(out) % 500 == 0:
-                progress(len(out), len(jobs))
-    return out
-
-
-# -- refresh ----------------------------------------------------------------------------------
-
-
-def _entry(path: str, row: list[Any], summaries: Mapping[str, bytes]) -> FileEntry:
-    """The file as resolution sees it: its summary only while it is current."""
-    found = summaries.get(path)
-    summary = found if found is not None and zlib.crc32(found) == row[5] else None
-    return FileEntry(path, row[0], row[1], summary)
-
-
-def _row(files: FileTable, path: str) -> list[Any]:
-    row = files.get(path)
-    if row is None:
-        raise KeyError(path)
-    return row
-
-
-def resolved_index(
-    project: Project,
-    facts: RegistryFacts,
-    files: FileTable,
-    summaries: MutableMapping[str, bytes],
-    *,
-    walk_problems: list[list[Any]],
-    registry_key: list[Any],
-    snapshot: dict[str, Any],
-    previous: IndexData | None = None,
-    changed: Iterable[str] = (),
-) -> IndexData:
-    """A new index for these files and summaries: steps resolved, list rows built.
-
-    With ``previous`` (resolved for the same registry) and the ``changed`` paths, only the
-    steps those changes can reach are resolved again (see :mod:`stepkit.catalog.incremental`).
-    """
-    data = IndexData(
-        files=files,
-        walk_problems=walk_problems,
-        registry_key=registry_key,
-        project=snapshot,
-    )
-    data.with_sections(summaries=summaries)
-    order = project.workspace_ids
-    result = None
-    if previous is not None and "links" in previous.sections:
-        result = _resolve_changed(previous, files, summaries, changed, facts, order)
-    if result is None:
-        stems = registry_stems(facts)
-        entries = (_entry(path, row, summaries) for path, row in files.items())
-        result = resolve_all(entries, facts, order, stems)
-        data.with_sections(registry={"registry": dict(facts.definitions), "stems": stems})
-    else:
-        assert previous is not None  # a partial resolution starts from one
-        data.sections["registry"] = previous.sections["registry"]
-    data.with_sections(resolved=result.resolved, links=result.links, listing=result.listing)
-    return data
-
-
-def _resolve_changed(
-    previous: IndexData,
-    files: FileTable,
-    summaries: MutableMapping[str, bytes],
-    changed: Iterable[str],
-    facts: RegistryFacts,
-    order: tuple[str, ...],
-) -> Resolution | None:
-    before_files, before_summaries = previous.files, previous.summaries
-    old: dict[str, FileEntry | None] = {}
-    current: dict[str, FileEntry] = {}
-    for path in changed:
-        row = before_files.get(path)
-        was = _entry(path, row, before_summaries) if row is not None else None
-        row = files.get(path)
-        now = _entry(path, row, summaries) if row is not None else None
-        if was is not None and now is not None and was == now:
-            continue
-        old[path] = was
-        if now is not None:
-            current[path] = now
-    return resolve_changed(
-        previous=Resolution(previous.resolved, previous.links, previous.listing),
-        old=old,
-        current=current,
-        entry=lambda path: _entry(path, _row(files, path), summaries),
-        registry=facts,
-        workspace_order=order,
-        by_stem=previous.stems,
-        total=len(files),
-    )
-
-
-def refresh(
-    project: Project,
-    load_registry: Callable[[], RegistryFacts],
-    *,
-    previous: IndexData | None,
-    walk: RawWalk,
-    walk_problems: list[list[Any]],
-    workers: int | None = None,
-    progress: Progress | None = None,
-) -> tuple[IndexData, RegistryFacts | None, RefreshCounts]:
-    """The index for the walked folders: a folder found as the index has it is kept whole,
-    a file whose stat data is unchanged keeps its row, the rest are parsed; steps are
-    resolved again only when what resolution reads changed.
-
-    Returns (index, the registry digest if it was read, counts).
-    """
-    old = previous.files if previous is not None else FileTable()
-    files = FileTable()
-    jobs: list[tuple[str, str]] = []
-    targets: list[tuple[FolderRows, int]] = []  # where each job's hash goes
-    lazy = reused = 0
-    fresh: list[str] = []  # paths not reused: new or changed
-    for scan in walk.folders:
-        before = old.folders.get(scan.folder)
-        if before is not None and before.matches(scan):
-            files.folders[scan.folder] = before
-            reused += len(scan.names)
-            continue
-        rows = FolderRows.unparsed(scan)
-        files.folders[scan.folder] = rows
-        comparable = before is not None and (before.workspace_id, before.component) == (
-            scan.workspace_id,
-            scan.component,
-        )
-        for i, name in enumerate(scan.names):
-            j = before.position(name) if comparable and before is not None else None
-            if j is not None and before is not None and before.same_stat(j, scan, i):
-                rows.hashes[i] = before.hashes[j]
-                reused += 1
-                continue
-            path = rows.path_of(i)  # kept: resolution uses the same string
-            fresh.append(path)
-            if scan.component in LAZY_COMPONENTS:
-                lazy += j is None  # a new script is a new file; a changed one is not
-            else:
-                jobs.append((path, scan.component))
-                targets.append((rows, i))
-    key = registry_key(project)
-    if previous is None:  # a cold start: each file is resolved as its summary arrives
-        jobs_count = len(jobs)
-        data, facts = _cold_index(
-            project, load_registry, files, jobs, targets, walk_problems, key, workers, progress
-        )
-        return data, facts, RefreshCounts(jobs_count + lazy, 0, 0, True, True)
-    registry_reused = previous.registry_key == key
-    loaded: list[RegistryFacts] = []
-
-    def load() -> None:  # the registry is read while the workers parse
-        if not registry_reused:
-            loaded.append(load_registry())
-
-    parsed = parse_files(jobs, workers=workers, progress=progress, meanwhile=load) if jobs else []
-    if not jobs:
-        load()
-    gone = _gone(old, files)
-    removed = len(gone)
-    same_identity = True
-    for (path, _component), (rows, i), summary in zip(jobs, targets, parsed, strict=True):
-        digest = zlib.crc32(summary)
-        rows.hashes[i] = digest
-        same_identity = same_identity and old.hash_of(path) == digest
-    changed = bool(jobs) or len(fresh) > 0 or removed > 0 or previous is None
-    if (
-        previous is not None
-        and same_identity
-        and not lazy
-        and not removed
-        and registry_reused
-        and previous.walk_problems == walk_problems
-    ):
-        # nothing resolution reads has changed: keep the resolved sections as they are
-        data = IndexData(
-            files=files,
-            walk_problems=walk_problems,
-            registry_key=key,
-            project=previous.project,
-            sections=dict(previous.sections),
-        )
-        return data, None, RefreshCounts(len(jobs), reused, removed, False, changed)
-    if loaded:
-        facts = loaded[0]
-    else:
-        assert previous is not None  # registry_reused implies an index was loaded
-        facts = RegistryFacts.from_rows(previous.registry)
-    summaries: MutableMapping[str, bytes] = copy(previous.summaries) if previous else {}
-    for (path, _component), summary in zip(jobs, parsed, strict=True):
-        summaries[path] = summary
-    for path in gone:
-        summaries.pop(path, None)
-    parsed_count = len(jobs) + lazy
-    changed_paths = [*fresh, *gone] if registry_reused else []
-    del jobs, targets, parsed, fresh  # 50,000 tuples a cold start's resolution can do without
-    data = resolved_index(
-        project,
-        facts,
-        files,
-        summaries,
-        walk_problems=walk_problems,
-        registry_key=key,
-        snapshot=previous.project if previous is not None else {},
-        previous=previous if registry_reused else None,
-        changed=changed_paths,
-    )
-    return data, facts, RefreshCounts(parsed_count, reused, removed, True, True)
-
-
-def _cold_index(
-    project: Project,
-    load_registry: Callable[[], RegistryFacts],
-    files: FileTable,
-    jobs: list[tuple[str, str]],
-    targets: list[tuple[FolderRows, int]],
-    walk_problems: list[list[Any]],
-    key: list[Any],
-    workers: int | None,
-    progress: Progress | None,
-) -> tuple[IndexData, RegistryFacts]:
-    """The first index: files are parsed in the order resolution takes them (component,
-    workspace precedence, path), and each is resolved as its summary arrives, so that
-    this process resolves while the workers parse rather than after them. ``jobs`` and
-    ``targets`` are emptied as they are used."""
-    assert ORDER[-1] == "script" and {"script"} == LAZY_COMPONENTS  # see entries()
-    order = project.workspace_ids
-    rank = {ws: i for i, ws in enumerate(order)}
-    position = {component: i for i, component in enumerate(ORDER)}
-    work = [(*job, target) for job, target in zip(jobs, targets, strict=True)]
-    jobs.clear()
-    targets.clear()
-    work.sort(
-        key=lambda w: (position.get(w[1], len(ORDER)), rank.get(w[2][0].workspace_id, 99), w[0])
-    )
-    summaries: dict[str, bytes] = {}
-
-    def entries(results: Iterator[bytes]) -> Iterator[FileEntry]:
-        total = len(work)
-        for k, summary in enumerate(results):
-            path, component, (rows, i) = work[k]
-            work[k] = None  # type: ignore[call-overload]  # used: let it go
-            rows.hashes[i] = zlib.crc32(summary)
-            summaries[path] = summary
-            yield FileEntry(path, rows.workspace_id, component, summary)
-            if progress is not None and k % 500 == 0:
-                progress(k, total)
-        lazy = [  # not parsed (scripts): resolution takes them last, as they are
-            FileEntry(rows.path_of(i), rows.workspace_id, rows.component, None)
-            for rows in files.folders.values()
-            if rows.component in LAZY_COMPONENTS
-            for i in range(len(rows.names))
-        ]
-        lazy.sort(key=lambda f: (rank.get(f.workspace_id, 99), f.path))
-        yield from lazy  # last: scripts, the one lazy component, are ORDER's last
-
-    with parsing([(w[0], w[1]) for w in work], workers=workers) as results:
-        facts = load_registry()  # while the workers parse
-        stems = registry_stems(facts)
-        result = resolve_all(entries(results), facts, order, stems, in_order=True)
-    data = IndexData(files=files, walk_problems=walk_problems, registry_key=key)
-    data.with_sections(
-        summaries=summaries,
-        registry={"registry": dict(facts.definitions), "stems": stems},
-        resolved=result.resolved,
-        links=result.links,
-        listing=result.listing,
-    )
-    return data, facts
-
-
-def _gone(old: FileTable, files: FileTable) -> list[str]:
-    """The paths ``old`` has and ``files`` has not (a folder kept whole is not looked into)."""
     out: list[str] = []
-    for folder, rows in old.folders.items():
-        now = files.folders.get(folder)
-        if now is rows:
-            continue
-        present = set(now.names) if now is not None else set()
-        out += [rows._path(folder, i) for i, n in enumerate(rows.names) if n not in present]
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        futures = [
+            pool.submit(read_summaries, jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)
+        ]
+        try:
+            for future in futures:
+                out += future.result()
+                if progress is not None:
+                    progress(len(out), len(jobs))
+        except BaseException:  # an error (or ^C): parse no further
+            for future in futures:
+                future.cancel()
+            raise
     return out
 
 
-def fill_lazy(data: IndexData, paths: Iterable[str]) -> int:
-    """Parse the files among ``paths`` whose summary is not current; returns how many."""
-    summaries = data.summaries
-    count = 0
-    for path in paths:
-        row = data.files.get(path)
-        if row is not None and data.summary(path) is None:
-            summary = encode_summary(read_summary(path, row[1]))
-            data.files.set_hash(path, zlib.crc32(summary))
-            summaries[path] = summary
-            count += 1
-    return count
+class IndexSession:
+    """One connection to a project's index and the freshness it has established."""
 
+    def __init__(
+        self,
+        project: Project,
+        *,
+        registry: Registry | None = None,
+        persist: bool = True,
+        workers: int | None = None,
+    ) -> None:
+        self.project = project
+        self.path = index_path(project) if persist else None
+        self.generation = 0  # goes up whenever the index changes: views drop what they built
+        self._walked = False  # every workspace walked in this session
+        self.last_report = RefreshReport()
+        self._registry = registry
+        self._given: RegistryFacts | None = None
+        self._workers = workers
+        self._warnings: list[str] = []
+        self._touched: set[str] = set()  # files the last change added, changed or removed
+        self._rank = {ws: i for i, ws in enumerate(project.workspace_ids)}
+        self.conn = self._connect()
 
-def update_paths(
-    project: Project,
-    registry: RegistryFacts,
-    data: IndexData,
-    changed: Iterable[Path],
-) -> tuple[IndexData, int]:
-    """The index after some known paths changed (watch mode): no walk of the whole tree.
+    # -- the file ----------------------------------------------------------------------------
 
-    A path that is gone is dropped; one that exists is (re)parsed if it lies in a
-    component folder of a workspace. Returns (index, number of paths that changed it).
-    """
-    from stepkit.project import COMPONENT_DIRS
-
-    files = data.files.copy()
-    fresh: dict[str, bytes] = {}
-    touched: list[str] = []
-    same_identity = True
-    for path in _expanded(changed):
-        key = str(path)
-        where = _component_of(project, path, COMPONENT_DIRS)
+    def _connect(self) -> sqlite3.Connection:
+        if self.path is None:
+            return open_index(":memory:")
         try:
-            st = path.stat()
-        except OSError:
-            gone = [key] if files.remove(key) else files.remove_under(key)  # a file, a folder
-            if gone:
-                touched += gone
-                same_identity = False
-            continue
-        if where is None or not key.endswith(".py") or path.name == "__init__.py":
-            continue
-        ws, component = where
-        before = files.get(key)
-        if before is not None and before[:5] == [
-            ws,
-            component,
-            st.st_mtime_ns,
-            st.st_size,
-            st.st_ino,
-        ]:
-            continue
-        touched.append(key)
-        if component in LAZY_COMPONENTS:
-            files.put(key, ws, component, (st.st_mtime_ns, st.st_size, st.st_ino), None)
-            same_identity = same_identity and before is not None
-            continue
-        summary = encode_summary(read_summary(key, component))
-        digest = zlib.crc32(summary)
-        files.put(key, ws, component, (st.st_mtime_ns, st.st_size, st.st_ino), digest)
-        fresh[key] = summary
-        same_identity = same_identity and before is not None and before[5] == digest
-    if not touched:
-        return data, 0
-    if same_identity:
-        kept = IndexData(
-            files=files,
-            walk_problems=data.walk_problems,
-            registry_key=data.registry_key,
-            project=data.project,
-            sections=dict(data.sections),
+            return open_index(self.path)
+        except CorruptIndexError as exc:
+            self._warn(f"{exc}; rebuilding it")
+        remove_index(self.path)
+        return open_index(self.path)
+
+    def _warn(self, message: str) -> None:
+        from stepkit.observability import get_logger
+
+        self._warnings.append(message)  # the CLI prints these as ``warning: …``
+        get_logger("stepkit.catalog").info("catalog.index_rebuilt", reason=message)
+
+    def recover(self, exc: sqlite3.DatabaseError) -> RefreshReport:
+        """The index turned out damaged while in use: build it again, with a warning."""
+        self.conn.close()
+        self._warn(f"{CorruptIndexError(self.path or ':memory:', str(exc))}; rebuilding it")
+        if self.path is not None:
+            remove_index(self.path)
+        self.conn = open_index(self.path or ":memory:")
+        self.generation += 1
+        return self.refresh()
+
+    def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """``query(connection)``; an index found damaged meanwhile is rebuilt, and asked again."""
+        try:
+            return query(self.conn)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise  # another process held the index longer than the busy timeout
+            self.recover(exc)
+            return query(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- freshness ---------------------------------------------------------------------------
+
+    def open(self, *, rebuild: bool = False, progress: Progress | None = None) -> RefreshReport:
+        """Ready the index: built when empty (or ``rebuild``), else its folders checked."""
+        if rebuild:
+            with transaction(self.conn):
+                self.conn.execute("DELETE FROM folders")
+                self.conn.execute("DELETE FROM files")
+                self.conn.execute("DELETE FROM meta WHERE key = 'registry_key'")
+        try:
+            empty = self.conn.execute("SELECT 1 FROM folders LIMIT 1").fetchone() is None
+            return self.refresh(progress=progress) if empty else self.check_folders()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            return self.recover(exc)
+
+    def refresh(self, *, progress: Progress | None = None) -> RefreshReport:
+        """Walk every workspace and bring the index up to date."""
+        report = self._sync(scan_project(self.project), None, progress)
+        self._walked = True
+        return report
+
+    def ensure_walked(self) -> None:
+        """Walk every workspace, once per session (what ``list``, ``search``, ``check`` need)."""
+        if not self._walked:
+            self.refresh()
+
+    def check_folders(self) -> RefreshReport:
+        """Stat every indexed folder (and the registries); rescan the folders that changed."""
+        if get_meta(self.conn, "registry_key") != self._wanted_registry_key():
+            return self.refresh()
+        roots: dict[str, tuple[str, str]] = {}
+        known = set()
+        for path, workspace_id, kind, mtime_ns, inode in self.conn.execute(
+            "SELECT path, workspace_id, kind, mtime_ns, inode FROM folders"
+        ):
+            known.add(path)
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is None or (st.st_mtime_ns, _signed(st.st_ino)) != (mtime_ns, inode):
+                roots[path] = (workspace_id, kind)
+        for ws in self.project.workspaces:
+            if str(ws.steps_dir) not in known:
+                roots[str(ws.steps_dir)] = (ws.id, "")
+        return self._rescan(roots)
+
+    def check_files(self, paths: Iterable[str]) -> bool:
+        """Stat these indexed files; rescan the folders of those that changed. True: the
+        index changed."""
+        roots: dict[str, tuple[str, str]] = {}
+        wanted = list(dict.fromkeys(paths))
+        for i in range(0, len(wanted), 500):
+            marks = ",".join("?" * len(wanted[i : i + 500]))
+            for path, folder, workspace_id, kind, mtime_ns, size, inode in self.conn.execute(
+                "SELECT path, folder, workspace_id, kind, mtime_ns, size, inode FROM files "
+                f"WHERE path IN ({marks})",
+                wanted[i : i + 500],
+            ):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    st = None
+                if st is None or (st.st_mtime_ns, st.st_size, _signed(st.st_ino)) != (
+                    mtime_ns,
+                    size,
+                    inode,
+                ):
+                    roots[folder] = (workspace_id, kind)
+        before = self.generation
+        self._rescan(roots)
+        return self.generation != before
+
+    def apply_changes(self, paths: Iterable[Path]) -> int:
+        """Bring the index up to date for these changed paths (watch mode): their folders
+        are rescanned, not the tree. Returns how many files changed."""
+        roots: dict[str, tuple[str, str]] = {}
+        given = [str(p) for p in paths]
+        for path in given:
+            where = self._place(path)
+            if where is not None:
+                roots[where[0]] = where[1:]
+        self._touched.clear()
+        self._rescan(roots)
+        return sum(1 for t in self._touched if any(t == p or t.startswith(f"{p}/") for p in given))
+
+    def _place(self, path: str) -> tuple[str, str, str] | None:
+        """(folder to rescan, workspace, kind) for a changed path: the nearest indexed
+        folder above it (a new folder is found by rescanning its parent)."""
+        folder = path
+        while folder and folder != "/":
+            folder = folder.rpartition("/")[0]
+            found = self.conn.execute(
+                "SELECT workspace_id, kind FROM folders WHERE path = ?", (folder,)
+            ).fetchone()
+            if found is not None:
+                return folder, found[0], found[1]
+        return None
+
+    def _rescan(self, roots: dict[str, tuple[str, str]]) -> RefreshReport:
+        if not roots:
+            return RefreshReport(warnings=tuple(self._warnings))
+        top = [r for r in roots if not any(r.startswith(f"{o}/") for o in roots if o != r)]
+        walk = RawWalk()
+        for root in sorted(top):
+            workspace_id, kind = roots[root]
+            if kind:
+                if os.path.isdir(root):
+                    scan_folder(root, workspace_id, kind, walk)
+            else:
+                scan_workspace(self.project.workspace(workspace_id), walk)
+        return self._sync(walk, [(r, roots[r][0]) for r in top], None)
+
+    # -- the registry ------------------------------------------------------------------------
+
+    def _wanted_registry_key(self) -> Any:
+        """The registry files' stat (or a digest of the registry the caller gave)."""
+        key = registry_key(self.project)
+        if self._registry is None:
+            return key
+        if self._given is None:
+            self._given = self._facts_of(self._registry)
+        rows = sorted((n, d.workspace_id, d.as_dict()) for n, d in self._given.definitions.items())
+        digest = hashlib.blake2b(json.dumps(rows).encode(), digest_size=16).hexdigest()
+        return [key, digest]
+
+    @staticmethod
+    def _facts_of(registry: Registry) -> RegistryFacts:
+        return RegistryFacts.build([(ws, registry.view(ws)) for ws in registry.workspace_ids])
+
+    def _load_registry(self) -> RegistryFacts:
+        """Read outside any transaction: the registry caches its parse in this index."""
+        if self._given is not None:
+            return self._given
+        return self._facts_of(Registry.load(self.project))
+
+    # -- one change ----------------------------------------------------------------------------
+
+    def _sync(
+        self, walk: RawWalk, scope: list[tuple[str, str]] | None, progress: Progress | None
+    ) -> RefreshReport:
+        """Make the index hold ``walk``, a fresh walk of the folders ``scope`` (root,
+        workspace) and all below them (None: every workspace)."""
+        key = self._wanted_registry_key()
+        facts = None
+        if get_meta(self.conn, "registry_key") != key:
+            facts = self._load_registry()
+        now = time.time_ns()
+        rows = {scan.folder: self._folder_row(scan, now) for scan in walk.folders}
+        problems = sorted((str(p.path), p.workspace_id, p.message) for p in walk.problems)
+        if (
+            facts is None
+            and self._stored_folders(scope) == {f: r[1:6] for f, r in rows.items()}
+            and (problems == self._stored_problems(scope))
+        ):
+            report = RefreshReport(reused=len(walk), warnings=tuple(self._warnings))
+            self.last_report = report
+            return report
+        with transaction(self.conn):
+            report = self._write(walk, scope, rows, problems, facts, now, progress)
+        self.generation += 1
+        self.last_report = report
+        return report
+
+    @staticmethod
+    def _folder_row(scan: FolderScan, now: int) -> tuple[Any, ...]:
+        """(path, workspace, kind, mtime, inode, digest, file stats) as stored: a racy
+        stat is stored as -1, which no file has."""
+        stats = [
+            -1 if i % 3 == 0 and value > now - RACY_NS else value
+            for i, value in enumerate(scan.stats)
+        ]
+        mtime = scan.mtime_ns if scan.mtime_ns <= now - RACY_NS else -1
+        digest = _digest(scan.names, stats)
+        return (scan.folder, scan.workspace_id, scan.component, mtime, scan.inode, digest, stats)
+
+    @staticmethod
+    def _scoped(scope: list[tuple[str, str]] | None) -> tuple[str, list[str]]:
+        """A WHERE clause for the paths in ``scope`` (each root, and all below it)."""
+        if scope is None:
+            return "1", []
+        clauses, args = [], []
+        for root, workspace_id in scope:
+            clauses.append("(workspace_id = ? AND (path = ? OR (path > ? AND path < ?)))")
+            args += [workspace_id, root, f"{root}/", f"{root}0"]  # "0" follows "/"
+        return " OR ".join(clauses), args
+
+    def _stored_folders(self, scope: list[tuple[str, str]] | None) -> dict[str, tuple[Any, ...]]:
+        where, args = self._scoped(scope)
+        sql = f"SELECT path, workspace_id, kind, mtime_ns, inode, digest FROM folders WHERE {where}"
+        return {row[0]: row[1:] for row in self.conn.execute(sql, args)}
+
+    def _stored_problems(self, scope: list[tuple[str, str]] | None) -> list[tuple[Any, ...]]:
+        where, args = self._scoped(scope)
+        sql = f"SELECT path, workspace_id, message FROM walk_problems WHERE {where}"
+        return sorted(self.conn.execute(sql, args))
+
+    def _write(
+        self,
+        walk: RawWalk,
+        scope: list[tuple[str, str]] | None,
+        rows: dict[str, tuple[Any, ...]],
+        problems: list[tuple[Any, ...]],
+        facts: RegistryFacts | None,
+        now: int,
+        progress: Progress | None,
+    ) -> RefreshReport:
+        conn = self.conn
+        stored = self._stored_folders(scope)  # again, in the transaction: another process
+        changed = [s for s in walk.folders if stored.get(s.folder) != rows[s.folder][1:6]]
+        gone_folders = [f for f in stored if f not in rows]
+        before: dict[str, StoredFile] = {}
+        for folder in [*(s.folder for s in changed), *gone_folders]:
+            for path, workspace_id, kind, mtime_ns, size, inode, summary in conn.execute(
+                "SELECT path, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
+                "WHERE folder = ?",
+                (folder,),
+            ):
+                before[path] = StoredFile(
+                    path, workspace_id, kind, (mtime_ns, size, inode), summary
+                )
+        now_files: dict[str, tuple[str, str, str, tuple[int, int, int]]] = {}
+        for scan in changed:
+            stats = rows[scan.folder][6]
+            for i, name in enumerate(scan.names):
+                stat = (stats[3 * i], stats[3 * i + 1], stats[3 * i + 2])
+                now_files[f"{scan.folder}/{name}"] = (
+                    scan.folder,
+                    scan.workspace_id,
+                    scan.component,
+                    stat,
+                )
+        gone = [p for p in before if p not in now_files]
+        fresh = [
+            p
+            for p, (_, ws, kind, stat) in now_files.items()
+            if (old := before.get(p)) is None
+            or (old.workspace_id, old.kind) != (ws, kind)
+            or old.stat != stat
+            or stat[0] == -1
+            or (old.summary is None and kind not in LAZY_KINDS)
+        ]
+        self._touched.update(fresh, gone)
+        jobs = [(p, now_files[p][2]) for p in fresh if now_files[p][2] not in LAZY_KINDS]
+        summaries = dict(
+            zip((p for p, _ in jobs), _parse(jobs, self._workers, progress), strict=True)
         )
-        return kept, len(touched)
-    summaries = copy(data.summaries)
-    for key in touched:
-        if key not in files:
-            summaries.pop(key, None)
-    summaries.update(fresh)
-    updated = resolved_index(
-        project,
-        registry,
-        files,
-        summaries,
-        walk_problems=data.walk_problems,
-        registry_key=data.registry_key,
-        snapshot=data.project,
-        previous=data,
-        changed=touched,
-    )
-    return updated, len(touched)
+        identity: dict[str, StoredFile | None] = {p: before[p] for p in gone}
+        for path in fresh:
+            old = before.get(path)
+            _folder, ws, kind, _stat = now_files[path]
+            moved = old is None or (old.workspace_id, old.kind) != (ws, kind)
+            if moved or (
+                kind not in LAZY_KINDS and old is not None and summaries[path] != old.summary
+            ):
+                identity[path] = old
+        conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in gone))
+        conn.executemany(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    p,
+                    now_files[p][0],
+                    now_files[p][1],
+                    now_files[p][2],
+                    *now_files[p][3],
+                    summaries.get(p),
+                )
+                for p in fresh
+            ),
+        )
+        conn.executemany("DELETE FROM folders WHERE path = ?", ((f,) for f in gone_folders))
+        conn.executemany(
+            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
+            (rows[s.folder][:6] for s in changed),
+        )
+        where, args = self._scoped(scope)
+        conn.execute(f"DELETE FROM walk_problems WHERE {where}", args)
+        conn.executemany("INSERT INTO walk_problems VALUES (?, ?, ?)", problems)
+        resolved = False
+        if facts is not None:
+            write_definitions(conn, facts.definitions)
+            set_meta(conn, "registry_key", self._wanted_registry_key())
+            self._resolve_all(facts)
+            resolved = True
+        elif identity:
+            self._resolve_some(identity, {p: now_files[p] for p in fresh}, summaries)
+            resolved = True
+        return RefreshReport(
+            parsed=len(jobs)
+            + sum(1 for p in fresh if p not in before and now_files[p][2] in LAZY_KINDS),
+            reused=len(walk) - len(fresh),
+            removed=len(gone),
+            resolved_again=resolved,
+            warnings=tuple(self._warnings),
+            saved=self.path is not None,
+        )
+
+    # -- resolution ----------------------------------------------------------------------------
+
+    def _entries(self, sql: str, args: Sequence[Any] = ()) -> Iterator[FileEntry]:
+        for path, workspace_id, kind, summary in self.conn.execute(sql, args):
+            yield FileEntry(path, workspace_id, kind, json.loads(summary) if summary else None)
+
+    def _resolve_all(self, facts: RegistryFacts) -> None:
+        resolver = Resolver(facts, self.project.workspace_ids)
+        result = resolver.run(self._entries("SELECT path, workspace_id, kind, summary FROM files"))
+        write_resolution(
+            self.conn,
+            result,
+            paths=None,
+            names=None,
+            definitions=facts.definitions,
+            rank=self._rank,
+        )
+
+    def _resolve_some(
+        self,
+        old: dict[str, StoredFile | None],
+        now_files: dict[str, tuple[str, str, str, tuple[int, int, int]]],
+        summaries: dict[str, str],
+    ) -> None:
+        facts = RegistryFacts.of(read_definitions(self.conn))
+        resolver = Resolver(facts, self.project.workspace_ids)
+
+        def entry_of(stored: StoredFile) -> FileEntry:
+            summary = json.loads(stored.summary) if stored.summary else None
+            return FileEntry(stored.path, stored.workspace_id, stored.kind, summary)
+
+        before = {p: entry_of(s) if s is not None else None for p, s in old.items()}
+        current = {}
+        for path in old:
+            if path in now_files:
+                _, ws, kind, _ = now_files[path]
+                text = summaries.get(path)
+                current[path] = FileEntry(path, ws, kind, json.loads(text) if text else None)
+
+        def linked(key: str) -> list[str]:
+            return [p for (p,) in self.conn.execute("SELECT path FROM links WHERE key = ?", (key,))]
+
+        def entry(path: str) -> FileEntry:
+            sql = "SELECT path, workspace_id, kind, summary FROM files WHERE path = ?"
+            return next(self._entries(sql, (path,)))
+
+        total = self.conn.execute("SELECT count(*) FROM files").fetchone()[0]
+        partial = resolve_changed(
+            resolver, old=before, current=current, linked=linked, entry=entry, total=total
+        )
+        if partial is None:
+            self._resolve_all(facts)
+            return
+        for path, was in before.items():
+            if was is not None:
+                self.conn.executemany(
+                    "DELETE FROM links WHERE key = ? AND path = ?",
+                    ((k, path) for k in resolver.file_keys(was)),
+                )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO links VALUES (?, ?)",
+            ((k, p) for k, p in partial.result.links if p in current),
+        )
+        write_resolution(
+            self.conn,
+            partial.result,
+            paths=partial.paths,
+            names=partial.names,
+            definitions=facts.definitions,
+            rank=self._rank,
+        )
+
+    # -- summaries on demand -------------------------------------------------------------------
+
+    def summaries(self, paths: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The summaries of these indexed files; a lazily indexed one (a script) is parsed
+        now, and kept."""
+        wanted = list(dict.fromkeys(paths))
+        out: dict[str, dict[str, Any]] = {}
+        missing: list[tuple[str, str]] = []
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            sql = (
+                f"SELECT path, kind, summary FROM files WHERE path IN ({','.join('?' * len(part))})"
+            )
+            for path, kind, summary in self.conn.execute(sql, part):
+                if summary is None:
+                    missing.append((path, kind))
+                else:
+                    out[path] = json.loads(summary)
+        if missing:
+            parsed = _parse(missing, self._workers, None)
+            with transaction(self.conn):
+                self.conn.executemany(
+                    "UPDATE files SET summary = ? WHERE path = ?",
+                    ((text, path) for (path, _), text in zip(missing, parsed, strict=True)),
+                )
+            out.update(
+                (path, json.loads(text)) for (path, _), text in zip(missing, parsed, strict=True)
+            )
+        return out
 
 
-def _expanded(changed: Iterable[Path]) -> Iterator[Path]:
-    """The changed paths, a folder (moved in, say: its files raise no events of their own)
-    standing for the Python files in it."""
-    for path in changed:
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*.py") if p.is_file())
-        else:
-            yield path
-
-
-def _component_of(
-    project: Project, path: Path, component_dirs: Mapping[str, str]
-) -> tuple[str, str] | None:
-    for ws in project.workspaces:
-        try:
-            rel = path.relative_to(ws.steps_dir)
-        except ValueError:
-            continue
-        if len(rel.parts) >= 2 and rel.parts[0] in component_dirs:
-            return ws.id, component_dirs[rel.parts[0]]
-    return None
+def _signed(inode: int) -> int:
+    return inode if inode < 2**63 else inode - 2**64

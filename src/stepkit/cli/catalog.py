@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stepkit.cli.common import console, load_project, print_json
-from stepkit.cli.fast import write_rows_json
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog, StepInfo
@@ -47,6 +46,26 @@ def open_catalog(ctx: typer.Context, *, rebuild: bool = False) -> StepCatalog:
     return catalog
 
 
+def write_rows_json(key: str, rows: list[str]) -> None:
+    """A JSON object holding one list of JSON texts, one per line: readable, and fast
+    (the rows are the index's own texts, written as they are)."""
+    out = sys.stdout
+    out.write(f'{{"{key}": [\n' + ",\n".join(rows) + "\n]}\n" if rows else f'{{"{key}": []}}\n')
+
+
+def print_table(headers: list[str], rows: list[list[str]], *, title: str = "") -> None:
+    """Columns padded to their widest cell: a table that prints 10,000 rows at once
+    (laying out a Rich table costs a millisecond a row)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [title] if title else []
+    out += [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
 @app.command("list")
 def list_steps(
     ctx: typer.Context,
@@ -61,30 +80,29 @@ def list_steps(
     as_json: JsonOption = False,
 ) -> None:
     """List every step: its workspace, type, job types, components and completeness."""
-    catalog = open_catalog(ctx)
+    rows = open_catalog(ctx).list_rows(workspace, job_type, step_type)
     if as_json:
-        write_rows_json("steps", catalog.list_json(workspace, job_type, step_type))
+        write_rows_json("steps", [row.text for row in rows])
         return
-    rows = catalog.list_rows(workspace, job_type, step_type)
-    from rich.table import Table
-
-    table = Table(title=f"Steps: {len(rows)}")
-    for column in ("name", "type", "workspace", "job types", "components", "complete"):
-        table.add_column(column)
+    cells = []
     for row in rows:
-        components = " ".join(sorted(row["components"]))
-        state = "yes" if row["complete"] else f"no: missing {', '.join(row['missing'])}"
-        if not row["registered"]:
+        data = row.as_json()
+        state = "yes" if data["complete"] else f"no: missing {', '.join(data['missing'])}"
+        if not data["registered"]:
             state = "unregistered"
-        table.add_row(
-            row["name"],
-            row["step_type"] or "-",
-            row["workspace_id"],
-            ", ".join(row["job_types"]),
-            components,
-            state,
+        components = " ".join(sorted(data["components"]))
+        cells.append(
+            [
+                row.name,
+                row.step_type or "-",
+                row.workspace_id,
+                ", ".join(row.job_types),
+                components,
+                state,
+            ]
         )
-    console().print(table)
+    headers = ["name", "type", "workspace", "job types", "components", "complete"]
+    print_table(headers, cells, title=f"Steps: {len(rows)}")
 
 
 def _print_info(info: StepInfo, *, show_all: bool) -> None:
@@ -226,7 +244,9 @@ def variants(
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Report broken, unmatched and unregistered files and incomplete steps; exit 1 if any."""
-    problems = open_catalog(ctx).check()
+    from stepkit.catalog import find_problems
+
+    problems = find_problems(open_catalog(ctx))
     if as_json:
         print_json([p.as_json() for p in problems])
     else:
@@ -246,13 +266,14 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Bring the persisted index up to date and say what that took."""
-    from stepkit.catalog.store import index_path
-
     catalog = open_catalog(ctx, rebuild=rebuild)
+    if not rebuild:
+        catalog.session.ensure_walked()  # every file looked at, not only the folders
     r = catalog.last_refresh
+    (files,) = catalog.session.conn.execute("SELECT count(*) FROM files").fetchone()
     data = {
-        "path": str(index_path(catalog.project)),
-        "files": len(catalog.data.files),
+        "path": str(catalog.session.path or ":memory:"),
+        "files": files,
         "steps": len(catalog.step_names()),
         "parsed": r.parsed,
         "reused": r.reused,
