@@ -188,7 +188,7 @@ def test_incremental_resolution_equals_a_whole_one(
 def _stored(catalog: StepCatalog) -> dict[str, list[Any]]:
     """Every resolved table of the index, sorted: what answers are made of."""
     conn = catalog.session.conn
-    tables = ("placements", "listing", "links", "unmatched", "file_problems", "search_words")
+    tables = ("placements", "listing", "links", "unmatched", "file_problems")
     return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
 
 

@@ -10,7 +10,6 @@ models of a step's files are functions over the view (:mod:`stepkit.catalog.chec
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -233,13 +232,12 @@ class StepCatalog:
                 clauses.append(clause)
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        columns = "name, step_type, workspace_id, job_types, row"
+        columns = "name, step_type, workspace_id, row"
         sql = f"SELECT {columns} FROM listing {where} ORDER BY name"
         self._current(walk=True)
         return self.session.read(
             lambda c: [
-                ListRow(name, kind, ws, tuple(json.loads(jobs)), text)
-                for name, kind, ws, jobs, text in c.execute(sql, args)
+                ListRow(name, kind, ws, text) for name, kind, ws, text in c.execute(sql, args)
             ]
         )
 

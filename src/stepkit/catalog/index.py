@@ -23,12 +23,13 @@ import sqlite3
 import time
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from stepkit.catalog.discovery import read_summaries, read_summary
 from stepkit.catalog.records import RefreshReport
-from stepkit.catalog.resolution import FileEntry, RegistryFacts, Resolver, resolve_changed
+from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, Resolver, resolve_changed
 from stepkit.catalog.store import (
     get_meta,
     index_path,
@@ -64,9 +65,10 @@ class StoredFile:
     """A file as the index has it."""
 
     path: str
+    folder: str
     workspace_id: str
     kind: str
-    stat: tuple[int, int, int]  # mtime_ns, size, inode
+    stat: tuple[int, int, int]  # mtime_ns, size, inode (mtime -1: racy, read it again)
     summary: str | None
 
 
@@ -75,6 +77,19 @@ def _digest(names: Sequence[str], stats: Sequence[int]) -> bytes:
     h = hashlib.blake2b("\0".join(names).encode("utf-8", "surrogateescape"), digest_size=16)
     h.update(array("q", stats).tobytes())
     return h.digest()
+
+
+def _folder_row(scan: FolderScan, now: int) -> tuple[Any, ...]:
+    """(path, workspace, kind, mtime, inode, digest, file stats) as stored: a racy mtime
+    is stored as -1, which no file has."""
+    stats = scan.stats
+    if stats and max(stats[0::3]) > now - RACY_NS:
+        stats = array(
+            "q", (-1 if i % 3 == 0 and v > now - RACY_NS else v for i, v in enumerate(stats))
+        )
+    mtime = scan.mtime_ns if scan.mtime_ns <= now - RACY_NS else -1
+    digest = _digest(scan.names, stats)
+    return (scan.folder, scan.workspace_id, scan.component, mtime, scan.inode, digest, stats)
 
 
 def _stat_row(path: Path | None) -> list[Any]:
@@ -92,13 +107,16 @@ def registry_key(project: Project) -> list[Any]:
     return [[ws.id, str(ws.steps_dir), *_stat_row(ws.registry_file)] for ws in project.workspaces]
 
 
-def _parse(
+@contextmanager
+def _parsing(
     jobs: list[tuple[str, str]], workers: int | None, progress: Progress | None
-) -> list[str]:
-    """Summaries of every (path, kind), in order: in worker processes when many."""
+) -> Iterator[Callable[[], list[str]]]:
+    """Summaries of every (path, kind), in order, from the function yielded: parsed in
+    worker processes (started on entering, so the caller works meanwhile) when many."""
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(jobs) < PARALLEL_THRESHOLD:
-        return [read_summary(path, kind) for path, kind in jobs]
+        yield lambda: [read_summary(path, kind) for path, kind in jobs]
+        return
     import multiprocessing  # only a large parse needs a pool (a cold start)
     from concurrent.futures import ProcessPoolExecutor
 
@@ -106,21 +124,40 @@ def _parse(
     # fork: the workers need only discovery, already imported; they never touch the
     # index connection and leave with os._exit, so it is not closed twice
     context = multiprocessing.get_context("fork")
-    out: list[str] = []
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-        futures = [
-            pool.submit(read_summaries, jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)
-        ]
-        try:
+        parts = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
+        futures = [pool.submit(read_summaries, part) for part in parts]
+
+        def gather() -> list[str]:
+            out: list[str] = []
             for future in futures:
                 out += future.result()
                 if progress is not None:
                     progress(len(out), len(jobs))
-        except BaseException:  # an error (or ^C): parse no further
+            return out
+
+        try:
+            yield gather
+        except BaseException:  # an error (or ^C) meanwhile: parse no further
             for future in futures:
                 future.cancel()
             raise
-    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a walk changes: the files of the folders that differ, as stored and as found."""
+
+    changed: list[FolderScan]
+    gone_folders: list[str]
+    before: dict[str, StoredFile]
+    now: dict[str, StoredFile]  # summaries not read yet (None)
+    fresh: list[str]  # new or changed files
+    gone: list[str]
+
+    def jobs(self) -> list[tuple[str, str]]:
+        """(path, kind) of the files to parse now (lazy kinds wait for a question)."""
+        return [(p, self.now[p].kind) for p in self.fresh if self.now[p].kind not in LAZY_KINDS]
 
 
 class IndexSession:
@@ -333,38 +370,48 @@ class IndexSession:
     ) -> RefreshReport:
         """Make the index hold ``walk``, a fresh walk of the folders ``scope`` (root,
         workspace) and all below them (None: every workspace)."""
-        key = self._wanted_registry_key()
-        facts = None
-        if get_meta(self.conn, "registry_key") != key:
-            facts = self._load_registry()
-        now = time.time_ns()
-        rows = {scan.folder: self._folder_row(scan, now) for scan in walk.folders}
+        need_registry = get_meta(self.conn, "registry_key") != self._wanted_registry_key()
+        rows = {scan.folder: _folder_row(scan, time.time_ns()) for scan in walk.folders}
         problems = sorted((str(p.path), p.workspace_id, p.message) for p in walk.problems)
         if (
-            facts is None
+            not need_registry
             and self._stored_folders(scope) == {f: r[1:6] for f, r in rows.items()}
-            and (problems == self._stored_problems(scope))
+            and problems == self._stored_problems(scope)
         ):
-            report = RefreshReport(reused=len(walk), warnings=tuple(self._warnings))
-            self.last_report = report
-            return report
+            self.last_report = RefreshReport(reused=len(walk), warnings=tuple(self._warnings))
+            return self.last_report
+        # parsed outside the transaction (a cold start parses for seconds) with the
+        # registry read meanwhile; planned again inside, where what another process wrote
+        # in between is seen
+        jobs = self._plan(walk, scope, rows).jobs()
+        facts = None
+        with _parsing(jobs, self._workers, progress) as parsed:
+            if need_registry:
+                facts = self._load_registry()
+            summaries = dict(zip((p for p, _ in jobs), parsed(), strict=True))
         with transaction(self.conn):
-            report = self._write(walk, scope, rows, problems, facts, now, progress)
+            plan = self._plan(walk, scope, rows)
+            late = [job for job in plan.jobs() if job[0] not in summaries]
+            summaries.update((p, read_summary(p, kind)) for p, kind in late)
+            self._write(plan, scope, rows, problems, summaries)
+            lazy = sum(1 for p in plan.fresh if p not in plan.before and p not in summaries)
+            self.last_report = RefreshReport(
+                parsed=len(plan.jobs()) + lazy,
+                reused=len(walk) - len(plan.fresh),
+                removed=len(plan.gone),
+                resolved_again=True,
+                warnings=tuple(self._warnings),
+                saved=self.path is not None,
+            )
+            if facts is not None:  # another registry: resolve everything again
+                del plan, summaries, jobs  # stored: a cold start needs the memory
+                write_definitions(self.conn, facts.definitions)
+                set_meta(self.conn, "registry_key", self._wanted_registry_key())
+                self._resolve_all(facts)
+            elif not self._resolve_changed(plan, summaries):
+                self.last_report = replace(self.last_report, resolved_again=False)
         self.generation += 1
-        self.last_report = report
-        return report
-
-    @staticmethod
-    def _folder_row(scan: FolderScan, now: int) -> tuple[Any, ...]:
-        """(path, workspace, kind, mtime, inode, digest, file stats) as stored: a racy
-        stat is stored as -1, which no file has."""
-        stats = [
-            -1 if i % 3 == 0 and value > now - RACY_NS else value
-            for i, value in enumerate(scan.stats)
-        ]
-        mtime = scan.mtime_ns if scan.mtime_ns <= now - RACY_NS else -1
-        digest = _digest(scan.names, stats)
-        return (scan.folder, scan.workspace_id, scan.component, mtime, scan.inode, digest, stats)
+        return self.last_report
 
     @staticmethod
     def _scoped(scope: list[tuple[str, str]] | None) -> tuple[str, list[str]]:
@@ -387,106 +434,80 @@ class IndexSession:
         sql = f"SELECT path, workspace_id, message FROM walk_problems WHERE {where}"
         return sorted(self.conn.execute(sql, args))
 
-    def _write(
-        self,
-        walk: RawWalk,
-        scope: list[tuple[str, str]] | None,
-        rows: dict[str, tuple[Any, ...]],
-        problems: list[tuple[Any, ...]],
-        facts: RegistryFacts | None,
-        now: int,
-        progress: Progress | None,
-    ) -> RefreshReport:
-        conn = self.conn
-        stored = self._stored_folders(scope)  # again, in the transaction: another process
+    def _plan(
+        self, walk: RawWalk, scope: list[tuple[str, str]] | None, rows: dict[str, tuple[Any, ...]]
+    ) -> _Plan:
+        stored = self._stored_folders(scope)
         changed = [s for s in walk.folders if stored.get(s.folder) != rows[s.folder][1:6]]
         gone_folders = [f for f in stored if f not in rows]
         before: dict[str, StoredFile] = {}
         for folder in [*(s.folder for s in changed), *gone_folders]:
-            for path, workspace_id, kind, mtime_ns, size, inode, summary in conn.execute(
+            for path, ws, kind, mtime_ns, size, inode, summary in self.conn.execute(
                 "SELECT path, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
                 "WHERE folder = ?",
                 (folder,),
             ):
-                before[path] = StoredFile(
-                    path, workspace_id, kind, (mtime_ns, size, inode), summary
-                )
-        now_files: dict[str, tuple[str, str, str, tuple[int, int, int]]] = {}
+                before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
+        now: dict[str, StoredFile] = {}
         for scan in changed:
             stats = rows[scan.folder][6]
             for i, name in enumerate(scan.names):
-                stat = (stats[3 * i], stats[3 * i + 1], stats[3 * i + 2])
-                now_files[f"{scan.folder}/{name}"] = (
-                    scan.folder,
-                    scan.workspace_id,
-                    scan.component,
-                    stat,
+                path, stat = f"{scan.folder}/{name}", tuple(stats[3 * i : 3 * i + 3])
+                now[path] = StoredFile(
+                    path, scan.folder, scan.workspace_id, scan.component, stat, None
                 )
-        gone = [p for p in before if p not in now_files]
         fresh = [
             p
-            for p, (_, ws, kind, stat) in now_files.items()
+            for p, f in now.items()
             if (old := before.get(p)) is None
-            or (old.workspace_id, old.kind) != (ws, kind)
-            or old.stat != stat
-            or stat[0] == -1
-            or (old.summary is None and kind not in LAZY_KINDS)
+            or (old.workspace_id, old.kind, old.stat) != (f.workspace_id, f.kind, f.stat)
+            or f.stat[0] == -1
+            or (old.summary is None and f.kind not in LAZY_KINDS)
         ]
-        self._touched.update(fresh, gone)
-        jobs = [(p, now_files[p][2]) for p in fresh if now_files[p][2] not in LAZY_KINDS]
-        summaries = dict(
-            zip((p for p, _ in jobs), _parse(jobs, self._workers, progress), strict=True)
-        )
-        identity: dict[str, StoredFile | None] = {p: before[p] for p in gone}
-        for path in fresh:
-            old = before.get(path)
-            _folder, ws, kind, _stat = now_files[path]
-            moved = old is None or (old.workspace_id, old.kind) != (ws, kind)
-            if moved or (
-                kind not in LAZY_KINDS and old is not None and summaries[path] != old.summary
-            ):
-                identity[path] = old
-        conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in gone))
+        return _Plan(changed, gone_folders, before, now, fresh, [p for p in before if p not in now])
+
+    def _write(
+        self,
+        plan: _Plan,
+        scope: list[tuple[str, str]] | None,
+        rows: dict[str, tuple[Any, ...]],
+        problems: list[tuple[Any, ...]],
+        summaries: dict[str, str],
+    ) -> None:
+        """Store the files and folders as found (in the caller's transaction)."""
+        conn = self.conn
+        self._touched.update(plan.fresh, plan.gone)
+        conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in plan.gone))
         conn.executemany(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (
-                    p,
-                    now_files[p][0],
-                    now_files[p][1],
-                    now_files[p][2],
-                    *now_files[p][3],
-                    summaries.get(p),
-                )
-                for p in fresh
+                (p, f.folder, f.workspace_id, f.kind, *f.stat, summaries.get(p))
+                for p in plan.fresh
+                for f in (plan.now[p],)
             ),
         )
-        conn.executemany("DELETE FROM folders WHERE path = ?", ((f,) for f in gone_folders))
+        conn.executemany("DELETE FROM folders WHERE path = ?", ((f,) for f in plan.gone_folders))
         conn.executemany(
             "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
-            (rows[s.folder][:6] for s in changed),
+            (rows[s.folder][:6] for s in plan.changed),
         )
         where, args = self._scoped(scope)
         conn.execute(f"DELETE FROM walk_problems WHERE {where}", args)
         conn.executemany("INSERT INTO walk_problems VALUES (?, ?, ?)", problems)
-        resolved = False
-        if facts is not None:
-            write_definitions(conn, facts.definitions)
-            set_meta(conn, "registry_key", self._wanted_registry_key())
-            self._resolve_all(facts)
-            resolved = True
-        elif identity:
-            self._resolve_some(identity, {p: now_files[p] for p in fresh}, summaries)
-            resolved = True
-        return RefreshReport(
-            parsed=len(jobs)
-            + sum(1 for p in fresh if p not in before and now_files[p][2] in LAZY_KINDS),
-            reused=len(walk) - len(fresh),
-            removed=len(gone),
-            resolved_again=resolved,
-            warnings=tuple(self._warnings),
-            saved=self.path is not None,
-        )
+
+    def _resolve_changed(self, plan: _Plan, summaries: dict[str, str]) -> bool:
+        """Resolve again the steps of the files whose identity changed (new, gone, moved,
+        declaring something else). True: there were some."""
+        identity: dict[str, StoredFile | None] = {p: plan.before[p] for p in plan.gone}
+        for path in plan.fresh:
+            old, now = plan.before.get(path), plan.now[path]
+            moved = old is None or (old.workspace_id, old.kind) != (now.workspace_id, now.kind)
+            declares = now.kind not in LAZY_KINDS and old is not None
+            if moved or (declares and summaries[path] != old.summary):  # type: ignore[union-attr]
+                identity[path] = old
+        if identity:
+            self._resolve_some(identity, plan.now, summaries)
+        return bool(identity)
 
     # -- resolution ----------------------------------------------------------------------------
 
@@ -496,7 +517,13 @@ class IndexSession:
 
     def _resolve_all(self, facts: RegistryFacts) -> None:
         resolver = Resolver(facts, self.project.workspace_ids)
-        result = resolver.run(self._entries("SELECT path, workspace_id, kind, summary FROM files"))
+        kinds = " ".join(f"WHEN '{kind}' THEN {i}" for i, kind in enumerate(ORDER))
+        spaces = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(self.project.workspace_ids))
+        sql = (  # in the order resolution takes them: none is held once resolved
+            "SELECT path, workspace_id, kind, summary FROM files ORDER BY "
+            f"CASE kind {kinds} ELSE 99 END, CASE workspace_id {spaces} ELSE 99 END, path"
+        )
+        result = resolver.run(self._entries(sql, self.project.workspace_ids), ordered=True)
         write_resolution(
             self.conn,
             result,
@@ -509,7 +536,7 @@ class IndexSession:
     def _resolve_some(
         self,
         old: dict[str, StoredFile | None],
-        now_files: dict[str, tuple[str, str, str, tuple[int, int, int]]],
+        now_files: dict[str, StoredFile],
         summaries: dict[str, str],
     ) -> None:
         facts = RegistryFacts.of(read_definitions(self.conn))
@@ -523,9 +550,9 @@ class IndexSession:
         current = {}
         for path in old:
             if path in now_files:
-                _, ws, kind, _ = now_files[path]
-                text = summaries.get(path)
-                current[path] = FileEntry(path, ws, kind, json.loads(text) if text else None)
+                f, text = now_files[path], summaries.get(path)
+                summary = json.loads(text) if text else None
+                current[path] = FileEntry(path, f.workspace_id, f.kind, summary)
 
         def linked(key: str) -> list[str]:
             return [p for (p,) in self.conn.execute("SELECT path FROM links WHERE key = ?", (key,))]
@@ -579,7 +606,8 @@ class IndexSession:
                 else:
                     out[path] = json.loads(summary)
         if missing:
-            parsed = _parse(missing, self._workers, None)
+            with _parsing(missing, self._workers, None) as parse:
+                parsed = parse()
             with transaction(self.conn):
                 self.conn.executemany(
                     "UPDATE files SET summary = ? WHERE path = ?",

@@ -134,7 +134,6 @@ class ListRow:
     name: str
     step_type: str | None
     workspace_id: str
-    job_types: tuple[str, ...]
     text: str
 
     def as_json(self) -> dict[str, Any]:

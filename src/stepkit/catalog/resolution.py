@@ -286,9 +286,9 @@ class Resolver:
 
     # -- whole -------------------------------------------------------------------------------
 
-    def run(self, files: Iterable[FileEntry], *, with_links: bool = True) -> Resolution:
-        """Resolve ``files`` (any order: they are taken as :data:`ORDER`, then workspace
-        precedence, then path)."""
+    def run(self, files: Iterable[FileEntry], *, ordered: bool = False) -> Resolution:
+        """Resolve ``files``, taken as :data:`ORDER`, then workspace precedence, then path
+        (``ordered``: they come so, and each is let go once resolved)."""
         handlers: dict[str, Callable[[FileEntry], None]] = {
             "config": self.classes,
             "builder": self.classes,
@@ -298,23 +298,26 @@ class Resolver:
             "script": self.script,
         }
         position = {c: i for i, c in enumerate(ORDER)}
-        ordered = sorted(
-            files,
-            key=lambda f: (
-                position.get(f.component, 99),
-                self.rank.get(f.workspace_id, 99),
-                f.path,
-            ),
+        ordered_files = (
+            files
+            if ordered
+            else sorted(
+                files,
+                key=lambda f: (
+                    position.get(f.component, 99),
+                    self.rank.get(f.workspace_id, 99),
+                    f.path,
+                ),
+            )
         )
         out = self.out
-        for f in ordered:
+        for f in ordered_files:
             for line, message in f.facts.get("problems", ()):
                 out.problems.append(FileProblem(f.path, f.workspace_id, line, message))
             handle = handlers.get(f.component)
             if handle is not None:
                 handle(f)
-            if with_links:
-                out.links += [(key, f.path) for key in self.file_keys(f)]
+            out.links += [(key, f.path) for key in self.file_keys(f)]
         self._settle()
         return out
 

@@ -5,7 +5,8 @@ or separator: ``tabular_preprocessing``), ``abbreviation`` (short forms expanded
 :data:`stepkit.names.ABBREVIATIONS`: ``xgb train`` → ``xgboost training``), ``partial``
 (every query word is a word of the name), ``fuzzy`` (rapidfuzz similarity of the words),
 ``description`` (every query word in the step's description). The words are kept in the
-index (``listing.words``, ``search_words``), so a first search reads, never builds.
+index (``listing.words``, ``listing.description_words``), so a first search reads, never
+builds.
 """
 
 from __future__ import annotations
@@ -89,18 +90,16 @@ class Searcher:
             ):
                 hit(name, workspace_id, SCORES[reason], reason)
         wanted = sorted(set(expanded))
-        for source, reason in (("n", "partial"), ("d", "description")):
-            marks = ",".join("?" * len(wanted))
+        having = " AND ".join("instr('_' || {0} || '_', ?) > 0" for _ in wanted)
+        marks = [f"_{w}_" for w in wanted]
+        for column, reason in (("words", "partial"), ("description_words", "description")):
             for name, workspace_id, count in conn.execute(
-                "SELECT name, workspace_id, word_count FROM listing WHERE name IN ("
-                f"SELECT name FROM search_words WHERE source = ? AND word IN ({marks}) "
-                "GROUP BY name HAVING count(*) = ?)",
-                (source, *wanted, len(wanted)),
+                f"SELECT name, workspace_id, word_count FROM listing WHERE {having.format(column)}",
+                marks,
             ):
                 # more of the name covered by the query ranks higher
-                score = (
-                    SCORES["partial"] - 10 * (1 - len(wanted) / count) if source == "n" else 50.0
-                )
+                coverage = len(wanted) / count
+                score = SCORES["partial"] - 10 * (1 - coverage) if reason == "partial" else 50.0
                 hit(name, workspace_id, score, reason)
         if len(found) < limit:
             names, spaces, joined = self._fuzzy_choices(conn)

@@ -4,11 +4,11 @@ Tables: ``folders`` (each walked folder's own stat and a digest of its files' st
 ``files`` (a file of some kind — a component, for now — its stat row and its summary as
 JSON), ``placements`` (the resolved steps: which file is which component of which step),
 ``links`` (the keys each file touches, for incremental resolution), ``listing`` (what
-``catalog list`` prints, and the words ``search`` matches), ``search_words``,
-``definitions`` (the registry as the catalog sees it), ``registry_sources`` (parsed
-registry files, keyed by their stat), ``file_problems``, ``unmatched`` and
-``walk_problems``, and ``meta``. Opened through :mod:`stepkit.sqlite` (WAL, busy
-timeout, migrations by ``user_version``); every refresh is one transaction.
+``catalog list`` prints, and the words ``search`` matches), ``definitions`` (the
+registry as the catalog sees it), ``registry_sources`` (parsed registry files, keyed by
+their stat), ``file_problems``, ``unmatched``, ``walk_problems`` and ``meta``. Opened
+through :mod:`stepkit.sqlite` (WAL, busy timeout, migrations by ``user_version``);
+every refresh is one transaction.
 """
 
 from __future__ import annotations
@@ -64,15 +64,12 @@ MIGRATIONS: Final = (
     CREATE TABLE listing (
         name TEXT PRIMARY KEY, folded TEXT NOT NULL, snake TEXT NOT NULL, step_type TEXT,
         job_types TEXT NOT NULL, workspaces TEXT NOT NULL, workspace_id TEXT NOT NULL,
-        words TEXT NOT NULL, word_count INTEGER NOT NULL, row TEXT NOT NULL
+        words TEXT NOT NULL, word_count INTEGER NOT NULL, description_words TEXT NOT NULL,
+        row TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX listing_by_folded ON listing (folded);
     CREATE INDEX listing_by_snake ON listing (snake);
     CREATE INDEX listing_by_words ON listing (words);
-    CREATE TABLE search_words (
-        source TEXT NOT NULL, word TEXT NOT NULL, name TEXT NOT NULL,
-        PRIMARY KEY (source, word, name)
-    ) WITHOUT ROWID;
     CREATE TABLE registry_sources (
         path TEXT NOT NULL, workspace_id TEXT NOT NULL, signature TEXT NOT NULL,
         entries TEXT NOT NULL, PRIMARY KEY (path, workspace_id)
@@ -271,7 +268,6 @@ def list_row(
         name=name,
         step_type=kind,
         workspace_id=workspace_id,
-        job_types=job_types,
         text=json.dumps(data, sort_keys=True, ensure_ascii=False),
     )
 
@@ -286,9 +282,9 @@ def write_steps(
     """Replace the placements, list rows and search words of ``names`` (steps found in
     ``steps`` or ``definitions``; the others are dropped)."""
     names = sorted(set(names))
-    for table, column in (("placements", "step"), ("listing", "name"), ("search_words", "name")):
+    for table, column in (("placements", "step"), ("listing", "name")):
         conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", ((n,) for n in names))
-    placements, listing, search = [], [], []
+    placements, listing = [], []
 
     for name in names:
         parts, definition = steps.get(name, {}), definitions.get(name)
@@ -311,20 +307,17 @@ def write_steps(
                 name.casefold(),
                 pascal_to_snake(name),
                 row.step_type,
-                json.dumps(list(row.job_types)),
+                json.dumps(list(job_types_of(parts, definition))),
                 json.dumps(spaces),
                 row.workspace_id,
                 "_".join(tokens),
                 len(set(tokens)),
+                "_".join(sorted(set(words(definition.description)))) if definition else "",
                 row.text,
             )
         )
-        search += [("n", w, name) for w in set(tokens)]
-        if definition is not None:
-            search += [("d", w, name) for w in set(words(definition.description))]
     conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?)", placements)
-    conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", listing)
-    conn.executemany("INSERT OR IGNORE INTO search_words VALUES (?, ?, ?)", search)
+    conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", listing)
 
 
 def write_resolution(
@@ -339,17 +332,10 @@ def write_resolution(
     """Store a resolution: all of it (``paths`` and ``names`` None), or in place of what
     the files ``paths`` and the steps ``names`` had (an incremental one)."""
     if paths is None or names is None:
-        for table in (
-            "placements",
-            "listing",
-            "search_words",
-            "links",
-            "file_problems",
-            "unmatched",
-        ):
+        for table in ("placements", "listing", "links", "file_problems", "unmatched"):
             conn.execute(f"DELETE FROM {table}")
         names = {*result.steps, *definitions}
-        conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?)", result.links)
+        conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?)", sorted(result.links))
     else:
         for table in ("file_problems", "unmatched"):
             conn.executemany(f"DELETE FROM {table} WHERE path = ?", ((p,) for p in paths))

@@ -96,7 +96,7 @@ def list_steps(
                 row.name,
                 row.step_type or "-",
                 row.workspace_id,
-                ", ".join(row.job_types),
+                ", ".join(data["job_types"]),
                 components,
                 state,
             ]
