@@ -136,9 +136,6 @@ def _spliced(previous: Resolution, partial: PartialResolution) -> Resolution:
             [u for u in previous.unmatched if u.path not in partial.paths]
             + partial.result.unmatched
         ),
-        problems=sorted(
-            [p for p in previous.problems if p.path not in partial.paths] + partial.result.problems
-        ),
     )
 
 
@@ -178,7 +175,6 @@ def test_incremental_resolution_equals_a_whole_one(
     assert spliced.steps == whole.steps
     assert list(spliced.steps) == list(whole.steps)
     assert spliced.unmatched == sorted(whole.unmatched)
-    assert spliced.problems == sorted(whole.problems)
     # the links the index keeps: those of the files that did not change, and the new ones
     kept = {(k, p) for k, p in previous.links if p not in changed}
     kept |= {(k, p) for k, p in partial.result.links if p in changed}
@@ -188,7 +184,7 @@ def test_incremental_resolution_equals_a_whole_one(
 def _stored(catalog: StepCatalog) -> dict[str, list[Any]]:
     """Every resolved table of the index, sorted: what answers are made of."""
     conn = catalog.session.conn
-    tables = ("placements", "listing", "links", "unmatched", "file_problems")
+    tables = ("placements", "listing", "links", "unmatched")
     return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
 
 

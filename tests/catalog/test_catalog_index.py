@@ -14,7 +14,7 @@ import pytest
 
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog, registry_toml, write_project, write_step
-from stepkit.catalog import StepCatalog, find_problems, index
+from stepkit.catalog import StepCatalog, changes, find_problems
 from stepkit.catalog.store import index_path
 from stepkit.errors import UnknownStepError
 from stepkit.project import Project
@@ -24,7 +24,7 @@ from stepkit.registry import Registry
 def _stored(catalog: StepCatalog) -> dict[str, list[Any]]:
     """Every resolved table of the index, sorted: what answers are made of."""
     conn = catalog.session.conn
-    tables = ("placements", "listing", "links", "unmatched", "file_problems", "definitions")
+    tables = ("placements", "listing", "links", "unmatched", "definitions")
     return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
 
 
@@ -222,7 +222,7 @@ def test_parallel_parse_gives_the_same_index(
     root = make_project({"shared": [Step(f"Step{i}") for i in range(12)]})
     project = Project.load(root)
     serial = StepCatalog(project, persist=False, workers=1)
-    monkeypatch.setattr(index, "PARALLEL_THRESHOLD", 4)
+    monkeypatch.setattr(changes, "PARALLEL_THRESHOLD", 4)
     parallel = StepCatalog(project, persist=False, workers=2)
     assert _stored(parallel) == _stored(serial)
     assert parallel.last_refresh.parsed == 60
@@ -275,7 +275,7 @@ def test_a_broken_registry_stops_a_parallel_cold_start(
 
     root = make_project({"shared": [Step(f"Step{i}") for i in range(12)]})
     (root / "steps" / "registry.toml").write_text("[steps.Broken\n")
-    monkeypatch.setattr(index, "PARALLEL_THRESHOLD", 4)
+    monkeypatch.setattr(changes, "PARALLEL_THRESHOLD", 4)
     with pytest.raises(StepkitError, match=r"registry\.toml"):
         StepCatalog(Project.load(root), persist=False, workers=2)
 

@@ -1,11 +1,8 @@
 """``StepCatalog``: a read-only view of every step of every workspace, over the index.
 
-Each answer costs what its question needs: a lookup (``get_step_info``,
-``find_steps_by_component``) reads a few rows and stats the files it answers about, after
-the folders were checked when the catalog was opened; a listing or a search walks the
-workspaces once per session first (see :mod:`stepkit.catalog.index`). ``check`` and the
-models of a step's files are functions over the view (:mod:`stepkit.catalog.check`,
-:mod:`stepkit.catalog.models`).
+A lookup reads a few rows and stats the files it answers about; a listing or a search
+walks the workspaces once per session first. ``check`` and the models of a step's files
+are functions over the view (:mod:`stepkit.catalog.check`, :mod:`stepkit.catalog.models`).
 """
 
 from __future__ import annotations
@@ -14,7 +11,8 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stepkit.catalog.index import IndexSession, Progress
+from stepkit.catalog.changes import Progress
+from stepkit.catalog.index import IndexSession
 from stepkit.catalog.records import (
     SHARED_COMPONENTS,
     ComponentFile,
@@ -119,19 +117,24 @@ class StepCatalog:
 
     def _build_info(self, name_or_node: str, job_type: str | None) -> StepInfo:
         conn = self._current()
-        name = self._canonical(conn, name_or_node)
-        if name is None:
-            base, job = split_node_name(name_or_node)
-            name = self._canonical(conn, base) if job else None
-            if name is None:
-                raise UnknownStepError(name_or_node, self.step_names())
-            job_type = job_type or job
-        parts = read_parts(conn, name)
-        paths = [e.location for entries in parts.values() for e in entries]
-        if self.session.check_files(paths):  # a file of the step changed: read it again
-            conn = self._current()
-            parts = read_parts(conn, name)
+        name = name_or_node
+        parts, stats = read_parts(conn, name)
         definition = read_definitions(conn, name).get(name)
+        if not parts and definition is None:  # not a canonical name: an alias, or a node
+            found = self._canonical(conn, name_or_node)
+            if found is None:
+                base, job = split_node_name(name_or_node)
+                found = self._canonical(conn, base) if job else None
+                if found is None:
+                    raise UnknownStepError(name_or_node, self.step_names())
+                job_type = job_type or job
+            name = found
+            parts, stats = read_parts(conn, name)
+            definition = read_definitions(conn, name).get(name)
+        if self.session.check_files(stats):  # a file of the step changed: read it again
+            conn = self._current()
+            parts, _ = read_parts(conn, name)
+            definition = read_definitions(conn, name).get(name)
         rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
         components: dict[str, ComponentFile] = {}
         specs: dict[str | None, ComponentFile] = {}
@@ -224,8 +227,8 @@ class StepCatalog:
             self.project.workspace(workspace_id)  # an unknown id is an error, with suggestions
         clauses, args = [], []
         for value, clause in (
-            (workspace_id, "EXISTS (SELECT 1 FROM json_each(workspaces) WHERE value = ?)"),
-            (job_type, "EXISTS (SELECT 1 FROM json_each(job_types) WHERE value = ?)"),
+            (workspace_id, "instr(workspaces, ',' || ? || ',') > 0"),
+            (job_type, "instr(job_types, ',' || ? || ',') > 0"),
             (step_type, "step_type = ?"),
         ):
             if value is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -26,40 +25,28 @@ def _file_kind(message: str) -> str:
     return "not_literal"
 
 
-def _file_problems(conn: sqlite3.Connection) -> list[Problem]:
-    out = [
-        Problem(_file_kind(message), message, Path(path), None, None, ws)
-        for path, ws, message in conn.execute(
-            "SELECT path, workspace_id, message FROM walk_problems ORDER BY path, message"
-        )
-    ]
-    out += [
-        Problem(_file_kind(message), message, Path(path), line or None, None, ws)
-        for path, ws, line, message in conn.execute(
-            "SELECT p.path, p.workspace_id, p.line, p.message FROM file_problems p "
-            "JOIN files f ON f.path = p.path WHERE f.kind != 'script' ORDER BY p.path, p.line"
-        )
-    ]
-    return out
-
-
 def find_problems(catalog: StepCatalog) -> list[Problem]:
     """Problems in a stable order: files first, then steps by name."""
     session = catalog.session
     session.ensure_walked()
     conn = session.conn
     kinds: dict[str, list[str]] = {}
-    for path, kind in conn.execute("SELECT path, kind FROM files ORDER BY path"):
+    workspace_of: dict[str, str] = {}
+    for path, kind, workspace_id in conn.execute(
+        "SELECT path, kind, workspace_id FROM files ORDER BY path"
+    ):
         kinds.setdefault(kind, []).append(path)
-    summaries = session.summaries(
-        [*kinds.get("script", ()), *kinds.get("contract", ()), *kinds.get("spec", ())]
-    )
-    out = _file_problems(conn)
-    workspace_of = dict(conn.execute("SELECT path, workspace_id FROM files WHERE kind = 'script'"))
-    for path in kinds.get("script", ()):
-        for line, message in summaries.get(path, {}).get("problems", ()):
-            kind = _file_kind(message)
-            out.append(Problem(kind, message, Path(path), line or None, None, workspace_of[path]))
+        workspace_of[path] = workspace_id
+    summaries = session.summaries(workspace_of)  # scripts are parsed now
+    out = [
+        Problem(_file_kind(message), message, Path(path), None, None, ws)
+        for path, ws, message in conn.execute(
+            "SELECT path, workspace_id, message FROM walk_problems ORDER BY path, message"
+        )
+    ]
+    for path, ws in workspace_of.items():
+        for line, message in summaries[path].get("problems", ()):
+            out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
     for path, ws, component, message in conn.execute(
         "SELECT path, workspace_id, component, message FROM unmatched ORDER BY path, component"
     ):
@@ -130,13 +117,15 @@ def _spec_problems(
                 Problem("node_type", f"spec {var}: unknown node type {node!r}", path, line, name)
             )
             continue
-        if bool(s["dependencies"]) != rule[0]:
-            need = "needs dependencies" if rule[0] else "must have no dependencies"
+        with_dependencies, with_outputs = rule
+        if bool(s["dependencies"]) != with_dependencies:
+            need = "needs dependencies" if with_dependencies else "must have no dependencies"
             out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
-        if bool(s["outputs"]) != rule[1]:
-            need = "needs outputs" if rule[1] else "must have no outputs"
+        if bool(s["outputs"]) != with_outputs:
+            need = "needs outputs" if with_outputs else "must have no outputs"
             out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
-        if ref and ref[0] and ref[0].rsplit(".", 1)[-1] not in contracts:
-            message = f"spec {var}: contract module {ref[0]!r} is in no workspace"
+        module = ref[0] if ref else None  # [module, name]: where script_contract= comes from
+        if module and module.rsplit(".", 1)[-1] not in contracts:
+            message = f"spec {var}: contract module {module!r} is in no workspace"
             out.append(Problem("reference", message, path, line, name))
     return out

@@ -21,16 +21,6 @@ if TYPE_CHECKING:
 
 #: Helpers of the registry a spec may call for its step type, statically evaluated.
 SPEC_TYPE_HELPERS: Final = ("get_spec_step_type", "get_spec_step_type_with_job_type")
-CONTRACT_FIELDS: Final = (
-    "entry_point",
-    "expected_input_paths",
-    "expected_output_paths",
-    "required_env_vars",
-    "optional_env_vars",
-    "expected_arguments",
-    "framework_requirements",
-    "description",
-)
 _ENUMS: Final = {"DependencyType", "NodeType"}
 ENTRY_POINT_FIELDS: Final = ("processing_entry_point", "training_entry_point", "entry_point")
 
@@ -412,12 +402,10 @@ def spec_from_facts(
     )
 
 
-def module_stem(module: str) -> str:
-    """The file stem a module path names: ``..contracts.foo_contract`` → ``foo_contract``."""
-    return module.rsplit(".", 1)[-1]
-
-
 # -- summaries: what the index keeps of each file -----------------------------------------------
+
+
+_SPEC_KEYS: Final = ("var", "line", "step", "job_type", "step_type", "contract_ref", "node_type")
 
 
 def summarize(facts: Facts, component: str) -> Facts:
@@ -442,17 +430,8 @@ def summarize(facts: Facts, component: str) -> Facts:
         ]
     if "specs" in facts:
         out["specs"] = [
-            {
-                "var": s["var"],
-                "line": s["line"],
-                "step": s["step"],
-                "job_type": s["job_type"],
-                "step_type": s["step_type"],
-                "contract_ref": s["contract_ref"],
-                "node_type": s["node_type"],
-                "dependencies": len(s["dependencies"]),
-                "outputs": len(s["outputs"]),
-            }
+            {k: s[k] for k in _SPEC_KEYS}
+            | {"dependencies": len(s["dependencies"]), "outputs": len(s["outputs"])}
             for s in facts["specs"]
         ]
     if "contracts" in facts:

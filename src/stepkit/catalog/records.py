@@ -17,16 +17,12 @@ COMPONENTS: Final = ("script", "contract", "spec", "config", "builder", "hyperpa
 SHARED_COMPONENTS: Final = ("script", "contract", "config", "builder", "hyperparams")
 
 #: Components a complete step needs, by sagemaker step type (DESIGN.md); others: custom.
+_SCRIPTED, _MODEL, REQUIRED_CUSTOM = COMPONENTS[:5], COMPONENTS[2:5], COMPONENTS[3:5]
 REQUIRED_BY_TYPE: Final[Mapping[str, tuple[str, ...]]] = {
-    "Processing": ("script", "contract", "spec", "config", "builder"),
-    "Training": ("script", "contract", "spec", "config", "builder"),
-    "CreateModel": ("spec", "config", "builder"),
-    "RegisterModel": ("spec", "config", "builder"),
-    "Transform": ("spec", "config", "builder"),
-    "Base": ("config", "builder"),
-    "Utility": ("config", "builder"),
+    **dict.fromkeys(("Processing", "Training"), _SCRIPTED),
+    **dict.fromkeys(("CreateModel", "RegisterModel", "Transform"), _MODEL),
+    **dict.fromkeys(("Base", "Utility"), REQUIRED_CUSTOM),
 }
-REQUIRED_CUSTOM: Final = ("config", "builder")
 
 
 def required_components(step_type: str | None) -> tuple[str, ...]:

@@ -1,23 +1,14 @@
 """Which step each component file belongs to: the registry first, file names last.
 
-- config / builder: the file that defines the registry's ``config_class`` /
-  ``builder_step_name``;
-- spec: the step its declared step type names (``get_spec_step_type("X")``, a literal
-  ``"X_Training"``), with the job type taken from the declaration;
-- contract: the step whose spec refers to it, else whose config's entry point is its
-  entry point; script: the step whose contract (else config) names it as entry point;
-- file-name patterns only where all of that says nothing.
+config / builder: the file defining the registry's ``config_class`` / ``builder_step_name``;
+spec: the step its declared step type names (the job type from there too); contract: the
+step whose spec refers to it, else whose config names its entry point; script: the step
+whose contract (else config) names it; file-name patterns only where all that says nothing.
+A name only file names suggest is an *unregistered* step when something vouches for it.
 
-A name that only file names suggest becomes an *unregistered* step when something
-vouches for it (a declared spec type, a ``<Name>Config`` / ``<Name>StepBuilder`` class, a
-contract a spec refers to, or two components agreeing); otherwise the file is reported as
-matching no step.
-
-Resolution is keyed: a file reads and writes step names (``n:``), entry points (``e:``)
-and contract modules (``r:``), see :meth:`Resolver.file_keys`. Files that share no key,
-directly or through others, never affect each other; so after a change only the files
-connected to the changed ones are resolved again (:func:`resolve_changed`), and the
-result equals a whole resolution (a property test holds it to that).
+Each file reads and writes keys (:meth:`Resolver.file_keys`): files sharing none, directly
+or through others, never affect each other, so :func:`resolve_changed` resolves again
+only the files connected to the changed ones — with the result of a whole resolution.
 """
 
 from __future__ import annotations
@@ -72,15 +63,6 @@ class FileEntry(NamedTuple):
         return name[:-3] if name.endswith(".py") else name
 
 
-class FileProblem(NamedTuple):
-    """A problem a file's summary carries (line 0: none)."""
-
-    path: str
-    workspace_id: str
-    line: int
-    message: str
-
-
 class Unmatched(NamedTuple):
     """A file that matches no step."""
 
@@ -121,11 +103,10 @@ class RegistryFacts:
 
 @dataclass(slots=True)
 class Resolution:
-    """Resolved steps, files that match no step, problems, and the keys each file touches."""
+    """Resolved steps, files that match no step, and the keys each file touches."""
 
     steps: dict[str, Parts] = field(default_factory=dict)
     unmatched: list[Unmatched] = field(default_factory=list)
-    problems: list[FileProblem] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)  # (key, path)
 
 
@@ -139,6 +120,7 @@ class Resolver:
         self.by_config: dict[str, list[str]] = {}
         self.by_builder: dict[str, list[str]] = {}
         self.by_spec_type: dict[str, str] = {}
+        self.named: dict[tuple[str, str], tuple[str, str | None]] = {}  # by_file_name's
         for name, d in sorted(registry.definitions.items()):
             self.by_config.setdefault(d.config_class, []).append(name)
             self.by_builder.setdefault(d.builder_step_name, []).append(name)
@@ -159,7 +141,7 @@ class Resolver:
         clone = object.__new__(Resolver)
         clone.registry, clone.rank, clone.by_stem = self.registry, self.rank, self.by_stem
         clone.by_config, clone.by_builder = self.by_config, self.by_builder
-        clone.by_spec_type = self.by_spec_type
+        clone.by_spec_type, clone.named = self.by_spec_type, self.named
         clone._reset()
         return clone
 
@@ -177,6 +159,12 @@ class Resolver:
 
     def by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
         """The fallback: (step name, job type) a component file's name suggests."""
+        found = self.named.get((stem, component))
+        if found is None:
+            found = self.named[(stem, component)] = self._by_file_name(stem, component)
+        return found
+
+    def _by_file_name(self, stem: str, component: str) -> tuple[str, str | None]:
         base = component_stem(stem, component)
         candidates: list[tuple[str, str | None]] = [(base, None)]
         if component == "spec":
@@ -286,9 +274,16 @@ class Resolver:
 
     # -- whole -------------------------------------------------------------------------------
 
-    def run(self, files: Iterable[FileEntry], *, ordered: bool = False) -> Resolution:
+    def run(
+        self,
+        files: Iterable[FileEntry],
+        *,
+        ordered: bool = False,
+        links: Callable[[list[tuple[str, str]]], None] | None = None,
+    ) -> Resolution:
         """Resolve ``files``, taken as :data:`ORDER`, then workspace precedence, then path
-        (``ordered``: they come so, and each is let go once resolved)."""
+        (``ordered``: they come so, and each is let go once resolved). The keys each file
+        touches go to ``links`` a batch at a time when given, else into the result."""
         handlers: dict[str, Callable[[FileEntry], None]] = {
             "config": self.classes,
             "builder": self.classes,
@@ -312,12 +307,16 @@ class Resolver:
         )
         out = self.out
         for f in ordered_files:
-            for line, message in f.facts.get("problems", ()):
-                out.problems.append(FileProblem(f.path, f.workspace_id, line, message))
             handle = handlers.get(f.component)
             if handle is not None:
                 handle(f)
             out.links += [(key, f.path) for key in self.file_keys(f)]
+            if links is not None and len(out.links) > 10_000:
+                links(out.links)
+                out.links = []
+        if links is not None:
+            links(out.links)
+            out.links = []
         self._settle()
         return out
 
@@ -334,12 +333,16 @@ class Resolver:
                     Unmatched(entry.location, entry.workspace_id, entry.component, message)
                 )
         rank = self.rank
+
+        def precedence(e: ComponentFile) -> tuple[int, str]:
+            return rank.get(e.workspace_id, 99), e.location
+
         for name in sorted(self.steps):
             parts = self.steps[name]
             self.out.steps[name] = {
-                c: tuple(sorted(parts[c], key=lambda e: (rank.get(e.workspace_id, 99), e.location)))
+                c: tuple(sorted(found, key=precedence)) if len(found) > 1 else (found[0],)
                 for c in COMPONENTS
-                if parts.get(c)
+                if (found := parts.get(c))
             }
 
     # -- what a file can touch ---------------------------------------------------------------
@@ -382,7 +385,7 @@ class Resolver:
 @dataclass(frozen=True, slots=True)
 class PartialResolution:
     """The steps a change reached, resolved again: ``names`` are replaced by ``result``'s
-    steps, and the problems and unmatched entries of ``paths`` by ``result``'s."""
+    steps, and the unmatched entries of ``paths`` by ``result``'s."""
 
     names: set[str]
     paths: set[str]

@@ -115,9 +115,8 @@ class Searcher:
             names: list[str] = []
             spaces: list[str] = []
             joined: list[str] = []
-            for name, workspace_id, text in conn.execute(
-                "SELECT name, workspace_id, words FROM listing ORDER BY name"
-            ):
+            sql = "SELECT name, workspace_id, words FROM listing ORDER BY name"
+            for name, workspace_id, text in conn.execute(sql):
                 names.append(name)
                 spaces.append(workspace_id)
                 joined.append(text)

@@ -1,14 +1,9 @@
 """The catalog index: one SQLite file, ``<state_dir>/catalog/index.sqlite``.
 
-Tables: ``folders`` (each walked folder's own stat and a digest of its files' stat rows),
-``files`` (a file of some kind — a component, for now — its stat row and its summary as
-JSON), ``placements`` (the resolved steps: which file is which component of which step),
-``links`` (the keys each file touches, for incremental resolution), ``listing`` (what
-``catalog list`` prints, and the words ``search`` matches), ``definitions`` (the
-registry as the catalog sees it), ``registry_sources`` (parsed registry files, keyed by
-their stat), ``file_problems``, ``unmatched``, ``walk_problems`` and ``meta``. Opened
-through :mod:`stepkit.sqlite` (WAL, busy timeout, migrations by ``user_version``);
-every refresh is one transaction.
+Folders (own stat, digest of their files' stat rows), files (kind, stat row, JSON summary),
+placements (resolved steps), links (keys per file), listing (``catalog list`` rows and the
+words ``search`` matches), definitions and parsed registry files; opened through
+:mod:`stepkit.sqlite` (WAL, busy timeout, ``user_version`` migrations).
 """
 
 from __future__ import annotations
@@ -17,19 +12,19 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from stepkit.catalog.records import COMPONENTS, ComponentFile, ListRow, required_components
-from stepkit.catalog.resolution import FileProblem, Parts, Resolution, Unmatched
+from stepkit.catalog.records import COMPONENTS, ComponentFile, required_components
+from stepkit.catalog.resolution import Parts, Resolution, Unmatched
 from stepkit.catalog.search import words
 from stepkit.errors import CorruptIndexError, StateStoreError
 from stepkit.names import pascal_to_snake
+from stepkit.registry.definitions import Origin, StepDefinition
 from stepkit.registry.sources import INDEX_FILE
 from stepkit.sqlite import connect, migrate
 
 if TYPE_CHECKING:
     from stepkit.project import Project
-    from stepkit.registry.definitions import StepDefinition
 
 #: What ``meta.format`` says in a catalog index (a file without it is someone else's).
 FORMAT: Final = "stepkit-catalog"
@@ -74,11 +69,6 @@ MIGRATIONS: Final = (
         path TEXT NOT NULL, workspace_id TEXT NOT NULL, signature TEXT NOT NULL,
         entries TEXT NOT NULL, PRIMARY KEY (path, workspace_id)
     ) WITHOUT ROWID;
-    CREATE TABLE file_problems (
-        path TEXT NOT NULL, workspace_id TEXT NOT NULL, line INTEGER NOT NULL,
-        message TEXT NOT NULL
-    );
-    CREATE INDEX file_problems_by_path ON file_problems (path);
     CREATE TABLE unmatched (
         path TEXT NOT NULL, workspace_id TEXT NOT NULL, component TEXT NOT NULL,
         message TEXT NOT NULL
@@ -144,96 +134,83 @@ def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
 # -- definitions --------------------------------------------------------------------------------
 
 
+#: The columns of ``definitions``: a StepDefinition's fields, its origin spread out.
+_DEFINITION: Final = (  # noqa: SIM905  (a word list reads better than 11 quoted lines)
+    "name config_class builder_step_name spec_type sagemaker_step_type description "
+    "job_types workspace_id origin_path origin_line overridden_fields"
+).split()
+
+
 def write_definitions(conn: sqlite3.Connection, definitions: Mapping[str, StepDefinition]) -> None:
     conn.execute("DELETE FROM definitions")
-    conn.executemany(
-        "INSERT INTO definitions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            (
-                name,
-                d.config_class,
-                d.builder_step_name,
-                d.spec_type,
-                d.sagemaker_step_type,
-                d.description,
-                json.dumps(list(d.job_types)),
-                d.workspace_id,
-                str(d.origin.path) if d.origin else None,
-                d.origin.line if d.origin else None,
-                json.dumps(list(d.overridden_fields)),
-            )
-            for name, d in definitions.items()
-        ),
-    )
-
-
-_DEFINITION_SQL: Final = (
-    "SELECT name, config_class, builder_step_name, spec_type, sagemaker_step_type, "
-    "description, job_types, workspace_id, origin_path, origin_line, overridden_fields "
-    "FROM definitions"
-)
+    rows = []
+    for d in definitions.values():
+        fields = {f: getattr(d, f) for f in _DEFINITION if hasattr(d, f)}
+        fields |= {"job_types": json.dumps(list(d.job_types))}
+        fields |= {"overridden_fields": json.dumps(list(d.overridden_fields))}
+        fields |= {"origin_path": str(d.origin.path) if d.origin else None}
+        fields |= {"origin_line": d.origin.line if d.origin else None}
+        rows.append(tuple(fields[c] for c in _DEFINITION))
+    conn.executemany(f"INSERT INTO definitions VALUES ({', '.join('?' * 11)})", rows)
 
 
 def read_definitions(
     conn: sqlite3.Connection, name: str | None = None
 ) -> dict[str, StepDefinition]:
     """Every definition (or the one of ``name``) as the registry gave it."""
-    from stepkit.registry.definitions import Origin, StepDefinition
-
-    rows = (
-        conn.execute(f"{_DEFINITION_SQL} WHERE name = ?", (name,))
-        if name is not None
-        else conn.execute(_DEFINITION_SQL)
-    )
+    where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
     paths: dict[str, Path] = {}  # one Path per registry file: a Path costs more than the rest
     out = {}
-    for (
-        step,
-        config_class,
-        builder,
-        spec_type,
-        step_type,
-        description,
-        job_types,
-        workspace_id,
-        origin_path,
-        origin_line,
-        overridden,
-    ) in rows:
-        origin = None
-        if origin_path is not None:
-            where = paths.get(origin_path) or paths.setdefault(origin_path, Path(origin_path))
-            origin = Origin(workspace_id, where, origin_line)
-        out[step] = StepDefinition(
-            name=step,
-            config_class=config_class,
-            builder_step_name=builder,
-            spec_type=spec_type,
-            sagemaker_step_type=step_type,
-            description=description,
-            job_types=tuple(json.loads(job_types)),
-            workspace_id=workspace_id,
-            origin=origin,
-            overridden_fields=tuple(json.loads(overridden)),
-        )
+    for row in conn.execute(f"SELECT {', '.join(_DEFINITION)} FROM definitions {where}", args):
+        d = dict(zip(_DEFINITION, row, strict=True))
+        at, line = d.pop("origin_path"), d.pop("origin_line")
+        origin = Origin(d["workspace_id"], paths.setdefault(at, Path(at)), line) if at else None
+        d["job_types"] = tuple(json.loads(d["job_types"]))
+        d["overridden_fields"] = tuple(json.loads(d["overridden_fields"]))
+        out[d["name"]] = StepDefinition(**d, origin=origin)
     return out
 
 
 # -- placements and listing -----------------------------------------------------------------------
 
 
-def read_parts(conn: sqlite3.Connection, name: str) -> Parts:
-    """A step's components (each in workspace precedence order), in :data:`COMPONENTS` order."""
+class FileStat(NamedTuple):
+    """An indexed file's stat row, and the folder to rescan when it no longer holds."""
+
+    path: str
+    folder: str
+    workspace_id: str
+    kind: str
+    stat: tuple[int, int, int]  # mtime_ns, size, inode
+
+
+def read_parts(conn: sqlite3.Connection, name: str) -> tuple[Parts, list[FileStat]]:
+    """A step's components (each in workspace precedence order), in :data:`COMPONENTS`
+    order, and the stat rows of their files (what a lookup checks)."""
     parts: dict[str, list[ComponentFile]] = {}
-    for component, path, workspace_id, job_type, via in conn.execute(
-        "SELECT component, path, workspace_id, job_type, via FROM placements "
-        "WHERE step = ? ORDER BY component, position",
+    stats = []
+    for (
+        component,
+        path,
+        workspace_id,
+        job_type,
+        via,
+        folder,
+        kind,
+        mtime,
+        size,
+        inode,
+    ) in conn.execute(
+        "SELECT p.component, p.path, p.workspace_id, p.job_type, p.via, f.folder, f.kind, "
+        "f.mtime_ns, f.size, f.inode FROM placements p JOIN files f ON f.path = p.path "
+        "WHERE p.step = ? ORDER BY p.component, p.position",
         (name,),
     ):
-        parts.setdefault(component, []).append(
-            ComponentFile(path, component, workspace_id, job_type, via)
-        )
-    return {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
+        entry = ComponentFile(path, component, workspace_id, job_type, via)
+        parts.setdefault(component, []).append(entry)
+        stats.append(FileStat(path, folder, workspace_id, kind, (mtime, size, inode)))
+    ordered = {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
+    return ordered, stats
 
 
 def job_types_of(parts: Parts, definition: StepDefinition | None) -> tuple[str, ...]:
@@ -244,31 +221,35 @@ def job_types_of(parts: Parts, definition: StepDefinition | None) -> tuple[str, 
     return tuple(sorted(found))
 
 
-def list_row(
+def _list_row(
     name: str, parts: Parts, definition: StepDefinition | None, rank: Mapping[str, int]
-) -> ListRow:
-    """One step as ``catalog list`` shows it."""
-    present = {c: entries[0].workspace_id for c, entries in parts.items() if entries}
+) -> tuple[Any, ...]:
+    """One step's row of ``listing``: the JSON ``catalog list`` prints, the columns its
+    filters match (``,a,b,`` lists) and the words ``search`` matches."""
+    present = {c: entries[0].workspace_id for c, entries in parts.items()}
     kind = definition.sagemaker_step_type if definition else None
-    missing = tuple(c for c in required_components(kind) if c not in present)
-    spaces = [*present.values(), *([definition.workspace_id] if definition else [])]
-    workspace_id = min(spaces, key=lambda ws: rank.get(ws, len(rank)), default="")
-    job_types = job_types_of(parts, definition)
-    data = {
-        "name": name,
-        "workspace_id": workspace_id,
-        "registered": definition is not None,
-        "step_type": kind,
-        "job_types": list(job_types),
-        "components": present,
-        "complete": definition is not None and not missing,
-        "missing": list(missing),
-    }
-    return ListRow(
-        name=name,
-        step_type=kind,
-        workspace_id=workspace_id,
-        text=json.dumps(data, sort_keys=True, ensure_ascii=False),
+    missing = [c for c in required_components(kind) if c not in present]
+    spaces = {e.workspace_id for entries in parts.values() for e in entries}
+    spaces |= {definition.workspace_id} if definition else set()
+    first = [*present.values(), *([definition.workspace_id] if definition else [])]
+    workspace_id = min(first, key=lambda ws: rank.get(ws, len(rank)), default="")
+    job_types = list(job_types_of(parts, definition))
+    data = {"name": name, "workspace_id": workspace_id, "registered": definition is not None}
+    data |= {"step_type": kind, "job_types": job_types, "components": present}
+    data |= {"complete": definition is not None and not missing, "missing": missing}
+    tokens = words(name)
+    return (
+        name,
+        name.casefold(),
+        pascal_to_snake(name),
+        kind,
+        f",{','.join(job_types)},",
+        f",{','.join(sorted(spaces))},",
+        workspace_id,
+        "_".join(tokens),
+        len(set(tokens)),
+        "_".join(sorted(set(words(definition.description)))) if definition else "",
+        json.dumps(data, sort_keys=True, ensure_ascii=False),
     )
 
 
@@ -279,13 +260,12 @@ def write_steps(
     definitions: Mapping[str, StepDefinition],
     rank: Mapping[str, int],
 ) -> None:
-    """Replace the placements, list rows and search words of ``names`` (steps found in
-    ``steps`` or ``definitions``; the others are dropped)."""
+    """Replace the placements and list rows of ``names`` (steps found in ``steps`` or
+    ``definitions``; the others are dropped)."""
     names = sorted(set(names))
     for table, column in (("placements", "step"), ("listing", "name")):
         conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", ((n,) for n in names))
     placements, listing = [], []
-
     for name in names:
         parts, definition = steps.get(name, {}), definitions.get(name)
         if not parts and definition is None:
@@ -295,27 +275,7 @@ def write_steps(
                 (name, component, i, e.location, e.workspace_id, e.job_type, e.via)
                 for i, e in enumerate(entries)
             ]
-        row = list_row(name, parts, definition, rank)
-        spaces = sorted(
-            {e.workspace_id for es in parts.values() for e in es}
-            | ({definition.workspace_id} if definition else set())
-        )
-        tokens = words(name)
-        listing.append(
-            (
-                name,
-                name.casefold(),
-                pascal_to_snake(name),
-                row.step_type,
-                json.dumps(list(job_types_of(parts, definition))),
-                json.dumps(spaces),
-                row.workspace_id,
-                "_".join(tokens),
-                len(set(tokens)),
-                "_".join(sorted(set(words(definition.description)))) if definition else "",
-                row.text,
-            )
-        )
+        listing.append(_list_row(name, parts, definition, rank))
     conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?)", placements)
     conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", listing)
 
@@ -329,26 +289,15 @@ def write_resolution(
     definitions: Mapping[str, StepDefinition],
     rank: Mapping[str, int],
 ) -> None:
-    """Store a resolution: all of it (``paths`` and ``names`` None), or in place of what
-    the files ``paths`` and the steps ``names`` had (an incremental one)."""
+    """Store a resolution: all of it (``paths`` and ``names`` None: the tables are empty,
+    the links stored), or in place of what the files ``paths`` and the steps ``names`` had
+    (an incremental one)."""
     if paths is None or names is None:
-        for table in ("placements", "listing", "links", "file_problems", "unmatched"):
-            conn.execute(f"DELETE FROM {table}")
         names = {*result.steps, *definitions}
-        conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?)", sorted(result.links))
     else:
-        for table in ("file_problems", "unmatched"):
-            conn.executemany(f"DELETE FROM {table} WHERE path = ?", ((p,) for p in paths))
-    conn.executemany("INSERT INTO file_problems VALUES (?, ?, ?, ?)", result.problems)
+        conn.executemany("DELETE FROM unmatched WHERE path = ?", ((p,) for p in paths))
     conn.executemany("INSERT INTO unmatched VALUES (?, ?, ?, ?)", result.unmatched)
     write_steps(conn, result.steps, names, definitions, rank)
-
-
-def file_problems(conn: sqlite3.Connection) -> Iterator[FileProblem]:
-    for path, workspace_id, line, message in conn.execute(
-        "SELECT path, workspace_id, line, message FROM file_problems ORDER BY path, line"
-    ):
-        yield FileProblem(path, workspace_id, line, message)
 
 
 def unmatched(conn: sqlite3.Connection) -> Iterator[Unmatched]:

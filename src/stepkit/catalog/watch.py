@@ -3,11 +3,12 @@ index — only the folders of the changed paths are read, the tree is not walked
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from stepkit.catalog.catalog import StepCatalog  # typing only: the view never imports this
@@ -15,10 +16,6 @@ if TYPE_CHECKING:
 #: How long watchfiles waits for more changes before yielding a batch (milliseconds).
 DEBOUNCE_MS: Final = 10
 STEP_MS: Final = 5
-
-
-class _Event(Protocol):
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +31,8 @@ class WatchUpdate:
         return {"touched": self.touched, "paths": self.paths, "seconds": round(self.seconds, 4)}
 
 
-def _watched(registries: set[str]) -> Any:
-    def accept(change: Any, path: str) -> bool:
-        return path.endswith(".py") or path in registries
-
-    return accept
-
-
 def watch_catalog(
-    catalog: StepCatalog, *, stop_event: _Event | None = None
+    catalog: StepCatalog, *, stop_event: threading.Event | None = None
 ) -> Iterator[WatchUpdate]:
     """Yield an update each time changes reach the index (until ``stop_event``)."""
     from watchfiles import watch  # only a watching process needs the watcher
@@ -56,7 +46,7 @@ def watch_catalog(
     ]
     for changes in watch(
         *roots,
-        watch_filter=_watched(registries),
+        watch_filter=lambda _change, path: path.endswith(".py") or path in registries,
         debounce=DEBOUNCE_MS,
         step=STEP_MS,
         stop_event=stop_event,

@@ -106,34 +106,34 @@ def list_steps(
 
 
 def _print_info(info: StepInfo, *, show_all: bool) -> None:
-    from rich.table import Table
-
-    out = console()
     d = info.definition
     kind = info.step_type or "unregistered"
-    out.print(f"[bold]{info.node_name}[/bold] ({kind}, from {info.workspace_id})")
+    lines = [f"{info.node_name} ({kind}, from {info.workspace_id})"]
     if d is not None and d.description:
-        out.print(f"  {d.description}")
+        lines.append(f"  {d.description}")
     if info.job_types:
-        out.print(f"  job types: {', '.join(info.job_types)}")
-    state = (
-        "complete" if info.is_complete else f"missing {', '.join(info.missing) or 'registry entry'}"
-    )
-    out.print(f"  {state}")
-    table = Table()
-    for column in ("component", "job type", "workspace", "matched by", "path"):
-        table.add_column(column)
-    rows = [f for c, f in info.components.items() if c != "spec"]
-    rows += list(info.specs.values())
+        lines.append(f"  job types: {', '.join(info.job_types)}")
+    missing = ", ".join(info.missing) or "registry entry"
+    lines.append("  complete" if info.is_complete else f"  missing {missing}")
+    typer.echo("\n".join(lines))
+    files = [f for c, f in info.components.items() if c != "spec"]
+    files += list(info.specs.values())
     if show_all:
-        rows += list(info.shadowed)
+        files += list(info.shadowed)
     effective = {id(f) for f in (*info.components.values(), *info.specs.values())}
-    for f in rows:
-        label = f.component if id(f) in effective else f"{f.component} (shadowed)"
-        table.add_row(label, f.job_type or "", f.workspace_id, f.via, str(f.path))
-    out.print(table)
+    rows = [
+        [
+            f.component if id(f) in effective else f"{f.component} (shadowed)",
+            f.job_type or "",
+            f.workspace_id,
+            f.via,
+            f.location,
+        ]
+        for f in files
+    ]
+    print_table(["component", "job type", "workspace", "matched by", "path"], rows)
     if info.shadowed and not show_all:
-        out.print(f"  {len(info.shadowed)} shadowed file(s) in later workspaces: use --all")
+        typer.echo(f"  {len(info.shadowed)} shadowed file(s) in later workspaces: use --all")
 
 
 @app.command("show")
@@ -180,14 +180,8 @@ def search(
     if not results:
         typer.echo(f"no step matches {query!r}")
         return
-    from rich.table import Table
-
-    table = Table()
-    for column in ("step", "score", "reason", "workspace"):
-        table.add_column(column)
-    for r in results:
-        table.add_row(r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id)
-    console().print(table)
+    rows = [[r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id] for r in results]
+    print_table(["step", "score", "reason", "workspace"], rows)
 
 
 @app.command("which")
@@ -230,15 +224,15 @@ def variants(
             }
         )
         return
-    out = console()
-    out.print(f"[bold]{info.name}[/bold]: {len(info.job_types)} job type(s)")
+    lines = [f"{info.name}: {len(info.job_types)} job type(s)"]
     for job in info.job_types:
         spec = info.specs.get(job) or info.specs.get(None)
         where = f"{spec.path} ({spec.workspace_id})" if spec else "no spec"
-        out.print(f"  {info.name}_{job:<14} spec: {where}")
+        lines.append(f"  {info.name}_{job:<14} spec: {where}")
     for component, f in shared.items():
         if f is not None:
-            out.print(f"  shared {component:<12} {f.path} ({f.workspace_id})")
+            lines.append(f"  shared {component:<12} {f.path} ({f.workspace_id})")
+    typer.echo("\n".join(lines))
 
 
 @app.command("check")
