@@ -194,19 +194,13 @@ class StepCatalog:
         given = Path(path).expanduser()
         candidates = list(dict.fromkeys([str(given.absolute()), str(given.resolve())]))
         self.session.check_files(candidates)
-
-        def owners(conn: sqlite3.Connection) -> list[str]:
-            for candidate in candidates:
-                found = conn.execute(
-                    "SELECT DISTINCT step FROM placements WHERE path = ? ORDER BY step",
-                    (candidate,),
-                ).fetchall()
-                if found:
-                    return [step for (step,) in found]
-            return []
-
         self._current()
-        return self.session.read(owners)
+        sql = "SELECT DISTINCT step FROM placements WHERE path = ? ORDER BY step"
+        for candidate in candidates:
+            found = self.session.read(lambda c: [s for (s,) in c.execute(sql, (candidate,))])  # noqa: B023  (read here, at once)
+            if found:
+                return found
+        return []
 
     def find_step_by_component(self, path: Path | str) -> str | None:
         """The step a component file belongs to (the first, if it serves several)."""
@@ -225,18 +219,13 @@ class StepCatalog:
         definition) in a workspace, with a job type, of a sagemaker step type."""
         if workspace_id is not None:
             self.project.workspace(workspace_id)  # an unknown id is an error, with suggestions
-        clauses, args = [], []
-        for value, clause in (
-            (workspace_id, "instr(workspaces, ',' || ? || ',') > 0"),
-            (job_type, "instr(job_types, ',' || ? || ',') > 0"),
-            (step_type, "step_type = ?"),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                args.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        columns = "name, step_type, workspace_id, row"
-        sql = f"SELECT {columns} FROM listing {where} ORDER BY name"
+        sql = (  # each filter passes when not given (NULL)
+            "SELECT name, step_type, workspace_id, row FROM listing "
+            "WHERE (?1 IS NULL OR instr(workspaces, ',' || ?1 || ',') > 0) "
+            "AND (?2 IS NULL OR instr(job_types, ',' || ?2 || ',') > 0) "
+            "AND (?3 IS NULL OR step_type = ?3) ORDER BY name"
+        )
+        args = (workspace_id, job_type, step_type)
         self._current(walk=True)
         return self.session.read(
             lambda c: [

@@ -56,19 +56,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _stat_row(path: Path | None) -> list[Any]:
-    if path is None:
-        return [None]
-    try:
-        st = path.stat()
-    except OSError:
-        return [str(path), None]
-    return [str(path), st.st_mtime_ns, st.st_size, st.st_ino]
-
-
 def registry_key(project: Project) -> list[Any]:
     """What resolution depends on besides the files: the workspaces and their registries."""
-    return [[ws.id, str(ws.steps_dir), *_stat_row(ws.registry_file)] for ws in project.workspaces]
+    return [
+        [
+            ws.id,
+            str(ws.steps_dir),
+            str(ws.registry_file or ""),
+            *_stat_of(str(ws.registry_file or "")),
+        ]
+        for ws in project.workspaces
+    ]
 
 
 class IndexSession:
@@ -328,30 +326,21 @@ class IndexSession:
     def summaries(self, paths: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The summaries of these indexed files; a lazily indexed one (a script) is parsed
         now, and kept."""
-        wanted = list(dict.fromkeys(paths))
         out: dict[str, dict[str, Any]] = {}
         missing: list[tuple[str, str]] = []
-        for i in range(0, len(wanted), 500):
-            part = wanted[i : i + 500]
-            sql = (
-                f"SELECT path, kind, summary FROM files WHERE path IN ({','.join('?' * len(part))})"
-            )
-            for path, kind, summary in self.conn.execute(sql, part):
-                if summary is None:
-                    missing.append((path, kind))
-                else:
-                    out[path] = json.loads(summary)
-        if missing:
-            with parsing(missing, self._workers, None) as parse:
-                parsed = parse()
+        sql = "SELECT path, kind, summary FROM files WHERE path IN (SELECT value FROM json_each(?))"
+        for path, kind, summary in self.conn.execute(sql, (json.dumps(list(paths)),)):
+            if summary is None:
+                missing.append((path, kind))
+            else:
+                out[path] = json.loads(summary)
+        with parsing(missing, self._workers, None) as parse:
+            parsed = dict(zip((path for path, _ in missing), parse(), strict=True))
+        if parsed:
             with transaction(self.conn):
-                self.conn.executemany(
-                    "UPDATE files SET summary = ? WHERE path = ?",
-                    ((text, path) for (path, _), text in zip(missing, parsed, strict=True)),
-                )
-            out.update(
-                (path, json.loads(text)) for (path, _), text in zip(missing, parsed, strict=True)
-            )
+                sql = "UPDATE files SET summary = ? WHERE path = ?"
+                self.conn.executemany(sql, ((text, path) for path, text in parsed.items()))
+        out.update((path, json.loads(text)) for path, text in parsed.items())
         return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -48,13 +48,8 @@ class ComponentFile(NamedTuple):
         return Path(self.location)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "path": self.location,
-            "component": self.component,
-            "workspace_id": self.workspace_id,
-            "job_type": self.job_type,
-            "via": self.via,
-        }
+        data = self._asdict()
+        return {"path": data.pop("location"), **data}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,14 +149,7 @@ class Problem:
         return f"{where}{self.message}"
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "path": str(self.path) if self.path else None,
-            "line": self.line,
-            "step": self.step,
-            "workspace_id": self.workspace_id,
-        }
+        return {**asdict(self), "path": str(self.path) if self.path else None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,27 +284,15 @@ class Resolver:
         """Resolve ``files``, taken as :data:`ORDER`, then workspace precedence, then path
         (``ordered``: they come so, and each is let go once resolved). The keys each file
         touches go to ``links`` a batch at a time when given, else into the result."""
-        handlers: dict[str, Callable[[FileEntry], None]] = {
-            "config": self.classes,
-            "builder": self.classes,
-            "hyperparams": self.classes,
-            "spec": self.spec,
-            "contract": self.contract,
-            "script": self.script,
-        }
+        handlers: dict[str, Callable[[FileEntry], None]] = dict.fromkeys(
+            ("config", "builder", "hyperparams"), self.classes
+        ) | {"spec": self.spec, "contract": self.contract, "script": self.script}
         position = {c: i for i, c in enumerate(ORDER)}
-        ordered_files = (
-            files
-            if ordered
-            else sorted(
-                files,
-                key=lambda f: (
-                    position.get(f.component, 99),
-                    self.rank.get(f.workspace_id, 99),
-                    f.path,
-                ),
-            )
-        )
+
+        def precedence(f: FileEntry) -> tuple[int, int, str]:
+            return position.get(f.component, 99), self.rank.get(f.workspace_id, 99), f.path
+
+        ordered_files = files if ordered else sorted(files, key=precedence)
         out = self.out
         for f in ordered_files:
             handle = handlers.get(f.component)
