@@ -585,3 +585,13 @@ class ResumeMismatchError(StepkitError, ValueError):
             f"Run {run_id!r} was made with {what} {recorded}, not {given}; resume it with "
             f"`stepkit runs resume {run_id}` (its own DAG and config), or start a new run."
         )
+
+
+class CorruptIndexError(StepkitError, ValueError):
+    """The catalog index file is damaged, of another program or of a newer stepkit: the
+    catalog rebuilds it (with a warning naming it), as it is only a cache of the tree."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"catalog index {path} cannot be used ({reason})")

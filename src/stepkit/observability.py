@@ -40,12 +40,24 @@ def configure_logging(*, json: bool = True, level: int = logging.INFO) -> None:
     _configured = True
 
 
+_pending: dict[str, Any] = {"level": logging.WARNING}
+
+
+def configure_logging_when_used(*, json: bool = True, level: int = logging.INFO) -> None:
+    """:func:`configure_logging`, done when the first logger is asked for (now, if one
+    was): a command that logs nothing never imports structlog."""
+    global _pending
+    _pending = {"json": json, "level": level}
+    if _configured:
+        configure_logging(json=json, level=level)
+
+
 def get_logger(name: str) -> Any:
     """A structlog logger; configures JSON output on first use if nobody did."""
     import structlog
 
     if not _configured:
-        configure_logging(level=logging.WARNING)
+        configure_logging(**_pending)
     return structlog.get_logger(name)
 
 

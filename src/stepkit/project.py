@@ -446,11 +446,14 @@ RawFile = tuple[str, str, str, int, int, int]
 
 @dataclass(slots=True)
 class FolderScan:
-    """One walked folder: its ``*.py`` files (names sorted) and their stat data, flat.
+    """One walked folder: its own stat, its ``*.py`` files (names sorted) and their stat
+    data, flat.
 
     ``stats`` holds (mtime_ns, size, inode) per name, in order; an inode past 2**63 is
-    stored as its signed 64-bit equal. Two scans of an unchanged folder compare equal
-    field by field, in C: a caller keeping the previous scan skips unchanged folders whole.
+    stored as its signed 64-bit equal. The folder's own (mtime_ns, inode) change when an
+    entry is added, removed or renamed: a caller keeping them can tell, with one ``stat``,
+    whether the folder still lists the same files. ``component`` is empty for a steps
+    folder itself (it holds component folders, not files).
     """
 
     folder: str
@@ -458,6 +461,8 @@ class FolderScan:
     component: str
     names: list[str]
     stats: array[int]
+    mtime_ns: int = 0
+    inode: int = 0
 
     def path(self, i: int) -> str:
         return f"{self.folder}/{self.names[i]}"
@@ -491,21 +496,35 @@ class RawWalk:
 
 
 def scan_workspace(workspace: Workspace, result: RawWalk | None = None) -> RawWalk:
-    """Every ``*.py`` file under the workspace's component folders, with its stat data.
+    """Every ``*.py`` file under the workspace's component folders, with its stat data,
+    and every folder walked (the steps folder first, with no component).
 
     Follows symlinked folders once (a loop is reported, not followed); a missing or
     unreadable folder is a problem in the result, and the walk goes on.
     """
     out = result if result is not None else RawWalk()
-    if not workspace.steps_dir.is_dir():
+    try:
+        info = os.stat(workspace.steps_dir)
+    except OSError:
+        info = None
+    if info is None or not S_ISDIR(info.st_mode):
         out.problems.append(
             WalkProblem(workspace.steps_dir, workspace.id, "steps folder does not exist")
         )
         return out
+    top = str(workspace.steps_dir)
+    out.folders.append(
+        FolderScan(top, workspace.id, "", [], array("q"), info.st_mtime_ns, _signed(info.st_ino))
+    )
     for folder, component in COMPONENT_DIRS.items():
-        top = workspace.steps_dir / folder
-        if top.is_dir():
-            _walk_dir(str(top), workspace.id, component, out, visited=set())
+        if os.path.isdir(f"{top}/{folder}"):
+            scan_folder(f"{top}/{folder}", workspace.id, component, out)
+    return out
+
+
+def scan_folder(folder: str, workspace_id: str, component: str, out: RawWalk) -> RawWalk:
+    """One component folder and every folder below it (see :func:`scan_workspace`)."""
+    _walk_dir(folder, workspace_id, component, out, visited=set())
     return out
 
 
@@ -534,6 +553,10 @@ def walk_project(project: Project) -> WalkResult:
     return result
 
 
+def _signed(inode: int) -> int:
+    return inode if inode < 2**63 else inode - 2**64
+
+
 def _walk_dir(
     folder: str, workspace_id: str, component: str, out: RawWalk, visited: set[tuple[int, int]]
 ) -> None:
@@ -559,7 +582,7 @@ def _walk_dir(
         )
         return
     try:
-        subfolders = _scan_dir(fd, folder, workspace_id, component, out)
+        subfolders = _scan_dir(fd, folder, workspace_id, component, out, info)
     finally:
         os.close(fd)
     for sub in subfolders:
@@ -572,6 +595,7 @@ def _scan_dir(
     workspace_id: str,
     component: str,
     out: RawWalk,
+    info: os.stat_result,
 ) -> list[str]:
     """One folder, opened as ``fd``: each entry is ``stat``-ed relative to it (a path
     lookup of one part, not of the whole path). Returns its subfolders."""
@@ -599,11 +623,13 @@ def _scan_dir(
         if S_ISDIR(st.st_mode):
             subfolders.append(f"{folder}/{name}")
         elif name.endswith(".py") and name != "__init__.py" and S_ISREG(st.st_mode):
-            inode = st.st_ino
             add_name(name)
-            add_stats((st.st_mtime_ns, st.st_size, inode if inode < 2**63 else inode - 2**64))
-    if names:
-        out.folders.append(FolderScan(folder, workspace_id, component, names, stats))
+            add_stats((st.st_mtime_ns, st.st_size, _signed(st.st_ino)))
+    out.folders.append(
+        FolderScan(
+            folder, workspace_id, component, names, stats, info.st_mtime_ns, _signed(info.st_ino)
+        )
+    )
     return subfolders
 
 

@@ -1,5 +1,4 @@
-"""Incremental resolution (§2 under §5): resolving only the steps a change can reach gives
-exactly what resolving every file again gives."""
+"""Incremental resolution: after any change, the same answers as resolving everything."""
 
 from __future__ import annotations
 
@@ -10,11 +9,17 @@ from hypothesis import strategies as st
 
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog
-from stepkit.catalog import StepCatalog
-from stepkit.catalog.discovery import encode_summary
-from stepkit.catalog.incremental import Resolution, resolve_all, resolve_changed
-from stepkit.catalog.resolution import FileEntry, RegistryFacts, registry_stems
+from stepkit.catalog import StepCatalog, find_problems
+from stepkit.catalog.resolution import (
+    FileEntry,
+    PartialResolution,
+    RegistryFacts,
+    Resolution,
+    Resolver,
+    resolve_changed,
+)
 from stepkit.project import Project
+from stepkit.registry.definitions import StepDefinition
 
 WORKSPACES = ("alice", "shared")
 NAMES = ("Alpha", "AlphaTraining", "XGBoostTraining", "Beta", "Gamma")
@@ -27,33 +32,45 @@ entry_points = st.lists(stems.map(lambda s: f"{s}.py"), max_size=2)
 problems = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["bad", "worse"])), max_size=1)
 
 
-def _classes(suffix: str) -> st.SearchStrategy[list[list[Any]]]:
-    one = st.tuples(names.map(lambda n: f"{n}{suffix}"), st.booleans(), entry_points)
-    return st.lists(one.map(list), max_size=2)
+def _classes(suffix: str) -> st.SearchStrategy[list[dict[str, Any]]]:
+    one = st.fixed_dictionaries(
+        {
+            "name": names.map(lambda n: f"{n}{suffix}"),
+            "has_run": st.booleans(),
+            "entry_points": entry_points,
+        }
+    )
+    return st.lists(one, max_size=2)
 
 
-_spec = st.tuples(
-    st.sampled_from(["SPEC", "OTHER_SPEC"]),
-    st.integers(1, 9),
-    st.one_of(st.none(), names),
-    st.sampled_from(JOBS),
-    st.one_of(st.none(), st.sampled_from(["Alpha_Training", "Gamma", "Delta_Calibration"])),
-    st.one_of(
-        st.none(),
-        st.tuples(
-            st.sampled_from(["", "..contracts.alpha_contract", "..contracts.beta_contract"]),
-            st.sampled_from(["CONTRACT", "ALPHA_CONTRACT"]),
-        ).map(list),
-    ),
-    st.just("internal"),
-    st.just(0),
-    st.just(0),
-).map(list)
-_contract = st.tuples(
-    st.sampled_from(["CONTRACT", "ALPHA_CONTRACT"]),
-    st.integers(1, 9),
-    st.one_of(st.none(), stems.map(lambda s: f"{s}.py")),
-).map(list)
+_spec = st.fixed_dictionaries(
+    {
+        "var": st.sampled_from(["SPEC", "OTHER_SPEC"]),
+        "line": st.integers(1, 9),
+        "step": st.one_of(st.none(), names),
+        "job_type": st.sampled_from(JOBS),
+        "step_type": st.one_of(
+            st.none(), st.sampled_from(["Alpha_Training", "Gamma", "Delta_Calibration"])
+        ),
+        "contract_ref": st.one_of(
+            st.none(),
+            st.tuples(
+                st.sampled_from(["", "..contracts.alpha_contract", "..contracts.beta_contract"]),
+                st.sampled_from(["CONTRACT", "ALPHA_CONTRACT"]),
+            ).map(list),
+        ),
+        "node_type": st.just("internal"),
+        "dependencies": st.just(0),
+        "outputs": st.just(0),
+    }
+)
+_contract = st.fixed_dictionaries(
+    {
+        "var": st.sampled_from(["CONTRACT", "ALPHA_CONTRACT"]),
+        "line": st.integers(1, 9),
+        "entry_point": st.one_of(st.none(), stems.map(lambda s: f"{s}.py")),
+    }
+)
 
 FILES = {
     "config": ("configs", "config_{}_step", st.fixed_dictionaries({"classes": _classes("Config")})),
@@ -83,33 +100,43 @@ def file_entries(draw: st.DrawFn) -> FileEntry:
     folder, pattern, summaries = FILES[component]
     stem = pattern.format(draw(stems))
     ws = draw(st.sampled_from(WORKSPACES))
-    summary = dict(draw(summaries))
+    summary: dict[str, Any] = dict(draw(summaries))
     summary["problems"] = [list(p) for p in draw(problems)]
-    encoded = encode_summary(summary) if draw(st.integers(0, 9)) else None  # None: not parsed
-    return FileEntry(f"/{ws}/{folder}/{stem}.py", ws, component, encoded)
+    parsed = summary if draw(st.integers(0, 9)) else None  # None: not parsed
+    return FileEntry(f"/{ws}/{folder}/{stem}.py", ws, component, parsed)
 
 
 def _by_path(entries: list[FileEntry]) -> dict[str, FileEntry]:
     return {f.path: f for f in entries}
 
 
-REGISTRY = RegistryFacts.from_rows(
+REGISTRY = RegistryFacts.of(
     {
-        name: [
-            f"{name}Config",
-            f"{name}StepBuilder",
-            name,
-            "Processing",
-            "",
-            jobs,
-            "shared",
-            None,
-            None,
-            [],
-        ]
-        for name, jobs in (("Alpha", []), ("XGBoostTraining", ["training"]), ("Beta", []))
+        name: StepDefinition(
+            name=name,
+            config_class=f"{name}Config",
+            builder_step_name=f"{name}StepBuilder",
+            spec_type=name,
+            sagemaker_step_type="Processing",
+            job_types=jobs,
+            workspace_id="shared",
+        )
+        for name, jobs in (("Alpha", ()), ("XGBoostTraining", ("training",)), ("Beta", ()))
     }
 )
+
+
+def _spliced(previous: Resolution, partial: PartialResolution) -> Resolution:
+    """What the index holds after storing ``partial`` in place of what it replaces."""
+    steps = {n: p for n, p in previous.steps.items() if n not in partial.names}
+    steps.update(partial.result.steps)
+    return Resolution(
+        steps={n: steps[n] for n in sorted(steps)},
+        unmatched=sorted(
+            [u for u in previous.unmatched if u.path not in partial.paths]
+            + partial.result.unmatched
+        ),
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -121,8 +148,8 @@ REGISTRY = RegistryFacts.from_rows(
 def test_incremental_resolution_equals_a_whole_one(
     before: dict[str, FileEntry], edits: dict[str, FileEntry], removals: list[int]
 ) -> None:
-    stems_ = registry_stems(REGISTRY)
-    previous = resolve_all(list(before.values()), REGISTRY, WORKSPACES, stems_)
+    resolver = Resolver(REGISTRY, WORKSPACES)
+    previous = resolver.fresh().run(list(before.values()))
     after = dict(before)
     after.update(edits)  # a changed file (same path) or a new one
     paths = sorted(before)
@@ -130,29 +157,35 @@ def test_incremental_resolution_equals_a_whole_one(
         if paths:
             after.pop(paths[i % len(paths)], None)
     changed = {p for p in {*before, *after} if before.get(p) != after.get(p)}
-    whole = resolve_all(list(after.values()), REGISTRY, WORKSPACES, stems_)
-    links_before = _normal(previous)
+    whole = resolver.fresh().run(list(after.values()))
+    links: dict[str, list[str]] = {}
+    for key, path in previous.links:
+        links.setdefault(key, []).append(path)
     partial = resolve_changed(
-        previous=previous,
+        resolver,
         old={p: before.get(p) for p in changed},
         current={p: after[p] for p in changed if p in after},
+        linked=lambda key: links.get(key, []),
         entry=after.__getitem__,
-        registry=REGISTRY,
-        workspace_order=WORKSPACES,
-        by_stem=stems_,
         total=len(after),
     )
-    assert _normal(previous) == links_before  # the previous resolution is left whole
     if partial is None:  # the change reaches too many files: resolved as a whole instead
         return
-    assert partial.resolved == whole.resolved
-    assert list(partial.resolved["steps"]) == list(whole.resolved["steps"])
-    assert partial.listing == whole.listing
-    assert _normal(partial) == _normal(whole)
+    spliced = _spliced(previous, partial)
+    assert spliced.steps == whole.steps
+    assert list(spliced.steps) == list(whole.steps)
+    assert spliced.unmatched == sorted(whole.unmatched)
+    # the links the index keeps: those of the files that did not change, and the new ones
+    kept = {(k, p) for k, p in previous.links if p not in changed}
+    kept |= {(k, p) for k, p in partial.result.links if p in changed}
+    assert kept == set(whole.links)
 
 
-def _normal(resolution: Resolution) -> dict[str, list[str]]:
-    return {k: sorted(v) for k, v in resolution.links.items()}
+def _stored(catalog: StepCatalog) -> dict[str, list[Any]]:
+    """Every resolved table of the index, sorted: what answers are made of."""
+    conn = catalog.session.conn
+    tables = ("placements", "listing", "links", "unmatched")
+    return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
 
 
 def test_a_new_entry_point_moves_the_script_and_resolves_only_that_step(
@@ -173,9 +206,8 @@ def test_a_new_entry_point_moves_the_script_and_resolves_only_that_step(
     assert catalog.get_step_info("Trainer").path("script") == steps / "scripts" / "trainer.py"
     # exactly what a catalog built from nothing says
     fresh = StepCatalog(Project.load(root), persist=False)
-    assert catalog.data.resolved == fresh.data.resolved
-    assert catalog.data.listing == fresh.data.listing
-    assert catalog.check() == fresh.check()
+    assert _stored(catalog) == _stored(fresh)
+    assert find_problems(catalog) == find_problems(fresh)
 
 
 def test_watch_updates_resolve_incrementally_like_a_rebuild(make_project: MakeProject) -> None:
@@ -186,11 +218,10 @@ def test_watch_updates_resolve_incrementally_like_a_rebuild(make_project: MakePr
     spec.write_text(spec.read_text().replace('get_spec_step_type("Loader")', '"Scorer_Training"'))
     gone = steps / "builders" / "builder_scorer_step.py"
     gone.unlink()
-    assert catalog.apply_changes([spec, gone]) == 2
+    assert catalog.session.apply_changes([spec, gone]) == 2
     assert catalog.get_job_type_variants("Scorer") == ["training"]
     # the spec refers to Loader's contract, which follows it (and the script the contract)
     assert catalog.get_step_info("Loader").missing == ("script", "contract", "spec")
     assert catalog.get_step_info("Scorer").missing == ("builder",)
     fresh = StepCatalog(Project.load(root), persist=False)
-    assert catalog.data.resolved == fresh.data.resolved
-    assert catalog.data.listing == fresh.data.listing
+    assert _stored(catalog) == _stored(fresh)

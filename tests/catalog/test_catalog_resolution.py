@@ -6,6 +6,7 @@ import pytest
 
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog, write_step
+from stepkit.catalog import contract_of, file_facts, find_problems, spec_of
 from stepkit.errors import UnknownStepError
 from stepkit.project import Project
 from stepkit.registry import Registry
@@ -39,7 +40,7 @@ def test_brand_name_steps_resolve_every_component(make_project: MakeProject) -> 
         root / "steps" / "scripts" / "pytorch_model_eval.py"
     )
     assert catalog.get_step_info("LightGBMTraining").is_complete
-    assert catalog.check() == []
+    assert find_problems(catalog) == []
 
 
 def test_variant_only_step_has_no_generic_spec(make_project: MakeProject) -> None:
@@ -122,7 +123,7 @@ def test_contract_entry_point_names_a_script_with_another_stem(make_project: Mak
     assert catalog.find_step_by_component(root / "steps/scripts/preprocess.py") == (
         "TabularPreprocessing"
     )
-    assert catalog.check() == []
+    assert find_problems(catalog) == []
 
 
 def test_config_entry_point_counts_when_no_spec_names_the_contract(
@@ -145,14 +146,14 @@ def test_step_without_registry_entry_is_listed_unregistered(make_project: MakePr
     info = catalog.get_step_info("Experimental")
     assert not info.registered and not info.is_complete
     assert info.path("config") == root / "steps/configs/config_experimental_step.py"
-    problems = [str(p) for p in catalog.check()]
+    problems = [str(p) for p in find_problems(catalog)]
     scripts = root / "steps" / "scripts"
     assert problems == [
         f"{scripts / 'helpers_io.py'}: script file matches no step (its name suggests 'HelpersIo')",
         f"{scripts / 'experimental.py'}: step 'Experimental' has components "
         "(builder, config, contract, script, spec) but no registry entry",
     ]
-    row = next(r for r in catalog.list_rows() if r["name"] == "Experimental")
+    row = next(r.as_json() for r in catalog.list_rows() if r.name == "Experimental")
     assert row["registered"] is False
 
 
@@ -229,7 +230,7 @@ def test_models_read_with_ast_equal_models_built_in_code(make_project: MakeProje
         framework_requirements={"pandas": ">=2"},
         description="DataPrep contract",
     )
-    assert catalog.get_contract("DataPrep") == contract
+    assert contract_of(catalog, "DataPrep") == contract
     spec = StepSpecification(
         step_type="DataPrep_Training",
         node_type=NodeType.INTERNAL,
@@ -255,13 +256,13 @@ def test_models_read_with_ast_equal_models_built_in_code(make_project: MakeProje
             )
         ],
     )
-    assert catalog.get_spec("DataPrep", "training") == spec
+    assert spec_of(catalog, "DataPrep", "training") == spec
 
 
 def test_script_facts_are_read_on_demand(make_project: MakeProject) -> None:
     root = make_project({"shared": [Step("Loader")]})
     catalog = open_catalog(root)
-    facts = catalog.facts(root / "steps/scripts/loader.py")
+    facts = file_facts(catalog, root / "steps/scripts/loader.py")
     assert facts is not None
     assert facts["main"]["params"] == ["input_paths", "output_paths", "environ_vars", "job_args"]
     assert facts["has_main_block"] is True

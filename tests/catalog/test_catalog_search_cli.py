@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 
 from catalog.conftest import MakeProject
 from catalog.synth import Step, open_catalog
-from stepkit.catalog.search import SearchIndex
+from stepkit.catalog import find_problems
 from stepkit.cli import main
 from stepkit.cli.app import app
 
@@ -38,10 +37,6 @@ def test_search_reasons_and_ranking(make_project: MakeProject) -> None:
     assert _search(root, "lgb training")[0] == ("LightGBMTraining", "abbreviation")
     assert _search(root, "preprocess")[0] == ("TabularPreprocessing", "partial")
     assert _search(root, "rf training")[0] == ("RandomForestTraining", "abbreviation")
-    index = SearchIndex([("GradientBoostingTraining", "s", ""), ("XGBoostTraining", "s", "")])
-    assert [(r.step_name, r.reason) for r in index.search("gb train")][:1] == [
-        ("GradientBoostingTraining", "abbreviation")
-    ]
     # "xgb" covers half of XGBoostTraining's words, a third of XGBoostModelEval's
     assert _search(root, "xgb")[:2] == [
         ("XGBoostTraining", "partial"),
@@ -53,12 +48,20 @@ def test_search_reasons_and_ranking(make_project: MakeProject) -> None:
     assert _search(root, "   ") == []
 
 
-def test_scores_are_ordered_and_bounded() -> None:
-    index = SearchIndex([("XGBoostTraining", "s", ""), ("XGBoostModelEval", "s", "")])
-    results = index.search("xgb training")
+def test_abbreviations_and_scores_are_ordered_and_bounded(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("GradientBoostingTraining"), *STEPS[:2]]})
+    assert _search(root, "gb train")[0] == ("GradientBoostingTraining", "abbreviation")
+    results = open_catalog(root).search_steps("xgb training")
     assert results[0].step_name == "XGBoostTraining"
     assert all(0 <= r.score <= 100 for r in results)
     assert results == sorted(results, key=lambda r: -r.score)
+
+
+def _main(args: list[str]) -> None:
+    """The console entry point, as a shell runs it (Typer exits 0 on success)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None)
 
 
 def _cli(root: Path, *args: str) -> tuple[int, str]:
@@ -66,16 +69,17 @@ def _cli(root: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_cli_list_json_fast_path_equals_the_full_cli(
+def test_cli_list_json_from_the_console_entry_equals_the_typer_app(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = make_project({"alice": [Step("Sampler")], "shared": STEPS})
-    code, full = _cli(root, "list", "--json")  # writes the index and its project snapshot
+    _main(["-p", str(root), "catalog", "list", "--json"])  # no index yet: built here
+    cold = capsys.readouterr().out
+    assert (root / ".stepkit" / "catalog" / "index.sqlite").is_file()
+    code, warm = _cli(root, "list", "--json")
     assert code == 0
-    main(["-p", str(root), "catalog", "list", "--json"])
-    fast = capsys.readouterr().out
-    assert json.loads(fast) == json.loads(full)
-    rows = json.loads(fast)["steps"]
+    assert json.loads(cold) == json.loads(warm)
+    rows = json.loads(warm)["steps"]
     assert [r["name"] for r in rows][:2] == ["LightGBMTraining", "ModelCalibration"]
     sampler = next(r for r in rows if r["name"] == "Sampler")
     assert sampler == {
@@ -88,26 +92,35 @@ def test_cli_list_json_fast_path_equals_the_full_cli(
         "step_type": "Processing",
         "workspace_id": "alice",
     }
-    main(["-p", str(root), "catalog", "list", "--json", "--type", "Training", "-j", "training"])
+    _main(["-p", str(root), "catalog", "list", "--json", "--type", "Training", "-j", "training"])
     filtered = json.loads(capsys.readouterr().out)["steps"]
     assert [r["name"] for r in filtered] == ["XGBoostTraining"]
+    _main(["-p", str(root), "catalog", "list", "-w", "alice"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0] == "Steps: 1"
+    assert table[1].split() == [
+        "name",
+        "type",
+        "workspace",
+        "job",
+        "types",
+        "components",
+        "complete",
+    ]
+    assert table[3].split() == [
+        "Sampler",
+        "Processing",
+        "alice",
+        "builder",
+        "config",
+        "contract",
+        "script",
+        "spec",
+        "yes",
+    ]
 
 
-def test_cli_list_json_cold_fast_path_builds_the_index_like_the_full_cli(
-    make_project: MakeProject, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root = make_project({"alice": [Step("Sampler")], "shared": STEPS})
-    main(["-p", str(root), "catalog", "list", "--json"])  # no index yet: built here
-    cold = capsys.readouterr().out
-    assert (root / ".stepkit" / "catalog" / "index.bin").is_file()
-    shutil.rmtree(root / ".stepkit")
-    code, full = _cli(root, "list", "--json")
-    assert code == 0
-    assert json.loads(cold) == json.loads(full)
-    assert "Sampler" in [r["name"] for r in json.loads(cold)["steps"]]
-
-
-def test_cli_list_fast_path_reports_unknown_workspace(
+def test_cli_list_reports_unknown_workspace(
     make_project: MakeProject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = make_project({"shared": STEPS})
@@ -198,7 +211,7 @@ def test_example_project_is_complete_and_clean(example_project: Path) -> None:
     catalog = StepCatalog(Project.load(example_project), persist=False)
     assert len(catalog.step_names()) == 10
     assert all(catalog.get_step_info(n).is_complete for n in catalog.step_names())
-    assert catalog.check() == []
+    assert find_problems(catalog) == []
     assert catalog.get_step_info("ModelEvaluation").workspace_id == "bob"
     assert catalog.get_step_info("FeatureSelection").workspace_id == "alice"
     assert catalog.get_job_type_variants("DataLoading") == [

@@ -190,10 +190,16 @@ def test_python_registry_is_never_imported(write_project: WriteProject, tmp_path
 
 
 def test_cache_is_used_and_refreshed_when_the_file_changes(write_project: WriteProject) -> None:
+    import sqlite3
+
+    from stepkit.catalog import StepCatalog
+
     project = make(write_project)
+    StepCatalog(project)  # the cache lives in the catalog index
     assert len(Registry.load(project).names()) == 2
-    cached = list((project.state_dir / "cache").glob("registry-*.marshal"))
-    assert len(cached) == 1
+    index = sqlite3.connect(project.state_dir / "catalog" / "index.sqlite")
+    (count,) = index.execute("SELECT count(*) FROM registry_sources").fetchone()
+    assert count == 1
     core_file = project.core.registry_file
     assert core_file is not None
     core_file.write_text(
@@ -202,7 +208,9 @@ def test_cache_is_used_and_refreshed_when_the_file_changes(write_project: WriteP
         )
     )
     assert Registry.load(project).names() == ["LightGBMTraining", "TabularPreprocessing"]
-    cached[0].write_bytes(b"garbage")
+    with index:
+        index.execute("UPDATE registry_sources SET entries = 'garbage'")
+    index.close()
     assert Registry.load(project).names() == ["LightGBMTraining", "TabularPreprocessing"]
 
 

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from stepkit.catalog.catalog import StepCatalog
-from stepkit.catalog.index import RefreshReport
-from stepkit.catalog.records import ComponentFile, Problem, StepInfo
+from stepkit.catalog.check import find_problems
+from stepkit.catalog.models import contract_of, file_facts, spec_of
+from stepkit.catalog.records import ComponentFile, ListRow, Problem, RefreshReport, StepInfo
 from stepkit.catalog.search import SearchResult
 
-__all__ = ["ComponentFile", "Problem", "RefreshReport", "SearchResult", "StepCatalog", "StepInfo"]
+__all__ = [
+    "ComponentFile",
+    "ListRow",
+    "Problem",
+    "RefreshReport",
+    "SearchResult",
+    "StepCatalog",
+    "StepInfo",
+    "contract_of",
+    "file_facts",
+    "find_problems",
+    "spec_of",
+]

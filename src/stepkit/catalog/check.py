@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
-from stepkit.catalog.records import Problem
+from stepkit.catalog.catalog import StepCatalog
+from stepkit.catalog.records import Problem, StepInfo
 
-if TYPE_CHECKING:
-    from stepkit.catalog.catalog import StepCatalog
-
-_NODE_RULES = {  # node type → (has dependencies, has outputs)
+_NODE_RULES: Final = {  # node type → (has dependencies, has outputs)
     "source": (False, True),
     "internal": (True, True),
     "sink": (True, False),
@@ -28,113 +27,105 @@ def _file_kind(message: str) -> str:
 
 def find_problems(catalog: StepCatalog) -> list[Problem]:
     """Problems in a stable order: files first, then steps by name."""
-    catalog.parse_lazy()
-    data = catalog.data
-    out: list[Problem] = []
-    for path, ws, message in data.walk_problems:
-        out.append(Problem(_file_kind(message), message, Path(path), None, None, ws))
-    for path, ws, line, message in data.resolved["problems"]:
-        out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
-    for path, row in data.files.items():
-        if row[1] == "script":
-            for line, message in (data.summary(path) or {}).get("problems", ()):
-                out.append(
-                    Problem(_file_kind(message), message, Path(path), line or None, None, row[0])
-                )
-    for path, ws, component, message in data.resolved["unmatched"]:
+    session = catalog.session
+    session.ensure_walked()
+    conn = session.conn
+    kinds: dict[str, list[str]] = {}
+    workspace_of: dict[str, str] = {}
+    for path, kind, workspace_id in conn.execute(
+        "SELECT path, kind, workspace_id FROM files ORDER BY path"
+    ):
+        kinds.setdefault(kind, []).append(path)
+        workspace_of[path] = workspace_id
+    summaries = session.summaries(workspace_of)  # scripts are parsed now
+    out = [
+        Problem(_file_kind(message), message, Path(path), None, None, ws)
+        for path, ws, message in conn.execute(
+            "SELECT path, workspace_id, message FROM walk_problems ORDER BY path, message"
+        )
+    ]
+    for path, ws in workspace_of.items():
+        for line, message in summaries[path].get("problems", ()):
+            out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
+    for path, ws, component, message in conn.execute(
+        "SELECT path, workspace_id, component, message FROM unmatched ORDER BY path, component"
+    ):
         out.append(Problem("unmatched", f"{component} file {message}", Path(path), None, None, ws))
-    if not data.files:
+    if not kinds:
         for workspace in catalog.project.workspaces:
-            out.append(
-                Problem(
-                    "empty",
-                    "no component files in this workspace",
-                    workspace.steps_dir,
-                    workspace_id=workspace.id,
-                )
-            )
-    scripts = {Path(p).stem for p, row in data.files.items() if row[1] == "script"}
-    contracts = {Path(p).stem for p, row in data.files.items() if row[1] == "contract"}
+            message = "no component files in this workspace"
+            out.append(Problem("empty", message, workspace.steps_dir, workspace_id=workspace.id))
+    scripts = {Path(p).stem for p in kinds.get("script", ())}
+    contracts = {Path(p).stem for p in kinds.get("contract", ())}
     for name in catalog.step_names():
-        info = catalog.get_step_info(name)
-        where = next(iter(info.components.values()), None)
-        path = where.path if where else None
-        if not info.registered:
-            found = ", ".join(sorted({*info.components, *("spec" for _ in info.specs)}))
-            out.append(
-                Problem(
-                    "unregistered",
-                    f"step {name!r} has components ({found}) but no registry entry",
-                    path,
-                    step=name,
-                    workspace_id=info.workspace_id,
-                )
-            )
-        elif info.missing:
-            out.append(
-                Problem(
-                    "incomplete",
-                    f"step {name!r} ({info.step_type}) is missing {', '.join(info.missing)}",
-                    path,
-                    step=name,
-                    workspace_id=info.workspace_id,
-                )
-            )
-        out.extend(_references(catalog, name, info.components.get("contract"), scripts))
-        script = info.components.get("script")
-        summary = catalog.summary(script.path) if script is not None else None
-        if (
-            script is not None
-            and summary is not None
-            and "main" in summary
-            and summary["main"] is None
-        ):
-            message = f"script of step {name!r} has no main() entry point"
-            out.append(Problem("script", message, script.path, None, name, script.workspace_id))
-        for spec in info.specs.values():
-            out.extend(_spec_problems(catalog, name, spec.path, contracts))
+        out += _step_problems(catalog.get_step_info(name), summaries, scripts, contracts)
     return out
 
 
-def _references(catalog: StepCatalog, name: str, contract: Any, scripts: set[str]) -> list[Problem]:
-    if contract is None:
-        return []
-    summary = catalog.summary(contract.path) or {}
-    out = []
-    for var, line, entry in summary.get("contracts", ()):
-        if isinstance(entry, str) and entry.removesuffix(".py") not in scripts:
-            out.append(
-                Problem(
-                    "reference",
-                    f"contract {var} of step {name!r}: entry point {entry!r} "
-                    "names no script in any workspace",
-                    contract.path,
-                    line,
-                    name,
-                    contract.workspace_id,
+def _step_problems(
+    info: StepInfo,
+    summaries: Mapping[str, Mapping[str, Any]],
+    scripts: set[str],
+    contracts: set[str],
+) -> list[Problem]:
+    name = info.name
+    where = next(iter(info.components.values()), None)
+    path = where.path if where else None
+    out: list[Problem] = []
+    if not info.registered:
+        found = ", ".join(sorted({*info.components, *("spec" for _ in info.specs)}))
+        message = f"step {name!r} has components ({found}) but no registry entry"
+        out.append(
+            Problem("unregistered", message, path, step=name, workspace_id=info.workspace_id)
+        )
+    elif info.missing:
+        message = f"step {name!r} ({info.step_type}) is missing {', '.join(info.missing)}"
+        out.append(Problem("incomplete", message, path, step=name, workspace_id=info.workspace_id))
+    contract = info.components.get("contract")
+    if contract is not None:
+        for c in summaries.get(contract.location, {}).get("contracts", ()):
+            entry = c["entry_point"]
+            if isinstance(entry, str) and entry.removesuffix(".py") not in scripts:
+                message = (
+                    f"contract {c['var']} of step {name!r}: entry point {entry!r} "
+                    "names no script in any workspace"
                 )
-            )
+                out.append(
+                    Problem(
+                        "reference", message, contract.path, c["line"], name, contract.workspace_id
+                    )
+                )
+    script = info.components.get("script")
+    summary = summaries.get(script.location) if script is not None else None
+    if script is not None and summary is not None and "main" in summary and summary["main"] is None:
+        message = f"script of step {name!r} has no main() entry point"
+        out.append(Problem("script", message, script.path, None, name, script.workspace_id))
+    for spec in info.specs.values():
+        out += _spec_problems(name, spec.path, summaries.get(spec.location, {}), contracts)
     return out
 
 
 def _spec_problems(
-    catalog: StepCatalog, name: str, path: Path, contracts: set[str]
+    name: str, path: Path, summary: Mapping[str, Any], contracts: set[str]
 ) -> list[Problem]:
-    summary = catalog.summary(path) or {}
     out = []
-    for var, line, _step, _job, _type, ref, node, n_deps, n_outs in summary.get("specs", ()):
+    for s in summary.get("specs", ()):
+        var, line, node, ref = s["var"], s["line"], s["node_type"], s["contract_ref"]
         rule = _NODE_RULES.get(node or "")
         if rule is None:
-            message = f"spec {var}: unknown node type {node!r}"
-            out.append(Problem("node_type", message, path, line, name))
+            out.append(
+                Problem("node_type", f"spec {var}: unknown node type {node!r}", path, line, name)
+            )
             continue
-        if bool(n_deps) != rule[0]:
-            need = "needs dependencies" if rule[0] else "must have no dependencies"
+        with_dependencies, with_outputs = rule
+        if bool(s["dependencies"]) != with_dependencies:
+            need = "needs dependencies" if with_dependencies else "must have no dependencies"
             out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
-        if bool(n_outs) != rule[1]:
-            need = "needs outputs" if rule[1] else "must have no outputs"
+        if bool(s["outputs"]) != with_outputs:
+            need = "needs outputs" if with_outputs else "must have no outputs"
             out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
-        if ref and ref[0] and ref[0].rsplit(".", 1)[-1] not in contracts:
-            message = f"spec {var}: contract module {ref[0]!r} is in no workspace"
+        module = ref[0] if ref else None  # [module, name]: where script_contract= comes from
+        if module and module.rsplit(".", 1)[-1] not in contracts:
+            message = f"spec {var}: contract module {module!r} is in no workspace"
             out.append(Problem("reference", message, path, line, name))
     return out

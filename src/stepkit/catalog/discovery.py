@@ -1,7 +1,7 @@
 """What each component file declares, read with ``ast`` — user code is never imported.
 
 :func:`read_facts` turns one file into *facts*: plain dicts, lists and strings only, so
-the index can store them with ``marshal`` and load them back without pydantic. The
+the index can store them as JSON and load them back without pydantic. The
 models of :mod:`stepkit.components` are built from facts only when someone asks
 (:func:`contract_from_facts`, :func:`spec_from_facts`).
 
@@ -11,7 +11,7 @@ Facts of every file have ``problems``: a list of ``[line, message]`` (line 0: no
 from __future__ import annotations
 
 import ast
-import marshal
+import json
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
@@ -21,16 +21,6 @@ if TYPE_CHECKING:
 
 #: Helpers of the registry a spec may call for its step type, statically evaluated.
 SPEC_TYPE_HELPERS: Final = ("get_spec_step_type", "get_spec_step_type_with_job_type")
-CONTRACT_FIELDS: Final = (
-    "entry_point",
-    "expected_input_paths",
-    "expected_output_paths",
-    "required_env_vars",
-    "optional_env_vars",
-    "expected_arguments",
-    "framework_requirements",
-    "description",
-)
 _ENUMS: Final = {"DependencyType", "NodeType"}
 ENTRY_POINT_FIELDS: Final = ("processing_entry_point", "training_entry_point", "entry_point")
 
@@ -412,52 +402,42 @@ def spec_from_facts(
     )
 
 
-def module_stem(module: str) -> str:
-    """The file stem a module path names: ``..contracts.foo_contract`` → ``foo_contract``."""
-    return module.rsplit(".", 1)[-1]
-
-
 # -- summaries: what the index keeps of each file -----------------------------------------------
+
+
+_SPEC_KEYS: Final = ("var", "line", "step", "job_type", "step_type", "contract_ref", "node_type")
 
 
 def summarize(facts: Facts, component: str) -> Facts:
     """The part of a file's facts that resolution, listing and ``check`` need.
 
-    Small on purpose: the index holds one per file and loads them all on every start;
-    everything else is read again from the file when a query asks for it.
+    Small on purpose: the index keeps one per file; everything else is read again from the
+    file when a query asks for it (:func:`read_facts`).
     """
     out: Facts = {"problems": facts.get("problems", [])}
     if "classes" in facts:
         out["classes"] = [
-            [
-                c["name"],
-                c["has_run"],
-                [
+            {
+                "name": c["name"],
+                "has_run": c["has_run"],
+                "entry_points": [
                     f[3]
                     for f in c.get("fields", ())
                     if f[0] in ENTRY_POINT_FIELDS and f[2] and isinstance(f[3], str)
                 ],
-            ]
+            }
             for c in facts["classes"]
         ]
     if "specs" in facts:
         out["specs"] = [
-            [
-                s["var"],
-                s["line"],
-                s["step"],
-                s["job_type"],
-                s["step_type"],
-                s["contract_ref"],
-                s["node_type"],
-                len(s["dependencies"]),
-                len(s["outputs"]),
-            ]
+            {k: s[k] for k in _SPEC_KEYS}
+            | {"dependencies": len(s["dependencies"]), "outputs": len(s["outputs"])}
             for s in facts["specs"]
         ]
     if "contracts" in facts:
         out["contracts"] = [
-            [c["var"], c["line"], c["fields"].get("entry_point")] for c in facts["contracts"]
+            {"var": c["var"], "line": c["line"], "entry_point": c["fields"].get("entry_point")}
+            for c in facts["contracts"]
         ]
     if component == "script" and "main" in facts:
         main = facts["main"]
@@ -466,17 +446,13 @@ def summarize(facts: Facts, component: str) -> Facts:
     return out
 
 
-def read_summary(path: str, component: str) -> Facts:
-    return summarize(read_facts(path, component), component)
+def read_summary(path: str, component: str) -> str:
+    """The summary of one file as the index keeps it: JSON text, keys sorted (so equal
+    summaries are equal texts, and an edit that keeps declarations is seen as such)."""
+    return json.dumps(summarize(read_facts(path, component), component), sort_keys=True)
 
 
-def encode_summary(summary: Facts) -> bytes:
-    """A summary as the index keeps it (marshal version 2: no back-references, so equal
-    summaries give equal bytes, and the bytes' CRC-32 is the summary's digest)."""
-    return marshal.dumps(summary, 2)
-
-
-def read_summaries(jobs: list[tuple[str, str]]) -> list[bytes]:
-    """Encoded summaries of many (path, component) pairs: the unit of work of a parsing
-    process (bytes cross the process boundary, and sit in memory, far cheaper than trees)."""
-    return [encode_summary(read_summary(path, component)) for path, component in jobs]
+def read_summaries(jobs: list[tuple[str, str]]) -> list[str]:
+    """Summaries of many (path, component) pairs: the unit of work of a parsing process
+    (text crosses the process boundary, never a syntax tree)."""
+    return [read_summary(path, component) for path, component in jobs]

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
 
+#: Components of a step, in the order lookups and listings show them.
 COMPONENTS: Final = ("script", "contract", "spec", "config", "builder", "hyperparams")
+#: Components variants share (they differ only in spec).
+SHARED_COMPONENTS: Final = ("script", "contract", "config", "builder", "hyperparams")
 
 #: Components a complete step needs, by sagemaker step type (DESIGN.md); others: custom.
+_SCRIPTED, _MODEL, REQUIRED_CUSTOM = COMPONENTS[:5], COMPONENTS[2:5], COMPONENTS[3:5]
 REQUIRED_BY_TYPE: Final[Mapping[str, tuple[str, ...]]] = {
-    "Processing": ("script", "contract", "spec", "config", "builder"),
-    "Training": ("script", "contract", "spec", "config", "builder"),
-    "CreateModel": ("spec", "config", "builder"),
-    "RegisterModel": ("spec", "config", "builder"),
-    "Transform": ("spec", "config", "builder"),
-    "Base": ("config", "builder"),
-    "Utility": ("config", "builder"),
+    **dict.fromkeys(("Processing", "Training"), _SCRIPTED),
+    **dict.fromkeys(("CreateModel", "RegisterModel", "Transform"), _MODEL),
+    **dict.fromkeys(("Base", "Utility"), REQUIRED_CUSTOM),
 }
-REQUIRED_CUSTOM: Final = ("config", "builder")
 
 
 def required_components(step_type: str | None) -> tuple[str, ...]:
@@ -35,7 +35,6 @@ class ComponentFile(NamedTuple):
     ``via`` is ``registry`` (the class the registry names), ``declared`` (the spec's own
     step type), ``spec`` (the contract a spec refers to), ``contract`` / ``entry_point``
     (named as entry point by a contract / a config) or ``name`` (file-name pattern).
-    A named tuple: a step's five are made on every first lookup, and cheaply.
     """
 
     location: str  # the path as the index keeps it; ``path`` makes the Path on demand
@@ -46,127 +45,34 @@ class ComponentFile(NamedTuple):
 
     @property
     def path(self) -> Path:
-        """The file (a ``Path`` is made when asked: most lookups never look at it)."""
         return Path(self.location)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "path": self.location,
-            "component": self.component,
-            "workspace_id": self.workspace_id,
-            "job_type": self.job_type,
-            "via": self.via,
-        }
+        data = self._asdict()
+        return {"path": data.pop("location"), **data}
 
 
-_UNREAD: Final[Any] = object()
-
-
+@dataclass(frozen=True, slots=True)
 class StepInfo:
-    """Everything the catalog knows of one step (and job type, when asked for one).
-
-    Read-only by contract: the catalog hands the same one to every caller (a plain slotted
-    class, as building a frozen one would triple the cost of a first lookup). The registry
-    ``definition`` is made when first read, from the catalog's digest row it keeps (plain
-    data: a StepInfo pickles, and never sees a later state of its catalog).
-    """
-
-    __slots__ = (
-        "_definition",
-        "_row",
-        "components",
-        "job_type",
-        "job_types",
-        "name",
-        "registered",
-        "shadowed",
-        "specs",
-        "step_type",
-        "workspace_id",
-    )
+    """Everything the catalog knows of one step (and job type, when asked for one)."""
 
     name: str
     job_type: str | None
     workspace_id: str  # the highest-precedence workspace contributing to the step
-    registered: bool
-    step_type: str | None  # the registry's ``sagemaker_step_type`` (None: unregistered)
     components: Mapping[str, ComponentFile]  # effective: the first in precedence order
     specs: Mapping[str | None, ComponentFile]  # job type (None: generic) → spec
     shadowed: tuple[ComponentFile, ...]  # same component in a later workspace
     job_types: tuple[str, ...]
-    _row: Sequence[Any] | None  # the registry digest row (see catalog.resolution)
-    _definition: Any  # a StepDefinition, None, or _UNREAD
-
-    def __init__(
-        self,
-        name: str,
-        job_type: str | None,
-        workspace_id: str,
-        *,
-        step_type: str | None,
-        components: Mapping[str, ComponentFile],
-        specs: Mapping[str | None, ComponentFile],
-        shadowed: tuple[ComponentFile, ...],
-        job_types: tuple[str, ...],
-        row: Sequence[Any] | None = None,
-        definition: StepDefinition | None = None,
-    ) -> None:
-        self.name = name
-        self.job_type = job_type
-        self.workspace_id = workspace_id
-        self.registered = step_type is not None
-        self.step_type = step_type
-        self.components = components
-        self.specs = specs
-        self.shadowed = shadowed
-        self.job_types = job_types
-        self._row = row
-        self._definition = definition if row is None else _UNREAD
+    definition: StepDefinition | None  # the registry's (None: unregistered)
 
     @property
-    def definition(self) -> StepDefinition | None:
-        """The registry's definition (None for an unregistered step)."""
-        if self._definition is _UNREAD:
-            from stepkit.catalog.resolution import definition_from_row
+    def registered(self) -> bool:
+        return self.definition is not None
 
-            assert self._row is not None
-            self._definition = definition_from_row(self.name, self._row)
-        return self._definition  # type: ignore[no-any-return]
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = {name: getattr(self, name) for name in self.__slots__}
-        state["_definition"], state["_row"] = self.definition, None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
-    def _key(self) -> tuple[Any, ...]:
-        return (
-            self.name,
-            self.job_type,
-            self.workspace_id,
-            self.step_type,
-            dict(self.components),
-            dict(self.specs),
-            self.shadowed,
-            self.job_types,
-            self.definition,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, StepInfo) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.job_type, self.workspace_id))
-
-    def __repr__(self) -> str:
-        return (
-            f"StepInfo(name={self.name!r}, job_type={self.job_type!r}, "
-            f"workspace_id={self.workspace_id!r}, registered={self.registered}, "
-            f"components={sorted(self.components)}, job_types={self.job_types})"
-        )
+    @property
+    def step_type(self) -> str | None:
+        """The registry's ``sagemaker_step_type`` (None: unregistered)."""
+        return self.definition.sagemaker_step_type if self.definition else None
 
     @property
     def node_name(self) -> str:
@@ -211,6 +117,21 @@ class StepInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ListRow:
+    """One step as ``catalog list`` shows it; ``text`` is its JSON as the index keeps it
+    (``name``, ``workspace_id``, ``registered``, ``step_type``, ``job_types``,
+    ``components``: component → workspace, ``complete``, ``missing``)."""
+
+    name: str
+    step_type: str | None
+    workspace_id: str
+    text: str
+
+    def as_json(self) -> dict[str, Any]:
+        return json.loads(self.text)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
     """Something ``catalog check`` reports: what, where (path and line), which step."""
 
@@ -228,11 +149,16 @@ class Problem:
         return f"{where}{self.message}"
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "path": str(self.path) if self.path else None,
-            "line": self.line,
-            "step": self.step,
-            "workspace_id": self.workspace_id,
-        }
+        return {**asdict(self), "path": str(self.path) if self.path else None}
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What one refresh did: files parsed (new or changed), reused, removed; warnings."""
+
+    parsed: int = 0
+    reused: int = 0
+    removed: int = 0
+    resolved_again: bool = False
+    warnings: tuple[str, ...] = ()
+    saved: bool = False

@@ -1,20 +1,23 @@
-"""Ranked step search: every result says how well it matched and why.
+"""Ranked step search over the index: every result says how well it matched and why.
 
 Reasons, best first: ``exact`` (the canonical name), ``normalized`` (same words, any case
 or separator: ``tabular_preprocessing``), ``abbreviation`` (short forms expanded with
 :data:`stepkit.names.ABBREVIATIONS`: ``xgb train`` → ``xgboost training``), ``partial``
 (every query word is a word of the name), ``fuzzy`` (rapidfuzz similarity of the words),
-``description`` (every query word in the step's description).
+``description`` (every query word in the step's description). The words are kept in the
+index (``listing.words``, ``listing.description_words``), so a first search reads, never
+builds.
 """
 
 from __future__ import annotations
 
 import re
-import sys
-from array import array
-from collections.abc import Callable, Iterable, Mapping
+import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
+
+from rapidfuzz import fuzz, process
 
 from stepkit.names import ABBREVIATIONS, pascal_to_snake
 
@@ -47,98 +50,75 @@ def expand(tokens: Iterable[str]) -> list[str]:
     return out
 
 
-class SearchIndex:
-    """The words of every step, prepared once: an inverted index (word → steps) for the
-    word matches, the joined words for the fuzzy one. Small: 10,000 steps take ~2 MB."""
+class Searcher:
+    """Searches the index; keeps the names' words after the first fuzzy pass (a view
+    makes a new one whenever the index changes)."""
 
-    def __init__(self, steps: Iterable[tuple[str, str, str]]) -> None:
-        """``steps``: (name, workspace id, description)."""
-        self._names: list[str] = []
-        self._workspaces: list[str] = []
-        self._joined: list[str] = []  # each name's words joined by "_"
-        self._sizes = array("H")  # how many distinct words each name has
-        self._position: dict[str, int] = {}
-        self._by_joined: dict[str, array[int]] = {}
-        self._by_word: dict[str, array[int]] = {}
-        self._by_description: dict[str, array[int]] = {}
-        for i, (name, workspace_id, description) in enumerate(steps):
-            tokens = words(name)
-            joined = sys.intern("_".join(tokens))
-            self._names.append(name)
-            self._workspaces.append(sys.intern(workspace_id))
-            self._joined.append(joined)
-            self._sizes.append(len(set(tokens)))
-            self._position.setdefault(name, i)
-            _post(self._by_joined, joined, i)
-            for word in set(tokens):
-                _post(self._by_word, word, i)
-            for word in set(words(description)):
-                _post(self._by_description, word, i)
+    def __init__(self) -> None:
+        self._choices: tuple[list[str], list[str], list[str]] | None = None
 
     def search(
-        self, query: str, *, allowed: set[str] | None = None, limit: int = 20
+        self,
+        conn: sqlite3.Connection,
+        query: str,
+        *,
+        allowed: set[str] | None = None,
+        limit: int = 20,
     ) -> list[SearchResult]:
         """The best ``limit`` steps for ``query`` (only names in ``allowed`` when given)."""
-        raw = query.strip()
-        tokens = words(raw)
+        tokens = words(query.strip())
         if not tokens:
             return []
         expanded = expand(tokens)
-        expanded_joined = "_".join(expanded)
-        expanded_set = set(expanded)
         found: dict[str, SearchResult] = {}
 
-        def hit(i: int, score: float, reason: str) -> None:
-            name = self._names[i]
+        def hit(name: str, workspace_id: str, score: float, reason: str) -> None:
             if allowed is not None and name not in allowed:
                 return
             current = found.get(name)
             if current is None or current.score < score:
-                found[name] = SearchResult(name, score, reason, self._workspaces[i])
+                found[name] = SearchResult(name, score, reason, workspace_id)
 
         # each reason scores below the one before: the best reason of a step comes first
-        if (exact := self._position.get(raw)) is not None:
-            hit(exact, SCORES["exact"], "exact")
-        for i in self._by_joined.get("_".join(tokens), ()):
-            hit(i, SCORES["normalized"], "normalized")
-        for i in self._by_joined.get(expanded_joined, ()):
-            hit(i, SCORES["abbreviation"], "abbreviation")
-        for i in _having_all(self._by_word, expanded_set):
-            # more of the name covered by the query ranks higher
-            coverage = len(expanded_set) / self._sizes[i]
-            hit(i, SCORES["partial"] - 10 * (1 - coverage), "partial")
-        for i in _having_all(self._by_description, expanded_set):
-            hit(i, 50.0, "description")
-        if len(found) < limit:
-            self._fuzzy(expanded_joined, hit)
-        ranked = sorted(found.values(), key=lambda r: (-r.score, r.step_name))
-        return ranked[:limit]
-
-    def _fuzzy(self, text: str, hit: Callable[[int, float, str], None]) -> None:
-        from rapidfuzz import fuzz, process
-
-        for _choice, score, i in process.extract(
-            text, self._joined, scorer=fuzz.WRatio, limit=50, score_cutoff=FUZZY_CUTOFF
+        for column, value, reason in (
+            ("name", query.strip(), "exact"),
+            ("words", "_".join(tokens), "normalized"),
+            ("words", "_".join(expanded), "abbreviation"),
         ):
-            # fuzzy never outranks a word match
-            hit(i, round(min(float(score), 100.0) * 0.75, 1), "fuzzy")
+            for name, workspace_id in conn.execute(
+                f"SELECT name, workspace_id FROM listing WHERE {column} = ?", (value,)
+            ):
+                hit(name, workspace_id, SCORES[reason], reason)
+        wanted = sorted(set(expanded))
+        having = " AND ".join("instr('_' || {0} || '_', ?) > 0" for _ in wanted)
+        marks = [f"_{w}_" for w in wanted]
+        for column, reason in (("words", "partial"), ("description_words", "description")):
+            for name, workspace_id, count in conn.execute(
+                f"SELECT name, workspace_id, word_count FROM listing WHERE {having.format(column)}",
+                marks,
+            ):
+                # more of the name covered by the query ranks higher
+                coverage = len(wanted) / count
+                score = SCORES["partial"] - 10 * (1 - coverage) if reason == "partial" else 50.0
+                hit(name, workspace_id, score, reason)
+        if len(found) < limit:
+            names, spaces, joined = self._fuzzy_choices(conn)
+            for _choice, score, i in process.extract(
+                "_".join(expanded), joined, scorer=fuzz.WRatio, limit=50, score_cutoff=FUZZY_CUTOFF
+            ):
+                # fuzzy never outranks a word match
+                hit(names[i], spaces[i], round(min(float(score), 100.0) * 0.75, 1), "fuzzy")
+        return sorted(found.values(), key=lambda r: (-r.score, r.step_name))[:limit]
 
-
-def _post(postings: dict[str, array[int]], key: str, i: int) -> None:
-    found = postings.get(key)
-    if found is None:
-        postings[sys.intern(key)] = found = array("I")
-    found.append(i)
-
-
-def _having_all(postings: Mapping[str, array[int]], wanted: set[str]) -> list[int]:
-    """The steps whose words include every word of ``wanted``, in index order."""
-    lists = sorted((postings.get(word, ()) for word in wanted), key=len)
-    if not lists or not lists[0]:
-        return []
-    common = set(lists[0])
-    for other in lists[1:]:
-        common.intersection_update(other)
-        if not common:
-            return []
-    return sorted(common)
+    def _fuzzy_choices(self, conn: sqlite3.Connection) -> tuple[list[str], list[str], list[str]]:
+        if self._choices is None:
+            names: list[str] = []
+            spaces: list[str] = []
+            joined: list[str] = []
+            sql = "SELECT name, workspace_id, words FROM listing ORDER BY name"
+            for name, workspace_id, text in conn.execute(sql):
+                names.append(name)
+                spaces.append(workspace_id)
+                joined.append(text)
+            self._choices = (names, spaces, joined)
+        return self._choices

@@ -1,58 +1,43 @@
 """Live updates: watch the workspaces (watchfiles) and apply each batch of changes to the
-index — only the changed paths are read, the tree is not walked again."""
+index — only the folders of the changed paths are read, the tree is not walked again."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from stepkit.catalog.catalog import StepCatalog
+    from stepkit.catalog.catalog import StepCatalog  # typing only: the view never imports this
 
 #: How long watchfiles waits for more changes before yielding a batch (milliseconds).
 DEBOUNCE_MS: Final = 10
 STEP_MS: Final = 5
 
 
-class _Event(Protocol):
-    def is_set(self) -> bool: ...
-
-
 @dataclass(frozen=True, slots=True)
 class WatchUpdate:
     """One applied batch: how many files changed the index, which paths, and how long it
-    took to be in the catalog in memory and then in the index file."""
+    took to be in the index (one transaction: in it is saved)."""
 
     touched: int
     paths: list[str]
-    seconds_in_memory: float
-    seconds_saved: float
+    seconds: float
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "touched": self.touched,
-            "paths": self.paths,
-            "seconds_in_memory": round(self.seconds_in_memory, 4),
-            "seconds_saved": round(self.seconds_saved, 4),
-        }
-
-
-def _watched(registries: set[str]) -> Any:
-    def accept(change: Any, path: str) -> bool:
-        return path.endswith(".py") or path in registries
-
-    return accept
+        return {"touched": self.touched, "paths": self.paths, "seconds": round(self.seconds, 4)}
 
 
 def watch_catalog(
-    catalog: StepCatalog, *, stop_event: _Event | None = None
+    catalog: StepCatalog, *, stop_event: threading.Event | None = None
 ) -> Iterator[WatchUpdate]:
-    """Yield an update each time saved changes reach the index (until ``stop_event``)."""
-    from watchfiles import watch
+    """Yield an update each time changes reach the index (until ``stop_event``)."""
+    from watchfiles import watch  # only a watching process needs the watcher
 
+    session = catalog.session
     workspaces = catalog.project.workspaces
     roots = [ws.steps_dir for ws in workspaces if ws.steps_dir.is_dir()]
     registries = {str(ws.registry_file) for ws in workspaces if ws.registry_file}
@@ -61,7 +46,7 @@ def watch_catalog(
     ]
     for changes in watch(
         *roots,
-        watch_filter=_watched(registries),
+        watch_filter=lambda _change, path: path.endswith(".py") or path in registries,
         debounce=DEBOUNCE_MS,
         step=STEP_MS,
         stop_event=stop_event,
@@ -71,13 +56,9 @@ def watch_catalog(
         started = time.perf_counter()
         paths = sorted({path for _, path in changes})
         if registries.intersection(paths):  # another registry: resolve everything again
-            report = catalog.refresh()  # saves the index itself
+            report = session.refresh()
             touched = report.parsed + report.removed + 1
-            in_memory = time.perf_counter() - started
         else:
-            touched = catalog.apply_changes([Path(p) for p in paths], save=False)
-            in_memory = time.perf_counter() - started
-            if touched:
-                catalog.save()
+            touched = session.apply_changes([Path(p) for p in paths])
         if touched:
-            yield WatchUpdate(touched, paths, in_memory, time.perf_counter() - started)
+            yield WatchUpdate(touched, paths, time.perf_counter() - started)

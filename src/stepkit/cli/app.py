@@ -67,11 +67,12 @@ def root(
     ctx.obj = Globals(project=project, debug=debug)
     import logging
 
-    from stepkit.observability import configure_logging
+    from stepkit.observability import configure_logging_when_used
 
     # People read the CLI's tables and summaries; structured events are for --debug (and
-    # for programs, which configure logging themselves).
-    configure_logging(json=True, level=logging.DEBUG if debug else logging.ERROR)
+    # for programs, which configure logging themselves). Set up when first used: most
+    # commands log nothing, and importing structlog would cost them a tenth of their time.
+    configure_logging_when_used(json=True, level=logging.DEBUG if debug else logging.ERROR)
 
 
 def _mount() -> None:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from stepkit.cli.common import console, load_project, print_json
-from stepkit.cli.fast import write_rows_json
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog, StepInfo
@@ -47,6 +46,26 @@ def open_catalog(ctx: typer.Context, *, rebuild: bool = False) -> StepCatalog:
     return catalog
 
 
+def write_rows_json(key: str, rows: list[str]) -> None:
+    """A JSON object holding one list of JSON texts, one per line: readable, and fast
+    (the rows are the index's own texts, written as they are)."""
+    out = sys.stdout
+    out.write(f'{{"{key}": [\n' + ",\n".join(rows) + "\n]}\n" if rows else f'{{"{key}": []}}\n')
+
+
+def print_table(headers: list[str], rows: list[list[str]], *, title: str = "") -> None:
+    """Columns padded to their widest cell: a table that prints 10,000 rows at once
+    (laying out a Rich table costs a millisecond a row)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    out = [title] if title else []
+    out += [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
 @app.command("list")
 def list_steps(
     ctx: typer.Context,
@@ -61,61 +80,60 @@ def list_steps(
     as_json: JsonOption = False,
 ) -> None:
     """List every step: its workspace, type, job types, components and completeness."""
-    catalog = open_catalog(ctx)
+    rows = open_catalog(ctx).list_rows(workspace, job_type, step_type)
     if as_json:
-        write_rows_json("steps", catalog.list_json(workspace, job_type, step_type))
+        write_rows_json("steps", [row.text for row in rows])
         return
-    rows = catalog.list_rows(workspace, job_type, step_type)
-    from rich.table import Table
-
-    table = Table(title=f"Steps: {len(rows)}")
-    for column in ("name", "type", "workspace", "job types", "components", "complete"):
-        table.add_column(column)
+    cells = []
     for row in rows:
-        components = " ".join(sorted(row["components"]))
-        state = "yes" if row["complete"] else f"no: missing {', '.join(row['missing'])}"
-        if not row["registered"]:
+        data = row.as_json()
+        state = "yes" if data["complete"] else f"no: missing {', '.join(data['missing'])}"
+        if not data["registered"]:
             state = "unregistered"
-        table.add_row(
-            row["name"],
-            row["step_type"] or "-",
-            row["workspace_id"],
-            ", ".join(row["job_types"]),
-            components,
-            state,
+        components = " ".join(sorted(data["components"]))
+        cells.append(
+            [
+                row.name,
+                row.step_type or "-",
+                row.workspace_id,
+                ", ".join(data["job_types"]),
+                components,
+                state,
+            ]
         )
-    console().print(table)
+    headers = ["name", "type", "workspace", "job types", "components", "complete"]
+    print_table(headers, cells, title=f"Steps: {len(rows)}")
 
 
 def _print_info(info: StepInfo, *, show_all: bool) -> None:
-    from rich.table import Table
-
-    out = console()
     d = info.definition
     kind = info.step_type or "unregistered"
-    out.print(f"[bold]{info.node_name}[/bold] ({kind}, from {info.workspace_id})")
+    lines = [f"{info.node_name} ({kind}, from {info.workspace_id})"]
     if d is not None and d.description:
-        out.print(f"  {d.description}")
+        lines.append(f"  {d.description}")
     if info.job_types:
-        out.print(f"  job types: {', '.join(info.job_types)}")
-    state = (
-        "complete" if info.is_complete else f"missing {', '.join(info.missing) or 'registry entry'}"
-    )
-    out.print(f"  {state}")
-    table = Table()
-    for column in ("component", "job type", "workspace", "matched by", "path"):
-        table.add_column(column)
-    rows = [f for c, f in info.components.items() if c != "spec"]
-    rows += list(info.specs.values())
+        lines.append(f"  job types: {', '.join(info.job_types)}")
+    missing = ", ".join(info.missing) or "registry entry"
+    lines.append("  complete" if info.is_complete else f"  missing {missing}")
+    typer.echo("\n".join(lines))
+    files = [f for c, f in info.components.items() if c != "spec"]
+    files += list(info.specs.values())
     if show_all:
-        rows += list(info.shadowed)
+        files += list(info.shadowed)
     effective = {id(f) for f in (*info.components.values(), *info.specs.values())}
-    for f in rows:
-        label = f.component if id(f) in effective else f"{f.component} (shadowed)"
-        table.add_row(label, f.job_type or "", f.workspace_id, f.via, str(f.path))
-    out.print(table)
+    rows = [
+        [
+            f.component if id(f) in effective else f"{f.component} (shadowed)",
+            f.job_type or "",
+            f.workspace_id,
+            f.via,
+            f.location,
+        ]
+        for f in files
+    ]
+    print_table(["component", "job type", "workspace", "matched by", "path"], rows)
     if info.shadowed and not show_all:
-        out.print(f"  {len(info.shadowed)} shadowed file(s) in later workspaces: use --all")
+        typer.echo(f"  {len(info.shadowed)} shadowed file(s) in later workspaces: use --all")
 
 
 @app.command("show")
@@ -162,14 +180,8 @@ def search(
     if not results:
         typer.echo(f"no step matches {query!r}")
         return
-    from rich.table import Table
-
-    table = Table()
-    for column in ("step", "score", "reason", "workspace"):
-        table.add_column(column)
-    for r in results:
-        table.add_row(r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id)
-    console().print(table)
+    rows = [[r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id] for r in results]
+    print_table(["step", "score", "reason", "workspace"], rows)
 
 
 @app.command("which")
@@ -212,21 +224,23 @@ def variants(
             }
         )
         return
-    out = console()
-    out.print(f"[bold]{info.name}[/bold]: {len(info.job_types)} job type(s)")
+    lines = [f"{info.name}: {len(info.job_types)} job type(s)"]
     for job in info.job_types:
         spec = info.specs.get(job) or info.specs.get(None)
         where = f"{spec.path} ({spec.workspace_id})" if spec else "no spec"
-        out.print(f"  {info.name}_{job:<14} spec: {where}")
+        lines.append(f"  {info.name}_{job:<14} spec: {where}")
     for component, f in shared.items():
         if f is not None:
-            out.print(f"  shared {component:<12} {f.path} ({f.workspace_id})")
+            lines.append(f"  shared {component:<12} {f.path} ({f.workspace_id})")
+    typer.echo("\n".join(lines))
 
 
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Report broken, unmatched and unregistered files and incomplete steps; exit 1 if any."""
-    problems = open_catalog(ctx).check()
+    from stepkit.catalog import find_problems
+
+    problems = find_problems(open_catalog(ctx))
     if as_json:
         print_json([p.as_json() for p in problems])
     else:
@@ -246,13 +260,14 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Bring the persisted index up to date and say what that took."""
-    from stepkit.catalog.store import index_path
-
     catalog = open_catalog(ctx, rebuild=rebuild)
+    if not rebuild:
+        catalog.session.ensure_walked()  # every file looked at, not only the folders
     r = catalog.last_refresh
+    (files,) = catalog.session.conn.execute("SELECT count(*) FROM files").fetchone()
     data = {
-        "path": str(index_path(catalog.project)),
-        "files": len(catalog.data.files),
+        "path": str(catalog.session.path or ":memory:"),
+        "files": files,
         "steps": len(catalog.step_names()),
         "parsed": r.parsed,
         "reused": r.reused,

@@ -105,14 +105,22 @@ def _check_postgres(key: str, name: str, url: str, shown: str) -> Finding:
 
 
 def _check_index(project: Project) -> Finding:
-    from stepkit.catalog.store import index_path, load_index
+    from stepkit.catalog.store import index_path, open_index
+    from stepkit.errors import CorruptIndexError
 
     path = index_path(project)
     if not path.exists():
         return Finding("index", "catalog index", str(path), "absent")
-    _, warning = load_index(path)
-    if warning:
-        return Finding("index", "catalog index", str(path), "damaged", (warning,))
+    try:
+        conn = open_index(path)
+    except CorruptIndexError as exc:  # rebuilt by the next catalog command, with a warning
+        return Finding("index", "catalog index", str(path), "damaged", (str(exc),))
+    try:
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    finally:
+        conn.close()
+    if rows != ["ok"]:
+        return Finding("index", "catalog index", str(path), "damaged", tuple(rows[:5]))
     return Finding("index", "catalog index", str(path), "ok")
 
 

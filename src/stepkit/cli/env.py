@@ -33,6 +33,7 @@ def step_specs(ctx: typer.Context, names: Sequence[str] = ()) -> dict[str, EnvSp
 
     The one place this command group reads the catalog: the steps, and each one's contract.
     """
+    from stepkit.catalog.models import contract_of
     from stepkit.cli.catalog import open_catalog
     from stepkit.envs import EnvSpec
 
@@ -40,7 +41,7 @@ def step_specs(ctx: typer.Context, names: Sequence[str] = ()) -> dict[str, EnvSp
     wanted = list(names) or catalog.list_available_steps()
     specs: dict[str, EnvSpec] = {}
     for name in wanted:
-        contract = catalog.get_contract(name)
+        contract = contract_of(catalog, name)
         if contract is not None and contract.framework_requirements:
             specs[name] = EnvSpec.from_contract(contract)
         elif names:

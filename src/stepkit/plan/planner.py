@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stepkit.catalog.models import contract_of, file_facts, spec_of
 from stepkit.errors import PlanError, PlanInvalidError, StepkitError
 from stepkit.plan.config import (
     PipelineConfig,
@@ -105,7 +106,7 @@ def plan_pipeline(
         except StepkitError as exc:
             problems.append(f"{node}: {exc}")
             continue
-        resolved[node] = (info, catalog.get_spec(node))
+        resolved[node] = (info, spec_of(catalog, node))
 
     for node in order:
         if node not in resolved:
@@ -144,7 +145,7 @@ def _plan_node(
     builder_file = components["builder"].path if "builder" in components else None
     builder_class = info.definition.builder_step_name
     script_file = components["script"].path if "script" in components else None
-    contract = catalog.get_contract(node) if "contract" in components else None
+    contract = contract_of(catalog, node) if "contract" in components else None
     # A step with a script runs it; only a step without one runs through its builder.
     if script_file is not None and contract is not None:
         how = "script"
@@ -233,7 +234,7 @@ def _plan_node(
 def _builder_has_run(catalog: StepCatalog, builder_file: Path | None, builder_class: str) -> bool:
     if builder_file is None:
         return False
-    facts = catalog.facts(builder_file) or {}
+    facts = file_facts(catalog, builder_file) or {}
     return any(
         c.get("name") == builder_class and c.get("has_run") for c in facts.get("classes", ())
     )

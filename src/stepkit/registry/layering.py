@@ -74,11 +74,11 @@ class Registry:
     @classmethod
     def load(cls, project: Project, *, use_cache: bool = True) -> Registry:
         """Read every workspace's registry file of ``project`` (cached by file stat)."""
-        cache_dir = project.state_dir / "cache" if use_cache else None
+        state_dir = project.state_dir if use_cache else None
         sources: dict[str, RegistrySource | None] = {}
         for ws in project.workspaces:
             sources[ws.id] = (
-                read_registry(ws.registry_file, ws.id, cache_dir=cache_dir)
+                read_registry(ws.registry_file, ws.id, state_dir=state_dir)
                 if ws.registry_file
                 else None
             )

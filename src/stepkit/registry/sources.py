@@ -2,18 +2,18 @@
 
 A Python registry is read with :mod:`ast`: its literal ``STEP_NAMES`` (and, in a developer
 workspace, ``LOCAL_STEPS`` and ``STEP_OVERRIDES``) dicts, so an existing ``step_names.py``
-works unchanged and a broken or hostile one can do no harm. Parsed sources are cached
-under the state directory, keyed by the file's size, mtime and inode (as ``.pyc`` files
-are), because parsing a 10,000-step file costs more than everything else put together.
+works unchanged and a broken or hostile one can do no harm. Parsed sources are cached in
+the catalog index (:data:`INDEX_FILE` under the state directory, table
+``registry_sources``), keyed by the file's size, mtime and inode (as ``.pyc`` files are),
+because parsing a 10,000-step file costs more than everything else put together.
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
-import marshal
-import os
+import json
 import re
+import sqlite3
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from typing import Any, Final
 from stepkit.errors import RegistryFileError
 from stepkit.names import close_matches
 from stepkit.registry.definitions import FIELDS, REQUIRED_FIELDS, Origin, RegistryEntry
+from stepkit.sqlite import connect, transaction
 
 #: Module-level names read from a Python registry, and what their entries are.
 PYTHON_TABLES: Final[Mapping[str, str]] = {
@@ -30,7 +31,9 @@ PYTHON_TABLES: Final[Mapping[str, str]] = {
     "LOCAL_STEPS": "define",
     "STEP_OVERRIDES": "override",
 }
-_CACHE_FORMAT: Final = 2  # bump whenever parsing changes what a cached entry holds
+_CACHE_FORMAT: Final = 3  # bump whenever parsing changes what a cached entry holds
+#: The catalog index, relative to the state directory: it holds the registry cache too.
+INDEX_FILE: Final = Path("catalog", "index.sqlite")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,23 +46,23 @@ class RegistrySource:
 
 
 def read_registry(
-    path: Path, workspace_id: str, *, cache_dir: Path | None = None
+    path: Path, workspace_id: str, *, state_dir: Path | None = None
 ) -> RegistrySource:
-    """Read one registry file (``.toml`` or ``.py``); a cached parse is reused when the
-    file's size, mtime and inode are unchanged."""
+    """Read one registry file (``.toml`` or ``.py``); with ``state_dir``, a parse cached in
+    its catalog index is reused while the file's size, mtime and inode are unchanged."""
     try:
         st = path.stat()
     except OSError as exc:
         raise RegistryFileError(path, f"cannot be read: {exc.strerror}") from exc
-    signature = (_CACHE_FORMAT, str(path), workspace_id, st.st_size, st.st_mtime_ns, st.st_ino)
-    cache_file = _cache_file(cache_dir, path, workspace_id) if cache_dir else None
-    if cache_file is not None:
-        cached = _read_cache(cache_file, signature)
+    signature = json.dumps([_CACHE_FORMAT, st.st_size, st.st_mtime_ns, st.st_ino])
+    index = state_dir / INDEX_FILE if state_dir is not None else None
+    if index is not None:
+        cached = _read_cache(index, path, workspace_id, signature)
         if cached is not None:
             return _from_plain(path, workspace_id, cached)
     source = _parse(path, workspace_id)
-    if cache_file is not None:
-        _write_cache(cache_file, signature, _to_plain(source))
+    if index is not None:
+        _write_cache(index, path, workspace_id, signature, _to_plain(source))
     return source
 
 
@@ -200,38 +203,56 @@ def _checked(name: str, fields: dict[str, Any], kind: str, origin: Origin) -> di
 # -- cache -----------------------------------------------------------------------------------
 
 
-def _cache_file(cache_dir: Path, path: Path, workspace_id: str) -> Path:
-    digest = hashlib.sha1(f"{workspace_id}\0{path}".encode(), usedforsecurity=False).hexdigest()
-    return cache_dir / f"registry-{digest[:16]}.marshal"
-
-
-def _read_cache(cache_file: Path, signature: tuple[Any, ...]) -> list[Any] | None:
-    try:
-        # loads(read_bytes()): marshal.load on a file object reads in tiny pieces, 15x slower
-        stored_signature, payload = marshal.loads(cache_file.read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):  # absent or unreadable: parse again
+def _read_cache(index: Path, path: Path, workspace_id: str, signature: str) -> list[Any] | None:
+    if not index.is_file():  # no catalog index yet: the catalog creates it, with the table
         return None
-    return payload if stored_signature == signature else None
-
-
-def _write_cache(cache_file: Path, signature: tuple[Any, ...], payload: list[Any]) -> None:
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".{cache_file.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps((signature, payload)))
-        os.replace(tmp, cache_file)
-    except OSError:  # a read-only state dir only costs speed: the cache is an optimisation
+        conn = connect(index)
+        try:
+            found = conn.execute(
+                "SELECT signature, entries FROM registry_sources "
+                "WHERE path = ? AND workspace_id = ?",
+                (str(path), workspace_id),
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # an index being rebuilt, or another program's file: parse again
+        return None
+    if found is None or found[0] != signature:
+        return None
+    try:
+        return json.loads(found[1])  # type: ignore[no-any-return]
+    except ValueError:  # a damaged entry: parse again (and store it anew)
+        return None
+
+
+def _write_cache(
+    index: Path, path: Path, workspace_id: str, signature: str, payload: list[Any]
+) -> None:
+    if not index.is_file():
+        return
+    try:
+        conn = connect(index)
+        try:
+            with transaction(conn):
+                conn.execute(
+                    "INSERT OR REPLACE INTO registry_sources VALUES (?, ?, ?, ?)",
+                    (str(path), workspace_id, signature, json.dumps(payload)),
+                )
+        finally:
+            conn.close()
+    except sqlite3.Error:  # a read-only state dir only costs speed: the cache is an optimisation
         return
 
 
 def _to_plain(source: RegistrySource) -> list[Any]:
     return [
-        (
+        [
             e.name,
             {k: list(v) if isinstance(v, tuple) else v for k, v in e.fields.items()},
             e.kind,
             e.origin.line,
-        )
+        ]
         for e in source.entries
     ]
 

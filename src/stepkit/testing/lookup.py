@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stepkit.catalog.models import contract_of, spec_of
 from stepkit.errors import UnknownStepError
 from stepkit.names import close_matches, split_node_name
 
@@ -46,7 +47,7 @@ def _models(
     contract = None
     reason = ""
     try:
-        contract = catalog.get_contract(info.node_name)
+        contract = contract_of(catalog, info.node_name)
     except (ValidationError, KeyError, TypeError) as exc:  # facts that make no valid model
         reason = f"contract {contract_file} is invalid: {str(exc).splitlines()[0]}"
     if contract is None and not reason:
@@ -58,7 +59,7 @@ def _models(
     spec = None
     if info.specs:
         try:
-            spec = catalog.get_spec(info.name, info.job_type)
+            spec = spec_of(catalog, info.name, info.job_type)
         except (ValidationError, KeyError, TypeError):  # no spec beats a broken one: names only
             spec = None
     return contract, reason, spec

@@ -1,0 +1,314 @@
+"""Applying a walk to the index: which files changed, parsing them, storing them, and
+resolving again what they reach. Functions over a connection, called by the session
+(:mod:`stepkit.catalog.index`) inside its transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sqlite3
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from stepkit.catalog.discovery import read_summaries, read_summary
+from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, Resolver, resolve_changed
+from stepkit.catalog.store import read_definitions, write_resolution
+
+if TYPE_CHECKING:
+    from stepkit.project import FolderScan, RawWalk
+
+#: Below this many files to parse, one process is faster than starting a pool.
+PARALLEL_THRESHOLD: Final = 1500
+#: Kinds of file parsed only when a query needs them (resolution reads their names only).
+LAZY_KINDS: Final = frozenset({"script"})
+#: A file or folder changed this recently may change again within the same clock tick.
+RACY_NS: Final = 1_000_000_000
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file as the index has it."""
+
+    path: str
+    folder: str
+    workspace_id: str
+    kind: str
+    stat: tuple[int, int, int]  # mtime_ns, size, inode (mtime -1: racy, read it again)
+    summary: str | None
+
+
+def _digest(names: Sequence[str], stats: Sequence[int]) -> bytes:
+    """What a folder's files are: their names and stat rows, hashed."""
+    h = hashlib.blake2b("\0".join(names).encode("utf-8", "surrogateescape"), digest_size=16)
+    h.update(array("q", stats).tobytes())
+    return h.digest()
+
+
+class FolderRow(NamedTuple):
+    """A folder as the index keeps it (``kind`` is empty for a steps folder itself)."""
+
+    path: str
+    workspace_id: str
+    kind: str
+    mtime_ns: int  # the folder's own stat: -1 when racy
+    inode: int
+    digest: bytes  # of its files' names and stat rows
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A walked folder: its row, and its files' stat rows as they will be stored."""
+
+    row: FolderRow
+    stats: Sequence[int]  # (mtime_ns, size, inode) per file name; a racy mtime is -1
+
+
+def folder_row(scan: FolderScan, now: int) -> Folder:
+    """The walked folder as stored: a racy mtime is stored as -1, which no file has."""
+    stats = scan.stats
+    if stats and max(stats[0::3]) > now - RACY_NS:
+        stats = array(
+            "q", (-1 if i % 3 == 0 and v > now - RACY_NS else v for i, v in enumerate(stats))
+        )
+    mtime = scan.mtime_ns if scan.mtime_ns <= now - RACY_NS else -1
+    digest = _digest(scan.names, stats)
+    row = FolderRow(scan.folder, scan.workspace_id, scan.component, mtime, scan.inode, digest)
+    return Folder(row, stats)
+
+
+@contextmanager
+def parsing(
+    jobs: list[tuple[str, str]], workers: int | None, progress: Progress | None
+) -> Iterator[Callable[[], list[str]]]:
+    """Summaries of every (path, kind), in order, from the function yielded: parsed in
+    worker processes (started on entering, so the caller works meanwhile) when many."""
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if count <= 1 or len(jobs) < PARALLEL_THRESHOLD:
+        yield lambda: [read_summary(path, kind) for path, kind in jobs]
+        return
+    chunk = max(200, min(1000, len(jobs) // (count * 4)))
+    # fork: the workers need only discovery, already imported; they never touch the
+    # index connection and leave with os._exit, so it is not closed twice
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+        parts = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
+        futures = [pool.submit(read_summaries, part) for part in parts]
+
+        def gather() -> list[str]:
+            out: list[str] = []
+            for future in futures:
+                out += future.result()
+                if progress is not None:
+                    progress(len(out), len(jobs))
+            return out
+
+        try:
+            yield gather
+        except BaseException:  # an error (or ^C) meanwhile: parse no further
+            for future in futures:
+                future.cancel()
+            raise
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a walk changes: the files of the folders that differ, as stored and as found."""
+
+    changed: list[FolderScan]
+    gone_folders: list[str]
+    before: dict[str, StoredFile]
+    now: dict[str, StoredFile]  # summaries not read yet (None)
+    fresh: list[str]  # new or changed files
+    gone: list[str]
+
+    def jobs(self) -> list[tuple[str, str]]:
+        """(path, kind) of the files to parse now (lazy kinds wait for a question)."""
+        return [(p, self.now[p].kind) for p in self.fresh if self.now[p].kind not in LAZY_KINDS]
+
+
+def scoped(scope: list[tuple[str, str]] | None) -> tuple[str, list[str]]:
+    """A WHERE clause for the paths in ``scope`` (each root, and all below it)."""
+    if scope is None:
+        return "1", []
+    clauses, args = [], []
+    for root, workspace_id in scope:
+        clauses.append("(workspace_id = ? AND (path = ? OR (path > ? AND path < ?)))")
+        args += [workspace_id, root, f"{root}/", f"{root}0"]  # "0" follows "/"
+    return " OR ".join(clauses), args
+
+
+def stored_folders(
+    conn: sqlite3.Connection, scope: list[tuple[str, str]] | None
+) -> dict[str, FolderRow]:
+    where, args = scoped(scope)
+    sql = f"SELECT path, workspace_id, kind, mtime_ns, inode, digest FROM folders WHERE {where}"
+    return {path: FolderRow(path, *rest) for path, *rest in conn.execute(sql, args)}
+
+
+def stored_problems(
+    conn: sqlite3.Connection, scope: list[tuple[str, str]] | None
+) -> list[tuple[Any, ...]]:
+    where, args = scoped(scope)
+    sql = f"SELECT path, workspace_id, message FROM walk_problems WHERE {where}"
+    return sorted(conn.execute(sql, args))
+
+
+def plan_changes(
+    conn: sqlite3.Connection,
+    walk: RawWalk,
+    scope: list[tuple[str, str]] | None,
+    rows: dict[str, Folder],
+) -> Plan:
+    """What ``walk`` (of the folders ``scope``) changes in the index, file by file."""
+    stored = stored_folders(conn, scope)
+    changed = [s for s in walk.folders if stored.get(s.folder) != rows[s.folder].row]
+    gone_folders = [f for f in stored if f not in rows]
+    before: dict[str, StoredFile] = {}
+    for folder in [*(s.folder for s in changed), *gone_folders]:
+        for path, ws, kind, mtime_ns, size, inode, summary in conn.execute(
+            "SELECT path, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
+            "WHERE folder = ?",
+            (folder,),
+        ):
+            before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
+    now: dict[str, StoredFile] = {}
+    for scan in changed:
+        stats = rows[scan.folder].stats
+        for i, name in enumerate(scan.names):
+            path, stat = f"{scan.folder}/{name}", (stats[3 * i], stats[3 * i + 1], stats[3 * i + 2])
+            now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, stat, None)
+    fresh = [
+        p
+        for p, f in now.items()
+        if (old := before.get(p)) is None
+        or (old.workspace_id, old.kind, old.stat) != (f.workspace_id, f.kind, f.stat)
+        or f.stat[0] == -1
+        or (old.summary is None and f.kind not in LAZY_KINDS)
+    ]
+    return Plan(changed, gone_folders, before, now, fresh, [p for p in before if p not in now])
+
+
+def write_changes(
+    conn: sqlite3.Connection,
+    plan: Plan,
+    scope: list[tuple[str, str]] | None,
+    rows: dict[str, Folder],
+    problems: list[tuple[Any, ...]],
+    summaries: dict[str, str],
+) -> None:
+    """Store the files and folders as found (in the caller's transaction)."""
+    conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in plan.gone))
+    conn.executemany(
+        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            (p, f.folder, f.workspace_id, f.kind, *f.stat, summaries.get(p))
+            for p in plan.fresh
+            for f in (plan.now[p],)
+        ),
+    )
+    conn.executemany("DELETE FROM folders WHERE path = ?", ((f,) for f in plan.gone_folders))
+    conn.executemany(
+        "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?, ?)",
+        (rows[s.folder].row for s in plan.changed),
+    )
+    where, args = scoped(scope)
+    conn.execute(f"DELETE FROM walk_problems WHERE {where}", args)
+    conn.executemany("INSERT INTO walk_problems VALUES (?, ?, ?)", problems)
+
+
+# -- resolution --------------------------------------------------------------------------------
+
+
+def _entries(conn: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> Iterator[FileEntry]:
+    for path, workspace_id, kind, summary in conn.execute(sql, args):
+        yield FileEntry(path, workspace_id, kind, json.loads(summary) if summary else None)
+
+
+def resolve_all(conn: sqlite3.Connection, facts: RegistryFacts, order: Sequence[str]) -> None:
+    """Resolve every indexed file and store the result in place of the previous one."""
+    resolver = Resolver(facts, order)
+    kinds = " ".join(f"WHEN '{kind}' THEN {i}" for i, kind in enumerate(ORDER))
+    spaces = " ".join(f"WHEN ? THEN {i}" for i, _ in enumerate(order))
+    sql = (  # in the order resolution takes them: none is held once resolved
+        "SELECT path, workspace_id, kind, summary FROM files ORDER BY "
+        f"CASE kind {kinds} ELSE 99 END, CASE workspace_id {spaces} ELSE 99 END, path"
+    )
+    for table in ("placements", "listing", "links", "unmatched"):
+        conn.execute(f"DELETE FROM {table}")
+
+    def store_links(batch: list[tuple[str, str]]) -> None:  # as they come: 150,000 of them
+        conn.executemany("INSERT OR IGNORE INTO links VALUES (?, ?)", sorted(batch))
+
+    result = resolver.run(_entries(conn, sql, order), ordered=True, links=store_links)
+    write_resolution(
+        conn,
+        result,
+        paths=None,
+        names=None,
+        definitions=facts.definitions,
+        rank={ws: i for i, ws in enumerate(order)},
+    )
+
+
+def resolve_some(
+    conn: sqlite3.Connection,
+    old: dict[str, StoredFile | None],
+    now_files: dict[str, StoredFile],
+    summaries: dict[str, str],
+    order: Sequence[str],
+) -> None:
+    """Resolve again the steps the changed files ``old`` reach (all, when too many)."""
+    facts = RegistryFacts.of(read_definitions(conn))
+    resolver = Resolver(facts, order)
+
+    def entry_of(stored: StoredFile) -> FileEntry:
+        summary = json.loads(stored.summary) if stored.summary else None
+        return FileEntry(stored.path, stored.workspace_id, stored.kind, summary)
+
+    before = {p: entry_of(s) if s is not None else None for p, s in old.items()}
+    current = {}
+    for path in old:
+        if path in now_files:
+            f, text = now_files[path], summaries.get(path)
+            summary = json.loads(text) if text else None
+            current[path] = FileEntry(path, f.workspace_id, f.kind, summary)
+
+    def linked(key: str) -> list[str]:
+        return [p for (p,) in conn.execute("SELECT path FROM links WHERE key = ?", (key,))]
+
+    def entry(path: str) -> FileEntry:
+        sql = "SELECT path, workspace_id, kind, summary FROM files WHERE path = ?"
+        return next(_entries(conn, sql, (path,)))
+
+    total = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+    partial = resolve_changed(
+        resolver, old=before, current=current, linked=linked, entry=entry, total=total
+    )
+    if partial is None:
+        resolve_all(conn, facts, order)
+        return
+    for path, was in before.items():
+        if was is not None:
+            conn.executemany(
+                "DELETE FROM links WHERE key = ? AND path = ?",
+                ((k, path) for k in resolver.file_keys(was)),
+            )
+    conn.executemany(
+        "INSERT OR IGNORE INTO links VALUES (?, ?)",
+        ((k, p) for k, p in partial.result.links if p in current),
+    )
+    write_resolution(
+        conn,
+        partial.result,
+        paths=partial.paths,
+        names=partial.names,
+        definitions=facts.definitions,
+        rank={ws: i for i, ws in enumerate(order)},
+    )

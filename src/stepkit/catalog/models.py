@@ -1,0 +1,49 @@
+"""The models of a step's files, built on demand from what ``ast`` reads of them.
+
+Functions over a :class:`~stepkit.catalog.catalog.StepCatalog` view: the index keeps only
+small summaries; everything else is read from the file when asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stepkit.catalog.catalog import StepCatalog
+from stepkit.catalog.discovery import contract_from_facts, read_facts, spec_from_facts
+
+if TYPE_CHECKING:
+    from stepkit.components import ScriptContract, StepSpecification
+
+
+def file_facts(catalog: StepCatalog, path: Path | str) -> dict[str, Any] | None:
+    """Everything discovery reads from an indexed file, read now (None: not indexed)."""
+    found = catalog.session.read(
+        lambda c: c.execute("SELECT kind FROM files WHERE path = ?", (str(path),)).fetchone()
+    )
+    return read_facts(str(path), found[0]) if found else None
+
+
+def contract_of(catalog: StepCatalog, name_or_node: str) -> ScriptContract | None:
+    """The step's contract as a :class:`ScriptContract`."""
+    component = catalog.get_step_info(name_or_node).components.get("contract")
+    facts = file_facts(catalog, component.location) if component else None
+    contracts = facts.get("contracts") if facts else None
+    return contract_from_facts(contracts[0]) if contracts else None
+
+
+def spec_of(
+    catalog: StepCatalog, name_or_node: str, job_type: str | None = None
+) -> StepSpecification | None:
+    """The step's spec for a job type as a :class:`StepSpecification`, contract included."""
+    info = catalog.get_step_info(name_or_node, job_type)
+    component = info.components.get("spec")
+    facts = (file_facts(catalog, component.location) if component else None) or {}
+    every = list(facts.get("specs", ()))
+    specs = [s for s in every if s.get("job_type") == info.job_type] or every
+    if not specs:
+        return None
+    spec_type = info.definition.spec_type if info.definition else info.name
+    if info.job_type:
+        spec_type = f"{spec_type}_{info.job_type.capitalize()}"
+    return spec_from_facts(specs[0], step_type=spec_type, contract=contract_of(catalog, info.name))
