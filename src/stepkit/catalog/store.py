@@ -95,7 +95,9 @@ def open_index(path: Path | str) -> sqlite3.Connection:
         # from its watcher thread to the catalog the caller keeps reading
         conn = connect(path, check_same_thread=False)
     except (sqlite3.DatabaseError, StateStoreError) as exc:
-        raise CorruptIndexError(path, str(exc)) from exc
+        # the index is rebuilt, not restored: say SQLite's own reason, not the stores' advice
+        cause = exc.__cause__ if isinstance(exc.__cause__, sqlite3.DatabaseError) else exc
+        raise CorruptIndexError(path, str(cause)) from exc
     try:
         fresh = conn.execute("PRAGMA user_version").fetchone()[0] == 0
         if fresh and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
