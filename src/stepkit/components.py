@@ -27,6 +27,7 @@ __all__ = [
     "ENTRY_POINT_FIELDS",
     "DependencySpec",
     "DependencyType",
+    "JobArgument",
     "NodeType",
     "OutputSpec",
     "ScriptContract",
@@ -65,6 +66,26 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
+class JobArgument(_Frozen):
+    """A command-line flag the script's own ``__main__`` parses, and where its value comes
+    from: ``source`` is ``job_type`` (the node's job type) or a config field's name."""
+
+    flag: str
+    source: str
+
+    @field_validator("flag")
+    @classmethod
+    def _is_a_long_flag(cls, value: str) -> str:
+        if not value.startswith("--") or len(value) < 3:
+            raise ValueError(f"flag {value!r} must be a long option like '--job_type'")
+        return value
+
+    @property
+    def dest(self) -> str:
+        """The attribute argparse gives the value: ``--job-type`` → ``job_type``."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+
 class ScriptContract(_Frozen):
     """What a script expects of its container: paths by logical name, env vars, arguments."""
 
@@ -76,6 +97,12 @@ class ScriptContract(_Frozen):
     expected_arguments: dict[str, str] = Field(default_factory=dict)
     framework_requirements: dict[str, str] = Field(default_factory=dict)
     description: str = ""
+    #: The folder (a package) the script lives in and runs from, relative to the steps folder.
+    source_dir: str | None = None
+    #: The flags the script's ``__main__`` parses, and where each value comes from.
+    job_arguments: list[JobArgument] = Field(default_factory=list)
+    #: Inputs that are folders of one sub-folder per channel (``train``, ``val``, ``test``).
+    input_channels: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("entry_point")
     @classmethod
@@ -115,6 +142,7 @@ class OutputSpec(_Frozen):
     logical_name: str
     output_type: DependencyType
     aliases: list[str] = Field(default_factory=list)
+    semantic_keywords: list[str] = Field(default_factory=list)
     property_path: str | None = None  # the framework's runtime property; unused locally
     data_type: str = "S3Uri"
     description: str = ""

@@ -418,3 +418,12 @@ class SchedulerUnreachableError(StepkitError, ConnectionError):
     def __init__(self, address: str, reason: str) -> None:
         self.address = address
         super().__init__(f"No Dask scheduler at {address}: {reason}")
+
+
+class InterfaceFileError(StepkitError, ValueError):
+    """A ``.step.yaml`` interface file that cannot be read: bad YAML, a missing or unknown key."""
+
+    def __init__(self, path: Path, message: str, *, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        super().__init__(f"{_where(path, line)}{message}")
