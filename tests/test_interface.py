@@ -15,7 +15,12 @@ from stepkit.components import (
     ScriptContract,
 )
 from stepkit.errors import InterfaceFileError
-from stepkit.interface import parse_interface, read_interface
+from stepkit.interface import (
+    interface_document,
+    parse_interface,
+    read_interface,
+    render_interface,
+)
 
 PREPROCESSING = """\
 step_type: TabularPreprocessing
@@ -188,3 +193,37 @@ def test_yaml_that_would_run_code_is_refused() -> None:
 def test_missing_top_key_is_named() -> None:
     with pytest.raises(InterfaceFileError, match=r"x\.step\.yaml:1: has no 'contract'"):
         _parse("step_type: A\nnode_type: source\nregistry: {sagemaker_step_type: Processing}\n")
+
+
+def test_a_step_written_out_reads_back_the_same() -> None:
+    step = _parse(PREPROCESSING)
+    document = interface_document(
+        registry=step.registry.fields,  # type: ignore[attr-defined]
+        contract=step.contract,  # type: ignore[attr-defined]
+        spec=step.spec,  # type: ignore[attr-defined]
+        variants=step.variants,  # type: ignore[attr-defined]
+    )
+    again = _parse(render_interface(document))
+    for field in ("name", "node_type", "contract", "spec", "variants"):
+        assert getattr(again, field) == getattr(step, field), field
+    assert dict(again.registry.fields) == dict(step.registry.fields)  # type: ignore[attr-defined]
+    # only what differs from the base is written for a variant
+    assert document["variants"]["training"] == {  # its step_type is the default one
+        "spec": {"dependencies": {"DATA": {"semantic_keywords": ["training"]}}},
+    }
+    assert document["variants"]["calibration"] == {
+        "spec": {"outputs": {"processed_data": {"description": "calibration split"}}}
+    }
+
+
+def test_a_variant_cannot_drop_what_the_base_has() -> None:
+    step = _parse(PREPROCESSING)
+    base = step.spec  # type: ignore[attr-defined]
+    without = base.model_copy(update={"dependencies": {}, "step_type": "TabularPreprocessing_Testing"})
+    with pytest.raises(ValueError, match="TabularPreprocessing_testing has no dependency 'DATA'"):
+        interface_document(
+            registry={"sagemaker_step_type": "Processing"},
+            contract=step.contract,  # type: ignore[attr-defined]
+            spec=base,
+            variants={"testing": without},
+        )

@@ -30,7 +30,14 @@ from stepkit.errors import InterfaceFileError
 from stepkit.names import close_matches
 from stepkit.registry.definitions import Origin, RegistryEntry
 
-__all__ = ["INTERFACE_SUFFIX", "StepInterface", "parse_interface", "read_interface"]
+__all__ = [
+    "INTERFACE_SUFFIX",
+    "StepInterface",
+    "interface_document",
+    "parse_interface",
+    "read_interface",
+    "render_interface",
+]
 
 #: The file name suffix of an interface file: ``interfaces/<stem>.step.yaml``.
 INTERFACE_SUFFIX: Final = ".step.yaml"
@@ -392,3 +399,144 @@ def _line_of(text: str, where: tuple[str | int, ...]) -> int | None:
         line = found[0].start_mark.line + 1
         node = found[1]
     return line
+
+
+# -- writing: the classic layout converted ------------------------------------------------
+
+
+def interface_document(
+    *,
+    registry: Mapping[str, Any],
+    contract: ScriptContract,
+    spec: StepSpecification,
+    variants: Mapping[str, StepSpecification],
+) -> dict[str, Any]:
+    """The ``.step.yaml`` content of a step: its registry row, contract, base spec and the
+    job-type variants as partial specs over the base (what differs, key by key).
+
+    Raises :class:`ValueError` when a variant lacks a dependency or output of the base,
+    which a partial spec cannot express.
+    """
+    name = spec.step_type
+    row = {"sagemaker_step_type": registry["sagemaker_step_type"]}
+    if registry.get("description"):
+        row["description"] = registry["description"]
+    for key, default in (
+        ("config_class", f"{name}Config"),
+        ("builder_step_name", f"{name}StepBuilder"),
+        ("spec_type", name),
+    ):
+        if registry.get(key) and registry[key] != default:
+            row[key] = registry[key]
+    base = _spec_document(spec)
+    document: dict[str, Any] = {
+        "step_type": name,
+        "node_type": spec.node_type.value,
+        "registry": row,
+        "contract": _contract_document(contract),
+        "spec": base,
+    }
+    written: dict[str, Any] = {}
+    for job_type, variant in variants.items():
+        entry: dict[str, Any] = {}
+        if variant.step_type != f"{name}_{job_type.capitalize()}":
+            entry["step_type"] = variant.step_type
+        partial = _difference(base, _spec_document(variant), f"{name}_{job_type}")
+        if partial:
+            entry["spec"] = partial
+        written[job_type] = entry or None
+    if written:
+        document["variants"] = written
+    return document
+
+
+def render_interface(document: Mapping[str, Any]) -> str:
+    """YAML text of an interface document, keys in the documented order."""
+    return yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, width=100)
+
+
+def _contract_document(contract: ScriptContract) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for logical, path in contract.expected_input_paths.items():
+        entry: dict[str, Any] = {"path": path}
+        if logical in contract.input_channels:
+            entry["channels"] = list(contract.input_channels[logical])
+        inputs[logical] = entry
+    document: dict[str, Any] = {"entry_point": contract.entry_point}
+    if contract.source_dir:
+        document["source_dir"] = contract.source_dir
+    document["inputs"] = inputs
+    document["outputs"] = {k: {"path": v} for k, v in contract.expected_output_paths.items()}
+    if contract.expected_arguments:
+        document["arguments"] = dict(contract.expected_arguments)
+    if contract.job_arguments:
+        document["job_arguments"] = [a.model_dump() for a in contract.job_arguments]
+    env: dict[str, Any] = {}
+    if contract.required_env_vars:
+        env["required"] = list(contract.required_env_vars)
+    if contract.optional_env_vars:
+        env["optional"] = dict(contract.optional_env_vars)
+    if env:
+        document["env_vars"] = env
+    if contract.framework_requirements:
+        document["framework_requirements"] = dict(contract.framework_requirements)
+    if contract.description:
+        document["description"] = contract.description
+    return document
+
+
+def _spec_document(spec: StepSpecification) -> dict[str, Any]:
+    def fields(model: DependencySpec | OutputSpec, type_field: str) -> dict[str, Any]:
+        # exclude_defaults keeps the file to what the step really says
+        dumped = model.model_dump(
+            mode="json", exclude={"logical_name", type_field}, exclude_defaults=True
+        )
+        return {"type": getattr(model, type_field).value, **dumped}
+
+    document: dict[str, Any] = {}
+    if spec.dependencies:
+        document["dependencies"] = {
+            k: fields(d, "dependency_type") for k, d in spec.dependencies.items()
+        }
+    if spec.outputs:
+        document["outputs"] = {k: fields(o, "output_type") for k, o in spec.outputs.items()}
+    return document
+
+
+def _difference(base: Mapping[str, Any], variant: Mapping[str, Any], node: str) -> dict[str, Any]:
+    """The partial spec that, merged over ``base``, gives ``variant``."""
+    partial: dict[str, Any] = {}
+    for section in ("dependencies", "outputs"):
+        ours, theirs = base.get(section, {}), variant.get(section, {})
+        missing = sorted(set(ours) - set(theirs))
+        if missing:
+            raise ValueError(
+                f"{node} has no {section[:-1] if section == 'outputs' else 'dependency'} "
+                f"{', '.join(map(repr, missing))} that the base spec has; "
+                "a variant can change or add entries, not remove them"
+            )
+        changes: dict[str, Any] = {}
+        for logical, fields in theirs.items():
+            before = ours.get(logical)
+            if before is None:
+                changes[logical] = fields
+                continue
+            changed = {k: v for k, v in fields.items() if before.get(k) != v}
+            dropped = [k for k in before if k not in fields]
+            for key in dropped:  # back to the model's default, said explicitly
+                changed[key] = _FIELD_DEFAULTS[section][key]
+            if changed:
+                changes[logical] = changed
+        if changes:
+            partial[section] = changes
+    return partial
+
+
+_FIELD_DEFAULTS: Final[Mapping[str, Mapping[str, Any]]] = {
+    section: {
+        key: info.get_default(call_default_factory=True)
+        for key, info in model.model_fields.items()
+        if not info.is_required()
+    }
+    for section, model in (("dependencies", DependencySpec), ("outputs", OutputSpec))
+}
