@@ -70,13 +70,13 @@ def test_a_bad_yaml_table_is_one_clear_error(
     write_project: WriteProject, table: str, message: str
 ) -> None:
     with pytest.raises(RegistryFileError, match=message):
-        Registry.load(_project(write_project, table))
+        Registry.load(_project(write_project, table), strict=True)
 
 
 def test_yaml_tags_that_would_run_code_are_refused(write_project: WriteProject) -> None:
     hostile = "step_names: !!python/object/apply:os.system ['echo pwned']\n"
     with pytest.raises(RegistryFileError, match="step_names must be a mapping"):
-        Registry.load(_project(write_project, hostile))
+        Registry.load(_project(write_project, hostile), strict=True)
     inner = "step_names:\n  A: !!python/object/apply:os.system ['echo pwned']\n"
     with pytest.raises(RegistryFileError, match=":2: 'A' is not plain data"):
-        Registry.load(_project(write_project, inner))
+        Registry.load(_project(write_project, inner), strict=True)
