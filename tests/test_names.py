@@ -6,10 +6,12 @@ from hypothesis import strategies as st
 
 from stepkit.names import (
     BRAND_WORDS,
+    StemIndex,
     canonical_name_from_file_name,
     close_matches,
     component_stem,
     is_pascal_case,
+    name_key,
     pascal_to_snake,
     snake_to_pascal,
     split_node_name,
@@ -112,3 +114,30 @@ def test_every_registered_name_round_trips_through_its_file_name(
 @given(st.from_regex(r"[a-z]{2}[a-z0-9]{0,6}(_[a-z]{2}[a-z0-9]{0,6}){0,4}", fullmatch=True))
 def test_snake_stems_round_trip_through_pascal_case(stem: str) -> None:
     assert pascal_to_snake(snake_to_pascal(stem)) == stem
+
+
+@pytest.mark.parametrize(
+    ("file_name", "step"),
+    [
+        ("lightgbmmt_training.py", "LightGBMMTTraining"),
+        ("graphstorm_gnn_training.py", "GraphStormGNNTraining"),
+        ("xgboost_mt_training.py", "XgboostMtTraining"),
+        ("config_graphstorm_gnn_training_step.py", "GraphStormGNNTraining"),
+        ("lightgbmmt_training_contract.py", "LightGBMMTTraining"),
+    ],
+)
+def test_acronyms_match_however_the_file_spells_them(file_name: str, step: str) -> None:
+    known = {"LightGBMMTTraining", "GraphStormGNNTraining", "XgboostMtTraining", "XGBoostTraining"}
+    assert canonical_name_from_file_name(file_name, known) == step
+
+
+def test_a_key_shared_by_two_names_matches_neither() -> None:
+    index = StemIndex(["ABTest", "AbTest"])
+    assert index.get("abtest") is None
+    assert index.get("ab_test") == "AbTest"  # the exact stem still wins
+
+
+@given(st.from_regex(r"[A-Z][a-z]{1,6}(?:[A-Z]{1,4}[a-z]{0,5}){0,3}", fullmatch=True))
+def test_every_name_and_its_stem_share_a_key(name: str) -> None:
+    assert name_key(pascal_to_snake(name)) == name_key(name)
+    assert StemIndex([name]).get(pascal_to_snake(name)) == name

@@ -194,6 +194,7 @@ class OutputSpec(_Frozen):
     logical_name: str
     output_type: DependencyType
     aliases: list[str] = Field(default_factory=list)
+    semantic_keywords: list[str] = Field(default_factory=list)
     property_path: str | None = None  # the framework's runtime property; unused locally
     data_type: str = "S3Uri"
     description: str = ""

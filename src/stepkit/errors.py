@@ -595,3 +595,12 @@ class CorruptIndexError(StepkitError, ValueError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"catalog index {path} cannot be used ({reason})")
+
+
+class InterfaceFileError(StepkitError, ValueError):
+    """A ``.step.yaml`` interface file that cannot be read: bad YAML, a missing or unknown key."""
+
+    def __init__(self, path: Path, message: str, *, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        super().__init__(f"{_where(path, line)}{message}")

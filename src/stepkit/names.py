@@ -142,6 +142,35 @@ def component_stem(file_stem: str, component: str) -> str:
     return stem
 
 
+def name_key(name_or_stem: str) -> str:
+    """A spelling-blind key: ``lightgbmmt_training`` and ``LightGBMMTTraining`` share one.
+
+    Acronyms and brand words split differently under each convention (``GraphStormGNN`` is
+    ``graphstorm_gnn`` in one repository and ``graph_storm_gnn`` by the rule), so a file stem
+    is also matched to a name with underscores dropped and case folded.
+    """
+    return name_or_stem.replace("_", "").casefold()
+
+
+class StemIndex:
+    """Known step names by snake_case stem, and by :func:`name_key` where that is unambiguous."""
+
+    __slots__ = ("_by_key", "_by_stem")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._by_stem: dict[str, str] = {}
+        by_key: dict[str, str | None] = {}
+        for name in names:
+            self._by_stem[pascal_to_snake(name)] = name
+            key = name_key(name)
+            by_key[key] = None if key in by_key and by_key[key] != name else name
+        self._by_key = {key: name for key, name in by_key.items() if name is not None}
+
+    def get(self, stem: str) -> str | None:
+        """The name whose stem is ``stem``, else the one name sharing its key, else ``None``."""
+        return self._by_stem.get(stem) or self._by_key.get(name_key(stem))
+
+
 def canonical_name_from_file_name(
     file_name: str,
     known_names: Iterable[str],
@@ -151,11 +180,12 @@ def canonical_name_from_file_name(
     """The registered step a component file name belongs to, or ``None``.
 
     Tries, in order: the registry's own names (so every registered name round-trips,
-    acronyms included), the name with a job-type suffix removed, abbreviations expanded,
-    and finally the PascalCase string rule — each only counting when it names a known step.
+    acronyms included, however the file spells them), the name with a job-type suffix
+    removed, abbreviations expanded, and finally the PascalCase string rule — each only
+    counting when it names a known step.
     """
     known = known_names if isinstance(known_names, (set, frozenset, dict)) else set(known_names)
-    by_stem = {pascal_to_snake(name): name for name in known}
+    by_stem = StemIndex(known)
     raw = file_name.rsplit("/", 1)[-1]
     raw = raw[:-3] if raw.endswith(".py") else raw
     candidates = [raw]
@@ -172,8 +202,9 @@ def canonical_name_from_file_name(
         if expanded != candidate:
             candidates.append(expanded)
     for candidate in candidates:
-        if candidate in by_stem:
-            return by_stem[candidate]
+        found = by_stem.get(candidate)
+        if found is not None:
+            return found
         if candidate in known:
             return candidate
         pascal = snake_to_pascal(candidate)

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
 PROJECT_FILE: Final = "stepkit.toml"
 #: Registry files looked for inside a workspace's steps folder, in this order.
-DEFAULT_REGISTRY_FILES: Final = ("registry.toml", "step_names.py", "registry.py")
+DEFAULT_REGISTRY_FILES: Final = (
+    "registry.toml",
+    "step_names.py",
+    "registry.py",
+    "step_names.yaml",
+    "registry.yaml",
+)
 #: Component folders inside a steps folder, and the component each holds.
 COMPONENT_DIRS: Final[Mapping[str, str]] = {
     "scripts": "script",

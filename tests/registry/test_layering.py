@@ -136,7 +136,7 @@ def test_redefining_without_override_names_both_places(write_project: WriteProje
         """,
     )
     with pytest.raises(RegistryConflictError) as info:
-        Registry.load(project)
+        Registry.load(project, strict=True)
     message = str(info.value)
     assert (
         "dev/alice/steps/registry.toml:3: step 'XGBoostTraining' is already defined at" in message
@@ -148,21 +148,21 @@ def test_redefining_without_override_names_both_places(write_project: WriteProje
 def test_override_of_unknown_step_suggests(write_project: WriteProject) -> None:
     project = make(write_project, bob='STEP_OVERRIDES = {"XGBoostTrainng": {"description": "x"}}\n')
     with pytest.raises(RegistryFileError, match="Did you mean 'XGBoostTraining'"):
-        Registry.load(project)
+        Registry.load(project, strict=True)
 
 
 def test_duplicate_key_in_one_python_dict_is_a_conflict(write_project: WriteProject) -> None:
     dup = CORE.replace('"XGBoostTraining": {', '"TabularPreprocessing": {', 1)
     project = make(write_project, core=dup)
     with pytest.raises(RegistryConflictError, match="TabularPreprocessing"):
-        Registry.load(project)
+        Registry.load(project, strict=True)
 
 
 @pytest.mark.parametrize(
     ("source", "message"),
     [
         ("STEP_NAMES = {", "syntax error"),
-        ("STEP_NAMES = build()", "must be a literal dict"),
+        ("STEP_NAMES = build()", r"is computed by code \(build\(\)\), which stepkit does not run"),
         ('STEP_NAMES = {"A": {"config_class": make()}}', "is not a literal"),
         (
             'STEP_NAMES = {"A": {"confg_class": "X"}}',
@@ -177,7 +177,7 @@ def test_bad_python_registry_is_one_clear_error(
 ) -> None:
     project = make(write_project, core=source)
     with pytest.raises(RegistryFileError, match=message) as info:
-        Registry.load(project)
+        Registry.load(project, strict=True)
     assert "step_names.py:1:" in str(info.value)
 
 
@@ -257,3 +257,68 @@ def test_example_project_layers(example_project: Path) -> None:
     assert [o.name for o in reports["bob"].overrides] == ["ModelEvaluation"]
     assert len(reports["shared"].defines) >= 9
     assert [p for p in check_registry(registry) if p.severity == "error"] == []
+
+
+def test_a_broken_developer_registry_hurts_only_its_workspace(
+    write_project: WriteProject,
+) -> None:
+    project = make(write_project, alice="[steps.Broken\n", bob='STEP_NAMES = {"A": {')
+    registry = Registry.load(project)
+    # everyone still sees the core; alice and bob lose only their own layer
+    for ws in ("alice", "bob", "shared"):
+        assert registry.names(ws) == ["TabularPreprocessing", "XGBoostTraining"]
+    problems = registry.problems
+    assert [p.workspace_id for p in problems] == ["alice", "bob"]
+    assert "dev/alice/steps/registry.toml" in str(problems[0]) and "is not valid TOML" in str(
+        problems[0]
+    )
+    assert str(problems[1]).startswith("workspace 'bob': ")
+    assert "syntax error" in str(problems[1])
+
+
+def test_a_conflicting_entry_is_left_out_and_the_rest_of_the_layer_kept(
+    write_project: WriteProject,
+) -> None:
+    alice = """
+    [steps.XGBoostTraining]
+    config_class = "X"
+    builder_step_name = "X"
+    spec_type = "X"
+    sagemaker_step_type = "Training"
+
+    [steps.AliceStep]
+    config_class = "AliceStepConfig"
+    builder_step_name = "AliceStepBuilder"
+    spec_type = "AliceStep"
+    sagemaker_step_type = "Processing"
+    """
+    registry = Registry.load(make(write_project, alice=alice))
+    assert registry.names("alice") == ["AliceStep", "TabularPreprocessing", "XGBoostTraining"]
+    assert registry.get("XGBoostTraining", "alice").config_class == "XGBoostTrainingConfig"
+    (problem,) = registry.problems
+    assert problem.workspace_id == "alice"
+    assert isinstance(problem.error, RegistryConflictError)
+    with pytest.raises(RegistryConflictError, match="XGBoostTraining"):
+        Registry.load(make(write_project, alice=alice), strict=True)
+
+
+def test_a_broken_core_registry_leaves_the_developer_steps(write_project: WriteProject) -> None:
+    alice = """
+    [steps.AliceStep]
+    config_class = "AliceStepConfig"
+    builder_step_name = "AliceStepBuilder"
+    spec_type = "AliceStep"
+    sagemaker_step_type = "Processing"
+    """
+    registry = Registry.load(make(write_project, alice=alice, core="STEP_NAMES = {"))
+    assert registry.names("alice") == ["AliceStep"]
+    assert registry.names() == []
+    assert [p.workspace_id for p in registry.problems] == ["shared"]
+
+
+def test_registry_check_reports_what_was_left_out(write_project: WriteProject) -> None:
+    registry = Registry.load(make(write_project, alice="[steps.Broken\n"))
+    (first, *_) = check_registry(registry)
+    assert first.severity == "error"
+    assert str(first).startswith("error: workspace 'alice': left out: ")
+    assert "registry.toml" in str(first)

@@ -38,7 +38,14 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
         kinds.setdefault(kind, []).append(path)
         workspace_of[path] = workspace_id
     summaries = session.summaries(workspace_of)  # scripts are parsed now
+    # A registry file that cannot be read hurts only its workspace: reported here, not raised.
+    from stepkit.registry.layering import Registry
+
     out = [
+        Problem("registry", str(left_out.error), None, None, None, left_out.workspace_id)
+        for left_out in Registry.load(catalog.project).problems
+    ]
+    out += [
         Problem(_file_kind(message), message, Path(path), None, None, ws)
         for path, ws, message in conn.execute(
             "SELECT path, workspace_id, message FROM walk_problems ORDER BY path, message"

@@ -11,7 +11,7 @@ from stepkit.registry.context import (
     workspace_context,
 )
 from stepkit.registry.definitions import KNOWN_STEP_TYPES, Origin, StepDefinition
-from stepkit.registry.layering import LayerReport, Override, Registry
+from stepkit.registry.layering import LayerReport, Override, Registry, RegistryProblem
 
 __all__ = [
     "KNOWN_STEP_TYPES",
@@ -20,6 +20,7 @@ __all__ = [
     "Override",
     "Problem",
     "Registry",
+    "RegistryProblem",
     "StepDefinition",
     "active_workspace",
     "check_registry",

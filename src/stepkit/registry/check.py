@@ -24,8 +24,17 @@ class Problem:
 
 
 def check_registry(registry: Registry) -> list[Problem]:
-    """Check every workspace's view: names, spec types, step types, unique class names."""
-    problems: list[Problem] = []
+    """Check every workspace's view: names, spec types, step types, unique class names;
+    first what loading left out (unreadable files, conflicting entries)."""
+    problems: list[Problem] = [
+        Problem(
+            "error",
+            f"workspace {left_out.workspace_id!r}",
+            f"left out: {left_out.error}",
+            None,
+        )
+        for left_out in registry.problems
+    ]
     seen: set[tuple[str, str, str]] = set()
     for workspace_id in registry.workspace_ids:
         view = registry.view(workspace_id)

@@ -3,6 +3,11 @@
 The last workspace of a project is the core. A developer workspace's view is the core
 plus that workspace's own layer: steps it adds, and fields it explicitly overrides.
 Redefining a core step without saying so is a conflict, reported with both places.
+
+A broken registry hurts only its own workspace: a file that cannot be read, or an entry
+that conflicts, becomes a :attr:`Registry.problems` entry and is left out, so every other
+workspace (and every pipeline that does not use those steps) keeps working. ``strict=True``
+raises the first problem instead.
 """
 
 from __future__ import annotations
@@ -53,15 +58,41 @@ class LayerReport:
     shadows: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> other workspaces
 
 
+@dataclass(frozen=True, slots=True)
+class RegistryProblem:
+    """A registry file, or one entry of it, left out of its workspace's view."""
+
+    workspace_id: str
+    error: RegistryFileError | RegistryConflictError
+
+    def __str__(self) -> str:
+        return f"workspace {self.workspace_id!r}: {self.error}"
+
+
 class Registry:
     """Step definitions of every workspace of a project, resolved per active workspace."""
 
-    def __init__(self, sources: Mapping[str, RegistrySource | None], order: Sequence[str]) -> None:
-        """``order`` is the precedence order of workspace ids; its last one is the core."""
+    def __init__(
+        self,
+        sources: Mapping[str, RegistrySource | None],
+        order: Sequence[str],
+        *,
+        problems: Sequence[RegistryProblem] = (),
+        strict: bool = False,
+    ) -> None:
+        """``order`` is the precedence order of workspace ids; its last one is the core.
+
+        ``problems`` are those met while reading the sources; with ``strict`` the first
+        problem (met reading or layering) is raised instead of recorded.
+        """
         if not order:
             raise ValueError("a registry needs at least one workspace")
         self._order = tuple(order)
         self._sources = dict(sources)
+        self._strict = strict
+        self._problems = list(problems)
+        if strict and self._problems:
+            raise self._problems[0].error
         self._core_id = self._order[-1]
         self._core = self._build_core()
         self._views: dict[str | None, dict[str, StepDefinition]] = {}
@@ -72,17 +103,35 @@ class Registry:
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, project: Project, *, use_cache: bool = True) -> Registry:
-        """Read every workspace's registry file of ``project`` (cached by file stat)."""
+    def load(cls, project: Project, *, use_cache: bool = True, strict: bool = False) -> Registry:
+        """Read every workspace's registry file of ``project`` (cached by file stat).
+
+        A file that cannot be read leaves its workspace without a registry layer and is
+        recorded in :attr:`problems` (raised with ``strict``).
+        """
         state_dir = project.state_dir if use_cache else None
         sources: dict[str, RegistrySource | None] = {}
+        problems: list[RegistryProblem] = []
         for ws in project.workspaces:
-            sources[ws.id] = (
-                read_registry(ws.registry_file, ws.id, state_dir=state_dir)
-                if ws.registry_file
-                else None
-            )
-        return cls(sources, project.workspace_ids)
+            if ws.registry_file is None:
+                sources[ws.id] = None
+                continue
+            try:
+                sources[ws.id] = read_registry(ws.registry_file, ws.id, state_dir=state_dir)
+            except RegistryFileError as exc:
+                sources[ws.id] = None
+                problems.append(RegistryProblem(ws.id, exc))
+        return cls(sources, project.workspace_ids, problems=problems, strict=strict)
+
+    @property
+    def problems(self) -> tuple[RegistryProblem, ...]:
+        """What was left out, in workspace order: unreadable files and conflicting entries."""
+        return tuple(self._problems)
+
+    def _problem(self, workspace_id: str, error: RegistryFileError | RegistryConflictError) -> None:
+        if self._strict:
+            raise error
+        self._problems.append(RegistryProblem(workspace_id, error))
 
     @classmethod
     def from_dict(
@@ -103,21 +152,20 @@ class Registry:
             return core
         for entry in source.entries:
             if entry.kind == "override":
-                raise RegistryFileError(
-                    entry.origin.path,
-                    f"step {entry.name!r}: the core workspace has nothing to override;"
-                    " define the step instead",
-                    line=entry.origin.line,
+                self._problem(
+                    self._core_id,
+                    RegistryFileError(
+                        entry.origin.path,
+                        f"step {entry.name!r}: the core workspace has nothing to override;"
+                        " define the step instead",
+                        line=entry.origin.line,
+                    ),
                 )
+                continue
             existing = core.get(entry.name)
             if existing is not None:
-                raise RegistryConflictError(
-                    entry.name,
-                    path=entry.origin.path,
-                    line=entry.origin.line,
-                    existing_path=existing.origin.path if existing.origin else source.path,
-                    existing_line=existing.origin.line if existing.origin else None,
-                )
+                self._problem(self._core_id, _conflict(entry, existing, source))
+                continue
             core[entry.name] = build_definition(entry)
         return core
 
@@ -131,23 +179,22 @@ class Registry:
             existing = view.get(entry.name)
             if entry.kind == "define":
                 if existing is not None:
-                    raise RegistryConflictError(
-                        entry.name,
-                        path=entry.origin.path,
-                        line=entry.origin.line,
-                        existing_path=existing.origin.path if existing.origin else source.path,
-                        existing_line=existing.origin.line if existing.origin else None,
-                    )
+                    self._problem(workspace_id, _conflict(entry, existing, source))
+                    continue
                 view[entry.name] = build_definition(entry)
                 added.add(entry.name)
             else:
                 if existing is None:
-                    raise RegistryFileError(
-                        entry.origin.path,
-                        f"step {entry.name!r} overrides a step that is not defined.",
-                        line=entry.origin.line,
-                        suggestions=close_matches(entry.name, view),
+                    self._problem(
+                        workspace_id,
+                        RegistryFileError(
+                            entry.origin.path,
+                            f"step {entry.name!r} overrides a step that is not defined.",
+                            line=entry.origin.line,
+                            suggestions=close_matches(entry.name, view),
+                        ),
                     )
+                    continue
                 view[entry.name] = apply_override(existing, entry)
         return view
 
@@ -262,3 +309,15 @@ class Registry:
                 )
             )
         return out
+
+
+def _conflict(
+    entry: RegistryEntry, existing: StepDefinition, source: RegistrySource
+) -> RegistryConflictError:
+    return RegistryConflictError(
+        entry.name,
+        path=entry.origin.path,
+        line=entry.origin.line,
+        existing_path=existing.origin.path if existing.origin else source.path,
+        existing_line=existing.origin.line if existing.origin else None,
+    )

@@ -1,4 +1,5 @@
-"""Reading registry sources — ``registry.toml`` or a Python file — without importing them.
+"""Reading registry sources — ``registry.toml``, a YAML table or a Python file — without
+importing them.
 
 A Python registry is read with :mod:`ast`: its literal ``STEP_NAMES`` (and, in a developer
 workspace, ``LOCAL_STEPS`` and ``STEP_OVERRIDES``) dicts, so an existing ``step_names.py``
@@ -73,6 +74,8 @@ def _parse(path: Path, workspace_id: str) -> RegistrySource:
         raise RegistryFileError(path, f"cannot be read: {exc}") from exc
     if path.suffix == ".toml":
         entries = _parse_toml(path, workspace_id, text)
+    elif path.suffix in (".yaml", ".yml"):
+        entries = _parse_yaml(path, workspace_id, text)
     else:
         entries = _parse_python(path, workspace_id, text)
     return RegistrySource(path=path, workspace_id=workspace_id, entries=tuple(entries))
@@ -118,6 +121,51 @@ def _parse_toml(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]
     return entries
 
 
+# -- YAML (the framework's transition release: ``step_names: {Name: {...}}``) ---------------
+
+
+def _parse_yaml(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]:
+    import yaml  # only registries written in YAML pay for PyYAML
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        root = yaml.compose(text, Loader=loader)  # nodes: values and their lines
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise RegistryFileError(path, f"is not valid YAML: {exc.problem}", line=line) from exc
+    if root is None:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        raise RegistryFileError(path, "must be a mapping with a 'step_names' table", line=1)
+    values = yaml.constructor.SafeConstructor()  # turns a node into plain values, safely
+    entries: list[RegistryEntry] = []
+    for key_node, table in root.value:
+        kind = {"step_names": "define", "step_overrides": "override"}.get(key_node.value)
+        line = key_node.start_mark.line + 1
+        if kind is None:
+            raise RegistryFileError(
+                path,
+                f"unknown table {key_node.value!r}",
+                line=line,
+                suggestions=close_matches(str(key_node.value), ["step_names", "step_overrides"]),
+            )
+        if not isinstance(table, yaml.MappingNode):
+            raise RegistryFileError(path, f"{key_node.value} must be a mapping", line=line)
+        for name_node, fields_node in table.value:
+            name = name_node.value
+            origin = Origin(workspace_id, path, name_node.start_mark.line + 1)
+            try:
+                fields = values.construct_object(fields_node, deep=True)
+            except yaml.YAMLError as exc:  # a tag the safe constructor refuses
+                raise RegistryFileError(
+                    path, f"{name!r} is not plain data: {exc}", line=origin.line
+                ) from exc
+            if not isinstance(fields, dict):
+                raise RegistryFileError(path, f"{name!r} must be a mapping", line=origin.line)
+            entries.append(RegistryEntry(name, _checked(name, fields, kind, origin), kind, origin))
+    return entries
+
+
 # -- Python (ast, never imported) ----------------------------------------------------------
 
 
@@ -135,7 +183,10 @@ def _parse_python(path: Path, workspace_id: str, text: str) -> list[RegistryEntr
         if not isinstance(value, ast.Dict):
             raise RegistryFileError(
                 path,
-                f"{target} must be a literal dict, not {type(value).__name__}",
+                f"{target} is computed by code ({ast.unparse(value)[:60]}), which stepkit does "
+                "not run; readable registries are a literal dict here, registry.toml, a YAML "
+                "table (step_names:) or the interfaces folder they are derived from — point "
+                "'registry =' in stepkit.toml at one of those",
                 line=node.lineno,
             )
         for key_node, value_node in zip(value.keys, value.values, strict=True):
