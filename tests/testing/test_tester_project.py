@@ -293,7 +293,8 @@ def test_cli_bad_env_pair_is_a_usage_error(churn: Path) -> None:
 def test_cli_all_writes_junit(churn: Path, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     code, out = run_cli("-p", str(churn), "test", "all", "--jobs", "2", "--junit", str(junit))
-    assert code == 1  # two scripts need a trained model
+    assert code == 1, out  # two scripts need a trained model
+    assert junit.exists(), out
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == str(len(CHURN_SCRIPTS))
     failures = {c.get("name") for c in suite if c.find("failure") is not None}
