@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import textwrap
+import traceback
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -244,7 +245,10 @@ def test_bad_dag_files(tester: RuntimeTester, tmp_path: Path, text: str, message
 
 def run_cli(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
+    output = result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        output += "".join(traceback.format_exception(result.exception))  # a crash is shown
+    return result.exit_code, output
 
 
 def test_cli_script_json(churn: Path) -> None:
