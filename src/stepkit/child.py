@@ -8,9 +8,9 @@ Request and report are ``marshal``-ed dicts of plain values (always loaded, and 
 every Python since 3.4). A request holds the child's ``sys.path``, stepkit modules compiled
 by the parent (this one, and for a stage the two it needs), and either
 
-- ``kind="stage"``: the stage by module and qualified name (``pickled`` for objects) and its
-  context as plain values; the report carries the outputs (``value``) or the error, with the
-  exception pickled so that the parent can raise the same type; or
+- ``kind="stage"``: handled by the module the request names as ``handler`` (a pipeline
+  stage: :func:`stepkit.pipeline.invoke.handle`), which came compiled with the request and
+  returns the report; this module knows nothing of stages; or
 - ``kind="script"``: a script file, the folders, env vars and job arguments for its ``main``;
   the report says how far it got (``phase``: ``import``, ``main``, ``signature``, ``run``,
   ``done``) and what stopped it.
@@ -156,7 +156,8 @@ PARAMS = ("input_paths", "output_paths", "environ_vars", "job_args")
 
 def main(request: "dict[str, Any]") -> None:
     """Run what the request asks, write the report on its fd, exit with the script's code."""
-    report = run_stage_request(request) if request["kind"] == "stage" else run_script(request)
+    handler = request.get("handler")
+    report = run_script(request) if handler is None else sys.modules[handler].handle(request)
     report["peak_rss"] = peak_rss_bytes()
     data = encode(report)
     sys.stdout.flush()
@@ -169,74 +170,6 @@ def main(request: "dict[str, Any]") -> None:
     code = report.get("exit_code")
     if code:
         sys.exit(code)
-
-
-# --- stages ------------------------------------------------------------------------------
-
-
-def run_in_worker(target: "Any", context_payload: "dict[str, Any]") -> "dict[str, Any]":
-    """Run one attempt of a stage here; its outcome as plain values (``error`` is the
-    exception itself). A distributed worker calls this directly."""
-    from stepkit.pipeline.context import StageContext
-    from stepkit.pipeline.invoke import CacheHit, call_stage
-
-    started = time.time()
-    cpu = time.process_time()
-    report: dict[str, Any] = {"started_at": started, "ok": True, "phase": "run"}
-    try:
-        value = call_stage(target, StageContext.from_payload(context_payload))
-    except Exception as exc:  # the stage's failure is data to report, not ours to handle
-        report.update(ok=False, error=exc, **describe(exc))
-    else:
-        report["phase"] = "done"
-        report["cached"] = isinstance(value, CacheHit)
-        if isinstance(value, CacheHit):
-            value = value.outputs
-        if value is not None and not isinstance(value, dict) and hasattr(value, "keys"):
-            value = dict(value)
-        report["value"] = value
-    report["finished_at"] = time.time()
-    report["cpu_time"] = time.process_time() - cpu
-    return report
-
-
-#: The name the parent's code runs as; a stage defined there is looked up as multiprocessing's
-#: spawn does, in the parent's script loaded without its ``__main__`` block.
-_MP_MAIN = "__mp_main__"
-
-
-def _resolve(target: "dict[str, Any]") -> "Any":
-    if "pickled" in target:
-        import pickle
-
-        return pickle.loads(target["pickled"])
-    module_name: str = target["module"]
-    if module_name == "__main__" and target.get("main_file"):
-        import runpy
-
-        module = type(sys)(_MP_MAIN)
-        module.__dict__.update(runpy.run_path(target["main_file"], run_name=_MP_MAIN))
-        sys.modules["__main__"] = sys.modules[_MP_MAIN] = module
-    else:
-        __import__(module_name)
-    found = sys.modules[module_name]
-    for part in target["qualname"].split("."):
-        found = getattr(found, part)
-    return found
-
-
-def run_stage_request(request: "dict[str, Any]") -> "dict[str, Any]":
-    try:
-        target = _resolve(request["target"])
-    except Exception as exc:  # the stage cannot even be loaded: report it like a failure
-        info = describe(exc)
-        info["message"] = "cannot load the stage in the child process: " + info["message"]
-        report = {"ok": False, "phase": "load", "started_at": time.time(), **info}
-        report["finished_at"] = report["started_at"]
-    else:
-        report = run_in_worker(target, request["context"])
-    report["stage"] = request["context"]["stage"]
-    return report
 
 
 # --- scripts -----------------------------------------------------------------------------

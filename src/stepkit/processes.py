@@ -93,7 +93,8 @@ def run_child(
 ) -> ChildRun:
     """Run one request in a fresh child; never raises for anything the child does.
 
-    ``modules``: stepkit modules the child needs besides :mod:`stepkit.child`, sent compiled.
+    ``modules``: stepkit modules the child needs besides :mod:`stepkit.child`, sent compiled
+    and installed in this order after it.
     ``path``: the child's ``sys.path`` (None: the interpreter's own, as ``python script.py``).
     ``wrap``: a command the child runs under (a sandbox's, :mod:`stepkit.sandbox`).
     """
@@ -102,7 +103,7 @@ def run_child(
     message = {
         **request,
         "path": path,
-        "modules": [child.compiled(name) for name in (*modules, "stepkit.child")],
+        "modules": [child.compiled(name) for name in ("stepkit.child", *modules)],
         "fd": report_write,
     }
     try:

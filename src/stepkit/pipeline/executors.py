@@ -4,7 +4,7 @@
 - ``subprocess``: a child started by :func:`stepkit.processes.run_child` runs it (the one
   child protocol, :mod:`stepkit.child`); its stdout/stderr come back as log events in
   batches; past the timeout its whole process tree is killed.
-- ``distributed``: :func:`stepkit.child.run_in_worker` goes to any
+- ``distributed``: :func:`stepkit.pipeline.invoke.run_in_worker` goes to any
   ``concurrent.futures.Executor`` the caller hands in.
 
 Workers never touch the state store: everything they learn goes back to the runner, the
@@ -91,7 +91,7 @@ def run_direct(stage: Stage, context: StageContext) -> Outcome:
 
 
 def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
-    """Turn a report from :func:`stepkit.child.run_in_worker` into an Outcome, checking
+    """Turn a report from :func:`stepkit.pipeline.invoke.run_in_worker` into an Outcome, checking
     its outputs here (JSON-serializable, string keys)."""
     started, finished = report["started_at"], report["finished_at"]
     if report.get("ok"):
@@ -195,7 +195,12 @@ def run_subprocess(
     started = time.time()
     logs = LogLines(context, sink)
     ran = run_child(
-        {"kind": "stage", "target": stage_target(stage), "context": context.to_payload()},
+        {
+            "kind": "stage",
+            "handler": "stepkit.pipeline.invoke",
+            "target": stage_target(stage),
+            "context": context.to_payload(),
+        },
         modules=STAGE_MODULES,
         path=list(sys.path),
         output=logs.write,

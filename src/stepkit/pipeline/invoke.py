@@ -1,17 +1,22 @@
 """Calling a stage and checking what it returned.
 
 Light (standard library only at import, errors imported when raised): the subprocess
-child imports it before any user code.
+child runs it before any user code, as the handler of a ``stage`` request of the child
+protocol (:mod:`stepkit.child`, installed before it, as :mod:`stepkit.pipeline.context` is).
 """
 
 from __future__ import annotations
+
+import sys
+import time
+
+from stepkit.child import describe
+from stepkit.pipeline.context import StageContext
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
-
-    from stepkit.pipeline.context import StageContext
 
 _SCALARS = (str, int, float, bool)
 
@@ -99,3 +104,66 @@ def jsonable(value: Any) -> Any:
     except (TypeError, ValueError):
         return repr(value)
     return value
+
+
+def run_in_worker(target: Any, context_payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt of a stage here; its outcome as plain values (``error`` is the
+    exception itself). A distributed worker calls this directly."""
+    started = time.time()
+    cpu = time.process_time()
+    report: dict[str, Any] = {"started_at": started, "ok": True, "phase": "run"}
+    try:
+        value = call_stage(target, StageContext.from_payload(context_payload))
+    except Exception as exc:  # the stage's failure is data to report, not ours to handle
+        report.update(ok=False, error=exc, **describe(exc))
+    else:
+        report["phase"] = "done"
+        report["cached"] = isinstance(value, CacheHit)
+        if isinstance(value, CacheHit):
+            value = value.outputs
+        if value is not None and not isinstance(value, dict) and hasattr(value, "keys"):
+            value = dict(value)
+        report["value"] = value
+    report["finished_at"] = time.time()
+    report["cpu_time"] = time.process_time() - cpu
+    return report
+
+
+#: The name the parent's code runs as; a stage defined there is looked up as multiprocessing's
+#: spawn does, in the parent's script loaded without its ``__main__`` block.
+_MP_MAIN = "__mp_main__"
+
+
+def _resolve(target: dict[str, Any]) -> Any:
+    if "pickled" in target:
+        import pickle
+
+        return pickle.loads(target["pickled"])
+    module_name: str = target["module"]
+    if module_name == "__main__" and target.get("main_file"):
+        import runpy
+
+        module = type(sys)(_MP_MAIN)
+        module.__dict__.update(runpy.run_path(target["main_file"], run_name=_MP_MAIN))
+        sys.modules["__main__"] = sys.modules[_MP_MAIN] = module
+    else:
+        __import__(module_name)
+    found = sys.modules[module_name]
+    for part in target["qualname"].split("."):
+        found = getattr(found, part)
+    return found
+
+
+def handle(request: dict[str, Any]) -> dict[str, Any]:
+    """The child protocol's handler of a ``stage`` request: load the stage, run it once."""
+    try:
+        target = _resolve(request["target"])
+    except Exception as exc:  # the stage cannot even be loaded: report it like a failure
+        info = describe(exc)
+        info["message"] = "cannot load the stage in the child process: " + info["message"]
+        report = {"ok": False, "phase": "load", "started_at": time.time(), **info}
+        report["finished_at"] = report["started_at"]
+    else:
+        report = run_in_worker(target, request["context"])
+    report["stage"] = request["context"]["stage"]
+    return report

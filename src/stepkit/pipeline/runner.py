@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
-from stepkit.child import run_in_worker
 from stepkit.errors import StageTimeoutError
 from stepkit.observability import get_logger, get_meter
 from stepkit.pipeline.context import StageContext
@@ -33,6 +32,7 @@ from stepkit.pipeline.executors import (
     run_direct,
     run_subprocess,
 )
+from stepkit.pipeline.invoke import run_in_worker
 from stepkit.pipeline.orphans import AttemptProcesses
 from stepkit.pipeline.recorder import Recorder
 from stepkit.pipeline.resources import RunResources
