@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.runview import report_page, run_in_view
 
 if TYPE_CHECKING:
-    from stepkit.project import Project
     from stepkit.state import LogEvent, RunRecord, StageRecord, StateRepository
 
 app = typer.Typer(help="Pipeline runs: what happened, when, and why.", no_args_is_help=True)
@@ -268,7 +268,6 @@ def resume(
     """Run again what a run did not finish; completed stages are kept, not re-run.
 
     A run of a DAG file is planned again from the DAG and config files it recorded."""
-    from stepkit.cli.run import show_run
     from stepkit.pipeline.settings import RunSettings
     from stepkit.plan.execute import resume_run
 
@@ -276,7 +275,7 @@ def resume(
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
     settings = RunSettings(max_workers=max_workers)
-    show_run(
+    run_in_view(
         project,
         lambda progress: resume_run(
             project, run_id, pipeline=pipeline, settings=settings, progress=progress
@@ -305,20 +304,3 @@ def report(
         page = report_page(load_project(ctx), state, run_id)
     atomic_write_text(output, page)
     typer.echo(f"wrote {output}")
-
-
-def report_page(project: Project, state: StateRepository, run_id: str) -> str:
-    """The run's report page, with cache provenance and config values from the project's
-    step cache when it has one (a run of plain functions has none: nothing is created)."""
-    from stepkit.pipeline.report import report_page as page_of
-    from stepkit.plan.cache_backends import cache_location, open_cache
-    from stepkit.postgres import is_postgres_url
-
-    location = cache_location(project)
-    if not is_postgres_url(location) and not Path(location).is_file():
-        return page_of(state, run_id)
-    cache = open_cache(location)
-    try:
-        return page_of(state, run_id, cache=cache)
-    finally:
-        cache.close()
