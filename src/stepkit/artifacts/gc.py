@@ -29,7 +29,7 @@ from stepkit.artifacts.records import ArtifactRecord
 from stepkit.errors import GcRefusedError
 
 if TYPE_CHECKING:
-    from stepkit.artifacts.store import ArtifactStore
+    from stepkit.artifacts.parts import StoreParts
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,7 @@ LOCK_TIMEOUT_SECONDS = 60.0
 
 
 def collect(
-    store: ArtifactStore,
+    store: StoreParts,
     *,
     apply: bool = False,
     older_than: timedelta | None = None,
@@ -102,7 +102,7 @@ def _check_arguments(*, older_than: object, keep_last: object, grace: object) ->
 
 
 def _refuse_if_suspect(
-    store: ArtifactStore, *, records: list[ArtifactRecord], report: GcReport
+    store: StoreParts, *, records: list[ArtifactRecord], report: GcReport
 ) -> None:
     problems = store.catalog.integrity_problems()
     if problems:
@@ -119,7 +119,7 @@ def _refuse_if_suspect(
 
 
 def _scan(
-    store: ArtifactStore,
+    store: StoreParts,
     *,
     older_than: timedelta | None,
     keep_last: int,
@@ -146,7 +146,7 @@ def _scan(
     return report, records
 
 
-def _apply(store: ArtifactStore, report: GcReport) -> None:
+def _apply(store: StoreParts, report: GcReport) -> None:
     """Delete what the scan found, under the exclusive lock, rechecking liveness first:
     finalizes ran beside the scan and may have recorded a doomed digest since."""
     report.applied = True

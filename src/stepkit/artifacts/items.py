@@ -7,13 +7,18 @@ command and the API finalize the same items through the same batches.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from stepkit.artifacts.layout import default_layout, safe_part
 from stepkit.errors import ArtifactStoreError
+
+#: How a finalized file reaches the store: moved in (the default) or copied, the source kept.
+Mode = Literal["move", "copy"]
+#: Called with the number of files (or bytes) done since the last call.
+Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stepkit.artifacts import metrics
 from stepkit.artifacts.blobs import make_durable
 from stepkit.artifacts.digest import hash_file, validate_digest
+from stepkit.artifacts.items import FinalizeItem
 from stepkit.artifacts.lock import store_lock
 from stepkit.artifacts.records import Registration
-from stepkit.artifacts.store import FinalizeItem
 from stepkit.errors import ArtifactStoreError, InvalidDigestError, ManifestError, StepkitError
 
 if TYPE_CHECKING:
-    from stepkit.artifacts.store import ArtifactStore, Progress
+    from stepkit.artifacts.items import Progress
+    from stepkit.artifacts.parts import StoreParts
 
 #: A longer line is refused unread (a manifest line is a few hundred bytes).
 MAX_LINE_BYTES = 1024 * 1024
@@ -161,7 +162,7 @@ def read_lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes | int]]:
 
 
 def import_manifest(
-    store: ArtifactStore,
+    store: StoreParts,
     manifest: Path,
     *,
     apply: bool = False,
@@ -211,7 +212,7 @@ def import_manifest(
 
 
 def _flush(
-    store: ArtifactStore,
+    store: StoreParts,
     batch: list[tuple[Entry, Path]],
     report: ImportReport,
     prefixes: list[str],
@@ -261,7 +262,7 @@ def _flush(
 
 
 def _check_file(
-    store: ArtifactStore, entry: Entry, path: Path, prefixes: list[str], *, hash_missing: bool
+    store: StoreParts, entry: Entry, path: Path, prefixes: list[str], *, hash_missing: bool
 ) -> tuple[str, int] | str:
     """(sha256, size) to record, or why the line is skipped."""
     if entry.sha256 is not None and store.exists(entry.sha256):
@@ -296,7 +297,7 @@ def _check_file(
 
 
 def _adopt(
-    store: ArtifactStore, entries: Sequence[tuple[FinalizeItem, str, int]]
+    store: StoreParts, entries: Sequence[tuple[FinalizeItem, str, int]]
 ) -> dict[str, int]:
     """Record files whose digest is already known, keeping them where they are.
 

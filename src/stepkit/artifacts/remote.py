@@ -27,13 +27,14 @@ from stepkit.observability import get_logger
 
 if TYPE_CHECKING:
     from stepkit.artifacts.fsspec_blobs import FsspecBlobs
-    from stepkit.artifacts.store import ArtifactStore, FinalizeItem, Mode, Progress
+    from stepkit.artifacts.items import FinalizeItem, Mode, Progress
+    from stepkit.artifacts.parts import StoreParts
 
 _log = get_logger("stepkit.artifacts.remote")
 
 
 def finalize_remote(
-    store: ArtifactStore,
+    store: StoreParts,
     remote: FsspecBlobs,
     items: Sequence[FinalizeItem],
     *,
@@ -99,7 +100,7 @@ def finalize_remote(
 
 
 def _upload_one(
-    store: ArtifactStore,
+    store: StoreParts,
     remote: FsspecBlobs,
     item: FinalizeItem,
     temps: list[Path],

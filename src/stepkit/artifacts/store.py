@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING
 
 from stepkit.artifacts import metrics
 from stepkit.artifacts.backends import catalog_location, open_catalog
@@ -35,7 +35,7 @@ from stepkit.artifacts.digest import (
     validate_digest,
 )
 from stepkit.artifacts.fsspec_blobs import FsspecBlobs, is_url
-from stepkit.artifacts.items import ADD_BATCH, add_items, files_under
+from stepkit.artifacts.items import ADD_BATCH, Mode, Progress, add_items, files_under
 from stepkit.artifacts.items import FinalizeItem as FinalizeItem  # its home before items.py
 from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
     from stepkit.artifacts.verify import VerifyReport
     from stepkit.project import Project
 
-Mode = Literal["move", "copy"]
-Progress = Callable[[int], None]
 #: An object younger than this is never collected: it may belong to a finalize in flight.
 DEFAULT_GRACE = timedelta(hours=1)
 

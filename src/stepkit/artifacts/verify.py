@@ -25,7 +25,8 @@ from stepkit.artifacts.records import ArtifactRecord, utc_now
 from stepkit.errors import StateStoreError, StorePermissionError
 
 if TYPE_CHECKING:
-    from stepkit.artifacts.store import ArtifactStore, Progress
+    from stepkit.artifacts.items import Progress
+    from stepkit.artifacts.parts import StoreParts
 
 ProblemKind = Literal["missing", "mismatch", "unreadable", "unsafe", "orphan", "catalog"]
 
@@ -63,7 +64,7 @@ class VerifyReport:
 
 
 def verify(
-    store: ArtifactStore,
+    store: StoreParts,
     *,
     sample: int | None = None,
     since: str | None = None,
@@ -129,7 +130,7 @@ def verify(
 QUARANTINE = "quarantine"
 
 
-def _quarantine(store: ArtifactStore, report: VerifyReport) -> None:
+def _quarantine(store: StoreParts, report: VerifyReport) -> None:
     """Move each object found corrupt out of ``cas/`` into ``quarantine/`` (kept, never
     deleted): nothing serves its bytes any more — a cache hit naming it misses, and the
     next run that makes that content writes a sound object in its place."""
@@ -167,7 +168,7 @@ def _quarantine(store: ArtifactStore, report: VerifyReport) -> None:
         return
 
 
-def _unlink_links(store: ArtifactStore, sha256: str, obj: os.stat_result) -> None:
+def _unlink_links(store: StoreParts, sha256: str, obj: os.stat_result) -> None:
     """Remove the readable paths that are hard links of a corrupt object (the same bytes,
     kept in quarantine): a reader of an old run's folder must not get them either."""
     root = os.path.realpath(store.root) + os.sep
@@ -185,12 +186,12 @@ def _unlink_links(store: ArtifactStore, sha256: str, obj: os.stat_result) -> Non
             os.unlink(path)
 
 
-def _catalog_problem(store: ArtifactStore, detail: str) -> Problem:
+def _catalog_problem(store: StoreParts, detail: str) -> Problem:
     where = getattr(store.catalog, "path", None) or repr(store.catalog)
     return Problem("catalog", "", where, (), detail)
 
 
-def _orphans(store: ArtifactStore, named: set[str]) -> list[Problem]:
+def _orphans(store: StoreParts, named: set[str]) -> list[Problem]:
     """Objects in the store that no record names (gc collects them; a great many of them
     beside few records means the catalog lost its records)."""
     return [
@@ -201,7 +202,7 @@ def _orphans(store: ArtifactStore, named: set[str]) -> list[Problem]:
 
 
 def _check_object(
-    store: ArtifactStore, sha256: str, records: list[ArtifactRecord]
+    store: StoreParts, sha256: str, records: list[ArtifactRecord]
 ) -> Problem | None:
     ids = tuple(r.id for r in records)
     if not is_digest(sha256):  # a row written by something else; never build a path from it
@@ -227,7 +228,7 @@ def _check_object(
 
 
 def _check_layouts(
-    store: ArtifactStore, sha256: str, records: list[ArtifactRecord]
+    store: StoreParts, sha256: str, records: list[ArtifactRecord]
 ) -> Problem | None:
     layouts = sorted({r.layout_path for r in records if r.layout_path})
     if not layouts:  # a remote store makes none
