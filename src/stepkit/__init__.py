@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from stepkit.version import __version__
+
 # typing.TYPE_CHECKING without importing typing (~10 ms at every start, which a
 # subprocess stage pays); mypy treats any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-__version__ = "0.1.0"
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {

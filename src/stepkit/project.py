@@ -67,7 +67,10 @@ class ArtifactSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class RunSettings:
+class RunDefaults:
+    """``[run]`` of ``stepkit.toml``: what a run uses unless told otherwise (the run's own
+    settings are :class:`stepkit.pipeline.settings.RunSettings`)."""
+
     executor: str = "local"
     max_workers: int | None = None
     environments_dir: Path | None = None  # None: the user's cache folder (stepkit.envs)
@@ -91,7 +94,7 @@ class Project:
     workspaces: tuple[Workspace, ...]
     state: StateSettings = StateSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
-    run: RunSettings = RunSettings()
+    run: RunDefaults = RunDefaults()
     test: TestSettings = TestSettings()
 
     @property
@@ -381,7 +384,7 @@ def load_project(path: Path) -> Project:
         workspaces=tuple(workspaces),
         state=StateSettings(url=model.state.url),
         artifacts=ArtifactSettings(root=artifacts_root, catalog_url=model.artifacts.catalog_url),
-        run=RunSettings(
+        run=RunDefaults(
             executor=model.run.executor,
             max_workers=model.run.max_workers,
             environments_dir=(

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from stepkit import __version__
 from stepkit.errors import StepkitError
+from stepkit.version import __version__
 
 app = typer.Typer(
     name="stepkit",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stepkit import __version__
+from stepkit.version import __version__
 
 MAJOR_VERSION = __version__.split(".", 1)[0]
 
