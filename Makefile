@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy
