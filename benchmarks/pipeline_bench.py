@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from against import previous, split_against
+
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "churn"
 STEPKIT = str(Path(sys.executable).parent / "stepkit")
@@ -312,9 +314,12 @@ def example(root: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    rev, argv = split_against(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         figures = {**example(Path(tmp) / "churn"), **planning(Path(tmp) / "big")}
     figures["repeats"] = REPEATS
+    if rev is not None:
+        figures["previous"] = previous(__file__, rev, argv)
     print(json.dumps(figures, indent=2))
 
 
