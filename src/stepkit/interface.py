@@ -28,19 +28,19 @@ from stepkit.components import (
 )
 from stepkit.errors import InterfaceFileError
 from stepkit.names import close_matches
+from stepkit.project import INTERFACE_SUFFIX
 from stepkit.registry.definitions import Origin, RegistryEntry
 
 __all__ = [
     "INTERFACE_SUFFIX",
     "StepInterface",
     "interface_document",
+    "interface_summary",
     "parse_interface",
     "read_interface",
     "render_interface",
 ]
 
-#: The file name suffix of an interface file: ``interfaces/<stem>.step.yaml``.
-INTERFACE_SUFFIX: Final = ".step.yaml"
 
 _LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -399,6 +399,26 @@ def _line_of(text: str, where: tuple[str | int, ...]) -> int | None:
         line = found[0].start_mark.line + 1
         node = found[1]
     return line
+
+
+def interface_summary(interface: StepInterface) -> dict[str, Any]:
+    """What the catalog's index keeps of an interface file, as plain values: the step it
+    declares, its script, its variants (job type → step type) and its registry row."""
+    contract = interface.contract
+    registry = dict(interface.registry.fields)
+    if interface.variants:
+        registry["job_types"] = list(interface.variants)
+    return {
+        "step": interface.name,
+        "node_type": interface.node_type.value,
+        "entry_point": contract.entry_point,
+        "source_dir": contract.source_dir,
+        "variants": {job: spec.step_type for job, spec in interface.variants.items()},
+        "registry": registry,
+        "registry_line": interface.registry.origin.line,
+        "dependencies": len(interface.spec.dependencies),
+        "outputs": len(interface.spec.outputs),
+    }
 
 
 # -- writing: the classic layout converted ------------------------------------------------

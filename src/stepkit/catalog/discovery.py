@@ -338,8 +338,25 @@ def _is_main_guard(test: ast.expr) -> bool:
 # -- one file ---------------------------------------------------------------------------------
 
 
+def _interface(text: str, filename: str) -> Facts:
+    """An interface file's facts: read (and checked) by :mod:`stepkit.interface`."""
+    from pathlib import Path
+
+    from stepkit.errors import InterfaceFileError
+    from stepkit.interface import interface_summary, parse_interface
+
+    try:
+        found = parse_interface(text, path=Path(filename), workspace_id="")
+    except InterfaceFileError as exc:
+        where = f"{filename}:{exc.line}: " if exc.line else f"{filename}: "
+        return {"problems": [[exc.line or 0, str(exc).removeprefix(where)]]}
+    return {"problems": [], "interface": interface_summary(found)}
+
+
 def parse_text(text: str, component: str, *, filename: str = "<text>") -> Facts:
     """The facts of one component file's source text."""
+    if component == "interface":
+        return _interface(text, filename)
     problems: list[list[Any]] = []
     facts: Facts = {"problems": problems}
     try:
@@ -439,6 +456,8 @@ def summarize(facts: Facts, component: str) -> Facts:
             {"var": c["var"], "line": c["line"], "entry_point": c["fields"].get("entry_point")}
             for c in facts["contracts"]
         ]
+    if "interface" in facts:
+        out["interface"] = facts["interface"]
     if component == "script" and "main" in facts:
         main = facts["main"]
         out["main"] = main["params"] if main else None

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +38,7 @@ from stepkit.catalog.store import (
     get_meta,
     index_path,
     open_index,
+    read_definitions,
     remove_index,
     set_meta,
     write_definitions,
@@ -57,16 +58,29 @@ T = TypeVar("T")
 
 
 def registry_key(project: Project) -> list[Any]:
-    """What resolution depends on besides the files: the workspaces and their registries."""
+    """What resolution depends on besides the files: the workspaces and their registries
+    (a registry derived from interface files changes with them: see ``_sync``)."""
     return [
         [
             ws.id,
             str(ws.steps_dir),
             str(ws.registry_file or ""),
-            *_stat_of(str(ws.registry_file or "")),
+            *(_stat_of(str(ws.registry_file or "")) if ws.id not in derived else ["derived"]),
         ]
+        for derived in [derived_workspaces(project)]
         for ws in project.workspaces
     ]
+
+
+def derived_workspaces(project: Project) -> set[str]:
+    """The workspaces whose registry is derived from their interface files."""
+    return {ws.id for ws in project.workspaces if ws.registry_file and ws.registry_file.is_dir()}
+
+
+def _registry_rows(summary: str | None) -> Any:
+    """What a derived registry takes from an interface file's summary."""
+    found = json.loads(summary).get("interface") if summary else None
+    return [found["step"], found["registry"], found["registry_line"]] if found else None
 
 
 class IndexSession:
@@ -91,6 +105,7 @@ class IndexSession:
         self._warnings: list[str] = []
         self._touched: set[str] = set()  # files the last change added, changed or removed
         self._rank = {ws: i for i, ws in enumerate(project.workspace_ids)}
+        self._derived = derived_workspaces(project)
         self.conn = self._connect()
 
     # -- the file ----------------------------------------------------------------------------
@@ -250,11 +265,33 @@ class IndexSession:
     def _facts_of(registry: Registry) -> RegistryFacts:
         return RegistryFacts.build([(ws, registry.view(ws)) for ws in registry.workspace_ids])
 
-    def _load_registry(self) -> RegistryFacts:
+    def _load_registry(
+        self, fresh: Mapping[str, tuple[str, str | None]] | None = None
+    ) -> RegistryFacts:
         """Read outside any transaction: the registry caches its parse in this index."""
         if self._given is not None:
             return self._given
-        return self._facts_of(Registry.load(self.project))
+        return self._facts_of(self.registry(fresh))
+
+    def registry(self, fresh: Mapping[str, tuple[str, str | None]] | None = None) -> Registry:
+        """The project's registry; a derived one from the interface files' summaries in the
+        index, with ``fresh`` (path → (workspace, summary; None: gone)) over the stored ones."""
+        from stepkit.registry.sources import derived_source
+
+        derived = {}
+        for workspace_id in self._derived:
+            sql = "SELECT path, summary FROM files WHERE kind = 'interface' AND workspace_id = ?"
+            texts = dict(self.conn.execute(sql, (workspace_id,)).fetchall())
+            texts.update((p, text) for p, (ws, text) in (fresh or {}).items() if ws == workspace_id)
+            found = []
+            for path, text in texts.items():
+                summary = json.loads(text).get("interface") if text else None
+                if summary is not None:  # an unreadable interface has no row (check says why)
+                    found.append((path, summary))
+            folder = self.project.workspace(workspace_id).registry_file
+            assert folder is not None  # a derived workspace has its interfaces folder
+            derived[workspace_id] = derived_source(folder, workspace_id, found)
+        return Registry.load(self.project, derived=derived)
 
     # -- one change ----------------------------------------------------------------------------
 
@@ -276,12 +313,22 @@ class IndexSession:
         # parsed outside the transaction (a cold start parses for seconds) with the
         # registry read meanwhile; planned again inside, where what another process wrote
         # in between is seen
-        jobs = plan_changes(self.conn, walk, scope, rows).jobs()
+        outside = plan_changes(self.conn, walk, scope, rows)
+        jobs = outside.jobs()
         facts = None
         with parsing(jobs, self._workers, progress) as parsed:
-            if need_registry:
+            if need_registry and not self._derived:
                 facts = self._load_registry()
             summaries = dict(zip((p for p, _ in jobs), parsed(), strict=True))
+        rows_changed = self._derived and self._rows_changed(outside, summaries)
+        if rows_changed or (need_registry and facts is None):  # derived: from the summaries
+            fresh: dict[str, tuple[str, str | None]] = {
+                p: (outside.now[p].workspace_id, summaries[p])
+                for p in outside.fresh
+                if outside.now[p].kind == "interface"
+            }
+            fresh |= {p: (outside.before[p].workspace_id, None) for p in outside.gone}
+            facts = self._load_registry(fresh)
         with transaction(self.conn):
             plan = plan_changes(self.conn, walk, scope, rows)
             late = [job for job in plan.jobs() if job[0] not in summaries]
@@ -297,8 +344,11 @@ class IndexSession:
                 warnings=tuple(self._warnings),
                 saved=self.path is not None,
             )
+            if facts is not None and not need_registry and self._few_changes(facts):
+                write_definitions(self.conn, facts.definitions)  # rows of changed interfaces
+                facts = None
             if facts is not None:  # another registry: resolve everything again
-                del plan, summaries, jobs  # stored: a cold start needs the memory
+                del plan, summaries, jobs, outside  # stored: a cold start needs the memory
                 write_definitions(self.conn, facts.definitions)
                 set_meta(self.conn, "registry_key", self._wanted_registry_key())
                 resolve_all(self.conn, facts, self.project.workspace_ids)
@@ -306,6 +356,31 @@ class IndexSession:
                 self.last_report = replace(self.last_report, resolved_again=False)
         self.generation += 1
         return self.last_report
+
+    def _rows_changed(self, plan: Plan, summaries: Mapping[str, str]) -> bool:
+        """Whether the walk changes an interface file's registry row in a derived registry."""
+        for path in (*plan.fresh, *plan.gone):
+            now = plan.now.get(path)
+            old = plan.before.get(path)
+            kind = (now or old).kind  # type: ignore[union-attr]
+            if kind != "interface" or (now or old).workspace_id not in self._derived:  # type: ignore[union-attr]
+                continue
+            before = _registry_rows(old.summary if old else None)
+            if before != _registry_rows(summaries.get(path) if now else None):
+                return True
+        return False
+
+    def _few_changes(self, facts: RegistryFacts) -> bool:
+        """Whether a derived registry changed only so that resolving the changed files
+        again is enough: steps added or gone, descriptions or step types changed."""
+        stored = read_definitions(self.conn)
+        wide = ("config_class", "builder_step_name", "spec_type", "job_types")
+        return all(
+            getattr(stored[name], field) == getattr(definition, field)
+            for name, definition in facts.definitions.items()
+            if name in stored
+            for field in wide
+        )
 
     def _resolve_changed(self, plan: Plan, summaries: dict[str, str]) -> bool:
         """Resolve again the steps of the files whose identity changed (new, gone, moved,

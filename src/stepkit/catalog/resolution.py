@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from stepkit.catalog.records import COMPONENTS, ComponentFile
 from stepkit.names import (
     STANDARD_JOB_TYPES,
+    StemIndex,
     component_stem,
     expand_abbreviations,
-    pascal_to_snake,
     snake_to_pascal,
     strip_job_type,
 )
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
 
 #: Order in which components are resolved: later ones lean on earlier ones.
-ORDER: Final = ("config", "builder", "spec", "hyperparams", "contract", "script")
+ORDER: Final = ("interface", "config", "builder", "spec", "hyperparams", "contract", "script")
 _CLASS_SUFFIX: Final = {
     "config": "Config",
     "builder": "StepBuilder",
@@ -60,7 +60,7 @@ class FileEntry(NamedTuple):
     @property
     def stem(self) -> str:
         name = self.path.rsplit("/", 1)[-1]
-        return name[:-3] if name.endswith(".py") else name
+        return name.removesuffix(".step.yaml") if self.component == "interface" else name[:-3]
 
 
 class Unmatched(NamedTuple):
@@ -116,7 +116,7 @@ class Resolver:
     def __init__(self, registry: RegistryFacts, workspace_order: Sequence[str]) -> None:
         self.registry = registry
         self.rank = {ws: i for i, ws in enumerate(workspace_order)}
-        self.by_stem = {pascal_to_snake(name): name for name in registry.definitions}
+        self.by_stem = StemIndex(registry.definitions)  # acronyms cased either way
         self.by_config: dict[str, list[str]] = {}
         self.by_builder: dict[str, list[str]] = {}
         self.by_spec_type: dict[str, str] = {}
@@ -134,6 +134,7 @@ class Resolver:
         self.entry_points: dict[str, list[str]] = {}  # script stem → steps (configs)
         self.contract_refs: dict[tuple[str, str], list[str]] = {}  # (stem, var) → steps
         self.contract_scripts: dict[str, list[str]] = {}  # script stem → steps (contracts)
+        self.source_dirs: dict[str, list[str]] = {}  # a source_dir's last folder → source_dirs
         self.out = Resolution()
 
     def fresh(self) -> Resolver:
@@ -185,6 +186,23 @@ class Resolver:
         return snake_to_pascal(candidate), job
 
     # -- components --------------------------------------------------------------------------
+
+    def interface(self, f: FileEntry) -> None:
+        """An interface declares its step: its contract, base spec and one spec per variant;
+        its entry point names the script (over any file-name pattern)."""
+        found = f.facts.get("interface")
+        if found is None:  # unreadable (a problem of its own): its file name is all there is
+            name, via, variants = self.by_file_name(f.stem, "interface")[0], "name", {}
+        else:
+            name, via, variants = found["step"], "interface", found["variants"]
+            self.vouch(name)
+            self.contract_scripts.setdefault(found["entry_point"][:-3], []).append(name)
+            if found["source_dir"]:
+                folder = _folder(found["source_dir"])
+                self.source_dirs.setdefault(folder.rsplit("/", 1)[-1], []).append(folder)
+        self.assign(name, ComponentFile(f.path, "contract", f.workspace_id, None, via))
+        for job in (None, *variants):
+            self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via))
 
     def classes(self, f: FileEntry) -> None:
         owners = self.by_config if f.component == "config" else self.by_builder
@@ -267,10 +285,19 @@ class Resolver:
         owners, via = self.contract_scripts.get(f.stem, []), "contract"
         if not owners:
             owners, via = self.entry_points.get(f.stem, []), "entry_point"
+        if not owners and self.in_source_dir(f.path):
+            return  # a helper module of a step's package: imported by its script, not a step
         if not owners:
             owners, via = [self.by_file_name(f.stem, "script")[0]], "name"
         for name in dict.fromkeys(owners):
             self.assign(name, ComponentFile(f.path, "script", f.workspace_id, None, via))
+
+    def in_source_dir(self, path: str) -> bool:
+        return any(
+            f"/{folder}/" in path
+            for part in _package_parts(path)
+            for folder in self.source_dirs.get(part, ())
+        )
 
     # -- whole -------------------------------------------------------------------------------
 
@@ -286,7 +313,12 @@ class Resolver:
         touches go to ``links`` a batch at a time when given, else into the result."""
         handlers: dict[str, Callable[[FileEntry], None]] = dict.fromkeys(
             ("config", "builder", "hyperparams"), self.classes
-        ) | {"spec": self.spec, "contract": self.contract, "script": self.script}
+        ) | {
+            "spec": self.spec,
+            "contract": self.contract,
+            "script": self.script,
+            "interface": self.interface,
+        }
         position = {c: i for i, c in enumerate(ORDER)}
 
         def precedence(f: FileEntry) -> tuple[int, int, str]:
@@ -322,8 +354,9 @@ class Resolver:
                 )
         rank = self.rank
 
-        def precedence(e: ComponentFile) -> tuple[int, str]:
-            return rank.get(e.workspace_id, 99), e.location
+        def precedence(e: ComponentFile) -> tuple[int, bool, str]:
+            # within a workspace an interface wins over the classic file of the same step
+            return rank.get(e.workspace_id, 99), e.via != "interface", e.location
 
         for name in sorted(self.steps):
             parts = self.steps[name]
@@ -342,6 +375,14 @@ class Resolver:
         that share no key, directly or through others, never affect each other."""
         keys: set[str] = set()
         component, facts = f.component, f.facts
+        if component == "interface":
+            found = facts.get("interface")
+            if found is None:
+                return {f"n:{self.by_file_name(f.stem, component)[0]}"}
+            keys |= {f"n:{found['step']}", f"e:{found['entry_point'][:-3]}"}
+            if found["source_dir"]:
+                keys.add(f"d:{_folder(found['source_dir']).rsplit('/', 1)[-1]}")
+            return keys
         if component in ("config", "builder", "hyperparams"):
             owners = self.by_config if component == "config" else self.by_builder
             matched = False
@@ -367,7 +408,20 @@ class Resolver:
         else:
             keys.add(f"e:{f.stem}")
             keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
+            keys.update(f"d:{part}" for part in _package_parts(f.path))
         return keys
+
+
+def _folder(source_dir: str) -> str:
+    """A contract's ``source_dir`` as a relative folder: ``./scripts/x/`` → ``scripts/x``."""
+    return source_dir.strip("/").removeprefix("./")
+
+
+def _package_parts(path: str) -> list[str]:
+    """The folders a script sits in below ``scripts/`` (a package it may be a module of)."""
+    parts = path.split("/")[:-1]
+    top = len(parts) - 1 - parts[::-1].index("scripts") if "scripts" in parts else len(parts) - 2
+    return parts[top + 1 :]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from stepkit.catalog.records import COMPONENTS, ComponentFile, required_components
+from stepkit.catalog.records import (
+    COMPONENTS,
+    ComponentFile,
+    is_abstract,
+    is_interface,
+    required_components,
+)
 from stepkit.catalog.resolution import Parts, Resolution, Unmatched
 from stepkit.catalog.search import words
 from stepkit.errors import CorruptIndexError, StateStoreError
@@ -78,6 +84,12 @@ MIGRATIONS: Final = (
         path TEXT NOT NULL, workspace_id TEXT NOT NULL, message TEXT NOT NULL
     );
     INSERT INTO meta VALUES ('format', 'stepkit-catalog');
+    """,
+    # interface files are indexed, and list rows say the layout: everything is read again
+    """
+    DELETE FROM folders;
+    DELETE FROM files;
+    DELETE FROM meta WHERE key = 'registry_key';
     """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
@@ -230,7 +242,10 @@ def _list_row(
     filters match (``,a,b,`` lists) and the words ``search`` matches."""
     present = {c: entries[0].workspace_id for c, entries in parts.items()}
     kind = definition.sagemaker_step_type if definition else None
-    missing = [c for c in required_components(kind) if c not in present]
+    interface = is_interface(parts)
+    missing = [c for c in required_components(kind, interface=interface) if c not in present]
+    abstract = is_abstract(definition, has_files=bool(parts))
+    missing = [] if abstract else missing
     spaces = {e.workspace_id for entries in parts.values() for e in entries}
     spaces |= {definition.workspace_id} if definition else set()
     first = [*present.values(), *([definition.workspace_id] if definition else [])]
@@ -239,6 +254,8 @@ def _list_row(
     data = {"name": name, "workspace_id": workspace_id, "registered": definition is not None}
     data |= {"step_type": kind, "job_types": job_types, "components": present}
     data |= {"complete": definition is not None and not missing, "missing": missing}
+    data |= {"layout": "interface" if interface else "classic"}
+    data |= {"abstract": True} if abstract else {}
     tokens = words(name)
     return (
         name,
