@@ -85,13 +85,18 @@ def folder_row(scan: FolderScan, now: int) -> Folder:
 
 @contextmanager
 def parsing(
-    jobs: list[tuple[str, str]], workers: int | None, progress: Progress | None
+    jobs: list[tuple[str, str]],
+    workers: int | None,
+    progress: Progress | None,
+    *,
+    whole: bool = False,
 ) -> Iterator[Callable[[], list[str]]]:
     """Summaries of every (path, kind), in order, from the function yielded: parsed in
-    worker processes (started on entering, so the caller works meanwhile) when many."""
+    worker processes (started on entering, so the caller works meanwhile) when many.
+    ``whole``: interface files checked whole (see :func:`read_summary`)."""
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(jobs) < PARALLEL_THRESHOLD:
-        yield lambda: [read_summary(path, kind) for path, kind in jobs]
+        yield lambda: [read_summary(path, kind, whole=whole) for path, kind in jobs]
         return
     chunk = max(200, min(1000, len(jobs) // (count * 4)))
     # fork: the workers need only discovery, already imported; they never touch the
@@ -99,7 +104,7 @@ def parsing(
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         parts = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
-        futures = [pool.submit(read_summaries, part) for part in parts]
+        futures = [pool.submit(read_summaries, part, whole) for part in parts]
 
         def gather() -> list[str]:
             out: list[str] = []
@@ -265,7 +270,7 @@ def resolve_some(
     order: Sequence[str],
 ) -> None:
     """Resolve again the steps the changed files ``old`` reach (all, when too many)."""
-    facts = RegistryFacts.of(read_definitions(conn))
+    facts = RegistryFacts.of(read_definitions(conn, origins=False))
     resolver = Resolver(facts, order)
 
     def entry_of(stored: StoredFile) -> FileEntry:

@@ -43,7 +43,7 @@ from stepkit.catalog.store import (
     set_meta,
     write_definitions,
 )
-from stepkit.errors import CorruptIndexError
+from stepkit.errors import CorruptIndexError, RegistryFileError
 from stepkit.observability import get_logger
 from stepkit.project import RawWalk, scan_folder, scan_project, scan_workspace
 from stepkit.registry.layering import Registry
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from stepkit.project import Project
+    from stepkit.registry.definitions import StepDefinition
 
 T = TypeVar("T")
 
@@ -273,25 +274,49 @@ class IndexSession:
             return self._given
         return self._facts_of(self.registry(fresh))
 
-    def registry(self, fresh: Mapping[str, tuple[str, str | None]] | None = None) -> Registry:
+    def registry(
+        self,
+        fresh: Mapping[str, tuple[str, str | None]] | None = None,
+        *,
+        names: set[str] | None = None,
+    ) -> Registry:
         """The project's registry; a derived one from the interface files' summaries in the
-        index, with ``fresh`` (path → (workspace, summary; None: gone)) over the stored ones."""
-        from stepkit.registry.sources import derived_source
+        index, with ``fresh`` (path → (workspace, summary; None: gone)) over the stored ones.
+        With ``names``, only those steps' entries (each step layers on its own entries)."""
+        from stepkit.registry.sources import RegistrySource, derived_source, read_registry
 
         derived = {}
+        sql = "SELECT path, summary FROM files WHERE kind = 'interface' AND workspace_id = ?"
+        if names is not None:
+            sql += (
+                " AND json_extract(summary, '$.interface.step') IN (SELECT value FROM json_each(?))"
+            )
         for workspace_id in self._derived:
-            sql = "SELECT path, summary FROM files WHERE kind = 'interface' AND workspace_id = ?"
-            texts = dict(self.conn.execute(sql, (workspace_id,)).fetchall())
+            args = [workspace_id] if names is None else [workspace_id, json.dumps(sorted(names))]
+            texts = dict(self.conn.execute(sql, args).fetchall())
             texts.update((p, text) for p, (ws, text) in (fresh or {}).items() if ws == workspace_id)
             found = []
             for path, text in texts.items():
                 summary = json.loads(text).get("interface") if text else None
-                if summary is not None:  # an unreadable interface has no row (check says why)
-                    found.append((path, summary))
+                if summary is not None and (names is None or summary["step"] in names):
+                    found.append((path, summary))  # an unreadable interface has no row
             folder = self.project.workspace(workspace_id).registry_file
             assert folder is not None  # a derived workspace has its interfaces folder
             derived[workspace_id] = derived_source(folder, workspace_id, found)
-        return Registry.load(self.project, derived=derived)
+        if names is None:
+            return Registry.load(self.project, derived=derived)
+        sources: dict[str, RegistrySource | None] = dict(derived)
+        for ws in self.project.workspaces:  # the others' entries of these names (cached)
+            if ws.id not in derived and ws.registry_file is not None:
+                try:
+                    source = read_registry(
+                        ws.registry_file, ws.id, state_dir=self.project.state_dir
+                    )
+                except RegistryFileError:  # reported by the whole registry; no entries here
+                    continue
+                entries = tuple(e for e in source.entries if e.name in names)
+                sources[ws.id] = RegistrySource(source.path, ws.id, entries)
+        return Registry(sources, self.project.workspace_ids)
 
     # -- one change ----------------------------------------------------------------------------
 
@@ -320,15 +345,20 @@ class IndexSession:
             if need_registry and not self._derived:
                 facts = self._load_registry()
             summaries = dict(zip((p for p, _ in jobs), parsed(), strict=True))
-        rows_changed = self._derived and self._rows_changed(outside, summaries)
-        if rows_changed or (need_registry and facts is None):  # derived: from the summaries
-            fresh: dict[str, tuple[str, str | None]] = {
-                p: (outside.now[p].workspace_id, summaries[p])
-                for p in outside.fresh
-                if outside.now[p].kind == "interface"
-            }
-            fresh |= {p: (outside.before[p].workspace_id, None) for p in outside.gone}
+        changed = self._changed_rows(outside, summaries) if self._derived else set()
+        fresh: dict[str, tuple[str, str | None]] = {
+            p: (outside.now[p].workspace_id, summaries[p])
+            for p in outside.fresh
+            if outside.now[p].kind == "interface"
+        }
+        fresh |= {p: (outside.before[p].workspace_id, None) for p in outside.gone}
+        some = None  # (names, their definitions now): a derived registry's rows changed
+        if need_registry and facts is None:  # derived: from the summaries
             facts = self._load_registry(fresh)
+        elif changed and self._given is None:
+            some = changed, self._facts_of(self.registry(fresh, names=changed)).definitions
+            if not self._narrow(*some):
+                facts, some = self._load_registry(fresh), None
         with transaction(self.conn):
             plan = plan_changes(self.conn, walk, scope, rows)
             late = [job for job in plan.jobs() if job[0] not in summaries]
@@ -344,9 +374,8 @@ class IndexSession:
                 warnings=tuple(self._warnings),
                 saved=self.path is not None,
             )
-            if facts is not None and not need_registry and self._few_changes(facts):
-                write_definitions(self.conn, facts.definitions)  # rows of changed interfaces
-                facts = None
+            if some is not None:  # rows of changed interfaces: those steps resolved again
+                write_definitions(self.conn, some[1], names=some[0])
             if facts is not None:  # another registry: resolve everything again
                 del plan, summaries, jobs, outside  # stored: a cold start needs the memory
                 write_definitions(self.conn, facts.definitions)
@@ -357,27 +386,31 @@ class IndexSession:
         self.generation += 1
         return self.last_report
 
-    def _rows_changed(self, plan: Plan, summaries: Mapping[str, str]) -> bool:
-        """Whether the walk changes an interface file's registry row in a derived registry."""
+    def _changed_rows(self, plan: Plan, summaries: Mapping[str, str]) -> set[str]:
+        """The steps whose row in a derived registry the walk changes (before and after)."""
+        names: set[str] = set()
         for path in (*plan.fresh, *plan.gone):
-            now = plan.now.get(path)
-            old = plan.before.get(path)
-            kind = (now or old).kind  # type: ignore[union-attr]
-            if kind != "interface" or (now or old).workspace_id not in self._derived:  # type: ignore[union-attr]
+            now, old = plan.now.get(path), plan.before.get(path)
+            either = now or old
+            if either is None or either.kind != "interface":
+                continue
+            if either.workspace_id not in self._derived:
                 continue
             before = _registry_rows(old.summary if old else None)
-            if before != _registry_rows(summaries.get(path) if now else None):
-                return True
-        return False
+            after = _registry_rows(summaries.get(path) if now else None)
+            if before != after:
+                names.update(row[0] for row in (before, after) if row)
+        return names
 
-    def _few_changes(self, facts: RegistryFacts) -> bool:
-        """Whether a derived registry changed only so that resolving the changed files
-        again is enough: steps added or gone, descriptions or step types changed."""
-        stored = read_definitions(self.conn)
+    def _narrow(self, names: set[str], now: Mapping[str, StepDefinition]) -> bool:
+        """Whether resolving the changed files again is enough for these new definitions:
+        steps added or gone, or only descriptions and step types changed (other fields
+        move files between steps)."""
+        stored = read_definitions(self.conn, names=names, origins=False)
         wide = ("config_class", "builder_step_name", "spec_type", "job_types")
         return all(
             getattr(stored[name], field) == getattr(definition, field)
-            for name, definition in facts.definitions.items()
+            for name, definition in now.items()
             if name in stored
             for field in wide
         )
@@ -389,8 +422,11 @@ class IndexSession:
         for path in plan.fresh:
             old, now = plan.before.get(path), plan.now[path]
             moved = old is None or (old.workspace_id, old.kind) != (now.workspace_id, now.kind)
-            declares = now.kind not in LAZY_KINDS and old is not None
-            if moved or (declares and summaries[path] != old.summary):  # type: ignore[union-attr]
+            if moved or old is None:
+                identity[path] = old
+            elif now.kind not in LAZY_KINDS and _declared(now.kind, summaries[path]) != _declared(
+                now.kind, old.summary
+            ):
                 identity[path] = old
         if identity:
             resolve_some(self.conn, identity, plan.now, summaries, self.project.workspace_ids)
@@ -400,16 +436,16 @@ class IndexSession:
 
     def summaries(self, paths: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The summaries of these indexed files; a lazily indexed one (a script) is parsed
-        now, and kept."""
+        now, and an interface not yet checked whole is checked now: both are kept."""
         out: dict[str, dict[str, Any]] = {}
         missing: list[tuple[str, str]] = []
         sql = "SELECT path, kind, summary FROM files WHERE path IN (SELECT value FROM json_each(?))"
         for path, kind, summary in self.conn.execute(sql, (json.dumps(list(paths)),)):
-            if summary is None:
+            if summary is None or (kind == "interface" and '"checked": false' in summary):
                 missing.append((path, kind))
             else:
                 out[path] = json.loads(summary)
-        with parsing(missing, self._workers, None) as parse:
+        with parsing(missing, self._workers, None, whole=True) as parse:
             parsed = dict(zip((path for path, _ in missing), parse(), strict=True))
         if parsed:
             with transaction(self.conn):
@@ -417,6 +453,14 @@ class IndexSession:
                 self.conn.executemany(sql, ((text, path) for path, text in parsed.items()))
         out.update((path, json.loads(text)) for path, text in parsed.items())
         return out
+
+
+def _declared(kind: str, summary: str | None) -> Any:
+    """What a summary declares (an interface's problems and whether it was checked whole
+    say nothing about which step it belongs to)."""
+    if kind != "interface" or summary is None:
+        return summary
+    return json.loads(summary).get("interface")
 
 
 def _stat_of(path: str) -> tuple[int, ...]:

@@ -155,8 +155,17 @@ _DEFINITION: Final = (  # noqa: SIM905  (a word list reads better than 11 quoted
 ).split()
 
 
-def write_definitions(conn: sqlite3.Connection, definitions: Mapping[str, StepDefinition]) -> None:
-    conn.execute("DELETE FROM definitions")
+def write_definitions(
+    conn: sqlite3.Connection,
+    definitions: Mapping[str, StepDefinition],
+    *,
+    names: Iterable[str] | None = None,
+) -> None:
+    """Store the definitions in place of all (or of those of ``names`` only)."""
+    if names is None:
+        conn.execute("DELETE FROM definitions")
+    else:
+        conn.executemany("DELETE FROM definitions WHERE name = ?", ((n,) for n in names))
     rows = []
     for d in definitions.values():
         fields = {f: getattr(d, f) for f in _DEFINITION if hasattr(d, f)}
@@ -169,15 +178,24 @@ def write_definitions(conn: sqlite3.Connection, definitions: Mapping[str, StepDe
 
 
 def read_definitions(
-    conn: sqlite3.Connection, name: str | None = None
+    conn: sqlite3.Connection,
+    name: str | None = None,
+    *,
+    names: Iterable[str] | None = None,
+    origins: bool = True,
 ) -> dict[str, StepDefinition]:
-    """Every definition (or the one of ``name``) as the registry gave it."""
-    where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-    paths: dict[str, Path] = {}  # one Path per registry file: a Path costs more than the rest
+    """Every definition (or the one of ``name``, or those of ``names``) as the registry
+    gave it; without ``origins`` none says where it was written (what resolution needs:
+    a derived registry has one origin file per step, and a Path costs more than the rest)."""
+    where, args = ("WHERE name = ?", [name]) if name is not None else ("", [])
+    if names is not None:
+        where, args = "WHERE name IN (SELECT value FROM json_each(?))", [json.dumps(list(names))]
+    paths: dict[str, Path] = {}  # one Path per registry file
     out = {}
     for row in conn.execute(f"SELECT {', '.join(_DEFINITION)} FROM definitions {where}", args):
         d = dict(zip(_DEFINITION, row, strict=True))
         at, line = d.pop("origin_path"), d.pop("origin_line")
+        at = at if origins else None
         origin = Origin(d["workspace_id"], paths.setdefault(at, Path(at)), line) if at else None
         d["job_types"] = tuple(json.loads(d["job_types"]))
         d["overridden_fields"] = tuple(json.loads(d["overridden_fields"]))
