@@ -422,10 +422,14 @@ class IndexSession:
         for path in plan.fresh:
             old, now = plan.before.get(path), plan.now[path]
             moved = old is None or (old.workspace_id, old.kind) != (now.workspace_id, now.kind)
-            if moved or old is None:
-                identity[path] = old
-            elif now.kind not in LAZY_KINDS and _declared(now.kind, summaries[path]) != _declared(
-                now.kind, old.summary
+            declares = now.kind not in LAZY_KINDS
+            if (
+                moved
+                or old is None
+                or (
+                    declares
+                    and _declared(now.kind, summaries[path]) != _declared(now.kind, old.summary)
+                )
             ):
                 identity[path] = old
         if identity:
