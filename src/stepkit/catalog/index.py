@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepkit.catalog.changes import (
     LAZY_KINDS,
+    RACY_NS,
     Plan,
     Progress,
     StoredFile,
@@ -105,6 +106,7 @@ class IndexSession:
         self._workers = workers
         self._warnings: list[str] = []
         self._touched: set[str] = set()  # files the last change added, changed or removed
+        self._read_at: dict[str, tuple[int, ...]] = {}  # racy files read: the stat seen
         self._rank = {ws: i for i, ws in enumerate(project.workspace_ids)}
         self._derived = derived_workspaces(project)
         self.conn = self._connect()
@@ -204,10 +206,20 @@ class IndexSession:
                     (path,),
                 )
             ]
-        roots = {f.folder: (f.workspace_id, f.kind) for f in rows if _stat_of(f.path) != f.stat}
+        roots = {
+            f.folder: (f.workspace_id, f.kind)
+            for f in rows
+            if (now := _stat_of(f.path)) != f.stat and not self._just_read(f.path, now)
+        }
         before = self.generation
         self._rescan(roots)
         return self.generation != before
+
+    def _just_read(self, path: str, stat: tuple[int, ...]) -> bool:
+        """Whether this session read the file as it is now, within the clock tick of its
+        change: reading it again says no more until the tick is over (a racy row stays
+        racy in the index, so the next session reads it again)."""
+        return self._read_at.get(path) == stat and time.time_ns() < stat[0] + RACY_NS
 
     def apply_changes(self, paths: Iterable[Path]) -> int:
         """Bring the index up to date for these changed paths (watch mode): their folders
@@ -364,6 +376,7 @@ class IndexSession:
             late = [job for job in plan.jobs() if job[0] not in summaries]
             summaries.update((p, read_summary(p, kind)) for p, kind in late)
             self._touched.update(plan.fresh, plan.gone)
+            self._read_at.update(_seen(walk, plan))
             write_changes(self.conn, plan, scope, rows, problems, summaries)
             lazy = sum(1 for p in plan.fresh if p not in plan.before and p not in summaries)
             self.last_report = RefreshReport(
@@ -457,6 +470,18 @@ class IndexSession:
                 self.conn.executemany(sql, ((text, path) for path, text in parsed.items()))
         out.update((path, json.loads(text)) for path, text in parsed.items())
         return out
+
+
+def _seen(walk: RawWalk, plan: Plan) -> dict[str, tuple[int, ...]]:
+    """The stat as walked of the files stored racy (mtime -1): what this session read."""
+    racy = {p for p in plan.fresh if plan.now[p].stat[0] == -1}
+    seen = {}
+    for scan in walk.folders:
+        for i, name in enumerate(scan.names):
+            path = f"{scan.folder}/{name}"
+            if path in racy:
+                seen[path] = tuple(scan.stats[3 * i : 3 * i + 3])
+    return seen
 
 
 def _declared(kind: str, summary: str | None) -> Any:

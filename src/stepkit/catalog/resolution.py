@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from stepkit.catalog.records import COMPONENTS, ComponentFile
 from stepkit.names import (
@@ -72,13 +72,51 @@ class Unmatched(NamedTuple):
     message: str
 
 
+class Lookups(Protocol):
+    """The registry's answers resolution asks for, by what a file declares."""
+
+    def config_owners(self, config_class: str) -> Sequence[str]: ...
+    def builder_owners(self, builder_class: str) -> Sequence[str]: ...
+    def spec_type_owner(self, spec_type: str) -> str | None: ...
+    def stem_owner(self, stem: str) -> str | None: ...
+
+
+class MemoryLookups:
+    """:class:`Lookups` over definitions in memory: tables built once (a whole resolution)."""
+
+    def __init__(self, definitions: Mapping[str, StepDefinition]) -> None:
+        self.by_stem = StemIndex(sorted(definitions))  # acronyms cased either way
+        self.by_config: dict[str, list[str]] = {}
+        self.by_builder: dict[str, list[str]] = {}
+        self.by_spec_type: dict[str, str] = {}
+        for name, d in sorted(definitions.items()):
+            self.by_config.setdefault(d.config_class, []).append(name)
+            self.by_builder.setdefault(d.builder_step_name, []).append(name)
+            self.by_spec_type.setdefault(d.spec_type, name)
+
+    def config_owners(self, config_class: str) -> Sequence[str]:
+        return self.by_config.get(config_class, ())
+
+    def builder_owners(self, builder_class: str) -> Sequence[str]:
+        return self.by_builder.get(builder_class, ())
+
+    def spec_type_owner(self, spec_type: str) -> str | None:
+        return self.by_spec_type.get(spec_type)
+
+    def stem_owner(self, stem: str) -> str | None:
+        return self.by_stem.get(stem)
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryFacts:
     """What resolution needs of the registry: one definition per step, as the catalog's
-    workspaces see it, and the job types file names may end with."""
+    workspaces see it, and the job types file names may end with. ``lookups``: answers
+    from the index itself (an incremental resolution asks a few; None: built from
+    ``definitions``)."""
 
     definitions: Mapping[str, StepDefinition]
     job_types: tuple[str, ...] = STANDARD_JOB_TYPES
+    lookups: Lookups | None = None
 
     @classmethod
     def of(cls, definitions: Mapping[str, StepDefinition]) -> RegistryFacts:
@@ -116,15 +154,8 @@ class Resolver:
     def __init__(self, registry: RegistryFacts, workspace_order: Sequence[str]) -> None:
         self.registry = registry
         self.rank = {ws: i for i, ws in enumerate(workspace_order)}
-        self.by_stem = StemIndex(registry.definitions)  # acronyms cased either way
-        self.by_config: dict[str, list[str]] = {}
-        self.by_builder: dict[str, list[str]] = {}
-        self.by_spec_type: dict[str, str] = {}
+        self.lookups = registry.lookups or MemoryLookups(registry.definitions)
         self.named: dict[tuple[str, str], tuple[str, str | None]] = {}  # by_file_name's
-        for name, d in sorted(registry.definitions.items()):
-            self.by_config.setdefault(d.config_class, []).append(name)
-            self.by_builder.setdefault(d.builder_step_name, []).append(name)
-            self.by_spec_type.setdefault(d.spec_type, name)
         self._reset()
 
     def _reset(self) -> None:
@@ -140,9 +171,8 @@ class Resolver:
     def fresh(self) -> Resolver:
         """A resolver with nothing resolved yet, sharing this one's registry tables."""
         clone = object.__new__(Resolver)
-        clone.registry, clone.rank, clone.by_stem = self.registry, self.rank, self.by_stem
-        clone.by_config, clone.by_builder = self.by_config, self.by_builder
-        clone.by_spec_type, clone.named = self.by_spec_type, self.named
+        clone.registry, clone.rank = self.registry, self.rank
+        clone.lookups, clone.named = self.lookups, self.named
         clone._reset()
         return clone
 
@@ -177,7 +207,7 @@ class Resolver:
             if expanded != candidate:
                 candidates.append((expanded, job))
         for candidate, job in candidates:
-            found = self.by_stem.get(candidate)
+            found = self.lookups.stem_owner(candidate)
             if found is not None:
                 return found, job
         candidate, job = (
@@ -205,11 +235,11 @@ class Resolver:
             self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via))
 
     def classes(self, f: FileEntry) -> None:
-        owners = self.by_config if f.component == "config" else self.by_builder
+        owners = self._owners(f.component)
         classes = f.facts.get("classes", ())
         matched = False
         for c in classes:
-            for name in owners.get(c["name"], ()) if f.component != "hyperparams" else ():
+            for name in owners(c["name"]):
                 self.assign(
                     name, ComponentFile(f.path, f.component, f.workspace_id, None, "registry")
                 )
@@ -225,6 +255,14 @@ class Resolver:
                 self.note_entry_points(name, c["entry_points"])
         self.assign(name, ComponentFile(f.path, f.component, f.workspace_id, None, "name"))
 
+    def _owners(self, component: str) -> Callable[[str], Sequence[str]]:
+        """The steps whose registry names a class, for the classes of this component."""
+        if component == "config":
+            return self.lookups.config_owners
+        if component == "builder":
+            return self.lookups.builder_owners
+        return lambda _name: ()  # hyperparameters: named by no registry field
+
     def note_entry_points(self, name: str, entry_points: Iterable[str]) -> None:
         for entry in entry_points:
             self.entry_points.setdefault(entry.removesuffix(".py"), []).append(name)
@@ -239,7 +277,7 @@ class Resolver:
             name, job, literal, ref = s["step"], s["job_type"], s["step_type"], s["contract_ref"]
             if name is None and literal:
                 base, _, suffix = literal.partition("_")
-                name = self.by_spec_type.get(base, base)
+                name = self.lookups.spec_type_owner(base) or base
                 job = suffix.lower() or None
             via = "declared"
             if name is None:
@@ -384,13 +422,12 @@ class Resolver:
                 keys.add(f"d:{_folder(found['source_dir']).rsplit('/', 1)[-1]}")
             return keys
         if component in ("config", "builder", "hyperparams"):
-            owners = self.by_config if component == "config" else self.by_builder
+            owners = self._owners(component)
             matched = False
             for c in facts.get("classes", ()):
-                if component != "hyperparams":
-                    for name in owners.get(c["name"], ()):
-                        keys.add(f"n:{name}")
-                        matched = True
+                for name in owners(c["name"]):
+                    keys.add(f"n:{name}")
+                    matched = True
                 keys.update(f"e:{e.removesuffix('.py')}" for e in c["entry_points"])
             if not matched:
                 keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -24,7 +24,7 @@ from stepkit.catalog.records import (
 from stepkit.catalog.resolution import Parts, Resolution, Unmatched
 from stepkit.catalog.search import words
 from stepkit.errors import CorruptIndexError, StateStoreError
-from stepkit.names import pascal_to_snake
+from stepkit.names import name_key, pascal_to_snake
 from stepkit.registry.definitions import Origin, StepDefinition
 from stepkit.registry.sources import INDEX_FILE
 from stepkit.sqlite import connect, migrate
@@ -85,11 +85,20 @@ MIGRATIONS: Final = (
     );
     INSERT INTO meta VALUES ('format', 'stepkit-catalog');
     """,
-    # interface files are indexed, and list rows say the layout: everything is read again
+    # interface files are indexed, list rows say the layout, and definitions are looked up
+    # by what files declare (an incremental resolution asks a few): everything is read again
     """
     DELETE FROM folders;
     DELETE FROM files;
+    DELETE FROM definitions;
     DELETE FROM meta WHERE key = 'registry_key';
+    ALTER TABLE definitions ADD COLUMN stem TEXT NOT NULL DEFAULT '';
+    ALTER TABLE definitions ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX definitions_by_config ON definitions (config_class);
+    CREATE INDEX definitions_by_builder ON definitions (builder_step_name);
+    CREATE INDEX definitions_by_spec_type ON definitions (spec_type);
+    CREATE INDEX definitions_by_stem ON definitions (stem);
+    CREATE INDEX definitions_by_key ON definitions (name_key);
     """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
@@ -173,8 +182,72 @@ def write_definitions(
         fields |= {"overridden_fields": json.dumps(list(d.overridden_fields))}
         fields |= {"origin_path": str(d.origin.path) if d.origin else None}
         fields |= {"origin_line": d.origin.line if d.origin else None}
-        rows.append(tuple(fields[c] for c in _DEFINITION))
-    conn.executemany(f"INSERT INTO definitions VALUES ({', '.join('?' * 11)})", rows)
+        rows.append((*(fields[c] for c in _DEFINITION), pascal_to_snake(d.name), name_key(d.name)))
+    columns = ", ".join((*_DEFINITION, "stem", "name_key"))
+    conn.executemany(f"INSERT INTO definitions ({columns}) VALUES ({', '.join('?' * 13)})", rows)
+
+
+class StoredDefinitions(Mapping[str, StepDefinition]):
+    """The index's definitions, read a name at a time (what an incremental resolution
+    asks about), without origins."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._read: dict[str, StepDefinition | None] = {}
+
+    def __getitem__(self, name: str) -> StepDefinition:
+        if name not in self._read:
+            self._read[name] = read_definitions(self._conn, name, origins=False).get(name)
+        found = self._read[name]
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for (n,) in self._conn.execute("SELECT name FROM definitions ORDER BY name"))
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM definitions").fetchone()[0])
+
+
+class StoredLookups:
+    """:class:`~stepkit.catalog.resolution.Lookups` answered by the index's definitions
+    (indexed by class, spec type, stem and spelling-blind key), each answer kept."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._answers: dict[tuple[str, str], Any] = {}
+
+    def _names(self, column: str, value: str) -> list[str]:
+        key = (column, value)
+        if key not in self._answers:
+            sql = f"SELECT name FROM definitions WHERE {column} = ? ORDER BY name"
+            self._answers[key] = [n for (n,) in self._conn.execute(sql, (value,))]
+        return self._answers[key]  # type: ignore[no-any-return]
+
+    def config_owners(self, config_class: str) -> Sequence[str]:
+        return self._names("config_class", config_class)
+
+    def builder_owners(self, builder_class: str) -> Sequence[str]:
+        return self._names("builder_step_name", builder_class)
+
+    def spec_type_owner(self, spec_type: str) -> str | None:
+        return next(iter(self._names("spec_type", spec_type)), None)
+
+    def stem_owner(self, stem: str) -> str | None:
+        """As :class:`~stepkit.names.StemIndex` answers: the stem, else the one name of
+        its key."""
+        found = self._names("stem", stem)
+        if found:
+            return found[-1]  # StemIndex keeps the last name of a stem, in name order
+        by_key = self._names("name_key", name_key(stem))
+        return by_key[0] if len(by_key) == 1 else None
+
+
+def stored_job_types(conn: sqlite3.Connection) -> list[str]:
+    """Every job type some definition declares."""
+    sql = "SELECT DISTINCT j.value FROM definitions, json_each(definitions.job_types) AS j"
+    return sorted(v for (v,) in conn.execute(sql))
 
 
 def read_definitions(
