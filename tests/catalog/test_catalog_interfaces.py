@@ -257,3 +257,93 @@ def test_an_unknown_variant_never_suggests_the_name_asked_for(tmp_path: Path) ->
     with pytest.raises(UnknownStepError) as caught:
         catalog.get_step_info("TabularPreprocessing_testing")
     assert caught.value.name not in caught.value.suggestions
+
+
+def _stored(catalog: StepCatalog) -> dict[str, list[object]]:
+    """Every resolved table of the index, sorted: what answers are made of."""
+    conn = catalog.session.conn
+    tables = ("placements", "listing", "links", "unmatched", "definitions")
+    return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_every_change_to_interfaces_resolves_like_a_rebuild(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    shared = [*HARD_CASES[:3], InterfaceStep(name="Scorer", entry_point="score_main.py")]
+    write_interface_project(root, {"alice": [InterfaceStep(name="Scorer")], "shared": shared})
+    steps = root / "steps"
+    interfaces = steps / "interfaces"
+    (steps / "configs" / "config_other_step.py").write_text(
+        "from stepkit.components import StepConfig\n\n\nclass OtherConfig(StepConfig):\n"
+        "    x: int = 1\n"
+    )
+    changes = [
+        lambda: _edit(interfaces / "dummy_data_loading.step.yaml", "DummyDataLoading step", "new"),
+        lambda: _edit(interfaces / "scorer.step.yaml", "score_main.py", "scorer.py"),
+        lambda: _edit(
+            interfaces / "scorer.step.yaml", "description: Scorer step", "config_class: OtherConfig"
+        ),
+        lambda: _edit(
+            interfaces / "lightgbmmt_training.step.yaml",
+            "compute:",
+            "variants:\n  calibration:\ncompute:",
+        ),
+        lambda: (interfaces / "tabular_preprocessing.step.yaml").unlink(),
+        lambda: write_interface_step(steps, InterfaceStep(name="Added", variants=("testing",))),
+        lambda: _edit(
+            root / "dev" / "alice" / "steps" / "interfaces" / "scorer.step.yaml",
+            "Scorer step",
+            "alice's scorer",
+        ),
+    ]
+    catalog = _catalog(root)
+    for change in changes:
+        change()
+        catalog = _catalog(root)
+        catalog.session.ensure_walked()  # as list and check do: an edit keeps the folder's stat
+        fresh = StepCatalog(Project.load(root), persist=False)
+        assert _stored(catalog) == _stored(fresh)
+        assert find_problems(catalog) == find_problems(fresh)
+    scorer = catalog.get_step_info("Scorer")
+    assert scorer.definition is not None
+    assert scorer.definition.workspace_id == "alice"  # alice's row overrides what differs
+    assert scorer.definition.description == "alice's scorer"
+    # alice's file names no config class: by the defaults it is ScorerConfig, over shared's
+    assert scorer.definition.config_class == "ScorerConfig"
+    assert "config_class" in scorer.definition.overridden_fields
+    assert catalog.get_step_info("Added_testing").job_type == "testing"
+    assert catalog.get_step_info("TabularPreprocessing").definition is None  # files left
+
+
+def test_index_lookups_answer_as_the_tables_in_memory(tmp_path: Path) -> None:
+    from stepkit.catalog.resolution import MemoryLookups
+    from stepkit.catalog.store import StoredLookups, open_index, write_definitions
+    from stepkit.registry.definitions import StepDefinition
+
+    names = [
+        "LightGBMMTTraining",
+        "GraphStormGNNTraining",
+        "XgboostMtTraining",
+        "XGBoostMTTraining",
+    ]
+    definitions = {
+        n: StepDefinition(n, f"{n[:5]}Config", f"{n}StepBuilder", n[:8], "Training") for n in names
+    }
+    conn = open_index(tmp_path / "index.sqlite")
+    write_definitions(conn, definitions)
+    stored, memory = StoredLookups(conn), MemoryLookups(definitions)
+    for name in names:
+        d = definitions[name]
+        assert stored.config_owners(d.config_class) == memory.config_owners(d.config_class)
+        assert stored.builder_owners(d.builder_step_name) == memory.builder_owners(
+            d.builder_step_name
+        )
+        assert stored.spec_type_owner(d.spec_type) == memory.spec_type_owner(d.spec_type)
+    for stem in ("lightgbmmt_training", "graphstorm_gnn_training", "xgboost_mt_training", "nope"):
+        assert stored.stem_owner(stem) == memory.stem_owner(stem)
+    conn.close()
