@@ -4,6 +4,7 @@ derived and YAML registries, completeness by layout, duplicates and mixed projec
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -282,7 +283,7 @@ def test_every_change_to_interfaces_resolves_like_a_rebuild(tmp_path: Path) -> N
         "from stepkit.components import StepConfig\n\n\nclass OtherConfig(StepConfig):\n"
         "    x: int = 1\n"
     )
-    changes = [
+    changes: list[Callable[[], object]] = [
         lambda: _edit(interfaces / "dummy_data_loading.step.yaml", "DummyDataLoading step", "new"),
         lambda: _edit(interfaces / "scorer.step.yaml", "score_main.py", "scorer.py"),
         lambda: _edit(
