@@ -31,6 +31,7 @@ from stepkit.catalog.changes import (
     stored_problems,
     write_changes,
 )
+from stepkit.catalog.derived import changed_rows, derived_workspaces, index_registry, narrow
 from stepkit.catalog.discovery import read_summary
 from stepkit.catalog.records import RefreshReport
 from stepkit.catalog.resolution import RegistryFacts
@@ -39,12 +40,11 @@ from stepkit.catalog.store import (
     get_meta,
     index_path,
     open_index,
-    read_definitions,
     remove_index,
     set_meta,
     write_definitions,
 )
-from stepkit.errors import CorruptIndexError, RegistryFileError
+from stepkit.errors import CorruptIndexError
 from stepkit.observability import get_logger
 from stepkit.project import RawWalk, scan_folder, scan_project, scan_workspace
 from stepkit.registry.layering import Registry
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from stepkit.project import Project
-    from stepkit.registry.definitions import StepDefinition
 
 T = TypeVar("T")
 
@@ -72,17 +71,6 @@ def registry_key(project: Project) -> list[Any]:
         for derived in [derived_workspaces(project)]
         for ws in project.workspaces
     ]
-
-
-def derived_workspaces(project: Project) -> set[str]:
-    """The workspaces whose registry is derived from their interface files."""
-    return {ws.id for ws in project.workspaces if ws.registry_file and ws.registry_file.is_dir()}
-
-
-def _registry_rows(summary: str | None) -> Any:
-    """What a derived registry takes from an interface file's summary."""
-    found = json.loads(summary).get("interface") if summary else None
-    return [found["step"], found["registry"], found["registry_line"]] if found else None
 
 
 class IndexSession:
@@ -292,43 +280,8 @@ class IndexSession:
         *,
         names: set[str] | None = None,
     ) -> Registry:
-        """The project's registry; a derived one from the interface files' summaries in the
-        index, with ``fresh`` (path → (workspace, summary; None: gone)) over the stored ones.
-        With ``names``, only those steps' entries (each step layers on its own entries)."""
-        from stepkit.registry.sources import RegistrySource, derived_source, read_registry
-
-        derived = {}
-        sql = "SELECT path, summary FROM files WHERE kind = 'interface' AND workspace_id = ?"
-        if names is not None:
-            sql += (
-                " AND json_extract(summary, '$.interface.step') IN (SELECT value FROM json_each(?))"
-            )
-        for workspace_id in self._derived:
-            args = [workspace_id] if names is None else [workspace_id, json.dumps(sorted(names))]
-            texts = dict(self.conn.execute(sql, args).fetchall())
-            texts.update((p, text) for p, (ws, text) in (fresh or {}).items() if ws == workspace_id)
-            found = []
-            for path, text in texts.items():
-                summary = json.loads(text).get("interface") if text else None
-                if summary is not None and (names is None or summary["step"] in names):
-                    found.append((path, summary))  # an unreadable interface has no row
-            folder = self.project.workspace(workspace_id).registry_file
-            assert folder is not None  # a derived workspace has its interfaces folder
-            derived[workspace_id] = derived_source(folder, workspace_id, found)
-        if names is None:
-            return Registry.load(self.project, derived=derived)
-        sources: dict[str, RegistrySource | None] = dict(derived)
-        for ws in self.project.workspaces:  # the others' entries of these names (cached)
-            if ws.id not in derived and ws.registry_file is not None:
-                try:
-                    source = read_registry(
-                        ws.registry_file, ws.id, state_dir=self.project.state_dir
-                    )
-                except RegistryFileError:  # reported by the whole registry; no entries here
-                    continue
-                entries = tuple(e for e in source.entries if e.name in names)
-                sources[ws.id] = RegistrySource(source.path, ws.id, entries)
-        return Registry(sources, self.project.workspace_ids)
+        """The project's registry, derived ones from the index (see :func:`index_registry`)."""
+        return index_registry(self.conn, self.project, self._derived, fresh, names=names)
 
     # -- one change ----------------------------------------------------------------------------
 
@@ -357,7 +310,7 @@ class IndexSession:
             if need_registry and not self._derived:
                 facts = self._load_registry()
             summaries = dict(zip((p for p, _ in jobs), parsed(), strict=True))
-        changed = self._changed_rows(outside, summaries) if self._derived else set()
+        changed = changed_rows(outside, summaries, self._derived) if self._derived else set()
         fresh: dict[str, tuple[str, str | None]] = {
             p: (outside.now[p].workspace_id, summaries[p])
             for p in outside.fresh
@@ -369,7 +322,7 @@ class IndexSession:
             facts = self._load_registry(fresh)
         elif changed and self._given is None:
             some = changed, self._facts_of(self.registry(fresh, names=changed)).definitions
-            if not self._narrow(*some):
+            if not narrow(self.conn, *some):
                 facts, some = self._load_registry(fresh), None
         with transaction(self.conn):
             plan = plan_changes(self.conn, walk, scope, rows)
@@ -398,35 +351,6 @@ class IndexSession:
                 self.last_report = replace(self.last_report, resolved_again=False)
         self.generation += 1
         return self.last_report
-
-    def _changed_rows(self, plan: Plan, summaries: Mapping[str, str]) -> set[str]:
-        """The steps whose row in a derived registry the walk changes (before and after)."""
-        names: set[str] = set()
-        for path in (*plan.fresh, *plan.gone):
-            now, old = plan.now.get(path), plan.before.get(path)
-            either = now or old
-            if either is None or either.kind != "interface":
-                continue
-            if either.workspace_id not in self._derived:
-                continue
-            before = _registry_rows(old.summary if old else None)
-            after = _registry_rows(summaries.get(path) if now else None)
-            if before != after:
-                names.update(row[0] for row in (before, after) if row)
-        return names
-
-    def _narrow(self, names: set[str], now: Mapping[str, StepDefinition]) -> bool:
-        """Whether resolving the changed files again is enough for these new definitions:
-        steps added or gone, or only descriptions and step types changed (other fields
-        move files between steps)."""
-        stored = read_definitions(self.conn, names=names, origins=False)
-        wide = ("config_class", "builder_step_name", "spec_type", "job_types")
-        return all(
-            getattr(stored[name], field) == getattr(definition, field)
-            for name, definition in now.items()
-            if name in stored
-            for field in wide
-        )
 
     def _resolve_changed(self, plan: Plan, summaries: dict[str, str]) -> bool:
         """Resolve again the steps of the files whose identity changed (new, gone, moved,

@@ -176,13 +176,13 @@ def derive_registry(folder: Path, workspace_id: str) -> RegistrySource:
     """One row per ``*.step.yaml`` of ``folder`` (its ``registry`` block, defaults filled
     in). A file that cannot be read is left out here: ``catalog check`` reports it."""
     from stepkit.errors import InterfaceFileError
-    from stepkit.interface import INTERFACE_SUFFIX, interface_summary, read_interface
+    from stepkit.interface import INTERFACE_SUFFIX, summarize_interface
 
     rows: list[tuple[str, Mapping[str, Any]]] = []
     for path in sorted(folder.rglob(f"*{INTERFACE_SUFFIX}")):
-        try:
-            rows.append((str(path), interface_summary(read_interface(path, workspace_id=""))))
-        except InterfaceFileError:
+        try:  # the rows as the catalog reads them: from the YAML nodes
+            rows.append((str(path), summarize_interface(path.read_text("utf-8"), path=path)))
+        except (InterfaceFileError, OSError, UnicodeDecodeError):
             continue
     return derived_source(folder, workspace_id, rows)
 
