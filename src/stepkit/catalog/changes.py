@@ -48,7 +48,7 @@ class StoredFile(NamedTuple):
     workspace_id: str
     kind: str
     stat: tuple[int, int, int]  # mtime_ns, size, inode (mtime -1: racy, read it again)
-    summary: str | None
+    summary: str | None = None
 
 
 def _digest(names: Sequence[str], stats: Sequence[int]) -> bytes:
@@ -179,8 +179,9 @@ def plan_changes(
     rows: dict[str, Folder],
 ) -> Plan:
     """What ``walk`` (of the folders ``scope``) changes in the index, file by file: the
-    walked stat rows of the folders that differ go into a temporary table, and SQLite
-    says which files are new, changed or gone (a folder of thousands, one file edited)."""
+    walked stat rows of the stored folders that differ go into a temporary table, and
+    SQLite says which files are new, changed or gone (a folder of thousands, one file
+    edited); every file of a new folder is new."""
     stored = stored_folders(conn, scope)
     changed = [s for s in walk.folders if stored.get(s.folder) != rows[s.folder].row]
     gone_folders = [f for f in stored if f not in rows]
@@ -190,16 +191,22 @@ def plan_changes(
         "WITHOUT ROWID"
     )
     conn.execute("DELETE FROM temp.walked")
-    conn.executemany(
-        "INSERT INTO temp.walked VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            (f"{scan.folder}/{name}", scan.folder, scan.workspace_id, scan.component, *stat)
-            for scan in changed
-            for name, stat in zip(scan.names, _triples(rows[scan.folder].stats), strict=True)
-        ),
-    )
-    lazy = ", ".join(f"'{kind}'" for kind in sorted(LAZY_KINDS))
     now: dict[str, StoredFile] = {}
+    for scan in changed:
+        files = zip(scan.names, _triples(rows[scan.folder].stats), strict=True)
+        if scan.folder not in stored:  # a new folder (a cold start: all): every file is new
+            for name, stat in files:
+                path = f"{scan.folder}/{name}"
+                now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, stat)
+            continue
+        conn.executemany(
+            "INSERT INTO temp.walked VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (f"{scan.folder}/{name}", scan.folder, scan.workspace_id, scan.component, *stat)
+                for name, stat in files
+            ),
+        )
+    lazy = ", ".join(f"'{kind}'" for kind in sorted(LAZY_KINDS))
     for path, folder, ws, kind, mtime_ns, size, inode in conn.execute(
         "SELECT w.path, w.folder, w.workspace_id, w.kind, w.mtime_ns, w.size, w.inode "
         "FROM temp.walked w LEFT JOIN files f ON f.path = w.path WHERE f.path IS NULL "
@@ -218,14 +225,14 @@ def plan_changes(
         )
     ]
     before: dict[str, StoredFile] = {}
-    for path, folder, ws, kind, mtime_ns, size, inode, summary in conn.execute(
+    for path, folder, ws, kind, mtime_ns, size, inode, summary in conn.execute(  # (stored)
         "SELECT path, folder, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
         "WHERE path IN (SELECT value FROM json_each(?))",
-        (json.dumps([*now, *gone]),),
+        (json.dumps([*(p for p, f in now.items() if f.folder in stored), *gone]),),
     ):
         before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
     conn.execute("DELETE FROM temp.walked")
-    return Plan(changed, gone_folders, before, now, list(now), gone)
+    return Plan(changed, gone_folders, before, now, sorted(now), gone)
 
 
 def _triples(stats: Sequence[int]) -> Iterator[tuple[int, int, int]]:

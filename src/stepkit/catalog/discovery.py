@@ -344,13 +344,15 @@ def _interface(text: str, filename: str, *, whole: bool) -> Facts:
     from pathlib import Path
 
     from stepkit.errors import InterfaceFileError
-    from stepkit.interface import parse_interface, summarize_interface
+    from stepkit.interface_nodes import summarize_interface  # no models: no pydantic
 
     path = Path(filename)
     facts: Facts = {"problems": [], "checked": whole}
     try:
         facts["interface"] = summarize_interface(text, path=path)
         if whole:
+            from stepkit.interface import parse_interface
+
             parse_interface(text, path=path, workspace_id="")
     except InterfaceFileError as exc:
         where = f"{filename}:{exc.line}: " if exc.line else f"{filename}: "
