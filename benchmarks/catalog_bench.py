@@ -1,7 +1,9 @@
-"""Catalog benchmark: N steps × 5 components across 3 workspaces; prints one JSON object.
+"""Catalog benchmark: N steps across 3 workspaces, in the classic layout (5 component
+files a step) and in the interface layout (an ``interfaces/<stem>.step.yaml``, a script
+and a config a step, the registry derived); prints one JSON object.
 
     python benchmarks/catalog_bench.py [N] [--keep DIR] [--base COMMIT | --base-src DIR]
-                                       [--repeat R]
+                                       [--repeat R] [--layout classic|interface|both]
 
 Measures the paths users take, each as a whole process: ``stepkit catalog list --json``,
 ``catalog list`` (the table), ``catalog show NAME``, ``catalog search QUERY`` and
@@ -9,7 +11,10 @@ Measures the paths users take, each as a whole process: ``stepkit catalog list -
 file changed; and a Python program that opens ``StepCatalog`` and asks it things. Each
 is run with this tree's code and with the code of ``--base`` (default: the commit before
 the SQLite index), in the same run, with the same interpreter: medians of both, each
-bound of the issue, and whether it is met. The machine is shared: expect noise.
+bound of the issue, and whether it is met. The interface layout (issue 14) is measured
+beside it in the same run, with this tree's code only (the base reads no interface
+files): ``catalog list --json`` and ``catalog show NAME``, cold, warm and after one
+interface file changed. The machine is shared: expect noise.
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ BOUNDS = {  # seconds of a whole process, unless the name says otherwise
     "peak_rss_warm_mb": 100.0,
 }
 COMMANDS = ("list_json", "list_table", "show", "search", "which")
+INTERFACE_COMMANDS = ("list_json", "show")
+INTERFACE_BOUNDS = {"cold_s": 3.5, "warm_s": 0.5, "one_changed_s": 0.6}
+
+
+def steps_folder(i: int) -> str:
+    """Where step ``i`` lives: 80 % in the shared workspace, 10 % in each of two others."""
+    return "dev/alice/steps" if i % 10 == 1 else "dev/bob/steps" if i % 10 == 2 else "steps"
 
 
 def step_name(i: int) -> str:
@@ -146,6 +158,92 @@ def generate(root: Path, n: int) -> Path:
     for ws, rel in workspaces:
         (root / rel / "registry.toml").write_text("\n".join(registries[ws]))
     return root
+
+
+def write_interface_step(steps: Path, name: str, i: int) -> None:
+    """One interface-layout step: its ``.step.yaml`` (every fifth with job-type variants),
+    its script and its config."""
+    s = snake(name)
+    kind = "Training" if "Training" in name else "Processing"
+    variants = "variants:\n  training:\n    spec:\n      dependencies:\n        data:\n"
+    variants += "          semantic_keywords: [training, data]\n  calibration:\n"
+    (steps / "interfaces" / f"{s}.step.yaml").write_text(
+        f"step_type: {name}\nnode_type: internal\nregistry:\n"
+        f"  sagemaker_step_type: {kind}\n  description: {name} of the benchmark\n"
+        f"contract:\n  entry_point: {s}.py\n  inputs:\n    data:\n"
+        "      path: /opt/ml/processing/input/data\n      required: true\n"
+        "  outputs:\n    out:\n      path: /opt/ml/processing/output\n"
+        "  arguments:\n    job_type: the job type\n"
+        "  job_arguments:\n  - flag: --job_type\n    source: job_type\n"
+        "  env_vars:\n    required: [LABEL_FIELD]\n    optional:\n      RATIO: '0.7'\n"
+        "  framework_requirements:\n    pandas: '>=1.2'\n"
+        f"  description: {name} contract\n"
+        "spec:\n  dependencies:\n    data:\n      type: processing_output\n"
+        "      required: true\n      compatible_sources: [DataLoading]\n"
+        "      semantic_keywords: [data]\n      data_type: S3Uri\n"
+        "  outputs:\n    out:\n      type: processing_output\n"
+        "      property_path: properties.ProcessingOutputConfig.Outputs['out']\n"
+        "      semantic_keywords: [processed]\n      aliases: [output]\n"
+        + (variants if i % 5 == 0 else "")
+        + "compute:\n  instance_type: ml.m5.xlarge\n  volume_size: 30\n"
+        "patterns:\n  output_path: '{pipeline_s3_loc}/{step}/{output}'\n"
+    )
+    (steps / "scripts" / f"{s}.py").write_text(
+        f'"""Script of {name}."""\n\nimport json\n\n\ndef main(input_paths, output_paths, '
+        f"environ_vars, job_args):\n    return {{'step': {i}}}\n"
+    )
+    entry = "training_entry_point" if kind == "Training" else "processing_entry_point"
+    (steps / "configs" / f"config_{s}_step.py").write_text(
+        f'"""Config of {name}."""\n\nfrom stepkit.components import StepConfig\n\n\n'
+        f"class {name}Config(StepConfig):\n"
+        f'    {entry}: str = "{s}.py"\n    label_field: str = "y"\n    ratio: float = 0.7\n'
+    )
+
+
+def generate_interfaces(root: Path, n: int) -> Path:
+    """The interface layout of :func:`generate`'s project: same steps, same workspaces."""
+    workspaces = [("alice", "dev/alice/steps"), ("bob", "dev/bob/steps"), ("shared", "steps")]
+    toml = ['[project]\nname = "bench-interfaces"\n']
+    for ws, rel in workspaces:
+        for folder in ("interfaces", "scripts", "configs"):
+            (root / rel / folder).mkdir(parents=True, exist_ok=True)
+        toml.append(f'[[workspaces]]\nid = "{ws}"\npath = "{rel}"\n')
+    (root / "stepkit.toml").write_text("\n".join(toml))
+    for i in range(n):
+        write_interface_step(root / steps_folder(i), step_name(i), i)
+    return root
+
+
+def measure_interfaces(src: Path, root: Path, repeat: int) -> dict[str, Any]:
+    """``list --json`` and ``show NAME`` cold, warm and after one interface file changed
+    (an edit to the interface of a step: its description)."""
+    picked = (7, 4321, 9000)
+    out: dict[str, Any] = {}
+    for kind in INTERFACE_COMMANDS:
+        runs: dict[str, list[float]] = {"cold": [], "warm": [], "one_changed": []}
+        for i in range(repeat):
+            number = picked[i % len(picked)]
+            name = step_name(number)
+            args = ["list", "--json"] if kind == "list_json" else ["show", name]
+            shutil.rmtree(root / ".stepkit", ignore_errors=True)
+            for state in ("cold", "warm"):
+                runs[state].append(run_process(src, root, args)[0])
+            path = root / steps_folder(number) / "interfaces" / f"{snake(name)}.step.yaml"
+            text = path.read_text()
+            path.write_text(text.replace("of the benchmark", f"of the benchmark ({kind} {i})"))
+            runs["one_changed"].append(run_process(src, root, args)[0])
+        for state, values in runs.items():
+            out[f"{kind}_{state}_s"] = statistics.median(values)
+    worst = {
+        "cold_s": max(out[f"{k}_cold_s"] for k in INTERFACE_COMMANDS),
+        "warm_s": max(out[f"{k}_warm_s"] for k in INTERFACE_COMMANDS),
+        "one_changed_s": max(out[f"{k}_one_changed_s"] for k in INTERFACE_COMMANDS),
+    }
+    out["bounds"] = {
+        k: {"worst": round(v, 4), "bound": INTERFACE_BOUNDS[k], "met": v <= INTERFACE_BOUNDS[k]}
+        for k, v in worst.items()
+    }
+    return out
 
 
 def _command(kind: str, root: Path, name: str) -> list[str]:
@@ -322,24 +420,35 @@ def main() -> None:
     keep = Path(args[args.index("--keep") + 1]) if "--keep" in args else None
     commit = args[args.index("--base") + 1] if "--base" in args else BASE_COMMIT
     repeat = int(args[args.index("--repeat") + 1]) if "--repeat" in args else 3
+    layout = args[args.index("--layout") + 1] if "--layout" in args else "both"
     root = keep or Path(tempfile.mkdtemp(prefix="stepkit-catalog-bench-"))
+    classic, interfaces = root / "classic", root / "interfaces"
     given = Path(args[args.index("--base-src") + 1]) if "--base-src" in args else None
-    base = given or base_source(commit)
+    base = given or base_source(commit) if layout != "interface" else None
+    current = Path(__file__).resolve().parent.parent / "src"
     try:
-        if not (root / "stepkit.toml").exists():
-            generate(root, n)
-        files = sum(1 for _ in root.rglob("*.py"))
-        result: dict[str, Any] = {"steps": n, "files": files, "cpus": os.cpu_count()}
-        current = Path(__file__).resolve().parent.parent / "src"
-        for label, src in (("new", current), (f"base_{commit}", base)):
-            measured = measure_processes(src, root, repeat)
-            measured.update(measure_in_process(src, root, repeat))
-            measured["bounds"] = _bounds(measured)
+        result: dict[str, Any] = {"steps": n, "cpus": os.cpu_count()}
+        if layout in ("classic", "both"):
+            assert base is not None
+            if not (classic / "stepkit.toml").exists():
+                generate(classic, n)
+            result["files"] = sum(1 for _ in classic.rglob("*.py"))
+            for label, src in (("new", current), (f"base_{commit}", base)):
+                measured = measure_processes(src, classic, repeat)
+                measured.update(measure_in_process(src, classic, repeat))
+                measured["bounds"] = _bounds(measured)
+                measured["load_average"] = os.getloadavg()
+                result[label] = measured
+        if layout in ("interface", "both"):
+            if not (interfaces / "stepkit.toml").exists():
+                generate_interfaces(interfaces, n)
+            measured = measure_interfaces(current, interfaces, repeat)
+            measured["files"] = sum(1 for p in interfaces.rglob("*") if p.is_file())
             measured["load_average"] = os.getloadavg()
-            result[label] = measured
+            result["interface_layout_new"] = measured
         print(json.dumps(result, indent=2, sort_keys=True))
     finally:
-        if given is None:
+        if given is None and base is not None:
             shutil.rmtree(base.parent, ignore_errors=True)
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -180,11 +180,11 @@ HARD_CASES: tuple[InterfaceStep, ...] = (
         channels={"input_data": ("train", "val", "test")},
         compatible_sources=("DummyDataLoading",),
     ),
-    InterfaceStep(
-        name="DummyDataLoading", node_type="source", inputs={}, variants=("training",)
-    ),
+    InterfaceStep(name="DummyDataLoading", node_type="source", inputs={}, variants=("training",)),
     # acronyms cased differently in file stems and step names
-    InterfaceStep(name="LightGBMMTTraining", stem="lightgbmmt_training", sagemaker_step_type="Training"),
+    InterfaceStep(
+        name="LightGBMMTTraining", stem="lightgbmmt_training", sagemaker_step_type="Training"
+    ),
     InterfaceStep(
         name="GraphStormGNNTraining",
         stem="graphstorm_gnn_training",
@@ -219,13 +219,13 @@ def write_hard_cases(steps: Path) -> dict[str, dict[str, Path]]:
     _write(package / "helpers.py", "def score(x):\n    return x\n")
     _write(
         package / "packaged_scoring.py",
-        '''
+        """
         from .helpers import score
 
 
         def main(input_paths, output_paths, environ_vars, job_args):
             return {"score": score(1)}
-        ''',
+        """,
     )
     return written
 
@@ -257,3 +257,23 @@ def write_duplicate(steps: Path) -> Path:
     """A second interface declaring a step another interface of the workspace declares."""
     step = InterfaceStep(name="TabularPreprocessing", stem="tabular_preprocessing_v2")
     return write_interface_step(steps, step)["interface"]
+
+
+def write_interface_project(
+    root: Path,
+    workspaces: Mapping[str, Sequence[InterfaceStep]],
+    *,
+    registry: Mapping[str, str] | None = None,
+) -> Path:
+    """A project of interface workspaces in precedence order (the last is the core);
+    ``registry``: workspace → its ``registry =`` line (default: derived)."""
+    lines = ['[project]\nname = "interfaces"\n']
+    for ws, steps in workspaces.items():
+        rel = "steps" if ws == list(workspaces)[-1] else f"dev/{ws}/steps"
+        (root / rel / "interfaces").mkdir(parents=True, exist_ok=True)
+        for step in steps:
+            write_interface_step(root / rel, step)
+        line = f'registry = "{registry[ws]}"\n' if registry and ws in registry else ""
+        lines.append(f'[[workspaces]]\nid = "{ws}"\npath = "{rel}"\n{line}')
+    (root / "stepkit.toml").write_text("\n".join(lines), encoding="utf-8")
+    return root

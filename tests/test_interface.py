@@ -156,19 +156,33 @@ def test_variants_merge_their_partial_spec_over_the_base() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("  entry_point: tabular_preprocessing.py", "  entry_pont: x.py"),
-         "x.step.yaml:7: unknown key 'contract.entry_pont'; did you mean entry_point?"),
-        (("      type: processing_output\n      required: true\n      compatible",
-          "      type: nonsense\n      required: true\n      compatible"),
-         "x.step.yaml:30: spec.dependencies.DATA: dependency_type: Input should be"),
-        (("node_type: internal", "node_type: middle"),
-         "x.step.yaml:2: node_type 'middle' is not one of source, internal, sink, singular"),
-        (("  sagemaker_step_type: Processing\n", ""),
-         "x.step.yaml:3: registry needs sagemaker_step_type"),
-        (("    - flag: --job_type", "    - flag: job_type"),
-         "x.step.yaml:19: contract.job_arguments.0: flag: job argument flag 'job_type' must look like"),
-        (("      path: /opt/ml/processing/output", "      path: 3"),
-         "x.step.yaml:15: contract.outputs.processed_data.path must be a container path"),
+        (
+            ("  entry_point: tabular_preprocessing.py", "  entry_pont: x.py"),
+            "x.step.yaml:7: unknown key 'contract.entry_pont'; did you mean entry_point?",
+        ),
+        (
+            (
+                "      type: processing_output\n      required: true\n      compatible",
+                "      type: nonsense\n      required: true\n      compatible",
+            ),
+            "x.step.yaml:30: spec.dependencies.DATA: dependency_type: Input should be",
+        ),
+        (
+            ("node_type: internal", "node_type: middle"),
+            "x.step.yaml:2: node_type 'middle' is not one of source, internal, sink, singular",
+        ),
+        (
+            ("  sagemaker_step_type: Processing\n", ""),
+            "x.step.yaml:3: registry needs sagemaker_step_type",
+        ),
+        (
+            ("    - flag: --job_type", "    - flag: job_type"),
+            "x.step.yaml:19: contract.job_arguments.0: flag: job argument flag 'job_type' must look like",
+        ),
+        (
+            ("      path: /opt/ml/processing/output", "      path: 3"),
+            "x.step.yaml:15: contract.outputs.processed_data.path must be a container path",
+        ),
     ],
 )
 def test_errors_name_the_file_and_the_line(change: tuple[str, str], message: str) -> None:
@@ -219,7 +233,9 @@ def test_a_step_written_out_reads_back_the_same() -> None:
 def test_a_variant_cannot_drop_what_the_base_has() -> None:
     step = _parse(PREPROCESSING)
     base = step.spec  # type: ignore[attr-defined]
-    without = base.model_copy(update={"dependencies": {}, "step_type": "TabularPreprocessing_Testing"})
+    without = base.model_copy(
+        update={"dependencies": {}, "step_type": "TabularPreprocessing_Testing"}
+    )
     with pytest.raises(ValueError, match="TabularPreprocessing_testing has no dependency 'DATA'"):
         interface_document(
             registry={"sagemaker_step_type": "Processing"},
@@ -227,3 +243,9 @@ def test_a_variant_cannot_drop_what_the_base_has() -> None:
             spec=base,
             variants={"testing": without},
         )
+
+
+def test_node_types_of_the_summary_are_the_models() -> None:
+    from stepkit.interface_nodes import NODE_TYPES
+
+    assert tuple(t.value for t in NodeType) == NODE_TYPES

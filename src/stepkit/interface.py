@@ -27,33 +27,28 @@ from stepkit.components import (
     StepSpecification,
 )
 from stepkit.errors import InterfaceFileError
-from stepkit.names import close_matches
-from stepkit.registry.definitions import Origin, RegistryEntry
+from stepkit.interface_nodes import (
+    LOADER,
+    METADATA_KEYS,
+    TOP_KEYS,
+    NodeReader,
+    summarize_interface,
+)
+from stepkit.project import INTERFACE_SUFFIX
+from stepkit.registry.definitions import RegistryEntry
 
 __all__ = [
     "INTERFACE_SUFFIX",
     "StepInterface",
     "interface_document",
+    "interface_summary",
     "parse_interface",
     "read_interface",
     "render_interface",
+    "summarize_interface",
 ]
 
-#: The file name suffix of an interface file: ``interfaces/<stem>.step.yaml``.
-INTERFACE_SUFFIX: Final = ".step.yaml"
 
-_LOADER: Final = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-_TOP_KEYS: Final = ("step_type", "node_type", "registry", "contract", "spec", "variants")
-_METADATA_KEYS: Final = ("compute", "patterns")
-_REGISTRY_KEYS: Final = (
-    "sagemaker_step_type",
-    "description",
-    "config_class",
-    "builder_step_name",
-    "spec_type",
-    "requires",
-)
 _CONTRACT_KEYS: Final = (
     "entry_point",
     "source_dir",
@@ -126,7 +121,7 @@ def read_interface(path: Path, *, workspace_id: str) -> StepInterface:
 def parse_interface(text: str, *, path: Path, workspace_id: str) -> StepInterface:
     """An interface from its text; ``path`` names the file in errors."""
     try:
-        data = yaml.load(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
@@ -136,34 +131,8 @@ def parse_interface(text: str, *, path: Path, workspace_id: str) -> StepInterfac
     return _Reader(text, path, workspace_id).read(data)
 
 
-class _Reader:
+class _Reader(NodeReader):
     """Turns the loaded mapping into models; finds the line of a key only on error."""
-
-    def __init__(self, text: str, path: Path, workspace_id: str) -> None:
-        self.text, self.path, self.workspace_id = text, path, workspace_id
-
-    # -- errors ---------------------------------------------------------------------------
-
-    def fail(self, where: tuple[str | int, ...], message: str) -> InterfaceFileError:
-        return InterfaceFileError(self.path, message, line=_line_of(self.text, where))
-
-    def mapping(self, value: Any, where: tuple[str | int, ...]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            label = ".".join(str(part) for part in where) or "the file"
-            raise self.fail(where, f"{label} must be a mapping of names to values")
-        return value
-
-    def known_keys(
-        self, value: Mapping[str, Any], where: tuple[str, ...], allowed: tuple[str, ...]
-    ) -> None:
-        for key in value:
-            if key not in allowed:
-                hint = close_matches(key, allowed)
-                more = f"; did you mean {', '.join(hint)}?" if hint else ""
-                label = ".".join((*where, key))
-                raise self.fail((*where, key), f"unknown key {label!r}{more}")
 
     def model(self, where: tuple[str | int, ...], build: Any, **fields: Any) -> Any:
         try:
@@ -179,7 +148,7 @@ class _Reader:
 
     def read(self, data: Any) -> StepInterface:
         top = self.mapping(data, ())
-        self.known_keys(top, (), (*_TOP_KEYS, *_METADATA_KEYS))
+        self.known_keys(top, (), (*TOP_KEYS, *METADATA_KEYS))
         for key in ("step_type", "node_type", "registry", "contract"):
             if key not in top:
                 raise self.fail((), f"has no {key!r}")
@@ -202,7 +171,7 @@ class _Reader:
             job_type: self.variant(name, node_type, spec_data, contract, job_type, value)
             for job_type, value in self.mapping(top.get("variants"), ("variants",)).items()
         }
-        metadata: dict[str, Any] = {key: top[key] for key in _METADATA_KEYS if key in top}
+        metadata: dict[str, Any] = {key: top[key] for key in METADATA_KEYS if key in top}
         return StepInterface(
             path=self.path,
             name=name,
@@ -213,25 +182,6 @@ class _Reader:
             registry=self.registry(name, self.mapping(top["registry"], ("registry",))),
             metadata=metadata,
         )
-
-    def registry(self, name: str, row: dict[str, Any]) -> RegistryEntry:
-        where = ("registry",)
-        self.known_keys(row, where, _REGISTRY_KEYS)
-        if not isinstance(row.get("sagemaker_step_type"), str):
-            raise self.fail(where, "registry needs sagemaker_step_type (e.g. Processing)")
-        fields = {
-            "config_class": row.get("config_class") or f"{name}Config",
-            "builder_step_name": row.get("builder_step_name") or f"{name}StepBuilder",
-            "spec_type": row.get("spec_type") or name,
-            "sagemaker_step_type": row["sagemaker_step_type"],
-            "description": row.get("description") or "",
-        }
-        for key, value in fields.items():
-            if not isinstance(value, str):
-                raise self.fail((*where, key), f"registry.{key} must be text")
-        line = _top_level_line(self.text, "registry")
-        origin = Origin(workspace_id=self.workspace_id, path=self.path, line=line)
-        return RegistryEntry(name=name, fields=fields, kind="define", origin=origin)
 
     def contract(self, data: dict[str, Any]) -> ScriptContract:
         where = ("contract",)
@@ -371,34 +321,24 @@ def _merge_by_name(
     return merged
 
 
-def _top_level_line(text: str, key: str) -> int | None:
-    """The line of a top-level key, found without parsing again (it starts a line)."""
-    at = 0 if text.startswith(f"{key}:") else text.find(f"\n{key}:") + 1
-    return text.count("\n", 0, at) + 1 if at or text.startswith(f"{key}:") else None
-
-
-def _line_of(text: str, where: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of the deepest key (or list index) of ``where`` that the file has."""
-    try:
-        node = yaml.compose(text, Loader=_LOADER)
-    except yaml.YAMLError:
-        return None
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in where:
-        if isinstance(key, int):
-            if not isinstance(node, yaml.SequenceNode) or key >= len(node.value):
-                break
-            node = node.value[key]
-            line = node.start_mark.line + 1
-            continue
-        if not isinstance(node, yaml.MappingNode):
-            break
-        found = next((pair for pair in node.value if pair[0].value == key), None)
-        if found is None:
-            break
-        line = found[0].start_mark.line + 1
-        node = found[1]
-    return line
+def interface_summary(interface: StepInterface) -> dict[str, Any]:
+    """What the catalog's index keeps of an interface file, as plain values: the step it
+    declares, its script, its variants (job type → step type) and its registry row."""
+    contract = interface.contract
+    registry = dict(interface.registry.fields)
+    if interface.variants:
+        registry["job_types"] = list(interface.variants)
+    return {
+        "step": interface.name,
+        "node_type": interface.node_type.value,
+        "entry_point": contract.entry_point,
+        "source_dir": contract.source_dir,
+        "variants": {job: spec.step_type for job, spec in interface.variants.items()},
+        "registry": registry,
+        "registry_line": interface.registry.origin.line,
+        "dependencies": len(interface.spec.dependencies),
+        "outputs": len(interface.spec.outputs),
+    }
 
 
 # -- writing: the classic layout converted ------------------------------------------------

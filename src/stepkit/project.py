@@ -39,7 +39,10 @@ COMPONENT_DIRS: Final[Mapping[str, str]] = {
     "configs": "config",
     "builders": "builder",
     "hyperparams": "hyperparams",
+    "interfaces": "interface",
 }
+#: The file name suffix of an interface file (``interfaces/<stem>.step.yaml``).
+INTERFACE_SUFFIX: Final = ".step.yaml"
 
 
 # -- the project -----------------------------------------------------------------------------
@@ -47,7 +50,8 @@ COMPONENT_DIRS: Final[Mapping[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Workspace:
-    """One workspace: its id, its steps folder (absolute) and its registry file, if any."""
+    """One workspace: its id, its steps folder (absolute) and its registry file (or the
+    interfaces folder it is derived from), if any."""
 
     id: str
     steps_dir: Path
@@ -404,7 +408,7 @@ def _registry_file(
 ) -> Path | None:
     if given is not None:
         registry = (root / given).resolve()
-        if not registry.is_file():
+        if not (registry.is_file() or registry.is_dir()):  # a folder: interfaces to derive from
             raise ProjectFileError(
                 path,
                 f"registry file {given!r} does not exist (looked for {registry}).",
@@ -416,7 +420,8 @@ def _registry_file(
         for candidate in (steps_dir / name, steps_dir / "registry" / name):
             if candidate.is_file():
                 return candidate
-    return None
+    interfaces = steps_dir / "interfaces"  # the interface layout: the registry is derived
+    return interfaces if interfaces.is_dir() else None
 
 
 # -- the walker ------------------------------------------------------------------------------
@@ -631,7 +636,11 @@ def _scan_dir(
             continue
         if S_ISDIR(st.st_mode):
             subfolders.append(f"{folder}/{name}")
-        elif name.endswith(".py") and name != "__init__.py" and S_ISREG(st.st_mode):
+        elif (
+            name.endswith(INTERFACE_SUFFIX if component == "interface" else ".py")
+            and name != "__init__.py"
+            and S_ISREG(st.st_mode)
+        ):
             add_name(name)
             add_stats((st.st_mtime_ns, st.st_size, _signed(st.st_ino)))
     out.folders.append(

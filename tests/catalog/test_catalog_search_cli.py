@@ -86,6 +86,7 @@ def test_cli_list_json_from_the_console_entry_equals_the_typer_app(
         "complete": True,
         "components": {c: "alice" for c in ("builder", "config", "contract", "script", "spec")},
         "job_types": [],
+        "layout": "classic",
         "missing": [],
         "name": "Sampler",
         "registered": True,

@@ -48,7 +48,7 @@ def test_the_page_adds_a_step_that_runs_alone(
     shutil.copytree(example_project, root, ignore=shutil.ignore_patterns(".stepkit", "report.html"))
     dag, config = str(root / "pipelines/churn.yaml"), str(root / "pipelines/churn-config.yaml")
     run(capsys, root, "run", dag, "-c", config)
-    assert follow_the_doc(root) == 8
+    assert follow_the_doc(root) == 5
     shown = run(capsys, root, "catalog", "show", "PredictionSummary")
     assert shown["complete"] is True, shown
     result = run(capsys, root, "run", dag, "-c", config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stepkit.catalog.catalog import StepCatalog
 from stepkit.catalog.check import find_problems
-from stepkit.catalog.models import contract_of, file_facts, spec_of
+from stepkit.catalog.models import contract_of, file_facts, interface_of, spec_of
 from stepkit.catalog.records import ComponentFile, ListRow, Problem, RefreshReport, StepInfo
 from stepkit.catalog.search import SearchResult
 
@@ -19,5 +19,6 @@ __all__ = [
     "contract_of",
     "file_facts",
     "find_problems",
+    "interface_of",
     "spec_of",
 ]

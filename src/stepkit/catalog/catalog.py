@@ -155,8 +155,13 @@ class StepCatalog:
         workspace = min(contributing, key=lambda ws: rank.get(ws, len(rank)), default="")
         job_types = job_types_of(parts, definition)
         if job_type is not None and job_type not in job_types:
-            variants = [f"{name}_{j}" for j in job_types]
-            raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
+            # job types are matched however they are cased (a node ``X_Training`` is
+            # ``X_training``), so a suggestion is never the name asked for
+            same = [j for j in job_types if j.casefold() == job_type.casefold()]
+            if not same:
+                variants = [f"{name}_{j}" for j in job_types]
+                raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
+            job_type = same[0]
         spec = specs.get(job_type) or specs.get(None)
         if spec is None and job_type is None and specs:
             spec = next(iter(specs.values()))

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from stepkit.catalog.discovery import read_summaries, read_summary
 from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, Resolver, resolve_changed
-from stepkit.catalog.store import read_definitions, write_resolution
+from stepkit.catalog.store import (
+    StoredDefinitions,
+    StoredLookups,
+    read_definitions,
+    stored_job_types,
+    write_resolution,
+)
+from stepkit.names import STANDARD_JOB_TYPES
 
 if TYPE_CHECKING:
     from stepkit.project import FolderScan, RawWalk
@@ -32,16 +39,16 @@ RACY_NS: Final = 1_000_000_000
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFile:
-    """A file as the index has it."""
+class StoredFile(NamedTuple):
+    """A file as the index has it (a named tuple: a plan makes one per file of every
+    folder that changed, thousands at a time)."""
 
     path: str
     folder: str
     workspace_id: str
     kind: str
     stat: tuple[int, int, int]  # mtime_ns, size, inode (mtime -1: racy, read it again)
-    summary: str | None
+    summary: str | None = None
 
 
 def _digest(names: Sequence[str], stats: Sequence[int]) -> bytes:
@@ -85,13 +92,18 @@ def folder_row(scan: FolderScan, now: int) -> Folder:
 
 @contextmanager
 def parsing(
-    jobs: list[tuple[str, str]], workers: int | None, progress: Progress | None
+    jobs: list[tuple[str, str]],
+    workers: int | None,
+    progress: Progress | None,
+    *,
+    whole: bool = False,
 ) -> Iterator[Callable[[], list[str]]]:
     """Summaries of every (path, kind), in order, from the function yielded: parsed in
-    worker processes (started on entering, so the caller works meanwhile) when many."""
+    worker processes (started on entering, so the caller works meanwhile) when many.
+    ``whole``: interface files checked whole (see :func:`read_summary`)."""
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1 or len(jobs) < PARALLEL_THRESHOLD:
-        yield lambda: [read_summary(path, kind) for path, kind in jobs]
+        yield lambda: [read_summary(path, kind, whole=whole) for path, kind in jobs]
         return
     chunk = max(200, min(1000, len(jobs) // (count * 4)))
     # fork: the workers need only discovery, already imported; they never touch the
@@ -99,7 +111,7 @@ def parsing(
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         parts = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
-        futures = [pool.submit(read_summaries, part) for part in parts]
+        futures = [pool.submit(read_summaries, part, whole) for part in parts]
 
         def gather() -> list[str]:
             out: list[str] = []
@@ -123,8 +135,8 @@ class Plan:
 
     changed: list[FolderScan]
     gone_folders: list[str]
-    before: dict[str, StoredFile]
-    now: dict[str, StoredFile]  # summaries not read yet (None)
+    before: dict[str, StoredFile]  # of the fresh and gone files
+    now: dict[str, StoredFile]  # the fresh files as found (summaries not read yet: None)
     fresh: list[str]  # new or changed files
     gone: list[str]
 
@@ -166,33 +178,67 @@ def plan_changes(
     scope: list[tuple[str, str]] | None,
     rows: dict[str, Folder],
 ) -> Plan:
-    """What ``walk`` (of the folders ``scope``) changes in the index, file by file."""
+    """What ``walk`` (of the folders ``scope``) changes in the index, file by file: the
+    walked stat rows of the stored folders that differ go into a temporary table, and
+    SQLite says which files are new, changed or gone (a folder of thousands, one file
+    edited); every file of a new folder is new."""
     stored = stored_folders(conn, scope)
     changed = [s for s in walk.folders if stored.get(s.folder) != rows[s.folder].row]
     gone_folders = [f for f in stored if f not in rows]
-    before: dict[str, StoredFile] = {}
-    for folder in [*(s.folder for s in changed), *gone_folders]:
-        for path, ws, kind, mtime_ns, size, inode, summary in conn.execute(
-            "SELECT path, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
-            "WHERE folder = ?",
-            (folder,),
-        ):
-            before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS walked (path TEXT PRIMARY KEY, folder TEXT, "
+        "workspace_id TEXT, kind TEXT, mtime_ns INTEGER, size INTEGER, inode INTEGER) "
+        "WITHOUT ROWID"
+    )
+    conn.execute("DELETE FROM temp.walked")
     now: dict[str, StoredFile] = {}
     for scan in changed:
-        stats = rows[scan.folder].stats
-        for i, name in enumerate(scan.names):
-            path, stat = f"{scan.folder}/{name}", (stats[3 * i], stats[3 * i + 1], stats[3 * i + 2])
-            now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, stat, None)
-    fresh = [
-        p
-        for p, f in now.items()
-        if (old := before.get(p)) is None
-        or (old.workspace_id, old.kind, old.stat) != (f.workspace_id, f.kind, f.stat)
-        or f.stat[0] == -1
-        or (old.summary is None and f.kind not in LAZY_KINDS)
+        files = zip(scan.names, _triples(rows[scan.folder].stats), strict=True)
+        if scan.folder not in stored:  # a new folder (a cold start: all): every file is new
+            for name, stat in files:
+                path = f"{scan.folder}/{name}"
+                now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, stat)
+            continue
+        conn.executemany(
+            "INSERT INTO temp.walked VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (f"{scan.folder}/{name}", scan.folder, scan.workspace_id, scan.component, *stat)
+                for name, stat in files
+            ),
+        )
+    lazy = ", ".join(f"'{kind}'" for kind in sorted(LAZY_KINDS))
+    for path, folder, ws, kind, mtime_ns, size, inode in conn.execute(
+        "SELECT w.path, w.folder, w.workspace_id, w.kind, w.mtime_ns, w.size, w.inode "
+        "FROM temp.walked w LEFT JOIN files f ON f.path = w.path WHERE f.path IS NULL "
+        "OR f.workspace_id != w.workspace_id OR f.kind != w.kind OR f.mtime_ns != w.mtime_ns "
+        "OR f.size != w.size OR f.inode != w.inode OR w.mtime_ns = -1 "
+        f"OR (f.summary IS NULL AND w.kind NOT IN ({lazy})) ORDER BY w.path"
+    ):
+        now[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), None)
+    folders = json.dumps([*(s.folder for s in changed), *gone_folders])
+    gone = [
+        path
+        for (path,) in conn.execute(
+            "SELECT path FROM files WHERE folder IN (SELECT value FROM json_each(?)) "
+            "AND path NOT IN (SELECT path FROM temp.walked) ORDER BY path",
+            (folders,),
+        )
     ]
-    return Plan(changed, gone_folders, before, now, fresh, [p for p in before if p not in now])
+    before: dict[str, StoredFile] = {}
+    for path, folder, ws, kind, mtime_ns, size, inode, summary in conn.execute(  # (stored)
+        "SELECT path, folder, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
+        "WHERE path IN (SELECT value FROM json_each(?))",
+        (json.dumps([*(p for p, f in now.items() if f.folder in stored), *gone]),),
+    ):
+        before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
+    conn.execute("DELETE FROM temp.walked")
+    return Plan(changed, gone_folders, before, now, sorted(now), gone)
+
+
+def _triples(stats: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+    """(mtime_ns, size, inode) per file of a folder's flat stat row."""
+    values = iter(stats)
+    return zip(values, values, values, strict=True)
 
 
 def write_changes(
@@ -265,7 +311,9 @@ def resolve_some(
     order: Sequence[str],
 ) -> None:
     """Resolve again the steps the changed files ``old`` reach (all, when too many)."""
-    facts = RegistryFacts.of(read_definitions(conn))
+    extra = [j for j in stored_job_types(conn) if j not in STANDARD_JOB_TYPES]
+    definitions = StoredDefinitions(conn)  # asked a name at a time: the change reaches few
+    facts = RegistryFacts(definitions, (*STANDARD_JOB_TYPES, *extra), StoredLookups(conn))
     resolver = Resolver(facts, order)
 
     def entry_of(stored: StoredFile) -> FileEntry:
@@ -291,8 +339,8 @@ def resolve_some(
     partial = resolve_changed(
         resolver, old=before, current=current, linked=linked, entry=entry, total=total
     )
-    if partial is None:
-        resolve_all(conn, facts, order)
+    if partial is None:  # the change reaches too much: every definition read at once
+        resolve_all(conn, RegistryFacts.of(read_definitions(conn, origins=False)), order)
         return
     for path, was in before.items():
         if was is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from stepkit.catalog.catalog import StepCatalog
-from stepkit.catalog.records import Problem, StepInfo
+from stepkit.catalog.records import ComponentFile, Problem, StepInfo, is_abstract
 
 _NODE_RULES: Final = {  # node type → (has dependencies, has outputs)
     "source": (False, True),
@@ -17,12 +17,12 @@ _NODE_RULES: Final = {  # node type → (has dependencies, has outputs)
 }
 
 
-def _file_kind(message: str) -> str:
-    if message.startswith("syntax error"):
+def _file_kind(message: str, path: str = "") -> str:
+    if message.startswith(("syntax error", "is not valid YAML")):
         return "syntax"
     if message.startswith(("cannot be", "is not UTF-8", "symlink loop", "steps folder")):
         return "unreadable"
-    return "not_literal"
+    return "interface" if path.endswith(".step.yaml") else "not_literal"
 
 
 def find_problems(catalog: StepCatalog) -> list[Problem]:
@@ -39,11 +39,9 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
         workspace_of[path] = workspace_id
     summaries = session.summaries(workspace_of)  # scripts are parsed now
     # A registry file that cannot be read hurts only its workspace: reported here, not raised.
-    from stepkit.registry.layering import Registry
-
     out = [
         Problem("registry", str(left_out.error), None, None, None, left_out.workspace_id)
-        for left_out in Registry.load(catalog.project).problems
+        for left_out in session.registry().problems
     ]
     out += [
         Problem(_file_kind(message), message, Path(path), None, None, ws)
@@ -53,7 +51,8 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
     ]
     for path, ws in workspace_of.items():
         for line, message in summaries[path].get("problems", ()):
-            out.append(Problem(_file_kind(message), message, Path(path), line or None, None, ws))
+            kind = _file_kind(message, path)
+            out.append(Problem(kind, message, Path(path), line or None, None, ws))
     for path, ws, component, message in conn.execute(
         "SELECT path, workspace_id, component, message FROM unmatched ORDER BY path, component"
     ):
@@ -65,7 +64,32 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
     scripts = {Path(p).stem for p in kinds.get("script", ())}
     contracts = {Path(p).stem for p in kinds.get("contract", ())}
     for name in catalog.step_names():
-        out += _step_problems(catalog.get_step_info(name), summaries, scripts, contracts)
+        info = catalog.get_step_info(name)
+        out += _duplicates(info)
+        if not is_abstract(info.definition, has_files=bool(info.components or info.specs)):
+            out += _step_problems(info, summaries, scripts, contracts)
+    return out
+
+
+def _duplicates(info: StepInfo) -> list[Problem]:
+    """Two files of one workspace and one layout declaring the same node (a generic spec
+    and a job-type spec both for ``X_training``; two interfaces of one step): only one of
+    them can be in effect, and which is an accident of file names."""
+    first: dict[tuple[str, str | None, bool], ComponentFile] = {}
+    out = []
+    for entry in (*info.specs.values(), *info.shadowed):
+        if entry.component != "spec":
+            continue
+        key = (entry.workspace_id, entry.job_type, entry.via == "interface")
+        kept = first.setdefault(key, entry)
+        if kept is entry or kept.location == entry.location:
+            continue
+        node = f"{info.name}_{entry.job_type}" if entry.job_type else info.name
+        message = (
+            f"declares {node} as {kept.path} does, in the same workspace "
+            f"{entry.workspace_id!r}: only {kept.path.name} is used"
+        )
+        out.append(Problem("duplicate", message, entry.path, None, info.name, entry.workspace_id))
     return out
 
 
@@ -89,7 +113,18 @@ def _step_problems(
         message = f"step {name!r} ({info.step_type}) is missing {', '.join(info.missing)}"
         out.append(Problem("incomplete", message, path, step=name, workspace_id=info.workspace_id))
     contract = info.components.get("contract")
-    if contract is not None:
+    if contract is not None and contract.via == "interface":
+        facts = summaries.get(contract.location, {}).get("interface") or {}
+        named = str(facts.get("entry_point") or "")
+        if named and "script" in info.required and named.removesuffix(".py") not in scripts:
+            message = (
+                f"interface of step {name!r}: entry point {named!r} names no script in any "
+                "workspace"
+            )
+            out.append(
+                Problem("reference", message, contract.path, None, name, contract.workspace_id)
+            )
+    elif contract is not None:
         for c in summaries.get(contract.location, {}).get("contracts", ()):
             entry = c["entry_point"]
             if isinstance(entry, str) and entry.removesuffix(".py") not in scripts:
@@ -108,7 +143,30 @@ def _step_problems(
         message = f"script of step {name!r} has no main() entry point"
         out.append(Problem("script", message, script.path, None, name, script.workspace_id))
     for spec in info.specs.values():
-        out += _spec_problems(name, spec.path, summaries.get(spec.location, {}), contracts)
+        if spec.via == "interface" and spec.job_type is None:
+            out += _interface_problems(name, spec.path, summaries.get(spec.location, {}))
+        elif spec.via != "interface":
+            out += _spec_problems(name, spec.path, summaries.get(spec.location, {}), contracts)
+    return out
+
+
+def _interface_problems(name: str, path: Path, summary: Mapping[str, Any]) -> list[Problem]:
+    """An interface's node type against its base spec (variants only add or change)."""
+    found = summary.get("interface")
+    if found is None:
+        return []
+    node, out = found["node_type"], []
+    with_dependencies, with_outputs = _NODE_RULES[node]
+    if bool(found["dependencies"]) != with_dependencies:
+        need = "needs dependencies" if with_dependencies else "must have no dependencies"
+        out.append(
+            Problem("node_type", f"interface of {name}: {node} node {need}", path, None, name)
+        )
+    if bool(found["outputs"]) != with_outputs:
+        need = "needs outputs" if with_outputs else "must have no outputs"
+        out.append(
+            Problem("node_type", f"interface of {name}: {node} node {need}", path, None, name)
+        )
     return out
 
 

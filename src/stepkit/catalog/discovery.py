@@ -338,8 +338,34 @@ def _is_main_guard(test: ast.expr) -> bool:
 # -- one file ---------------------------------------------------------------------------------
 
 
-def parse_text(text: str, component: str, *, filename: str = "<text>") -> Facts:
-    """The facts of one component file's source text."""
+def _interface(text: str, filename: str, *, whole: bool) -> Facts:
+    """An interface file's facts, from :mod:`stepkit.interface`: its summary read from the
+    YAML nodes; ``whole``: the whole file checked against the models too."""
+    from pathlib import Path
+
+    from stepkit.errors import InterfaceFileError
+    from stepkit.interface_nodes import summarize_interface  # no models: no pydantic
+
+    path = Path(filename)
+    facts: Facts = {"problems": [], "checked": whole}
+    try:
+        facts["interface"] = summarize_interface(text, path=path)
+        if whole:
+            from stepkit.interface import parse_interface
+
+            parse_interface(text, path=path, workspace_id="")
+    except InterfaceFileError as exc:
+        where = f"{filename}:{exc.line}: " if exc.line else f"{filename}: "
+        facts["problems"].append([exc.line or 0, str(exc).removeprefix(where)])
+        facts["checked"] = True  # a file the summary cannot be read from has no more to say
+    return facts
+
+
+def parse_text(text: str, component: str, *, filename: str = "<text>", whole: bool = True) -> Facts:
+    """The facts of one component file's source text (an interface: checked whole, unless
+    ``whole`` is False)."""
+    if component == "interface":
+        return _interface(text, filename, whole=whole)
     problems: list[list[Any]] = []
     facts: Facts = {"problems": problems}
     try:
@@ -362,7 +388,7 @@ def parse_text(text: str, component: str, *, filename: str = "<text>") -> Facts:
     return facts
 
 
-def read_facts(path: str, component: str) -> Facts:
+def read_facts(path: str, component: str, *, whole: bool = True) -> Facts:
     """The facts of the file at ``path``; an unreadable or non-UTF-8 file is a problem."""
     try:
         with open(path, "rb") as handle:
@@ -374,7 +400,7 @@ def read_facts(path: str, component: str) -> Facts:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         return {"problems": [[line, "is not UTF-8 text"]]}
-    return parse_text(text, component, filename=path)
+    return parse_text(text, component, filename=path, whole=whole)
 
 
 # -- facts → models (pydantic, on demand) ------------------------------------------------------
@@ -439,6 +465,10 @@ def summarize(facts: Facts, component: str) -> Facts:
             {"var": c["var"], "line": c["line"], "entry_point": c["fields"].get("entry_point")}
             for c in facts["contracts"]
         ]
+    if component == "interface":
+        out["checked"] = facts.get("checked", True)
+        if "interface" in facts:
+            out["interface"] = facts["interface"]
     if component == "script" and "main" in facts:
         main = facts["main"]
         out["main"] = main["params"] if main else None
@@ -446,13 +476,15 @@ def summarize(facts: Facts, component: str) -> Facts:
     return out
 
 
-def read_summary(path: str, component: str) -> str:
+def read_summary(path: str, component: str, *, whole: bool = False) -> str:
     """The summary of one file as the index keeps it: JSON text, keys sorted (so equal
-    summaries are equal texts, and an edit that keeps declarations is seen as such)."""
-    return json.dumps(summarize(read_facts(path, component), component), sort_keys=True)
+    summaries are equal texts, and an edit that keeps declarations is seen as such). An
+    interface is checked whole only when ``whole`` (what ``check`` asks for, once)."""
+    facts = read_facts(path, component, whole=whole)
+    return json.dumps(summarize(facts, component), sort_keys=True)
 
 
-def read_summaries(jobs: list[tuple[str, str]]) -> list[str]:
+def read_summaries(jobs: list[tuple[str, str]], whole: bool = False) -> list[str]:
     """Summaries of many (path, component) pairs: the unit of work of a parsing process
     (text crosses the process boundary, never a syntax tree)."""
-    return [read_summary(path, component) for path, component in jobs]
+    return [read_summary(path, component, whole=whole) for path, component in jobs]

@@ -12,12 +12,13 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stepkit.catalog.changes import (
     LAZY_KINDS,
+    RACY_NS,
     Plan,
     Progress,
     StoredFile,
@@ -30,6 +31,7 @@ from stepkit.catalog.changes import (
     stored_problems,
     write_changes,
 )
+from stepkit.catalog.derived import changed_rows, derived_workspaces, index_registry, narrow
 from stepkit.catalog.discovery import read_summary
 from stepkit.catalog.records import RefreshReport
 from stepkit.catalog.resolution import RegistryFacts
@@ -57,14 +59,16 @@ T = TypeVar("T")
 
 
 def registry_key(project: Project) -> list[Any]:
-    """What resolution depends on besides the files: the workspaces and their registries."""
+    """What resolution depends on besides the files: the workspaces and their registries
+    (a registry derived from interface files changes with them: see ``_sync``)."""
     return [
         [
             ws.id,
             str(ws.steps_dir),
             str(ws.registry_file or ""),
-            *_stat_of(str(ws.registry_file or "")),
+            *(_stat_of(str(ws.registry_file or "")) if ws.id not in derived else ["derived"]),
         ]
+        for derived in [derived_workspaces(project)]
         for ws in project.workspaces
     ]
 
@@ -90,7 +94,9 @@ class IndexSession:
         self._workers = workers
         self._warnings: list[str] = []
         self._touched: set[str] = set()  # files the last change added, changed or removed
+        self._read_at: dict[str, tuple[int, ...]] = {}  # racy files read: the stat seen
         self._rank = {ws: i for i, ws in enumerate(project.workspace_ids)}
+        self._derived = derived_workspaces(project)
         self.conn = self._connect()
 
     # -- the file ----------------------------------------------------------------------------
@@ -188,10 +194,20 @@ class IndexSession:
                     (path,),
                 )
             ]
-        roots = {f.folder: (f.workspace_id, f.kind) for f in rows if _stat_of(f.path) != f.stat}
+        roots = {
+            f.folder: (f.workspace_id, f.kind)
+            for f in rows
+            if (now := _stat_of(f.path)) != f.stat and not self._just_read(f.path, now)
+        }
         before = self.generation
         self._rescan(roots)
         return self.generation != before
+
+    def _just_read(self, path: str, stat: tuple[int, ...]) -> bool:
+        """Whether this session read the file as it is now, within the clock tick of its
+        change: reading it again says no more until the tick is over (a racy row stays
+        racy in the index, so the next session reads it again)."""
+        return self._read_at.get(path) == stat and time.time_ns() < stat[0] + RACY_NS
 
     def apply_changes(self, paths: Iterable[Path]) -> int:
         """Bring the index up to date for these changed paths (watch mode): their folders
@@ -250,11 +266,22 @@ class IndexSession:
     def _facts_of(registry: Registry) -> RegistryFacts:
         return RegistryFacts.build([(ws, registry.view(ws)) for ws in registry.workspace_ids])
 
-    def _load_registry(self) -> RegistryFacts:
+    def _load_registry(
+        self, fresh: Mapping[str, tuple[str, str | None]] | None = None
+    ) -> RegistryFacts:
         """Read outside any transaction: the registry caches its parse in this index."""
         if self._given is not None:
             return self._given
-        return self._facts_of(Registry.load(self.project))
+        return self._facts_of(self.registry(fresh))
+
+    def registry(
+        self,
+        fresh: Mapping[str, tuple[str, str | None]] | None = None,
+        *,
+        names: set[str] | None = None,
+    ) -> Registry:
+        """The project's registry, derived ones from the index (see :func:`index_registry`)."""
+        return index_registry(self.conn, self.project, self._derived, fresh, names=names)
 
     # -- one change ----------------------------------------------------------------------------
 
@@ -276,17 +303,33 @@ class IndexSession:
         # parsed outside the transaction (a cold start parses for seconds) with the
         # registry read meanwhile; planned again inside, where what another process wrote
         # in between is seen
-        jobs = plan_changes(self.conn, walk, scope, rows).jobs()
+        outside = plan_changes(self.conn, walk, scope, rows)
+        jobs = outside.jobs()
         facts = None
         with parsing(jobs, self._workers, progress) as parsed:
-            if need_registry:
+            if need_registry and not self._derived:
                 facts = self._load_registry()
             summaries = dict(zip((p for p, _ in jobs), parsed(), strict=True))
+        changed = changed_rows(outside, summaries, self._derived) if self._derived else set()
+        fresh: dict[str, tuple[str, str | None]] = {
+            p: (outside.now[p].workspace_id, summaries[p])
+            for p in outside.fresh
+            if outside.now[p].kind == "interface"
+        }
+        fresh |= {p: (outside.before[p].workspace_id, None) for p in outside.gone}
+        some = None  # (names, their definitions now): a derived registry's rows changed
+        if need_registry and facts is None:  # derived: from the summaries
+            facts = self._load_registry(fresh)
+        elif changed and self._given is None:
+            some = changed, self._facts_of(self.registry(fresh, names=changed)).definitions
+            if not narrow(self.conn, *some):
+                facts, some = self._load_registry(fresh), None
         with transaction(self.conn):
             plan = plan_changes(self.conn, walk, scope, rows)
             late = [job for job in plan.jobs() if job[0] not in summaries]
             summaries.update((p, read_summary(p, kind)) for p, kind in late)
             self._touched.update(plan.fresh, plan.gone)
+            self._read_at.update(_seen(walk, plan))
             write_changes(self.conn, plan, scope, rows, problems, summaries)
             lazy = sum(1 for p in plan.fresh if p not in plan.before and p not in summaries)
             self.last_report = RefreshReport(
@@ -297,8 +340,10 @@ class IndexSession:
                 warnings=tuple(self._warnings),
                 saved=self.path is not None,
             )
+            if some is not None:  # rows of changed interfaces: those steps resolved again
+                write_definitions(self.conn, some[1], names=some[0])
             if facts is not None:  # another registry: resolve everything again
-                del plan, summaries, jobs  # stored: a cold start needs the memory
+                del plan, summaries, jobs, outside  # stored: a cold start needs the memory
                 write_definitions(self.conn, facts.definitions)
                 set_meta(self.conn, "registry_key", self._wanted_registry_key())
                 resolve_all(self.conn, facts, self.project.workspace_ids)
@@ -314,8 +359,15 @@ class IndexSession:
         for path in plan.fresh:
             old, now = plan.before.get(path), plan.now[path]
             moved = old is None or (old.workspace_id, old.kind) != (now.workspace_id, now.kind)
-            declares = now.kind not in LAZY_KINDS and old is not None
-            if moved or (declares and summaries[path] != old.summary):  # type: ignore[union-attr]
+            declares = now.kind not in LAZY_KINDS
+            if (
+                moved
+                or old is None
+                or (
+                    declares
+                    and _declared(now.kind, summaries[path]) != _declared(now.kind, old.summary)
+                )
+            ):
                 identity[path] = old
         if identity:
             resolve_some(self.conn, identity, plan.now, summaries, self.project.workspace_ids)
@@ -325,16 +377,16 @@ class IndexSession:
 
     def summaries(self, paths: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The summaries of these indexed files; a lazily indexed one (a script) is parsed
-        now, and kept."""
+        now, and an interface not yet checked whole is checked now: both are kept."""
         out: dict[str, dict[str, Any]] = {}
         missing: list[tuple[str, str]] = []
         sql = "SELECT path, kind, summary FROM files WHERE path IN (SELECT value FROM json_each(?))"
         for path, kind, summary in self.conn.execute(sql, (json.dumps(list(paths)),)):
-            if summary is None:
+            if summary is None or (kind == "interface" and '"checked": false' in summary):
                 missing.append((path, kind))
             else:
                 out[path] = json.loads(summary)
-        with parsing(missing, self._workers, None) as parse:
+        with parsing(missing, self._workers, None, whole=True) as parse:
             parsed = dict(zip((path for path, _ in missing), parse(), strict=True))
         if parsed:
             with transaction(self.conn):
@@ -342,6 +394,26 @@ class IndexSession:
                 self.conn.executemany(sql, ((text, path) for path, text in parsed.items()))
         out.update((path, json.loads(text)) for path, text in parsed.items())
         return out
+
+
+def _seen(walk: RawWalk, plan: Plan) -> dict[str, tuple[int, ...]]:
+    """The stat as walked of the files stored racy (mtime -1): what this session read."""
+    racy = {p for p in plan.fresh if plan.now[p].stat[0] == -1}
+    seen = {}
+    for scan in walk.folders:
+        for i, name in enumerate(scan.names):
+            path = f"{scan.folder}/{name}"
+            if path in racy:
+                seen[path] = tuple(scan.stats[3 * i : 3 * i + 3])
+    return seen
+
+
+def _declared(kind: str, summary: str | None) -> Any:
+    """What a summary declares (an interface's problems and whether it was checked whole
+    say nothing about which step it belongs to)."""
+    if kind != "interface" or summary is None:
+        return summary
+    return json.loads(summary).get("interface")
 
 
 def _stat_of(path: str) -> tuple[int, ...]:

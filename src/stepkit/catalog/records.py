@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from stepkit.registry.definitions import KNOWN_STEP_TYPES
+
 if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
 
@@ -25,16 +27,41 @@ REQUIRED_BY_TYPE: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def required_components(step_type: str | None) -> tuple[str, ...]:
-    return REQUIRED_BY_TYPE.get(step_type or "", REQUIRED_CUSTOM)
+def required_components(step_type: str | None, *, interface: bool = False) -> tuple[str, ...]:
+    """What a complete step of this type needs; in the interface layout no builder (the
+    framework makes it from the interface) and the interface's contract and spec."""
+    required = REQUIRED_BY_TYPE.get(step_type or "", REQUIRED_CUSTOM)
+    if not interface:
+        return required
+    scripted = ("script",) if "script" in required else ()
+    return (*scripted, "contract", "spec", "config")
+
+
+def is_abstract(definition: StepDefinition | None, *, has_files: bool) -> bool:
+    """A registry row no file is meant to have: ``Base``, or one named for a step type
+    (``Processing``), with no component files — never an incomplete step."""
+    if definition is None or has_files:
+        return False
+    return definition.sagemaker_step_type == "Base" or definition.name in KNOWN_STEP_TYPES
+
+
+def is_interface(entries: Mapping[str, ComponentFile | tuple[ComponentFile, ...]]) -> bool:
+    """Whether a step's contract or spec in effect comes from an interface file."""
+    for component in ("contract", "spec"):
+        found = entries.get(component)
+        first = found if isinstance(found, ComponentFile) else (found or (None,))[0]
+        if first is not None and first.via == "interface":
+            return True
+    return False
 
 
 class ComponentFile(NamedTuple):
     """One component file of a step: where, which workspace, and how it was matched.
 
-    ``via`` is ``registry`` (the class the registry names), ``declared`` (the spec's own
-    step type), ``spec`` (the contract a spec refers to), ``contract`` / ``entry_point``
-    (named as entry point by a contract / a config) or ``name`` (file-name pattern).
+    ``via`` is ``registry`` (the class the registry names), ``interface`` (a contract or
+    spec an interface file declares), ``declared`` (the spec's own step type), ``spec``
+    (the contract a spec refers to), ``contract`` / ``entry_point`` (named as entry point
+    by a contract or interface / a config) or ``name`` (file-name pattern).
     """
 
     location: str  # the path as the index keeps it; ``path`` makes the Path on demand
@@ -79,11 +106,18 @@ class StepInfo:
         return f"{self.name}_{self.job_type}" if self.job_type else self.name
 
     @property
+    def layout(self) -> str:
+        """``interface`` when the contract or spec in effect is an interface file's."""
+        return "interface" if is_interface(self.components) else "classic"
+
+    @property
     def required(self) -> tuple[str, ...]:
-        return required_components(self.step_type)
+        return required_components(self.step_type, interface=self.layout == "interface")
 
     @property
     def missing(self) -> tuple[str, ...]:
+        if is_abstract(self.definition, has_files=bool(self.components or self.specs)):
+            return ()
         return tuple(c for c in self.required if c not in self.components)
 
     @property
@@ -110,6 +144,7 @@ class StepInfo:
             "specs": {(j or ""): f.as_json() for j, f in self.specs.items()},
             "complete": self.is_complete,
             "missing": list(self.missing),
+            "layout": self.layout,
         }
         if with_shadowed:
             out["shadowed"] = [f.as_json() for f in self.shadowed]

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from stepkit.catalog.records import COMPONENTS, ComponentFile
 from stepkit.names import (
     STANDARD_JOB_TYPES,
+    StemIndex,
     component_stem,
     expand_abbreviations,
-    pascal_to_snake,
     snake_to_pascal,
     strip_job_type,
 )
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
 
 #: Order in which components are resolved: later ones lean on earlier ones.
-ORDER: Final = ("config", "builder", "spec", "hyperparams", "contract", "script")
+ORDER: Final = ("interface", "config", "builder", "spec", "hyperparams", "contract", "script")
 _CLASS_SUFFIX: Final = {
     "config": "Config",
     "builder": "StepBuilder",
@@ -60,7 +60,7 @@ class FileEntry(NamedTuple):
     @property
     def stem(self) -> str:
         name = self.path.rsplit("/", 1)[-1]
-        return name[:-3] if name.endswith(".py") else name
+        return name.removesuffix(".step.yaml") if self.component == "interface" else name[:-3]
 
 
 class Unmatched(NamedTuple):
@@ -72,13 +72,51 @@ class Unmatched(NamedTuple):
     message: str
 
 
+class Lookups(Protocol):
+    """The registry's answers resolution asks for, by what a file declares."""
+
+    def config_owners(self, config_class: str) -> Sequence[str]: ...
+    def builder_owners(self, builder_class: str) -> Sequence[str]: ...
+    def spec_type_owner(self, spec_type: str) -> str | None: ...
+    def stem_owner(self, stem: str) -> str | None: ...
+
+
+class MemoryLookups:
+    """:class:`Lookups` over definitions in memory: tables built once (a whole resolution)."""
+
+    def __init__(self, definitions: Mapping[str, StepDefinition]) -> None:
+        self.by_stem = StemIndex(sorted(definitions))  # acronyms cased either way
+        self.by_config: dict[str, list[str]] = {}
+        self.by_builder: dict[str, list[str]] = {}
+        self.by_spec_type: dict[str, str] = {}
+        for name, d in sorted(definitions.items()):
+            self.by_config.setdefault(d.config_class, []).append(name)
+            self.by_builder.setdefault(d.builder_step_name, []).append(name)
+            self.by_spec_type.setdefault(d.spec_type, name)
+
+    def config_owners(self, config_class: str) -> Sequence[str]:
+        return self.by_config.get(config_class, ())
+
+    def builder_owners(self, builder_class: str) -> Sequence[str]:
+        return self.by_builder.get(builder_class, ())
+
+    def spec_type_owner(self, spec_type: str) -> str | None:
+        return self.by_spec_type.get(spec_type)
+
+    def stem_owner(self, stem: str) -> str | None:
+        return self.by_stem.get(stem)
+
+
 @dataclass(frozen=True, slots=True)
 class RegistryFacts:
     """What resolution needs of the registry: one definition per step, as the catalog's
-    workspaces see it, and the job types file names may end with."""
+    workspaces see it, and the job types file names may end with. ``lookups``: answers
+    from the index itself (an incremental resolution asks a few; None: built from
+    ``definitions``)."""
 
     definitions: Mapping[str, StepDefinition]
     job_types: tuple[str, ...] = STANDARD_JOB_TYPES
+    lookups: Lookups | None = None
 
     @classmethod
     def of(cls, definitions: Mapping[str, StepDefinition]) -> RegistryFacts:
@@ -116,15 +154,8 @@ class Resolver:
     def __init__(self, registry: RegistryFacts, workspace_order: Sequence[str]) -> None:
         self.registry = registry
         self.rank = {ws: i for i, ws in enumerate(workspace_order)}
-        self.by_stem = {pascal_to_snake(name): name for name in registry.definitions}
-        self.by_config: dict[str, list[str]] = {}
-        self.by_builder: dict[str, list[str]] = {}
-        self.by_spec_type: dict[str, str] = {}
+        self.lookups = registry.lookups or MemoryLookups(registry.definitions)
         self.named: dict[tuple[str, str], tuple[str, str | None]] = {}  # by_file_name's
-        for name, d in sorted(registry.definitions.items()):
-            self.by_config.setdefault(d.config_class, []).append(name)
-            self.by_builder.setdefault(d.builder_step_name, []).append(name)
-            self.by_spec_type.setdefault(d.spec_type, name)
         self._reset()
 
     def _reset(self) -> None:
@@ -134,14 +165,14 @@ class Resolver:
         self.entry_points: dict[str, list[str]] = {}  # script stem → steps (configs)
         self.contract_refs: dict[tuple[str, str], list[str]] = {}  # (stem, var) → steps
         self.contract_scripts: dict[str, list[str]] = {}  # script stem → steps (contracts)
+        self.source_dirs: dict[str, list[str]] = {}  # a source_dir's last folder → source_dirs
         self.out = Resolution()
 
     def fresh(self) -> Resolver:
         """A resolver with nothing resolved yet, sharing this one's registry tables."""
         clone = object.__new__(Resolver)
-        clone.registry, clone.rank, clone.by_stem = self.registry, self.rank, self.by_stem
-        clone.by_config, clone.by_builder = self.by_config, self.by_builder
-        clone.by_spec_type, clone.named = self.by_spec_type, self.named
+        clone.registry, clone.rank = self.registry, self.rank
+        clone.lookups, clone.named = self.lookups, self.named
         clone._reset()
         return clone
 
@@ -176,7 +207,7 @@ class Resolver:
             if expanded != candidate:
                 candidates.append((expanded, job))
         for candidate, job in candidates:
-            found = self.by_stem.get(candidate)
+            found = self.lookups.stem_owner(candidate)
             if found is not None:
                 return found, job
         candidate, job = (
@@ -186,12 +217,29 @@ class Resolver:
 
     # -- components --------------------------------------------------------------------------
 
+    def interface(self, f: FileEntry) -> None:
+        """An interface declares its step: its contract, base spec and one spec per variant;
+        its entry point names the script (over any file-name pattern)."""
+        found = f.facts.get("interface")
+        if found is None:  # unreadable (a problem of its own): its file name is all there is
+            name, via, variants = self.by_file_name(f.stem, "interface")[0], "name", {}
+        else:
+            name, via, variants = found["step"], "interface", found["variants"]
+            self.vouch(name)
+            self.contract_scripts.setdefault(found["entry_point"][:-3], []).append(name)
+            if found["source_dir"]:
+                folder = _folder(found["source_dir"])
+                self.source_dirs.setdefault(folder.rsplit("/", 1)[-1], []).append(folder)
+        self.assign(name, ComponentFile(f.path, "contract", f.workspace_id, None, via))
+        for job in (None, *variants):
+            self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via))
+
     def classes(self, f: FileEntry) -> None:
-        owners = self.by_config if f.component == "config" else self.by_builder
+        owners = self._owners(f.component)
         classes = f.facts.get("classes", ())
         matched = False
         for c in classes:
-            for name in owners.get(c["name"], ()) if f.component != "hyperparams" else ():
+            for name in owners(c["name"]):
                 self.assign(
                     name, ComponentFile(f.path, f.component, f.workspace_id, None, "registry")
                 )
@@ -207,6 +255,14 @@ class Resolver:
                 self.note_entry_points(name, c["entry_points"])
         self.assign(name, ComponentFile(f.path, f.component, f.workspace_id, None, "name"))
 
+    def _owners(self, component: str) -> Callable[[str], Sequence[str]]:
+        """The steps whose registry names a class, for the classes of this component."""
+        if component == "config":
+            return self.lookups.config_owners
+        if component == "builder":
+            return self.lookups.builder_owners
+        return lambda _name: ()  # hyperparameters: named by no registry field
+
     def note_entry_points(self, name: str, entry_points: Iterable[str]) -> None:
         for entry in entry_points:
             self.entry_points.setdefault(entry.removesuffix(".py"), []).append(name)
@@ -221,7 +277,7 @@ class Resolver:
             name, job, literal, ref = s["step"], s["job_type"], s["step_type"], s["contract_ref"]
             if name is None and literal:
                 base, _, suffix = literal.partition("_")
-                name = self.by_spec_type.get(base, base)
+                name = self.lookups.spec_type_owner(base) or base
                 job = suffix.lower() or None
             via = "declared"
             if name is None:
@@ -267,10 +323,19 @@ class Resolver:
         owners, via = self.contract_scripts.get(f.stem, []), "contract"
         if not owners:
             owners, via = self.entry_points.get(f.stem, []), "entry_point"
+        if not owners and self.in_source_dir(f.path):
+            return  # a helper module of a step's package: imported by its script, not a step
         if not owners:
             owners, via = [self.by_file_name(f.stem, "script")[0]], "name"
         for name in dict.fromkeys(owners):
             self.assign(name, ComponentFile(f.path, "script", f.workspace_id, None, via))
+
+    def in_source_dir(self, path: str) -> bool:
+        return any(
+            f"/{folder}/" in path
+            for part in _package_parts(path)
+            for folder in self.source_dirs.get(part, ())
+        )
 
     # -- whole -------------------------------------------------------------------------------
 
@@ -286,7 +351,12 @@ class Resolver:
         touches go to ``links`` a batch at a time when given, else into the result."""
         handlers: dict[str, Callable[[FileEntry], None]] = dict.fromkeys(
             ("config", "builder", "hyperparams"), self.classes
-        ) | {"spec": self.spec, "contract": self.contract, "script": self.script}
+        ) | {
+            "spec": self.spec,
+            "contract": self.contract,
+            "script": self.script,
+            "interface": self.interface,
+        }
         position = {c: i for i, c in enumerate(ORDER)}
 
         def precedence(f: FileEntry) -> tuple[int, int, str]:
@@ -322,8 +392,9 @@ class Resolver:
                 )
         rank = self.rank
 
-        def precedence(e: ComponentFile) -> tuple[int, str]:
-            return rank.get(e.workspace_id, 99), e.location
+        def precedence(e: ComponentFile) -> tuple[int, bool, str]:
+            # within a workspace an interface wins over the classic file of the same step
+            return rank.get(e.workspace_id, 99), e.via != "interface", e.location
 
         for name in sorted(self.steps):
             parts = self.steps[name]
@@ -342,14 +413,21 @@ class Resolver:
         that share no key, directly or through others, never affect each other."""
         keys: set[str] = set()
         component, facts = f.component, f.facts
+        if component == "interface":
+            found = facts.get("interface")
+            if found is None:
+                return {f"n:{self.by_file_name(f.stem, component)[0]}"}
+            keys |= {f"n:{found['step']}", f"e:{found['entry_point'][:-3]}"}
+            if found["source_dir"]:
+                keys.add(f"d:{_folder(found['source_dir']).rsplit('/', 1)[-1]}")
+            return keys
         if component in ("config", "builder", "hyperparams"):
-            owners = self.by_config if component == "config" else self.by_builder
+            owners = self._owners(component)
             matched = False
             for c in facts.get("classes", ()):
-                if component != "hyperparams":
-                    for name in owners.get(c["name"], ()):
-                        keys.add(f"n:{name}")
-                        matched = True
+                for name in owners(c["name"]):
+                    keys.add(f"n:{name}")
+                    matched = True
                 keys.update(f"e:{e.removesuffix('.py')}" for e in c["entry_points"])
             if not matched:
                 keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
@@ -367,7 +445,20 @@ class Resolver:
         else:
             keys.add(f"e:{f.stem}")
             keys.add(f"n:{self.by_file_name(f.stem, component)[0]}")
+            keys.update(f"d:{part}" for part in _package_parts(f.path))
         return keys
+
+
+def _folder(source_dir: str) -> str:
+    """A contract's ``source_dir`` as a relative folder: ``./scripts/x/`` → ``scripts/x``."""
+    return source_dir.strip("/").removeprefix("./")
+
+
+def _package_parts(path: str) -> list[str]:
+    """The folders a script sits in below ``scripts/`` (a package it may be a module of)."""
+    parts = path.split("/")[:-1]
+    top = len(parts) - 1 - parts[::-1].index("scripts") if "scripts" in parts else len(parts) - 2
+    return parts[top + 1 :]
 
 
 @dataclass(frozen=True, slots=True)

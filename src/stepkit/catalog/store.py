@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from stepkit.catalog.records import COMPONENTS, ComponentFile, required_components
+from stepkit.catalog.records import (
+    COMPONENTS,
+    ComponentFile,
+    is_abstract,
+    is_interface,
+    required_components,
+)
 from stepkit.catalog.resolution import Parts, Resolution, Unmatched
 from stepkit.catalog.search import words
 from stepkit.errors import CorruptIndexError, StateStoreError
-from stepkit.names import pascal_to_snake
+from stepkit.names import name_key, pascal_to_snake
 from stepkit.registry.definitions import Origin, StepDefinition
 from stepkit.registry.sources import INDEX_FILE
 from stepkit.sqlite import connect, migrate
@@ -78,6 +84,21 @@ MIGRATIONS: Final = (
         path TEXT NOT NULL, workspace_id TEXT NOT NULL, message TEXT NOT NULL
     );
     INSERT INTO meta VALUES ('format', 'stepkit-catalog');
+    """,
+    # interface files are indexed, list rows say the layout, and definitions are looked up
+    # by what files declare (an incremental resolution asks a few): everything is read again
+    """
+    DELETE FROM folders;
+    DELETE FROM files;
+    DELETE FROM definitions;
+    DELETE FROM meta WHERE key = 'registry_key';
+    ALTER TABLE definitions ADD COLUMN stem TEXT NOT NULL DEFAULT '';
+    ALTER TABLE definitions ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+    CREATE INDEX definitions_by_config ON definitions (config_class);
+    CREATE INDEX definitions_by_builder ON definitions (builder_step_name);
+    CREATE INDEX definitions_by_spec_type ON definitions (spec_type);
+    CREATE INDEX definitions_by_stem ON definitions (stem);
+    CREATE INDEX definitions_by_key ON definitions (name_key);
     """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
@@ -143,8 +164,17 @@ _DEFINITION: Final = (  # noqa: SIM905  (a word list reads better than 11 quoted
 ).split()
 
 
-def write_definitions(conn: sqlite3.Connection, definitions: Mapping[str, StepDefinition]) -> None:
-    conn.execute("DELETE FROM definitions")
+def write_definitions(
+    conn: sqlite3.Connection,
+    definitions: Mapping[str, StepDefinition],
+    *,
+    names: Iterable[str] | None = None,
+) -> None:
+    """Store the definitions in place of all (or of those of ``names`` only)."""
+    if names is None:
+        conn.execute("DELETE FROM definitions")
+    else:
+        conn.executemany("DELETE FROM definitions WHERE name = ?", ((n,) for n in names))
     rows = []
     for d in definitions.values():
         fields = {f: getattr(d, f) for f in _DEFINITION if hasattr(d, f)}
@@ -152,20 +182,93 @@ def write_definitions(conn: sqlite3.Connection, definitions: Mapping[str, StepDe
         fields |= {"overridden_fields": json.dumps(list(d.overridden_fields))}
         fields |= {"origin_path": str(d.origin.path) if d.origin else None}
         fields |= {"origin_line": d.origin.line if d.origin else None}
-        rows.append(tuple(fields[c] for c in _DEFINITION))
-    conn.executemany(f"INSERT INTO definitions VALUES ({', '.join('?' * 11)})", rows)
+        rows.append((*(fields[c] for c in _DEFINITION), pascal_to_snake(d.name), name_key(d.name)))
+    columns = ", ".join((*_DEFINITION, "stem", "name_key"))
+    conn.executemany(f"INSERT INTO definitions ({columns}) VALUES ({', '.join('?' * 13)})", rows)
+
+
+class StoredDefinitions(Mapping[str, StepDefinition]):
+    """The index's definitions, read a name at a time (what an incremental resolution
+    asks about), without origins."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._read: dict[str, StepDefinition | None] = {}
+
+    def __getitem__(self, name: str) -> StepDefinition:
+        if name not in self._read:
+            self._read[name] = read_definitions(self._conn, name, origins=False).get(name)
+        found = self._read[name]
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for (n,) in self._conn.execute("SELECT name FROM definitions ORDER BY name"))
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM definitions").fetchone()[0])
+
+
+class StoredLookups:
+    """:class:`~stepkit.catalog.resolution.Lookups` answered by the index's definitions
+    (indexed by class, spec type, stem and spelling-blind key), each answer kept."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._answers: dict[tuple[str, str], Any] = {}
+
+    def _names(self, column: str, value: str) -> list[str]:
+        key = (column, value)
+        if key not in self._answers:
+            sql = f"SELECT name FROM definitions WHERE {column} = ? ORDER BY name"
+            self._answers[key] = [n for (n,) in self._conn.execute(sql, (value,))]
+        return self._answers[key]  # type: ignore[no-any-return]
+
+    def config_owners(self, config_class: str) -> Sequence[str]:
+        return self._names("config_class", config_class)
+
+    def builder_owners(self, builder_class: str) -> Sequence[str]:
+        return self._names("builder_step_name", builder_class)
+
+    def spec_type_owner(self, spec_type: str) -> str | None:
+        return next(iter(self._names("spec_type", spec_type)), None)
+
+    def stem_owner(self, stem: str) -> str | None:
+        """As :class:`~stepkit.names.StemIndex` answers: the stem, else the one name of
+        its key."""
+        found = self._names("stem", stem)
+        if found:
+            return found[-1]  # StemIndex keeps the last name of a stem, in name order
+        by_key = self._names("name_key", name_key(stem))
+        return by_key[0] if len(by_key) == 1 else None
+
+
+def stored_job_types(conn: sqlite3.Connection) -> list[str]:
+    """Every job type some definition declares."""
+    sql = "SELECT DISTINCT j.value FROM definitions, json_each(definitions.job_types) AS j"
+    return sorted(v for (v,) in conn.execute(sql))
 
 
 def read_definitions(
-    conn: sqlite3.Connection, name: str | None = None
+    conn: sqlite3.Connection,
+    name: str | None = None,
+    *,
+    names: Iterable[str] | None = None,
+    origins: bool = True,
 ) -> dict[str, StepDefinition]:
-    """Every definition (or the one of ``name``) as the registry gave it."""
-    where, args = ("WHERE name = ?", (name,)) if name is not None else ("", ())
-    paths: dict[str, Path] = {}  # one Path per registry file: a Path costs more than the rest
+    """Every definition (or the one of ``name``, or those of ``names``) as the registry
+    gave it; without ``origins`` none says where it was written (what resolution needs:
+    a derived registry has one origin file per step, and a Path costs more than the rest)."""
+    where, args = ("WHERE name = ?", [name]) if name is not None else ("", [])
+    if names is not None:
+        where, args = "WHERE name IN (SELECT value FROM json_each(?))", [json.dumps(list(names))]
+    paths: dict[str, Path] = {}  # one Path per registry file
     out = {}
     for row in conn.execute(f"SELECT {', '.join(_DEFINITION)} FROM definitions {where}", args):
         d = dict(zip(_DEFINITION, row, strict=True))
         at, line = d.pop("origin_path"), d.pop("origin_line")
+        at = at if origins else None
         origin = Origin(d["workspace_id"], paths.setdefault(at, Path(at)), line) if at else None
         d["job_types"] = tuple(json.loads(d["job_types"]))
         d["overridden_fields"] = tuple(json.loads(d["overridden_fields"]))
@@ -230,7 +333,10 @@ def _list_row(
     filters match (``,a,b,`` lists) and the words ``search`` matches."""
     present = {c: entries[0].workspace_id for c, entries in parts.items()}
     kind = definition.sagemaker_step_type if definition else None
-    missing = [c for c in required_components(kind) if c not in present]
+    interface = is_interface(parts)
+    missing = [c for c in required_components(kind, interface=interface) if c not in present]
+    abstract = is_abstract(definition, has_files=bool(parts))
+    missing = [] if abstract else missing
     spaces = {e.workspace_id for entries in parts.values() for e in entries}
     spaces |= {definition.workspace_id} if definition else set()
     first = [*present.values(), *([definition.workspace_id] if definition else [])]
@@ -239,6 +345,8 @@ def _list_row(
     data = {"name": name, "workspace_id": workspace_id, "registered": definition is not None}
     data |= {"step_type": kind, "job_types": job_types, "components": present}
     data |= {"complete": definition is not None and not missing, "missing": missing}
+    data |= {"layout": "interface" if interface else "classic"}
+    data |= {"abstract": True} if abstract else {}
     tokens = words(name)
     return (
         name,

@@ -46,7 +46,9 @@ def watch_catalog(
     ]
     for changes in watch(
         *roots,
-        watch_filter=lambda _change, path: path.endswith(".py") or path in registries,
+        watch_filter=lambda _change, path: (
+            path.endswith((".py", ".step.yaml")) or path in registries
+        ),
         debounce=DEBOUNCE_MS,
         step=STEP_MS,
         stop_event=stop_event,

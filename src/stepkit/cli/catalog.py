@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -90,6 +91,8 @@ def list_steps(
         state = "yes" if data["complete"] else f"no: missing {', '.join(data['missing'])}"
         if not data["registered"]:
             state = "unregistered"
+        elif data.get("abstract"):
+            state = "abstract (no files expected)"
         components = " ".join(sorted(data["components"]))
         cells.append(
             [
@@ -105,10 +108,13 @@ def list_steps(
     print_table(headers, cells, title=f"Steps: {len(rows)}")
 
 
-def _print_info(info: StepInfo, *, show_all: bool) -> None:
+def _print_info(
+    info: StepInfo, *, show_all: bool, metadata: Mapping[str, Any] | None = None
+) -> None:
     d = info.definition
     kind = info.step_type or "unregistered"
-    lines = [f"{info.node_name} ({kind}, from {info.workspace_id})"]
+    layout = ", interface layout" if info.layout == "interface" else ""
+    lines = [f"{info.node_name} ({kind}, from {info.workspace_id}{layout})"]
     if d is not None and d.description:
         lines.append(f"  {d.description}")
     if info.job_types:
@@ -133,7 +139,15 @@ def _print_info(info: StepInfo, *, show_all: bool) -> None:
     ]
     print_table(["component", "job type", "workspace", "matched by", "path"], rows)
     if info.shadowed and not show_all:
-        typer.echo(f"  {len(info.shadowed)} shadowed file(s) in later workspaces: use --all")
+        typer.echo(f"  {len(info.shadowed)} shadowed file(s): use --all")
+    for key, value in (metadata or {}).items():  # how the framework builds the cloud job
+        typer.echo(f"{key}:\n" + "\n".join(f"  {line}" for line in _yaml_lines(value)))
+
+
+def _yaml_lines(value: Any) -> list[str]:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).splitlines()
 
 
 @app.command("show")
@@ -142,16 +156,27 @@ def show(
     name: Annotated[str, typer.Argument(help="Step name or pipeline node (Foo_training).")],
     job_type: JobTypeOption = None,
     show_all: Annotated[
-        bool, typer.Option("--all", "-a", help="Also the files shadowed by earlier workspaces.")
+        bool,
+        typer.Option(
+            "--all",
+            "-a",
+            help="Also the files shadowed: by earlier workspaces, or by an interface file.",
+        ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a step's components, with the workspace each came from."""
-    info = open_catalog(ctx).get_step_info(name, job_type)
+    """Show a step's components, with the workspace each came from (and an interface
+    file's compute and patterns metadata)."""
+    from stepkit.catalog.models import interface_of
+
+    catalog = open_catalog(ctx)
+    info = catalog.get_step_info(name, job_type)
+    interface = interface_of(catalog, info.node_name) if info.layout == "interface" else None
+    metadata = dict(interface.metadata) if interface is not None else {}
     if as_json:
-        print_json(info.as_json(with_shadowed=show_all))
+        print_json(info.as_json(with_shadowed=show_all) | {"metadata": metadata})
         return
-    _print_info(info, show_all=show_all)
+    _print_info(info, show_all=show_all, metadata=metadata)
 
 
 @app.command("search")
@@ -249,6 +274,38 @@ def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
         typer.echo(f"{len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)
+
+
+@app.command("convert")
+def convert(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="The layout to write: interface.")],
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", "-w", help="Only this workspace (default: all).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the files that would be written; write none.")
+    ] = False,
+) -> None:
+    """Write interface files (interfaces/<stem>.step.yaml) from classic contracts, specs and
+    registry rows; the classic files are left for you to delete."""
+    from stepkit.catalog.convert import plan_conversion, write_conversion
+
+    if to != "interface":
+        raise typer.BadParameter(f"{to!r}: the only layout to convert to is 'interface'")
+    catalog = open_catalog(ctx)
+    spaces = [workspace] if workspace else list(catalog.project.workspace_ids)
+    planned = [c for ws in spaces for c in plan_conversion(catalog, ws)]
+    for c in planned:
+        if c.skipped:
+            typer.echo(f"skip {c.step} ({c.workspace_id}): {c.skipped}")
+        elif dry_run:
+            typer.echo(f"would write {c.path}:\n{c.text}")
+    written = [] if dry_run else write_conversion(planned)
+    for path in written:
+        typer.echo(f"wrote {path}")
+    count = sum(1 for c in planned if not c.skipped)
+    typer.echo(f"{count} interface file(s) {'to write' if dry_run else 'written'}")
 
 
 @app.command("index")

@@ -76,8 +76,9 @@ class StepDefinition:
 class RegistryEntry:
     """One step as written in one registry source, before layering.
 
-    ``kind`` is ``define`` (a new step), or ``override`` (fields replacing those of a
-    step defined in a later workspace).
+    ``kind`` is ``define`` (a new step), ``override`` (fields replacing those of a
+    step defined in a later workspace) or ``derive`` (an interface file's row: a
+    definition, or an override where a later workspace defines the step).
     """
 
     name: str

@@ -94,7 +94,12 @@ class Registry:
         if strict and self._problems:
             raise self._problems[0].error
         self._core_id = self._order[-1]
+        self._sources[self._core_id] = _derived_as_layer(self._sources.get(self._core_id), {})
         self._core = self._build_core()
+        for workspace_id in self._order[:-1]:
+            self._sources[workspace_id] = _derived_as_layer(
+                self._sources.get(workspace_id), self._core
+            )
         self._views: dict[str | None, dict[str, StepDefinition]] = {}
         self._classic: dict[str | None, dict[str, Mapping[str, Any]]] = {}
         for workspace_id in self._order[:-1]:
@@ -103,11 +108,20 @@ class Registry:
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, project: Project, *, use_cache: bool = True, strict: bool = False) -> Registry:
+    def load(
+        cls,
+        project: Project,
+        *,
+        use_cache: bool = True,
+        strict: bool = False,
+        derived: Mapping[str, RegistrySource] | None = None,
+    ) -> Registry:
         """Read every workspace's registry file of ``project`` (cached by file stat).
 
         A file that cannot be read leaves its workspace without a registry layer and is
-        recorded in :attr:`problems` (raised with ``strict``).
+        recorded in :attr:`problems` (raised with ``strict``). ``derived``: the sources of
+        workspaces whose registry is derived from interface files, as the caller already
+        read them (the catalog has them in its index); others are read here.
         """
         state_dir = project.state_dir if use_cache else None
         sources: dict[str, RegistrySource | None] = {}
@@ -115,6 +129,9 @@ class Registry:
         for ws in project.workspaces:
             if ws.registry_file is None:
                 sources[ws.id] = None
+                continue
+            if derived is not None and ws.id in derived:
+                sources[ws.id] = derived[ws.id]
                 continue
             try:
                 sources[ws.id] = read_registry(ws.registry_file, ws.id, state_dir=state_dir)
@@ -309,6 +326,29 @@ class Registry:
                 )
             )
         return out
+
+
+def _derived_as_layer(
+    source: RegistrySource | None, core: Mapping[str, StepDefinition]
+) -> RegistrySource | None:
+    """A source's ``derive`` entries (rows of interface files, which have no override form)
+    as a layer: a step the core defines is overridden where the row differs, others defined."""
+    if source is None or all(e.kind != "derive" for e in source.entries):
+        return source
+    entries = []
+    for entry in source.entries:
+        base = core.get(entry.name) if entry.kind == "derive" else None
+        if base is None:
+            kind = "define" if entry.kind == "derive" else entry.kind
+            entries.append(RegistryEntry(entry.name, entry.fields, kind, entry.origin))
+            continue
+        differs = {
+            key: value
+            for key, value in entry.fields.items()
+            if getattr(base, key) != (tuple(value) if key == "job_types" else value)
+        }
+        entries.append(RegistryEntry(entry.name, differs, "override", entry.origin))
+    return RegistrySource(source.path, source.workspace_id, tuple(entries))
 
 
 def _conflict(

@@ -1,5 +1,5 @@
-"""Reading registry sources — ``registry.toml``, a YAML table or a Python file — without
-importing them.
+"""Reading registry sources — ``registry.toml``, a YAML table, a Python file or the
+interface files a registry is derived from — without importing them.
 
 A Python registry is read with :mod:`ast`: its literal ``STEP_NAMES`` (and, in a developer
 workspace, ``LOCAL_STEPS`` and ``STEP_OVERRIDES``) dicts, so an existing ``step_names.py``
@@ -49,8 +49,11 @@ class RegistrySource:
 def read_registry(
     path: Path, workspace_id: str, *, state_dir: Path | None = None
 ) -> RegistrySource:
-    """Read one registry file (``.toml`` or ``.py``); with ``state_dir``, a parse cached in
-    its catalog index is reused while the file's size, mtime and inode are unchanged."""
+    """Read one registry file (``.toml``, ``.yaml`` or ``.py``, or a folder of interface
+    files); with ``state_dir``, a parse cached in its catalog index is reused while the
+    file's size, mtime and inode are unchanged."""
+    if path.is_dir():
+        return derive_registry(path, workspace_id)
     try:
         st = path.stat()
     except OSError as exc:
@@ -164,6 +167,38 @@ def _parse_yaml(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]
                 raise RegistryFileError(path, f"{name!r} must be a mapping", line=origin.line)
             entries.append(RegistryEntry(name, _checked(name, fields, kind, origin), kind, origin))
     return entries
+
+
+# -- derived from interface files -------------------------------------------------------------
+
+
+def derive_registry(folder: Path, workspace_id: str) -> RegistrySource:
+    """One row per ``*.step.yaml`` of ``folder`` (its ``registry`` block, defaults filled
+    in). A file that cannot be read is left out here: ``catalog check`` reports it."""
+    from stepkit.errors import InterfaceFileError
+    from stepkit.interface_nodes import summarize_interface
+    from stepkit.project import INTERFACE_SUFFIX
+
+    rows: list[tuple[str, Mapping[str, Any]]] = []
+    for path in sorted(folder.rglob(f"*{INTERFACE_SUFFIX}")):
+        try:  # the rows as the catalog reads them: from the YAML nodes
+            rows.append((str(path), summarize_interface(path.read_text("utf-8"), path=path)))
+        except (InterfaceFileError, OSError, UnicodeDecodeError):
+            continue
+    return derived_source(folder, workspace_id, rows)
+
+
+def derived_source(
+    folder: Path, workspace_id: str, rows: list[tuple[str, Mapping[str, Any]]]
+) -> RegistrySource:
+    """The registry of ``folder`` from its interface files' summaries (path, summary), as
+    :func:`stepkit.interface.interface_summary` makes them."""
+    entries = []
+    for path, summary in sorted(rows):
+        origin = Origin(workspace_id, Path(path), summary["registry_line"])
+        fields = _checked(summary["step"], dict(summary["registry"]), "define", origin)
+        entries.append(RegistryEntry(summary["step"], fields, "derive", origin))
+    return RegistrySource(path=folder, workspace_id=workspace_id, entries=tuple(entries))
 
 
 # -- Python (ast, never imported) ----------------------------------------------------------
