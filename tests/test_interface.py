@@ -246,6 +246,6 @@ def test_a_variant_cannot_drop_what_the_base_has() -> None:
 
 
 def test_node_types_of_the_summary_are_the_models() -> None:
-    from stepkit.interface_nodes import NODE_TYPES
+    from stepkit.registry.interface_nodes import NODE_TYPES
 
     assert tuple(t.value for t in NodeType) == NODE_TYPES

@@ -27,15 +27,15 @@ from stepkit.components import (
     StepSpecification,
 )
 from stepkit.errors import InterfaceFileError
-from stepkit.interface_nodes import (
+from stepkit.project import INTERFACE_SUFFIX
+from stepkit.registry.definitions import RegistryEntry
+from stepkit.registry.interface_nodes import (
     LOADER,
     METADATA_KEYS,
     TOP_KEYS,
     NodeReader,
     summarize_interface,
 )
-from stepkit.project import INTERFACE_SUFFIX
-from stepkit.registry.definitions import RegistryEntry
 
 __all__ = [
     "INTERFACE_SUFFIX",

@@ -344,7 +344,7 @@ def _interface(text: str, filename: str, *, whole: bool) -> Facts:
     from pathlib import Path
 
     from stepkit.errors import InterfaceFileError
-    from stepkit.interface_nodes import summarize_interface  # no models: no pydantic
+    from stepkit.registry.interface_nodes import summarize_interface  # no models: no pydantic
 
     path = Path(filename)
     facts: Facts = {"problems": [], "checked": whole}

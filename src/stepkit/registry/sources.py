@@ -176,8 +176,8 @@ def derive_registry(folder: Path, workspace_id: str) -> RegistrySource:
     """One row per ``*.step.yaml`` of ``folder`` (its ``registry`` block, defaults filled
     in). A file that cannot be read is left out here: ``catalog check`` reports it."""
     from stepkit.errors import InterfaceFileError
-    from stepkit.interface_nodes import summarize_interface
     from stepkit.project import INTERFACE_SUFFIX
+    from stepkit.registry.interface_nodes import summarize_interface
 
     rows: list[tuple[str, Mapping[str, Any]]] = []
     for path in sorted(folder.rglob(f"*{INTERFACE_SUFFIX}")):
