@@ -90,6 +90,7 @@ def run_child(
     env: Mapping[str, str] | None = None,
     processes: ProcessTable | None = None,
     wrap: Sequence[str] = (),
+    python: str | None = None,
 ) -> ChildRun:
     """Run one request in a fresh child; never raises for anything the child does.
 
@@ -97,18 +98,23 @@ def run_child(
     and installed in this order after it.
     ``path``: the child's ``sys.path`` (None: the interpreter's own, as ``python script.py``).
     ``wrap``: a command the child runs under (a sandbox's, :mod:`stepkit.sandbox`).
+    ``python``: the interpreter the child runs on (a step's environment; default: this
+    one); stepkit's modules then go as source, which any Python from 3.8 on compiles.
     """
     started = time.time()
     report_read, report_write = os.pipe()
     message = {
         **request,
         "path": path,
-        "modules": [child.compiled(name) for name in ("stepkit.child", *modules)],
+        "modules": [
+            child.compiled(name) if python is None else child.source(name)
+            for name in ("stepkit.child", *modules)
+        ],
         "fd": report_write,
     }
     try:
         proc = subprocess.Popen(
-            [*wrap, *child.command(request["kind"])],
+            [*wrap, *child.command(request["kind"], python)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

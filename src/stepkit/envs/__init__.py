@@ -12,6 +12,7 @@ from __future__ import annotations
 from stepkit.envs.build import ensure_environment, rebuild_from_lock, step_environment
 from stepkit.envs.interpreters import Interpreter, find_interpreters
 from stepkit.envs.lockfile import Lock, read_lock
+from stepkit.envs.modes import StepEnvironments, check_env_mode
 from stepkit.envs.spec import EnvSpec, env_key
 from stepkit.envs.store import Environment, EnvironmentUsage, EnvStore, default_root
 
@@ -22,6 +23,8 @@ __all__ = [
     "EnvironmentUsage",
     "Interpreter",
     "Lock",
+    "StepEnvironments",
+    "check_env_mode",
     "default_root",
     "ensure_environment",
     "env_key",

@@ -71,10 +71,17 @@ def step_environment(
 
     ``.python`` is what its script runs on; ``.identity`` goes into the step's cache key.
     """
-    spec = EnvSpec.from_contract(contract)
-    if not spec.requirements:
+    spec = wanted_spec(contract)
+    if spec is None:
         return None
     return ensure_environment(spec, store=store, progress=progress)
+
+
+def wanted_spec(contract: ScriptContract) -> EnvSpec | None:
+    """What a step's contract asks of its environment; None when it asks nothing stepkit's
+    own environment lacks (no ``framework_requirements``)."""
+    spec = EnvSpec.from_contract(contract)
+    return spec if spec.requirements else None
 
 
 def build_environment(
