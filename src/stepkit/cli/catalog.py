@@ -147,11 +147,17 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a step's components, with the workspace each came from."""
-    info = open_catalog(ctx).get_step_info(name, job_type)
+    from stepkit.cli.envshow import environment_summary, print_environment_summary
+
+    catalog = open_catalog(ctx)
+    info = catalog.get_step_info(name, job_type)
+    environment = environment_summary(catalog, info.name)  # its own, if it declares one
     if as_json:
-        print_json(info.as_json(with_shadowed=show_all))
+        print_json({**info.as_json(with_shadowed=show_all), "environment": environment})
         return
     _print_info(info, show_all=show_all)
+    if environment is not None:
+        print_environment_summary(environment, step=info.name)
 
 
 @app.command("search")
