@@ -63,6 +63,7 @@ _CONTRACT_KEYS: Final = (
     "job_arguments",
     "env_vars",
     "framework_requirements",
+    "python",
     "description",
 )
 #: Build details of the framework's cloud jobs: read without error, not used locally.
@@ -279,6 +280,7 @@ class _Reader:
                     data.get("framework_requirements"), (*where, "framework_requirements")
                 ).items()
             },
+            python=data.get("python"),
             description=data.get("description") or "",
         )
 
@@ -480,6 +482,8 @@ def _contract_document(contract: ScriptContract) -> dict[str, Any]:
         document["env_vars"] = env
     if contract.framework_requirements:
         document["framework_requirements"] = dict(contract.framework_requirements)
+    if contract.python:
+        document["python"] = contract.python
     if contract.description:
         document["description"] = contract.description
     return document

@@ -76,7 +76,7 @@ def test_build_list_and_prune(
 
     code, out, err = run(capsys, *p, "env", "build", "Plain")
     assert code == 0
-    assert "Plain: declares no framework_requirements" in err
+    assert "Plain: declares no framework_requirements (nor another python)" in err
 
     code, out, _ = run(capsys, *p, "env", "list", "--json")
     data = json.loads(out)

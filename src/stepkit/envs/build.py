@@ -67,7 +67,7 @@ def step_environment(
     contract: ScriptContract, *, store: EnvStore, progress: Progress | None = None
 ) -> Environment | None:
     """The environment a step's contract declares, built if missing; None when it declares
-    no ``framework_requirements`` (the step runs in stepkit's own environment).
+    no ``framework_requirements`` nor another ``python`` (it runs in stepkit's own).
 
     ``.python`` is what its script runs on; ``.identity`` goes into the step's cache key.
     """
@@ -79,9 +79,12 @@ def step_environment(
 
 def wanted_spec(contract: ScriptContract) -> EnvSpec | None:
     """What a step's contract asks of its environment; None when it asks nothing stepkit's
-    own environment lacks (no ``framework_requirements``)."""
+    own environment lacks (no ``framework_requirements``, and no ``python`` other than
+    the one stepkit runs on)."""
     spec = EnvSpec.from_contract(contract)
-    return spec if spec.requirements else None
+    if not spec.requirements and own_interpreter().matches(spec.python):
+        return None
+    return spec
 
 
 def build_environment(
@@ -298,6 +301,16 @@ def _build_error(
     spec: EnvSpec, failures: list[tuple[Interpreter, str]], tried: list[Interpreter]
 ) -> EnvironmentBuildError:
     """One line: the declared requirement the failures name, what was said, what was tried."""
+    if not tried:  # nothing to try: no local interpreter of the version asked for
+        from stepkit.envs.interpreters import MINIMUM_VERSION
+
+        oldest = ".".join(map(str, MINIMUM_VERSION))
+        return EnvironmentBuildError(
+            f"Python {spec.python}",
+            tried=[],
+            reason=f"no local interpreter of that version (Python {oldest} or later, on PATH, "
+            "in pyenv's versions or uv-managed; stepkit never downloads one)",
+        )
     # The own interpreter's wheels-only failure is the most telling; else the first one.
     reason = failures[0][1] if failures else "no local interpreter fits the python asked for"
     requirement = _named_requirement(spec, reason)

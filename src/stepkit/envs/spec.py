@@ -63,8 +63,11 @@ class EnvSpec:
 
     @classmethod
     def from_contract(cls, contract: ScriptContract, *, python: str | None = None) -> EnvSpec:
-        """The environment a contract declares (its ``framework_requirements``)."""
-        return cls.from_requirements(contract.framework_requirements, python=python)
+        """The environment a contract declares: its ``framework_requirements`` on its
+        ``python`` (``python`` given here wins)."""
+        return cls.from_requirements(
+            contract.framework_requirements, python=python or contract.python
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
