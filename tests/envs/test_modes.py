@@ -122,3 +122,17 @@ def test_the_child_protocol_runs_a_script_on_an_older_interpreter(tmp_path: Path
     assert b"".join(chunks).decode().strip() == "(3, 8) on"
     assert (out / "x").read_text() == "older"
     assert sys.version_info[:2] != (3, 8)  # it really was another interpreter
+
+
+def test_modules_go_compiled_only_to_this_interpreter(tmp_path: Path) -> None:
+    """A venv's python links to its base: ours reads our bytecode, another needs source."""
+    import os
+
+    from stepkit import processes
+
+    link = tmp_path / "python"
+    link.symlink_to(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))
+    assert not processes._foreign(str(link))
+    assert not processes._foreign(None)
+    older = require_interpreter((3, 8))
+    assert processes._foreign(str(older.path))
