@@ -36,6 +36,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from against import previous, split_against
+
 from stepkit.artifacts import ArtifactStore, FinalizeItem, Registration, SQLiteCatalog
 from stepkit.artifacts.digest import CHUNK_SIZE
 
@@ -525,7 +527,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--verify-mib", type=int, default=256)
     parser.add_argument("--api", action="store_true", help="also the batch-API figures")
-    args = parser.parse_args()
+    rev, argv = split_against(sys.argv[1:])
+    args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="stepkit-artifacts-bench-", dir="/tmp"))
     try:
         result: dict[str, object] = {
@@ -548,6 +551,8 @@ def main() -> None:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if rev is not None:
+        result["previous"] = previous(__file__, rev, argv)
     print(json.dumps(result, indent=2))
 
 

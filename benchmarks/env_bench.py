@@ -10,16 +10,14 @@ the same figures for a previous commit, measured in the same run.
    test of the same script, in per-step mode minus the same in shared mode (where the
    script imports six from stepkit's own environment).
 
-``--previous REV`` (default ``HEAD~1``) is checked out into a temporary git worktree and
-measured by this same script in a child with that tree's ``src`` first on ``sys.path``;
-what that commit cannot do (no per-step mode before it existed) is reported as null.
+``--against REV`` measures the same on an earlier commit in the same run
+(``benchmarks/against.py``); what that commit cannot do (no per-step mode before it
+existed) is reported as null.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -29,6 +27,8 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+
+from against import previous, split_against
 
 #: Ten small pure-Python distributions (each a single wheel, no dependencies of note).
 REQUIREMENTS = {
@@ -45,7 +45,6 @@ REQUIREMENTS = {
 }
 STAGE_BOUND_MS = 50.0
 WARM_BOUND_S = 5.0
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _median(samples: list[float]) -> float:
@@ -281,48 +280,13 @@ def measure() -> dict[str, Any]:
         }
 
 
-def measure_previous(rev: str) -> dict[str, Any]:
-    """This script's :func:`measure`, run on the code of ``rev`` (a temporary worktree)."""
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="stepkit-env-bench-prev-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tree), commit],
-            check=True,
-        )
-        try:
-            env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-            done = subprocess.run(
-                [sys.executable, __file__, "--measure-only"],
-                capture_output=True,
-                text=True,
-                env=env,
-                check=False,
-            )
-        finally:
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False
-            )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"commit": commit, "error": last}
-    return {"commit": commit, **json.loads(done.stdout)}
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--previous", default="HEAD~1", help="the commit measured beside")
-    parser.add_argument("--no-previous", action="store_true", help="measure this tree only")
-    parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    rev, argv = split_against(sys.argv[1:])
+    if argv:
+        raise SystemExit(f"usage: {Path(__file__).name} [--against REV]")
     report = measure()
-    if not args.measure_only and not args.no_previous:
-        report = {"current": report, "previous": measure_previous(args.previous)}
+    if rev is not None:
+        report = {**report, "previous": previous(__file__, rev, [])}
     json.dump(report, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
 

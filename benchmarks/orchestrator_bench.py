@@ -18,9 +18,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from against import previous, split_against
 from bench_stages import million_lines, noop
 
 from stepkit import Pipeline
@@ -79,6 +81,7 @@ def bare_subprocess_ms() -> float:
 
 
 def main() -> None:
+    rev, argv = split_against(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         state = SQLiteStateRepository(Path(tmp) / "state.db")
         chain_us = per_stage_us(chain(STAGES), state, STAGES)
@@ -104,26 +107,24 @@ def main() -> None:
         log_s = statistics.median(log_times)
         state.close()
 
-    print(
-        json.dumps(
-            {
-                "direct_chain_us_per_stage": round(chain_us, 1),
-                "direct_fan_us_per_stage": round(fan_us, 1),
-                "direct_bound_us": 150,
-                "direct_chain_ratio_to_bound": round(chain_us / 150, 3),
-                "direct_fan_ratio_to_bound": round(fan_us / 150, 3),
-                "subprocess_stage_ms": round(stage_ms, 2),
-                "bare_subprocess_run_ms": round(bare_ms, 2),
-                "subprocess_ratio": round(stage_ms / bare_ms, 3),
-                "subprocess_bound_ratio": 1.25,
-                "million_log_lines_s": round(log_s, 3),
-                "million_log_lines_bound_s": 3.0,
-                "stages": STAGES,
-                "repeats": REPEATS,
-            },
-            indent=2,
-        )
-    )
+    figures: dict[str, Any] = {
+        "direct_chain_us_per_stage": round(chain_us, 1),
+        "direct_fan_us_per_stage": round(fan_us, 1),
+        "direct_bound_us": 150,
+        "direct_chain_ratio_to_bound": round(chain_us / 150, 3),
+        "direct_fan_ratio_to_bound": round(fan_us / 150, 3),
+        "subprocess_stage_ms": round(stage_ms, 2),
+        "bare_subprocess_run_ms": round(bare_ms, 2),
+        "subprocess_ratio": round(stage_ms / bare_ms, 3),
+        "subprocess_bound_ratio": 1.25,
+        "million_log_lines_s": round(log_s, 3),
+        "million_log_lines_bound_s": 3.0,
+        "stages": STAGES,
+        "repeats": REPEATS,
+    }
+    if rev is not None:
+        figures["previous"] = previous(__file__, rev, argv)
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

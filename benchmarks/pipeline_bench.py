@@ -7,9 +7,9 @@
   the same inputs (what a user would do without stepkit), measured in the same run;
 - the hand-off gaps of uncached parallel runs: for every stage with upstreams, from the
   end of the step that finished last among them to the start of its own step, split into
-  where the time goes (the upstream's finalize, its report, its process's exit and the
-  runner's turn, the new process's start and the node's preparation), beside the bound
-  of 50 ms plus hashing the upstream's new bytes at the disk speed measured here.
+  where the time goes (the upstream's report and process exit, its finalize and cache
+  record, the runner's turn, the new process's start and the node's preparation), beside
+  the bound of 50 ms plus hashing the upstream's new bytes at the disk speed measured here.
 
 The machine is shared and noisy: compare the ratios, not the absolute times.
 """
@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from against import previous, split_against
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "churn"
@@ -245,12 +247,16 @@ def handoff_gaps(
             new_bytes = sum(
                 ref["bytes"] for key, ref in up["outputs"].items() if key != "_node"
             )  # fmt: skip
-            stored_at = up_info["step_finished_at"] + up_info["finalize_seconds"]
+            # the finalize starts in the runner once the child has reported and exited (a
+            # commit before that one finalized in the child, right after the step)
+            finalize_at = up_info.get("finalize_started_at", up_info["step_finished_at"])
+            stored_at = finalize_at + up_info["finalize_seconds"]
             parts = {
                 "gap_s": info["step_started_at"] - up_info["step_finished_at"],
+                "upstream_report_and_exit_s": finalize_at - up_info["step_finished_at"],
                 "upstream_finalize_s": up_info["finalize_seconds"],
-                "upstream_report_s": up["finished_at"] - stored_at,
-                "upstream_exit_and_runner_s": mine["started_at"] - up["finished_at"],
+                "upstream_cache_record_s": up["finished_at"] - stored_at,
+                "runner_turn_s": mine["started_at"] - up["finished_at"],
                 "process_start_s": info["step_started_at"]
                 - mine["started_at"]
                 - info["prepare_seconds"],
@@ -308,9 +314,12 @@ def example(root: Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    rev, argv = split_against(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         figures = {**example(Path(tmp) / "churn"), **planning(Path(tmp) / "big")}
     figures["repeats"] = REPEATS
+    if rev is not None:
+        figures["previous"] = previous(__file__, rev, argv)
     print(json.dumps(figures, indent=2))
 
 

@@ -57,3 +57,40 @@ def sleep_briefly(context: StageContext) -> None:
 
 def returns_a_set(context: StageContext) -> Mapping[str, Any]:
     return {"tags": {"a", "b"}}
+
+
+class MadeThenFinished:
+    """``execute`` makes something where it runs; ``finish`` turns it into outputs, and
+    says in which process each part ran."""
+
+    def execute(self, context: StageContext) -> Mapping[str, Any]:
+        return {"made": context["x"] + 1, "execute_pid": os.getpid()}
+
+    def finish(self, context: StageContext, made: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {
+            "y": made["made"] * 10,
+            "execute_pid": made["execute_pid"],
+            "finish_pid": os.getpid(),
+        }
+
+
+def leaves_work_for_exit(context: StageContext) -> Mapping[str, Any]:
+    """Work a plain ``python`` exit still does after the stage returns: a non-daemon thread
+    finishing its file, then an ``atexit`` handler (which sees the thread's file)."""
+    import atexit
+    import threading
+
+    folder = Path(context.inputs["folder"])
+
+    def slow_write() -> None:
+        time.sleep(0.2)
+        (folder / "thread.txt").write_text("thread done")
+
+    def at_exit() -> None:
+        seen = (folder / "thread.txt").exists()
+        (folder / "atexit.txt").write_text(f"thread file seen: {seen}")
+
+    atexit.register(at_exit)
+    threading.Thread(target=slow_write).start()
+    print("returning", flush=True)
+    return {"pid": os.getpid()}

@@ -157,3 +157,30 @@ def test_the_subprocess_child_loads_no_stepkit_package_and_nothing_heavy(
     # stepkit's three child modules arrive compiled; the packages are never imported.
     assert {"stepkit.pipeline.context", "stepkit.pipeline.invoke", "stepkit.child"} <= loaded
     assert not loaded & {"stepkit", "stepkit.pipeline", "typing", "json", "pickle", "pathlib", "re"}
+
+
+@pytest.mark.parametrize("mode", ["direct", "subprocess"])
+def test_a_stage_objects_finish_runs_in_the_runner_after_a_subprocess_child(
+    state: SQLiteStateRepository, mode: str
+) -> None:
+    pipe = Pipeline("finish")
+    pipe.add("seed", lambda context: {"x": 4})
+    pipe.add("made", stages.MadeThenFinished(), depends_on=["seed"], mode=mode)  # type: ignore[arg-type]
+    result = pipe.run(state=state)
+    assert result.ok, result.error
+    outputs = result.outputs["made"]
+    assert outputs["y"] == 50
+    assert outputs["finish_pid"] == os.getpid()  # stored by the runner, whatever the mode
+    assert (outputs["execute_pid"] == os.getpid()) is (mode == "direct")
+
+
+def test_a_subprocess_stage_ends_like_python_its_threads_and_atexit_handlers_run(
+    state: SQLiteStateRepository, tmp_path: Path
+) -> None:
+    pipe = Pipeline("exit")
+    pipe.add("leaves", stages.leaves_work_for_exit, mode="subprocess")
+    result = pipe.run(state=state, inputs={"folder": str(tmp_path)})
+    assert result.ok, result.error
+    assert (tmp_path / "thread.txt").read_text() == "thread done"
+    assert (tmp_path / "atexit.txt").read_text() == "thread file seen: True"
+    assert [e.message for e in state.logs(result.run_id, stage="leaves")] == ["returning"]

@@ -127,3 +127,75 @@ def test_a_cycle_in_a_file_is_the_one_cycle_error_with_its_first_edge_line(
     }[first_edge]
     assert error.line == line
     assert str(error).startswith(f"{tmp_path / 'dag.yaml'}:{line}: the DAG has a cycle: ")
+
+
+GOOD_JSON = """\
+{"dag": {"nodes": ["DataLoading_training", "TabularPreprocessing_training", "Training"],
+         "edges": [["DataLoading_training", "TabularPreprocessing_training"],
+                   ["TabularPreprocessing_training", "Training"]]},
+ "metadata": {"name": "xgboost_simple", "description": "a simple one", "framework": "xgboost"}}
+"""
+
+
+def write_json(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "simple.dag.json"
+    path.write_text(text)
+    return path
+
+
+def test_a_json_dag_loads_like_its_yaml_twin_with_metadata_and_lines(tmp_path: Path) -> None:
+    dag = load_dag(write_json(tmp_path, GOOD_JSON))
+    assert dag.name == "xgboost_simple"
+    assert dag.metadata == {
+        "name": "xgboost_simple",
+        "description": "a simple one",
+        "framework": "xgboost",
+    }
+    yaml_twin = load_dag(write(tmp_path, GOOD))
+    assert (dag.nodes, dag.edges) == (yaml_twin.nodes, yaml_twin.edges)
+    assert dag.line_of("TabularPreprocessing_training -> Training") == 3
+    assert load_dag(write(tmp_path, GOOD + "description: churn\n")).metadata == {
+        "description": "churn"
+    }
+
+
+def test_a_json_dag_without_a_name_is_named_for_its_file(tmp_path: Path) -> None:
+    text = '{"dag": {"nodes": ["A"], "edges": []}}'
+    dag = load_dag(write_json(tmp_path, text))
+    assert (dag.name, dag.metadata) == ("simple.dag", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"dag": {"nodes": ["A", "B"],\n "edges": [["A"]]}}',
+            r"dag.json:2: dag.edges\[0\]: an edge is",
+        ),
+        (
+            '{"dag": {"nodes": ["A",\n "A"]}}',
+            r"dag.json:2: dag.nodes\[1\]: node 'A' is listed twice",
+        ),
+        (
+            '{"dag": {"nodes": ["Alpha"], "edges": [["Alpha", "Alpah"]]}}',
+            r"dag.edges\[0\]: edge names 'Alpah', which is not in 'nodes'\. Did you mean 'Alpha'",
+        ),
+        ('{"dag": {"nodes": ["A"]},\n "metadata": []}', r"dag.json:2: metadata: 'metadata' must"),
+        ('{"dag": {"nodez": []}}', r"dag.nodez: unknown key 'nodez'\. Did you mean 'nodes'"),
+        ('{"dgs": {}}', r"must be an object with a 'dag' object"),
+        ('{"dag": {"nodes": ["A"]}, "metdata": {}}', r"unknown key 'metdata'\. Did you mean"),
+        ('{"dag": {"nodes": ["A"]\n', r"dag.json:2: is not valid JSON: Expecting"),
+        ('{"dag": {"nodes": ["A", "B"], "edges": [["A", "B"], ["B", "A"]]}}', r"cycle"),
+    ],
+)
+def test_bad_json_dags_name_the_file_line_and_place(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(DagError, match=message):
+        load_dag(write_json(tmp_path, text))
+
+
+def test_a_json_dag_the_yaml_composer_cannot_place_still_names_the_place(tmp_path: Path) -> None:
+    text = '{\n\t"dag": {"nodes": ["A", "B"], "edges": [["A", "C"]]}}'  # a tab before a token
+    with pytest.raises(DagFileError, match=r"simple.dag.json: dag.edges\[0\]: edge names 'C'"):
+        load_dag(write_json(tmp_path, text))

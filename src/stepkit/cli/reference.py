@@ -13,8 +13,9 @@ from typing import Any
 
 def _walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
     yield path, command
-    for name in sorted(getattr(command, "commands", {})):
-        yield from _walk(command.commands[name], (*path, name))
+    if hasattr(command, "list_commands"):  # a group: asked as click asks (commands load lazily)
+        for name in sorted(command.list_commands(None)):
+            yield from _walk(command.get_command(None, name), (*path, name))
 
 
 def commands() -> list[tuple[tuple[str, ...], Any]]:

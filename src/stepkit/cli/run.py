@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     pass
 
 DagArgument = Annotated[
-    Path, typer.Argument(help="The DAG file (YAML): nodes and edges.", exists=False)
+    Path,
+    typer.Argument(help="The DAG file (YAML, or JSON: *.dag.json): nodes and edges.", exists=False),
 ]
 ConfigOption = Annotated[
     Path | None,
@@ -51,6 +52,7 @@ def plan(
         print_json(
             {
                 "dag": planned.dag.name,
+                "metadata": planned.dag.metadata,
                 "order": list(planned.nodes),
                 "nodes": {
                     name: {
@@ -72,6 +74,10 @@ def plan(
     from rich.table import Table
 
     out = console()
+    for key, value in planned.dag.metadata.items():
+        if key == "name":  # the table's title
+            continue
+        out.print(f"{key}: {value}", markup=False, soft_wrap=True)
     table = Table(title=f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired")
     for column in ("node", "input", "from", "score", "why"):
         table.add_column(column)

@@ -22,10 +22,10 @@ class Location:
     """Where a node or an edge was written."""
 
     file: Path
-    line: int
+    line: int | None  # None: a JSON file the YAML composer could not place
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}" if self.line else str(self.file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ class DAG:
     def __init__(self, name: str = "pipeline", *, source: Path | None = None) -> None:
         self.name = name
         self.source = source  # the file it was read from, if any
+        self.metadata: dict[str, Any] = {}  # free-form, from the file (shown by ``plan``)
         self._into: dict[str, list[str]] = {}  # node -> its predecessors, in edge order
         self._out_of: dict[str, list[str]] = {}  # node -> its successors
         self._edges: dict[tuple[str, str], None] = {}  # in the order they were added

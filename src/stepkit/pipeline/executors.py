@@ -3,7 +3,8 @@
 - ``direct``: the stage runs in a worker thread of the runner process.
 - ``subprocess``: a child started by :func:`stepkit.processes.run_child` runs it (the one
   child protocol, :mod:`stepkit.child`); its stdout/stderr come back as log events in
-  batches; past the timeout its whole process tree is killed.
+  batches; past the timeout its whole process tree is killed. The object's ``finish``
+  (a step node storing its outputs) runs here, in the runner, once the child has reported.
 - ``distributed``: :func:`stepkit.pipeline.invoke.run_in_worker` goes to any
   ``concurrent.futures.Executor`` the caller hands in.
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
 from stepkit.pipeline.context import StageContext
-from stepkit.pipeline.invoke import call_stage, normalize_outputs
+from stepkit.pipeline.invoke import call_stage, finish_stage, normalize_outputs
 from stepkit.pipeline.stage import Stage
 from stepkit.processes import ProcessTable as ProcessTable  # the runner's, from here
 from stepkit.processes import run_child
@@ -225,4 +226,10 @@ def run_subprocess(
             finished_at=ran.finished_at,
         )
     report = {**ran.report, "cpu_time": ran.cpu_time, "peak_rss": ran.peak_rss}
+    if report.get("ok") and not report.get("cached"):
+        try:
+            report["value"] = finish_stage(stage.target, context, report.get("value"))
+        except Exception as exc:  # the stage's failure (its outputs), recorded as the child's
+            return failure(exc, started_at=started)
+        report["finished_at"] = time.time()
     return outcome_from_report(stage.name, report)

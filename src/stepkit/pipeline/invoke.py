@@ -45,8 +45,10 @@ class CacheHit:
         return (CacheHit, (self.outputs,))
 
 
-def call_stage(target: Any, context: StageContext) -> Any:
-    """Run one attempt: validate, execute, cleanup for objects; the call for functions."""
+def call_stage(target: Any, context: StageContext, *, finish: bool = True) -> Any:
+    """Run one attempt: validate, execute, cleanup (then finish) for objects; the call for
+    functions. ``finish=False``: leave :func:`finish_stage` to the caller (the runner's
+    side of a subprocess stage)."""
     execute = getattr(target, "execute", None)
     if execute is None:
         return target(context)
@@ -56,11 +58,22 @@ def call_stage(target: Any, context: StageContext) -> Any:
 
         raise StageValidationError(context.stage, "validate(context) returned False")
     try:
-        return execute(context)
+        value = execute(context)
     finally:
         cleanup = getattr(target, "cleanup", None)
         if cleanup is not None:
             cleanup(context)
+    return finish_stage(target, context, value) if finish else value
+
+
+def finish_stage(target: Any, context: StageContext, value: Any) -> Any:
+    """The object's ``finish(context, value)``, when it has one and ``value`` is no cache
+    hit: its outputs from what ``execute`` returned. For a subprocess stage it runs in the
+    runner's process once the child has reported (see ``pipeline.stage``)."""
+    finish = getattr(target, "finish", None)
+    if finish is None or isinstance(value, CacheHit):
+        return value
+    return finish(context, value)
 
 
 def normalize_outputs(stage: str, value: Any) -> tuple[dict[str, Any], bool]:
@@ -106,14 +119,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def run_in_worker(target: Any, context_payload: dict[str, Any]) -> dict[str, Any]:
+def run_in_worker(
+    target: Any, context_payload: dict[str, Any], *, finish: bool = True
+) -> dict[str, Any]:
     """Run one attempt of a stage here; its outcome as plain values (``error`` is the
-    exception itself). A distributed worker calls this directly."""
+    exception itself). A distributed worker calls this directly; a subprocess stage's child
+    with ``finish=False`` (the runner finishes it)."""
     started = time.time()
     cpu = time.process_time()
     report: dict[str, Any] = {"started_at": started, "ok": True, "phase": "run"}
     try:
-        value = call_stage(target, StageContext.from_payload(context_payload))
+        value = call_stage(target, StageContext.from_payload(context_payload), finish=finish)
     except Exception as exc:  # the stage's failure is data to report, not ours to handle
         report.update(ok=False, error=exc, **describe(exc))
     else:
@@ -164,6 +180,8 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         report = {"ok": False, "phase": "load", "started_at": time.time(), **info}
         report["finished_at"] = report["started_at"]
     else:
-        report = run_in_worker(target, request["context"])
+        # the object's finish (a step node storing its outputs) is the runner's to run:
+        # it has the modules loaded already, and this process ends sooner
+        report = run_in_worker(target, request["context"], finish=False)
     report["stage"] = request["context"]["stage"]
     return report

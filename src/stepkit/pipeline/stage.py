@@ -2,6 +2,12 @@
 
 A stage is a plain function ``fn(context) -> outputs`` or an object with
 ``execute(context) -> outputs`` and optional ``validate(context)`` / ``cleanup(context)``.
+An object may also have ``finish(context, made) -> outputs``: the part of its work that
+belongs to the runner's side, given what ``execute`` returned (not called on a cache hit).
+It runs right after ``execute`` and ``cleanup``, in the same place — except for a
+``subprocess`` stage, where it runs in the runner's process once the child has reported.
+stepkit's step nodes store their outputs there: the runner has the store's modules loaded
+already, and the step's process ends as soon as the step does.
 Retries are decided by tenacity's stop/wait/retry strategies; the runner schedules each
 attempt itself, so a stage waiting to retry holds no worker and every attempt is recorded.
 """
@@ -30,7 +36,7 @@ NEVER_RETRIED: tuple[type[BaseException], ...] = (StageOutputError, StageValidat
 
 @runtime_checkable
 class StageObject(Protocol):
-    """A stage written as an object; ``validate`` and ``cleanup`` are optional."""
+    """A stage written as an object; ``validate``, ``cleanup`` and ``finish`` are optional."""
 
     def execute(self, context: StageContext) -> Mapping[str, Any] | None: ...
 
@@ -108,7 +114,7 @@ class Stage:
     stage knows it by (they differ once a pipeline is included under a prefix)."""
 
     name: str
-    target: Any  # the function, or the object with execute/validate/cleanup
+    target: Any  # the function, or the object with execute/validate/cleanup/finish
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None

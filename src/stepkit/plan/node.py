@@ -5,8 +5,10 @@ fresh child process (``subprocess`` mode, the default: the step is isolated from
 runner and from every other step) or on a worker of a process pool or cluster. In that
 process it computes the node's cache key from its files, config and the digests of its
 inputs; on a hit it returns the recorded artifacts; on a miss it runs the script's ``main``
-(or the builder's ``run``) with local folders, then finalizes every output folder into
-the content-addressed store under ``runs/<run>/<node>/<output>``.
+(or the builder's ``run``) with local folders. Then :meth:`NodeTask.finish` finalizes
+every output folder into the content-addressed store under ``runs/<run>/<node>/<output>``
+— in the runner's process for a subprocess stage, which has the store's modules loaded
+(importing them cost each step's process ~50 ms), elsewhere right after the step.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class NodeTask:
         )
 
     def execute(self, context: Any) -> Any:
-        """Run in the worker: cache hit, or run and finalize; returns artifact references."""
+        """Cache hit, or run the step: a :class:`~stepkit.pipeline.invoke.CacheHit`, or
+        what :meth:`finish` needs to store the outputs the step left in its folders."""
         from stepkit.pipeline.invoke import CacheHit
 
         began = time.perf_counter()
@@ -84,17 +87,37 @@ class NodeTask:
         step_started_at = time.time()
         returned = self._run(input_paths, output_paths, run_id=context.run_id)
         finished = time.perf_counter()
-        step_finished_at = time.time()
-        outputs = self._finalize(output_paths, run_id=context.run_id)
-        outputs[NODE_INFO] = {
+        return {
+            "output_paths": output_paths,
             "cache_key": key.digest,
+            "key_parts": dict(key.parts),
             "step_seconds": round(finished - started, 6),
-            # the hand-off around the step: inputs and cache key before it, storing after
+            # the hand-off before the step: inputs and cache key
             "prepare_seconds": round(started - began, 6),
-            "finalize_seconds": round(time.perf_counter() - finished, 6),
             "step_started_at": step_started_at,
-            "step_finished_at": step_finished_at,
+            "step_finished_at": time.time(),
             "returned": jsonable(returned),
+        }
+
+    def finish(self, context: Any, made: Mapping[str, Any]) -> dict[str, Any]:
+        """Store what the step made (one batch) and remember it in the cache; returns the
+        artifact references. Runs in the runner's process for a subprocess stage (see
+        ``pipeline.stage``), where the store's modules are loaded already."""
+        from stepkit.plan.cachekey import CacheKey
+
+        finalize_started_at = time.time()
+        began = time.perf_counter()
+        outputs = self._finalize(made["output_paths"], run_id=context.run_id)
+        outputs[NODE_INFO] = {
+            "cache_key": made["cache_key"],
+            "step_seconds": made["step_seconds"],
+            "prepare_seconds": made["prepare_seconds"],
+            # the hand-off after the step: storing its outputs
+            "finalize_seconds": round(time.perf_counter() - began, 6),
+            "step_started_at": made["step_started_at"],
+            "step_finished_at": made["step_finished_at"],
+            "finalize_started_at": finalize_started_at,
+            "returned": made["returned"],
         }
         if self.venv is not None:
             outputs[NODE_INFO]["python_env"] = {
@@ -104,7 +127,7 @@ class NodeTask:
             }
         record(
             self.cache_path,
-            key,
+            CacheKey(made["cache_key"], made["key_parts"]),
             node=self.node,
             run_id=context.run_id,
             outputs=outputs,
