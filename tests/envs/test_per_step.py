@@ -288,3 +288,18 @@ def test_a_node_whose_environment_cannot_be_built_fails_and_the_rest_runs(
         "EnvironmentBuildError: Cannot build an environment for six==999.0: "
     )
     assert stages["Report"]["status"] == "skipped"
+
+
+def test_test_pipeline_runs_each_step_in_its_own_environment(
+    capsys: pytest.CaptureFixture[str], tiny: Path
+) -> None:
+    code, out, err = run_cli(
+        capsys, "-p", str(tiny), "test", "pipeline", str(tiny / "dag.yaml"),
+        "--env-mode", "per-step", "--json",
+    )  # fmt: skip
+    assert code == 0, out + err
+    steps = {s["name"]: s for s in json.loads(out)["steps"]}
+    assert "double ran on six 1.10.0 in " in steps["Double"]["stdout"]["text"]
+    assert [c["name"] for c in steps["Make"]["checks"]].count("environment") == 0
+    checks = {c["name"]: c["reason"] for c in steps["Double"]["checks"]}
+    assert checks["environment"].startswith("Python ")
