@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from envs.conftest import require_interpreter, run_in
 from stepkit.components import ScriptContract
 from stepkit.envs import EnvStore, step_environment
-from stepkit.envs.build import wanted_spec
 from stepkit.envs.interpreters import own_interpreter
+from stepkit.envs.spec import wanted_spec
 from stepkit.errors import EnvironmentBuildError, InterfaceFileError
 from stepkit.interface import interface_document, parse_interface, render_interface
 

@@ -35,7 +35,7 @@ def step_specs(ctx: typer.Context, names: Sequence[str] = ()) -> dict[str, EnvSp
     """
     from stepkit.catalog.models import contract_of
     from stepkit.cli.catalog import open_catalog
-    from stepkit.envs.build import wanted_spec
+    from stepkit.envs.spec import wanted_spec
 
     catalog = open_catalog(ctx)
     wanted = list(names) or catalog.list_available_steps()

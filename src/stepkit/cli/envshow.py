@@ -17,7 +17,7 @@ def environment_summary(catalog: StepCatalog, name: str) -> dict[str, Any] | Non
     builds one). None for a step that runs in stepkit's own environment."""
     from stepkit.catalog.models import contract_of
     from stepkit.envs import EnvStore, default_root, read_lock
-    from stepkit.envs.build import wanted_spec
+    from stepkit.envs.spec import wanted_spec
     from stepkit.errors import EnvironmentLockError
 
     contract = contract_of(catalog, name)

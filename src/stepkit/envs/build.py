@@ -25,7 +25,7 @@ from stepkit.envs.dates import Outcome, newest_working_date
 from stepkit.envs.imports import check_imports
 from stepkit.envs.interpreters import Interpreter, find_interpreters, own_interpreter
 from stepkit.envs.lockfile import Lock, parse_freeze, read_lock, write_lock
-from stepkit.envs.spec import EnvSpec, env_key
+from stepkit.envs.spec import EnvSpec, env_key, wanted_spec
 from stepkit.envs.store import Environment, EnvStore
 from stepkit.envs.uvtool import index_options, run_uv
 from stepkit.errors import EnvironmentBuildError, EnvironmentLockError
@@ -75,16 +75,6 @@ def step_environment(
     if spec is None:
         return None
     return ensure_environment(spec, store=store, progress=progress)
-
-
-def wanted_spec(contract: ScriptContract) -> EnvSpec | None:
-    """What a step's contract asks of its environment; None when it asks nothing stepkit's
-    own environment lacks (no ``framework_requirements``, and no ``python`` other than
-    the one stepkit runs on)."""
-    spec = EnvSpec.from_contract(contract)
-    if not spec.requirements and own_interpreter().matches(spec.python):
-        return None
-    return spec
 
 
 def build_environment(

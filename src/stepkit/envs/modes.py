@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from stepkit.envs.build import ensure_environment, wanted_spec
+from stepkit.envs.build import ensure_environment
+from stepkit.envs.spec import wanted_spec
 from stepkit.envs.store import Environment, EnvStore, default_root
 from stepkit.errors import EnvModeError
 from stepkit.project import ENV_MODES
