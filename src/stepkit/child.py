@@ -55,7 +55,7 @@ for name, path, code in r["modules"]:
     m = type(sys)(name)
     m.__file__ = path
     sys.modules[name] = m
-    exec(marshal.loads(code), m.__dict__)
+    exec(marshal.loads(code) if type(code) is bytes else compile(code, path, "exec"), m.__dict__)
 sys.modules["stepkit.child"].main(r)
 """
 
@@ -76,10 +76,21 @@ def compiled(name: str) -> "tuple[str, str, bytes]":
     return _COMPILED[name]
 
 
-def command(kind: str) -> "list[str]":
-    """The child's command line for a request of ``kind`` (see the module docstring)."""
-    skip_site = kind == "stage" and not _site_hooks()
-    return [sys.executable, *(["-S"] if skip_site else []), "-c", BOOTSTRAP]
+def source(name: str) -> "tuple[str, str, str]":
+    """A stepkit module as source text, for a child on another interpreter (a step's own
+    environment), whose bytecode format may not be ours: compiled there by the bootstrap."""
+    __import__(name)
+    path = sys.modules[name].__file__
+    assert path is not None
+    with open(path, encoding="utf-8") as handle:
+        return (name, path, handle.read())
+
+
+def command(kind: str, python: "str | None" = None) -> "list[str]":
+    """The child's command line for a request of ``kind`` (see the module docstring), on
+    ``python`` (default: this interpreter)."""
+    skip_site = kind == "stage" and python is None and not _site_hooks()
+    return [python or sys.executable, *(["-S"] if skip_site else []), "-c", BOOTSTRAP]
 
 
 def _site_hooks() -> bool:

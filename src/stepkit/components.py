@@ -105,7 +105,22 @@ class ScriptContract(_Frozen):
     source_dir: str | None = None
     channels: dict[str, list[str]] = Field(default_factory=dict)
     framework_requirements: dict[str, str] = Field(default_factory=dict)
+    #: the Python the script was written for, a version prefix ("3.9", "3.9.18"); with
+    #: per-step environments it runs on a local interpreter of that version
+    python: str | None = None
     description: str = ""
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python_is_a_version(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"python must be text such as '3.10', not the number {value!r} "
+                "(3.10 written as a number is 3.1)"
+            )
+        if isinstance(value, str) and not re.fullmatch(r"\d+(\.\d+){0,2}", value.strip()):
+            raise ValueError(f"python {value!r} must be a version such as '3.9' or '3.9.18'")
+        return value.strip() if isinstance(value, str) else value
 
     def declared_arguments(self) -> dict[str, JobArgument]:
         """Every argument the script reads, by attribute name: ``job_arguments`` first,

@@ -466,6 +466,21 @@ class EnvironmentBuildError(StepkitError, RuntimeError):
         )
 
 
+class EnvModeError(StepkitError, ValueError):
+    """An environment mode that is not one of ``shared`` and ``per-step``."""
+
+    def __init__(self, mode: str, known: Iterable[str]) -> None:
+        from stepkit.names import close_matches
+
+        known = tuple(known)
+        self.mode = mode
+        self.suggestions = close_matches(mode, known)
+        super().__init__(
+            f"No environment mode {mode!r}: use one of {', '.join(known)}."
+            + _did_you_mean(self.suggestions)
+        )
+
+
 class EnvironmentLockError(StepkitError, ValueError):
     """An environment's lock file that cannot be used to rebuild it."""
 

@@ -58,6 +58,7 @@ _CONTRACT_KEYS: Final = (
     "job_arguments",
     "env_vars",
     "framework_requirements",
+    "python",
     "description",
 )
 #: Build details of the framework's cloud jobs: read without error, not used locally.
@@ -229,6 +230,7 @@ class _Reader(NodeReader):
                     data.get("framework_requirements"), (*where, "framework_requirements")
                 ).items()
             },
+            python=data.get("python"),
             description=data.get("description") or "",
         )
 
@@ -420,6 +422,8 @@ def _contract_document(contract: ScriptContract) -> dict[str, Any]:
         document["env_vars"] = env
     if contract.framework_requirements:
         document["framework_requirements"] = dict(contract.framework_requirements)
+    if contract.python:
+        document["python"] = contract.python
     if contract.description:
         document["description"] = contract.description
     return document

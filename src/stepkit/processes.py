@@ -17,15 +17,17 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import psutil
+from typing import TYPE_CHECKING, Any
 
 from stepkit import child
+
+if TYPE_CHECKING:
+    import psutil
 
 #: Called with ``"stdout"`` or ``"stderr"`` and each chunk the child wrote there.
 OutputSink = Callable[[str, bytes], None]
@@ -90,6 +92,7 @@ def run_child(
     env: Mapping[str, str] | None = None,
     processes: ProcessTable | None = None,
     wrap: Sequence[str] = (),
+    python: str | None = None,
 ) -> ChildRun:
     """Run one request in a fresh child; never raises for anything the child does.
 
@@ -97,18 +100,25 @@ def run_child(
     and installed in this order after it.
     ``path``: the child's ``sys.path`` (None: the interpreter's own, as ``python script.py``).
     ``wrap``: a command the child runs under (a sandbox's, :mod:`stepkit.sandbox`).
+    ``python``: the interpreter the child runs on (a step's environment; default: this
+    one). stepkit's modules go compiled when it is this interpreter behind a virtual
+    environment's link (the same bytecode), else as source, which any Python from 3.8 on
+    compiles.
     """
     started = time.time()
     report_read, report_write = os.pipe()
     message = {
         **request,
         "path": path,
-        "modules": [child.compiled(name) for name in ("stepkit.child", *modules)],
+        "modules": [
+            child.source(name) if _foreign(python) else child.compiled(name)
+            for name in ("stepkit.child", *modules)
+        ],
         "fd": report_write,
     }
     try:
         proc = subprocess.Popen(
-            [*wrap, *child.command(request["kind"])],
+            [*wrap, *child.command(request["kind"], python)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -167,6 +177,14 @@ def run_child(
         cpu_time=usage.ru_utime + usage.ru_stime,
         peak_rss=peak if peak is not None else usage.ru_maxrss * 1024,  # kB on Linux
     )
+
+
+def _foreign(python: str | None) -> bool:
+    """Whether ``python`` is another interpreter than this one (whose bytecode may differ)."""
+    if python is None:
+        return False
+    own = getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(python) != os.path.realpath(own)
 
 
 Waited = tuple[int, int, Any]  # what os.wait4 returns: pid, status, rusage
@@ -261,6 +279,8 @@ def _group_members(pgid: int) -> list[psutil.Process]:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):  # nobody left in the group
         return []
+    import psutil  # only when someone is left: a stage that starts a child stays light
+
     members = []
     for proc in psutil.process_iter(["status"]):
         try:
@@ -272,6 +292,8 @@ def _group_members(pgid: int) -> list[psutil.Process]:
 
 
 def _command(proc: psutil.Process) -> str:
+    import psutil
+
     try:
         return " ".join(proc.cmdline()) or proc.name()
     except psutil.Error:  # it is gone already; the pid is all we have
@@ -280,6 +302,8 @@ def _command(proc: psutil.Process) -> str:
 
 def kill_processes(procs: list[psutil.Process], pgid: int | None = None) -> int:
     """Kill ``procs`` and, when given, the process group ``pgid``; returns how many went."""
+    import psutil
+
     if pgid is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
             os.killpg(pgid, signal.SIGKILL)
@@ -299,6 +323,8 @@ def kill_processes(procs: list[psutil.Process], pgid: int | None = None) -> int:
 def kill_tree(pid: int) -> int:
     """Kill a process, every descendant, and the group it leads; returns how many. The
     root is left for its parent (the caller) to reap."""
+    import psutil
+
     try:
         root = psutil.Process(pid)
         procs = [*root.children(recursive=True), root]
@@ -309,6 +335,8 @@ def kill_tree(pid: int) -> int:
 
 def wait_dead(procs: list[psutil.Process], timeout: float = 2.0) -> None:
     """Wait (briefly) until killed processes are gone or zombies nobody reaped yet."""
+    import psutil
+
     deadline = time.monotonic() + timeout
     for proc in procs:
         while time.monotonic() < deadline:

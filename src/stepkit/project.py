@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from stepkit.errors import ProjectFileError, ProjectNotFoundError, UnknownWorkspaceError
 
@@ -43,6 +43,9 @@ COMPONENT_DIRS: Final[Mapping[str, str]] = {
 }
 #: The file name suffix of an interface file (``interfaces/<stem>.step.yaml``).
 INTERFACE_SUFFIX: Final = ".step.yaml"
+#: ``[run] environments``: ``shared`` runs every step in stepkit's own environment,
+#: ``per-step`` a step whose contract declares requirements in its own (stepkit.envs).
+ENV_MODES: Final = ("shared", "per-step")
 
 
 # -- the project -----------------------------------------------------------------------------
@@ -78,6 +81,7 @@ class RunDefaults:
     executor: str = "local"
     max_workers: int | None = None
     environments_dir: Path | None = None  # None: the user's cache folder (stepkit.envs)
+    environments: str = "shared"  # one of ENV_MODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,7 @@ ENV_OVERRIDES: Final[Mapping[str, tuple[str, str]]] = {
     "STEPKIT_EXECUTOR": ("run", "executor"),
     "STEPKIT_MAX_WORKERS": ("run", "max_workers"),
     "STEPKIT_ENVIRONMENTS_DIR": ("run", "environments_dir"),
+    "STEPKIT_ENV_MODE": ("run", "environments"),
     "STEPKIT_TEST_TIMEOUT": ("test", "timeout"),
 }
 
@@ -197,6 +202,7 @@ def _models() -> Any:
         executor: str = "local"
         max_workers: int | None = Field(default=None, ge=1)
         environments_dir: str | None = None
+        environments: Literal["shared", "per-step"] = "shared"  # ENV_MODES
 
     class TestSection(_Strict):
         timeout: float = Field(default=300.0, gt=0)
@@ -396,6 +402,7 @@ def load_project(path: Path) -> Project:
                 if model.run.environments_dir
                 else None
             ),
+            environments=model.run.environments,
         ),
         test=TestSettings(
             timeout=model.test.timeout, env=dict(model.test.env), args=dict(model.test.args)

@@ -76,7 +76,7 @@ def test_build_list_and_prune(
 
     code, out, err = run(capsys, *p, "env", "build", "Plain")
     assert code == 0
-    assert "Plain: declares no framework_requirements" in err
+    assert "Plain: declares no framework_requirements (nor another python)" in err
 
     code, out, _ = run(capsys, *p, "env", "list", "--json")
     data = json.loads(out)
@@ -142,3 +142,23 @@ def test_prune_removes_pointers_to_environments_that_are_gone(
     assert pointer.exists()
     run(capsys, "-p", str(root), "env", "prune", "--apply")
     assert not pointer.exists()
+
+
+@pytest.mark.slow
+def test_catalog_show_names_the_environment_and_its_resolved_versions(
+    capsys: pytest.CaptureFixture[str], write_project: WriteProject
+) -> None:
+    root = write_project(PROJECT)
+    p = ["-p", str(root)]
+    code, out, _ = run(capsys, *p, "catalog", "show", "OldSix")
+    assert code == 0
+    assert "  environment: six==1.10.0\n    not built yet (stepkit env build OldSix)\n" in out
+    code, out, _ = run(capsys, *p, "catalog", "show", "Plain", "--json")
+    assert json.loads(out)["environment"] is None
+
+    run(capsys, *p, "env", "build", "OldSix")
+    code, out, _ = run(capsys, *p, "catalog", "show", "OldSix", "--json")
+    shown = json.loads(out)["environment"]
+    assert shown["built"] is True and shown["versions"] == {"six": "1.10.0"}
+    code, out, _ = run(capsys, *p, "catalog", "show", "OldSix")
+    assert f"    built {shown['key']}: Python {shown['python_version']}; six 1.10.0\n" in out

@@ -166,17 +166,24 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a step's components, with the workspace each came from (and an interface
-    file's compute and patterns metadata)."""
+    file's compute and patterns metadata, and the step's environment if it declares one)."""
     from stepkit.catalog.models import interface_of
+    from stepkit.cli.envshow import environment_summary, print_environment_summary
 
     catalog = open_catalog(ctx)
     info = catalog.get_step_info(name, job_type)
     interface = interface_of(catalog, info.node_name) if info.layout == "interface" else None
     metadata = dict(interface.metadata) if interface is not None else {}
+    environment = environment_summary(catalog, info.name)  # its own, if it declares one
     if as_json:
-        print_json(info.as_json(with_shadowed=show_all) | {"metadata": metadata})
+        print_json(
+            info.as_json(with_shadowed=show_all)
+            | {"metadata": metadata, "environment": environment}
+        )
         return
     _print_info(info, show_all=show_all, metadata=metadata)
+    if environment is not None:
+        print_environment_summary(environment, step=info.name)
 
 
 @app.command("search")

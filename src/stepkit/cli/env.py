@@ -35,19 +35,20 @@ def step_specs(ctx: typer.Context, names: Sequence[str] = ()) -> dict[str, EnvSp
     """
     from stepkit.catalog.models import contract_of
     from stepkit.cli.catalog import open_catalog
-    from stepkit.envs import EnvSpec
+    from stepkit.envs.spec import wanted_spec
 
     catalog = open_catalog(ctx)
     wanted = list(names) or catalog.list_available_steps()
     specs: dict[str, EnvSpec] = {}
     for name in wanted:
         contract = contract_of(catalog, name)
-        if contract is not None and contract.framework_requirements:
-            specs[name] = EnvSpec.from_contract(contract)
+        spec = wanted_spec(contract) if contract is not None else None
+        if spec is not None:
+            specs[name] = spec
         elif names:
             typer.echo(
-                f"{name}: declares no framework_requirements; it runs in stepkit's own "
-                "environment.",
+                f"{name}: declares no framework_requirements (nor another python); it runs "
+                "in stepkit's own environment.",
                 err=True,
             )
     return specs

@@ -128,6 +128,15 @@ def run(
     keep_temp: Annotated[
         bool, typer.Option("--keep-temp", help="Keep the steps' temp folders.")
     ] = False,
+    env_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--env-mode",
+            help="per-step: a script step whose contract declares framework_requirements "
+            "runs in its own environment (built first if missing); shared: in stepkit's. "
+            "Default: [run] environments in stepkit.toml, else shared.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -141,6 +150,8 @@ def run(
         no_cache=no_cache,
         refresh=frozenset(refresh or ()),
         timeout=timeout,
+        env_mode=env_mode,
+        env_notice=lambda line: typer.echo(line, err=True),
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
     run_in_view(

@@ -185,6 +185,22 @@ def show_run(
             record.error_message or record.reason or "",
         )
     out.print(table)
+    for name, record in latest.items():  # steps that ran in their own environment
+        env = _python_env(record.outputs)
+        if env is not None:
+            out.print(
+                f"{name}: environment {env.get('key')} (Python {env.get('python')}, "
+                f"lock {str(env.get('lock_digest'))[:12]})",
+                markup=False,
+                soft_wrap=True,
+            )
+
+
+def _python_env(outputs: Any) -> dict[str, Any] | None:
+    """The per-step environment a step node recorded having run in, if any."""
+    info = outputs.get("_node") if isinstance(outputs, dict) else None
+    env = info.get("python_env") if isinstance(info, dict) else None
+    return env if isinstance(env, dict) else None
 
 
 _STYLE = {

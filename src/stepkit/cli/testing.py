@@ -48,6 +48,15 @@ NoSandboxOption = Annotated[
 KeepOption = Annotated[
     bool, typer.Option("--keep", help="Keep the test folders of passing tests too.")
 ]
+EnvModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env-mode",
+        help="per-step: a step whose contract declares framework_requirements runs in its "
+        "own environment (built first if missing); shared: in stepkit's. "
+        "Default: [run] environments in stepkit.toml, else shared.",
+    ),
+]
 
 
 def _pairs(pairs: list[str] | None, option: str = "--env") -> dict[str, str]:
@@ -70,9 +79,11 @@ def _tester(
     no_sandbox: bool = False,
     rows: int = 100,
     seed: int = 0,
+    env_mode: str | None = None,
 ) -> RuntimeTester:
     from stepkit.testing import RuntimeTester
 
+    notices = console(stderr=True)
     tester = RuntimeTester(
         project,
         timeout=timeout,
@@ -82,6 +93,8 @@ def _tester(
         args=_pairs(args, "--arg"),
         sandbox=not no_sandbox,
         keep=keep,
+        env_mode=env_mode,
+        env_notice=lambda line: notices.print(line, markup=False, soft_wrap=True),
     )
     off = tester.sandbox_off
     if off is not None and not no_sandbox:
@@ -140,6 +153,7 @@ def script(
     no_sandbox: NoSandboxOption = False,
     timeout: TimeoutOption = None,
     keep: KeepOption = False,
+    env_mode: EnvModeOption = None,
     fast: Annotated[
         bool,
         typer.Option("--fast", help="Only import and check main, in this process: no isolation."),
@@ -167,6 +181,7 @@ def script(
         no_sandbox=no_sandbox,
         rows=rows,
         seed=seed,
+        env_mode=env_mode,
     )
     result = tester.test_script(name, data=data, fast=fast)
     if as_json:
@@ -188,12 +203,19 @@ def pipeline(
     no_sandbox: NoSandboxOption = False,
     timeout: TimeoutOption = None,
     keep: KeepOption = False,
+    env_mode: EnvModeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a DAG's scripts in order, each on what its upstream steps wrote; report the
     first data-flow break."""
     tester = _tester(
-        load_project(ctx), timeout=timeout, env=env, args=arg, keep=keep, no_sandbox=no_sandbox
+        load_project(ctx),
+        timeout=timeout,
+        env=env,
+        args=arg,
+        keep=keep,
+        no_sandbox=no_sandbox,
+        env_mode=env_mode,
     )
     result = tester.test_pipeline(dag_file)
     if as_json:
@@ -221,6 +243,7 @@ def test_all(
     no_sandbox: NoSandboxOption = False,
     timeout: TimeoutOption = None,
     keep: KeepOption = False,
+    env_mode: EnvModeOption = None,
     as_json: JsonOption = False,
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write JUnit XML here (for CI).")
@@ -230,7 +253,13 @@ def test_all(
     from rich.progress import Progress
 
     tester = _tester(
-        load_project(ctx), timeout=timeout, env=env, args=arg, keep=keep, no_sandbox=no_sandbox
+        load_project(ctx),
+        timeout=timeout,
+        env=env,
+        args=arg,
+        keep=keep,
+        no_sandbox=no_sandbox,
+        env_mode=env_mode,
     )
     with Progress(console=console(stderr=True), transient=True, disable=as_json) as progress:
         task = progress.add_task("testing scripts", total=None)

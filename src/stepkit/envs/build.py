@@ -25,7 +25,7 @@ from stepkit.envs.dates import Outcome, newest_working_date
 from stepkit.envs.imports import check_imports
 from stepkit.envs.interpreters import Interpreter, find_interpreters, own_interpreter
 from stepkit.envs.lockfile import Lock, parse_freeze, read_lock, write_lock
-from stepkit.envs.spec import EnvSpec, env_key
+from stepkit.envs.spec import EnvSpec, env_key, wanted_spec
 from stepkit.envs.store import Environment, EnvStore
 from stepkit.envs.uvtool import index_options, run_uv
 from stepkit.errors import EnvironmentBuildError, EnvironmentLockError
@@ -67,12 +67,12 @@ def step_environment(
     contract: ScriptContract, *, store: EnvStore, progress: Progress | None = None
 ) -> Environment | None:
     """The environment a step's contract declares, built if missing; None when it declares
-    no ``framework_requirements`` (the step runs in stepkit's own environment).
+    no ``framework_requirements`` nor another ``python`` (it runs in stepkit's own).
 
     ``.python`` is what its script runs on; ``.identity`` goes into the step's cache key.
     """
-    spec = EnvSpec.from_contract(contract)
-    if not spec.requirements:
+    spec = wanted_spec(contract)
+    if spec is None:
         return None
     return ensure_environment(spec, store=store, progress=progress)
 
@@ -291,6 +291,16 @@ def _build_error(
     spec: EnvSpec, failures: list[tuple[Interpreter, str]], tried: list[Interpreter]
 ) -> EnvironmentBuildError:
     """One line: the declared requirement the failures name, what was said, what was tried."""
+    if not tried:  # nothing to try: no local interpreter of the version asked for
+        from stepkit.envs.interpreters import MINIMUM_VERSION
+
+        oldest = ".".join(map(str, MINIMUM_VERSION))
+        return EnvironmentBuildError(
+            f"Python {spec.python}",
+            tried=[],
+            reason=f"no local interpreter of that version (Python {oldest} or later, on PATH, "
+            "in pyenv's versions or uv-managed; stepkit never downloads one)",
+        )
     # The own interpreter's wheels-only failure is the most telling; else the first one.
     reason = failures[0][1] if failures else "no local interpreter fits the python asked for"
     requirement = _named_requirement(spec, reason)

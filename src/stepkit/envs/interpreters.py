@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from stepkit.envs.spec import version_matches
+
 #: The oldest Python an environment is built on (the child bootstrap supports it).
 MINIMUM_VERSION: Final = (3, 8)
 
@@ -52,10 +54,7 @@ class Interpreter:
 
     def matches(self, request: str | None) -> bool:
         """Whether this interpreter fits a version request such as ``3.9`` or ``3.9.18``."""
-        if not request:
-            return True
-        wanted = tuple(int(part) for part in request.split(".") if part.isdigit())
-        return self.version[: len(wanted)] == wanted
+        return version_matches(self.version, request)
 
 
 def own_interpreter() -> Interpreter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -63,8 +64,11 @@ class EnvSpec:
 
     @classmethod
     def from_contract(cls, contract: ScriptContract, *, python: str | None = None) -> EnvSpec:
-        """The environment a contract declares (its ``framework_requirements``)."""
-        return cls.from_requirements(contract.framework_requirements, python=python)
+        """The environment a contract declares: its ``framework_requirements`` on its
+        ``python`` (``python`` given here wins)."""
+        return cls.from_requirements(
+            contract.framework_requirements, python=python or contract.python
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -88,6 +92,24 @@ class EnvSpec:
     def describe(self) -> str:
         text = ", ".join(self.requirements) or "(no requirements)"
         return f"{text} on Python {self.python}" if self.python else text
+
+
+def wanted_spec(contract: ScriptContract) -> EnvSpec | None:
+    """What a step's contract asks of its environment; None when it asks nothing stepkit's
+    own environment lacks (no ``framework_requirements``, and no ``python`` other than
+    the one stepkit runs on). Runs no interpreter: ``catalog show`` asks it of every step."""
+    spec = EnvSpec.from_contract(contract)
+    if not spec.requirements and version_matches(tuple(sys.version_info[:3]), spec.python):
+        return None
+    return spec
+
+
+def version_matches(version: tuple[int, ...], request: str | None) -> bool:
+    """Whether a Python version fits a request such as ``3.9`` or ``3.9.18`` (None: any)."""
+    if not request:
+        return True
+    wanted = tuple(int(part) for part in request.split(".") if part.isdigit())
+    return version[: len(wanted)] == wanted
 
 
 def env_key(spec: EnvSpec, interpreter: Interpreter) -> str:

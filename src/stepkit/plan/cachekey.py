@@ -2,9 +2,10 @@
 
 The key hashes the script (or the builder that runs the step), the contract, the spec,
 the resolved config values with the environment and arguments made from them, the digests
-of every input the node reads, and stepkit's major version. Change any of them and the
-node runs again — and so, because their inputs' digests then change, do its descendants
-whose inputs actually changed.
+of every input the node reads, stepkit's major version and, for a step that runs in its
+own environment, that environment's identity (other resolved versions: another key).
+Change any of them and the node runs again — and so, because their inputs' digests then
+change, do its descendants whose inputs actually changed.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def cache_key(
     environment: Mapping[str, str],
     arguments: Mapping[str, str],
     inputs: Mapping[str, str],
+    python_env: str | None = None,
 ) -> CacheKey:
     """The key of one node. ``files`` maps a role (script, contract, spec, builder) to a file;
-    ``inputs`` maps each input's logical name to its content digest."""
+    ``inputs`` maps each input's logical name to its content digest; ``python_env`` is the
+    identity of the step's own environment (its key and its lock's digest), None for a step
+    that runs in stepkit's own (keys made before per-step environments stay valid)."""
     parts: dict[str, Any] = {
         "stepkit": MAJOR_VERSION,
         "files": {
@@ -71,6 +75,8 @@ def cache_key(
         "arguments": dict(sorted(arguments.items())),
         "inputs": dict(sorted(inputs.items())),
     }
+    if python_env is not None:
+        parts["python_env"] = python_env
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return CacheKey(hashlib.sha256(canonical.encode()).hexdigest(), parts)
 

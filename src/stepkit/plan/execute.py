@@ -15,10 +15,10 @@ inputs' digests are known.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,8 @@ from stepkit.state.backends import open_state
 from stepkit.state.base import StateRepository
 
 if TYPE_CHECKING:
+    from stepkit.envs.store import Environment
+    from stepkit.errors import StepkitError
     from stepkit.pipeline.results import RunResult
     from stepkit.pipeline.stage import Mode, RetryPolicy
 
@@ -66,9 +68,17 @@ class RunOptions:
     no_cache: bool = False
     refresh: frozenset[str] = frozenset()
     timeout: float | None = None
+    #: "shared" | "per-step" (stepkit.envs.modes); None: the project's [run] environments
+    env_mode: str | None = None
+    #: told one line when a step's environment is built (never when one is reused)
+    env_notice: Callable[[str], None] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_executor(self.executor)
+        if self.env_mode is not None:
+            from stepkit.envs.modes import check_env_mode
+
+            check_env_mode(self.env_mode)
 
 
 def plan_dag(project: ProjectArg, dag: DagArg, *, config: ConfigArg = None) -> Plan:
@@ -215,8 +225,41 @@ def _executor(name: ExecutorName, *, workers: int | None) -> Iterator[Executor |
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, NodeTask]:
-    """One :class:`NodeTask` per node of the plan."""
+def step_environments(
+    plan: Plan, project: Project, options: RunOptions
+) -> tuple[dict[str, Environment], dict[str, StepkitError]]:
+    """Per-step mode: each script node's own environment (built now if missing, before
+    anything runs), and the nodes whose environment cannot be built, with why. Nodes that
+    run in stepkit's own environment (no requirements; builders) are in neither."""
+    from stepkit.envs.modes import StepEnvironments
+    from stepkit.errors import StepkitError
+
+    environments = StepEnvironments.for_mode(project, options.env_mode, notice=options.env_notice)
+    found: dict[str, Environment] = {}
+    broken: dict[str, StepkitError] = {}
+    if environments is None:
+        return found, broken
+    for name, node in plan.nodes.items():
+        if node.how != "script" or node.contract is None:
+            continue  # a builder runs in stepkit's process: it needs stepkit itself
+        try:
+            environment = environments.environment(node.contract)
+        except StepkitError as exc:
+            broken[name] = exc
+            continue
+        if environment is not None:
+            found[name] = environment
+    return found, broken
+
+
+def node_tasks(
+    plan: Plan,
+    project: Project,
+    options: RunOptions,
+    *,
+    environments: Mapping[str, Environment] | None = None,
+) -> dict[str, NodeTask]:
+    """One :class:`NodeTask` per node of the plan (``environments``: a node's own, if any)."""
     from stepkit.artifacts.backends import catalog_location
 
     unknown = sorted(options.refresh - set(plan.nodes))
@@ -247,6 +290,7 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
             catalog_path=catalog,
             cache_path=cache_path,
             lookup_cache=not (options.no_cache or name in options.refresh),
+            venv=(environments or {}).get(name),
         )
     return tasks
 
@@ -255,8 +299,8 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
     """Nodes whose cache entry can be found before running anything, with their outputs."""
     hits: dict[str, dict[str, Any]] = {}
     for name in plan.nodes:
-        task = tasks[name]
-        if not task.lookup_cache:
+        task = tasks.get(name)
+        if task is None or not task.lookup_cache:
             continue
         digests: dict[str, str] = {}
         for dependency, (upstream, output) in task.inputs.items():
@@ -272,8 +316,9 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
 
 def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipeline:
     """The plan as an orchestrator pipeline (see the module docstring)."""
-    tasks = node_tasks(plan, project, options)
-    hits = prefetch_hits(plan, tasks)
+    environments, broken = step_environments(plan, project, options)
+    tasks = node_tasks(plan, project, options, environments=environments)
+    hits = prefetch_hits(plan, {n: t for n, t in tasks.items() if n not in broken})
     pipeline = Pipeline(plan.dag.name, source=dag_source(plan))
     mode: Mode = "subprocess" if options.executor == "local" else "distributed"
     retry: RetryPolicy | None = None
@@ -282,7 +327,9 @@ def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipelin
         # a step's own error is deterministic, and the cache makes re-running cheap anyway.
         retry = lost_worker_policy()
     for name, node in plan.nodes.items():
-        if name in hits:
+        if name in broken:  # fails as a stage: its descendants are skipped, the rest runs
+            pipeline.add(name, _Unbuilt(broken[name]), depends_on=node.depends_on, mode="direct")
+        elif name in hits:
             pipeline.add(name, CachedNode(hits[name]), depends_on=node.depends_on, mode="direct")
         else:
             pipeline.add(
@@ -294,6 +341,16 @@ def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipelin
                 retry=retry,
             )
     return pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class _Unbuilt:
+    """A node whose environment could not be built: its stage fails with why."""
+
+    error: Exception
+
+    def execute(self, context: Any) -> Any:
+        raise self.error
 
 
 DAG_SOURCE = "stepkit-dag:"

@@ -27,6 +27,7 @@ from stepkit.pipeline.invoke import jsonable
 
 if TYPE_CHECKING:
     from stepkit.artifacts.records import Finalized
+    from stepkit.envs.store import Environment
 
 #: The output key where a node records what it is (cache key, what main returned, timing).
 NODE_INFO = "_node"
@@ -51,6 +52,8 @@ class NodeTask:
     cache_path: str  # a path, or a postgresql:// URL (see plan.cache.open_cache)
     lookup_cache: bool = True  # False: run even on a hit (--no-cache, --refresh); still record
     extra_key: Mapping[str, Any] = field(default_factory=dict)
+    #: the step's own environment (per-step mode): its script runs on that interpreter
+    venv: Environment | None = None
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
         from stepkit.plan.cachekey import cache_key
@@ -61,6 +64,7 @@ class NodeTask:
             environment=self.environment,
             arguments=self.arguments,
             inputs=input_digests,
+            python_env=self.venv.identity if self.venv is not None else None,
         )
 
     def execute(self, context: Any) -> Any:
@@ -115,6 +119,12 @@ class NodeTask:
             "finalize_started_at": finalize_started_at,
             "returned": made["returned"],
         }
+        if self.venv is not None:
+            outputs[NODE_INFO]["python_env"] = {
+                "key": self.venv.key,
+                "python": self.venv.python_version,
+                "lock_digest": self.venv.lock_digest,
+            }
         record(
             self.cache_path,
             CacheKey(made["cache_key"], made["key_parts"]),
@@ -133,6 +143,19 @@ class NodeTask:
         own, loading files as the tester's child does (:mod:`stepkit.child`)."""
         for folder in output_paths.values():
             Path(folder).mkdir(parents=True, exist_ok=True)
+        if self.venv is not None and self.how == "script":
+            from stepkit.envs.launch import run_step_script
+
+            return run_step_script(
+                self.venv,
+                node=self.node,
+                script=Path(str(self.files["script"])),
+                input_paths=input_paths,
+                output_paths=output_paths,
+                environ=self.environment,
+                arguments=self.arguments,
+                argv=[p for k, v in self.arguments.items() for p in (f"--{k}", v)],
+            )
         saved = {k: os.environ.get(k) for k in self.environment}
         os.environ.update(self.environment)  # scripts may read os.environ as well
         try:

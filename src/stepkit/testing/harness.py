@@ -56,6 +56,7 @@ class ChildJob:
     source_dir: str | None = None  # the contract's: the package folder the script runs from
     sandbox: Sandbox | None = None  # None: no mapping, pip and proxies off through the env
     timeout: float = 300.0
+    python: Path | None = None  # the step's own environment's interpreter; None: stepkit's
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ def run_script(job: ChildJob) -> ChildOutcome:
         cwd=str(job.workdir),
         env=env,
         wrap=job.sandbox.command() if job.sandbox else (),
+        python=str(job.python) if job.python is not None else None,
     )
     return ChildOutcome(
         report=ran.report,

@@ -48,7 +48,13 @@ class RuntimeTester:
         sandbox: bool = True,
         keep: bool = False,
         temp_root: Path | None = None,
+        env_mode: str | None = None,
+        env_notice: Callable[[str], None] | None = None,
     ) -> None:
+        """``env_mode``: ``shared`` or ``per-step`` (default: the project's ``[run]
+        environments``); ``env_notice`` is told when a step's environment is built."""
+        from stepkit.envs.modes import StepEnvironments
+
         self.project = project if project is not None else (catalog.project if catalog else None)
         self._catalog = catalog
         settings = self.project.test if self.project else None
@@ -63,6 +69,7 @@ class RuntimeTester:
             sandbox=sandbox,
             keep=keep,
             temp_root=temp_root,
+            environments=StepEnvironments.for_mode(self.project, env_mode, notice=env_notice),
         )
 
     @property

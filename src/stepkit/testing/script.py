@@ -29,6 +29,7 @@ from stepkit.testing.synthetic import copy_input, input_kind, local_path, synthe
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract
+    from stepkit.envs import Environment, StepEnvironments
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class TestOptions:
     sandbox: bool = True  # bubblewrap where it works (stepkit.sandbox); False: --no-sandbox
     keep: bool = False
     temp_root: Path | None = None  # where test folders are made (default: the system's)
+    environments: StepEnvironments | None = None  # per-step environments; None: shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +191,17 @@ def run_test(
     if target.script is None or not target.script.is_file():
         why = target.no_script_reason or f"script {target.script} does not exist"
         return ScriptResult(target.name, Status.ERROR, (Check("script", Status.ERROR, why),))
+    environment, problem = _environment(target, options)
+    if problem is not None:
+        return ScriptResult(target.name, Status.ERROR, (problem,), script=target.script)
     owned = workdir is None
     root = workdir or Path(
         tempfile.mkdtemp(prefix=f"stepkit-test-{target.name}-", dir=options.temp_root)
     )
     extra: list[Check] = []
+    if environment is not None:  # which one, for the record (--json)
+        where = f"Python {environment.python_version}, environment {environment.key}"
+        extra.append(Check("environment", Status.PASS, where))
     environ, missing = resolve_environ(target, options)
     arguments = job_arguments(target, options)
     inputs: dict[str, str] = {}
@@ -252,6 +260,7 @@ def run_test(
             source_dir=target.contract.source_dir if target.contract else None,
             sandbox=sandbox,
             timeout=options.timeout,
+            python=environment.python if environment is not None else None,
         )
     )
     checks, exception = judge(
@@ -283,6 +292,22 @@ def run_test(
         outputs=outputs,
         temp_dir=kept,
     )
+
+
+def _environment(
+    target: Target, options: TestOptions
+) -> tuple[Environment | None, Check | None]:
+    """The step's own environment (per-step mode; built now, before any sandbox, if
+    missing), or None for stepkit's own; or the check that says why it cannot be built."""
+    if options.environments is None or target.contract is None:
+        return None, None
+    from stepkit.errors import StepkitError
+
+    try:
+        environment = options.environments.environment(target.contract)
+    except StepkitError as exc:
+        return None, Check("environment", Status.ERROR, str(exc))
+    return environment, None
 
 
 def fast_import_check(target: Target) -> ScriptResult:
