@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, parse_pairs, print_json
 from stepkit.cli.runview import run_in_view
 
 if TYPE_CHECKING:
@@ -122,6 +122,15 @@ def run(
     keep_temp: Annotated[
         bool, typer.Option("--keep-temp", help="Keep the steps' temp folders.")
     ] = False,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            "-a",
+            help="NAME=VALUE: a job argument for every script step (job_args.NAME; on a "
+            "program's command line under the contract's flag); wins over the config; repeatable.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -135,6 +144,7 @@ def run(
         no_cache=no_cache,
         refresh=frozenset(refresh or ()),
         timeout=timeout,
+        args=parse_pairs(arg, "--arg"),
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
     run_in_view(

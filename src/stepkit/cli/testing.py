@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, parse_pairs, print_json
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -34,8 +34,8 @@ ArgOption = Annotated[
     typer.Option(
         "--arg",
         "-a",
-        help="NAME=VALUE: a job argument (job_args.NAME, --NAME on the script's command line); "
-        "repeatable.",
+        help="NAME=VALUE: a job argument (job_args.NAME; on a program's command line under "
+        "the contract's flag); repeatable.",
     ),
 ]
 NoSandboxOption = Annotated[
@@ -48,16 +48,6 @@ NoSandboxOption = Annotated[
 KeepOption = Annotated[
     bool, typer.Option("--keep", help="Keep the test folders of passing tests too.")
 ]
-
-
-def _pairs(pairs: list[str] | None, option: str = "--env") -> dict[str, str]:
-    found = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
-        found[key] = value
-    return found
 
 
 def _tester(
@@ -78,8 +68,8 @@ def _tester(
         timeout=timeout,
         rows=rows,
         seed=seed,
-        env=_pairs(env),
-        args=_pairs(args, "--arg"),
+        env=parse_pairs(env, "--env"),
+        args=parse_pairs(args, "--arg"),
         sandbox=not no_sandbox,
         keep=keep,
     )

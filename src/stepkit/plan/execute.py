@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,13 +59,16 @@ ConfigArg = PipelineConfig | Path | str | None
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """How the steps of a DAG run: where (``executor``), for how long, and which cache
-    entries count (``no_cache`` runs every node, ``refresh`` the nodes named)."""
+    """How the steps of a DAG run: where (``executor``), for how long, which cache
+    entries count (``no_cache`` runs every node, ``refresh`` the nodes named), and the
+    job arguments given on the command line (``args``: ``--arg NAME=VALUE``, for every
+    script node; they win over the config's and are part of each cache key)."""
 
     executor: ExecutorName = "local"
     no_cache: bool = False
     refresh: frozenset[str] = frozenset()
     timeout: float | None = None
+    args: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_executor(self.executor)
@@ -232,6 +235,12 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
     catalog = catalog_location(project)
     tasks: dict[str, NodeTask] = {}
     for name, node in plan.nodes.items():
+        arguments = dict(node.arguments)
+        flags: dict[str, str] = {}
+        if node.how == "script" and node.contract is not None:
+            # given values, by the attribute name the script's parser makes of each
+            arguments.update(node.contract.argument_values(given=options.args))
+            flags = {dest: arg.flag for dest, arg in node.contract.declared_arguments().items()}
         tasks[name] = NodeTask(
             node=name,
             how=node.how,
@@ -240,7 +249,8 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
             builder_class=node.builder_class,
             config=node.config_values(),
             environment=dict(node.environment),
-            arguments=dict(node.arguments),
+            arguments=arguments,
+            flags=flags,
             inputs={w.dependency: (w.source, w.output) for w in node.inputs},
             outputs=node.outputs,
             store_root=str(project.artifacts_root),

@@ -49,6 +49,9 @@ class NodeTask:
     cache_path: str  # a path, or a postgresql:// URL (see plan.cache.open_cache)
     lookup_cache: bool = True  # False: run even on a hit (--no-cache, --refresh); still record
     extra_key: Mapping[str, Any] = field(default_factory=dict)
+    #: argument name -> the contract's own flag for it (``job_type`` -> ``--job-type``), for
+    #: a script run as a program; an argument not listed is passed as ``--<name>``
+    flags: Mapping[str, str] = field(default_factory=dict)
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
         from stepkit.plan.cachekey import cache_key
@@ -118,7 +121,7 @@ class NodeTask:
                 sys.path.insert(0, request["root"])
                 try:
                     if request["entry"] == "program":
-                        argv = [p for k, v in self.arguments.items() for p in (f"--{k}", v)]
+                        argv = program_argv(self.arguments, self.flags)
                         run_as_program({**request, "argv": argv})
                         return None
                     main = getattr(import_script(request), "main", None)
@@ -206,6 +209,13 @@ class NodeTask:
             if store.remote is not None:
                 refs[name] |= {"store": store.location, "objects": objects}
         return refs
+
+
+def program_argv(values: Mapping[str, str], flags: Mapping[str, str]) -> list[str]:
+    """Job arguments as the script's command line: each under the contract's own flag."""
+    return [
+        part for dest, value in values.items() for part in (flags.get(dest, f"--{dest}"), value)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from stepkit.plan.node import program_argv
 from stepkit.sandbox import Sandbox, unavailable
 from stepkit.testing.checks import Check, ScriptResult, Status, judge, status_of
 from stepkit.testing.harness import ChildJob, run_script
@@ -85,18 +86,13 @@ def job_arguments(target: Target, options: TestOptions) -> JobArguments:
     contract = target.contract
     if contract is None:
         values = {name.lstrip("-").replace("-", "_"): v for name, v in given.items()}
-        return JobArguments(values, _argv(values, {}), ())
+        return JobArguments(values, tuple(program_argv(values, {})), ())
     declared = contract.declared_arguments()
     values = contract.argument_values(job_type=target.job_type, given=given)
     missing = tuple(f"{dest} ({arg.flag})" for dest, arg in declared.items() if dest not in values)
-    return JobArguments(values, _argv(values, {d: a.flag for d, a in declared.items()}), missing)
-
-
-def _argv(values: Mapping[str, str], flags: Mapping[str, str]) -> tuple[str, ...]:
-    argv: list[str] = []
-    for dest, value in values.items():
-        argv += [flags.get(dest, f"--{dest}"), value]
-    return tuple(argv)
+    return JobArguments(
+        values, tuple(program_argv(values, {d: a.flag for d, a in declared.items()})), missing
+    )
 
 
 def _prepare_inputs(

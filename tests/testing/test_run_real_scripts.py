@@ -1,0 +1,187 @@
+"""``stepkit run`` on scripts written the way the framework's really are: job arguments
+given with ``--arg``, argparse programs started with the contract's own flags, the
+sandbox that maps container paths, and node inputs seeded from local files."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from stepkit.cli.app import app
+from stepkit.names import pascal_to_snake
+from stepkit.plan.execute import RunOptions, run_dag
+
+TOML = """\
+[project]
+name = "realrun"
+
+[[workspaces]]
+id = "shared"
+path = "steps"
+"""
+
+#: A source step whose main reads two job arguments and writes them out.
+JOB_WRITER = """
+from pathlib import Path
+
+def main(input_paths, output_paths, environ_vars, job_args):
+    out = Path(output_paths["processed_data"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "args.json").write_text(
+        __import__("json").dumps(vars(job_args), sort_keys=True)
+    )
+"""
+
+#: An argparse program: main() takes nothing, parses --job-type (a hyphen: the
+#: contract's spelling, not the attribute's) and writes where the env var says.
+FLAG_PROGRAM = """
+import argparse
+import os
+from pathlib import Path
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--job-type", required=True)
+    parser.add_argument("--template_version", default="none")
+    args = parser.parse_args()
+    Path(os.environ["MARKER"]).write_text(f"{args.job_type} {args.template_version}")
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def write_step(
+    steps: Path,
+    name: str,
+    script: str,
+    *,
+    inputs: dict[str, str] | None = None,
+    outputs: dict[str, str] | None = None,
+    job_arguments: list[dict[str, str]] | None = None,
+    optional_env: dict[str, str] | None = None,
+    source: bool = False,
+) -> None:
+    """A classic-layout step with a training variant: registry row, contract, spec, config
+    and script, as the framework writes them."""
+    stem = pascal_to_snake(name)
+    inputs = inputs or {}
+    outputs = {"processed_data": "/opt/ml/processing/output"} if outputs is None else outputs
+    job_arguments = job_arguments or [{"flag": "--job_type", "source": "job_type"}]
+    dependencies = "".join(
+        f"DependencySpec(logical_name={k!r}, dependency_type=DependencyType.PROCESSING_OUTPUT,"
+        f" required=True, semantic_keywords=['data']),"
+        for k in inputs
+    )
+    spec_outputs = "".join(
+        f"OutputSpec(logical_name={k!r}, output_type=DependencyType.PROCESSING_OUTPUT),"
+        for k in outputs
+    )
+    files = {
+        f"contracts/{stem}_contract.py": (
+            "from stepkit.components import ScriptContract\n"
+            f"{stem.upper()}_CONTRACT = ScriptContract(entry_point={stem + '.py'!r}, "
+            f"expected_input_paths={inputs!r}, expected_output_paths={outputs!r}, "
+            "expected_arguments={'job_type': 'the job type'}, "
+            f"job_arguments={job_arguments!r}, optional_env_vars={optional_env or {}!r})\n"
+        ),
+        f"specs/{stem}_training_spec.py": (
+            "from stepkit.components import DependencySpec, DependencyType, NodeType, "
+            "OutputSpec, StepSpecification\n"
+            f"{stem.upper()}_TRAINING_SPEC = StepSpecification(step_type={name + '_Training'!r},"
+            f" node_type=NodeType.{'SOURCE' if source else 'INTERNAL'},"
+            f" dependencies=[{dependencies}], outputs=[{spec_outputs}])\n"
+        ),
+        f"configs/config_{stem}_step.py": (
+            "from stepkit.components import StepConfig\n\n\n"
+            f"class {name}Config(StepConfig):\n    label_field: str = 'label'\n"
+        ),
+        f"builders/builder_{stem}_step.py": (
+            "from stepkit.components import StepBuilder\n\n\n"
+            f"class {name}StepBuilder(StepBuilder):\n    pass\n"
+        ),
+        f"scripts/{stem}.py": textwrap.dedent(script).lstrip(),
+    }
+    registry = steps / "registry.toml"
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    with registry.open("a", encoding="utf-8") as handle:
+        handle.write(
+            f"[steps.{name}]\nconfig_class = '{name}Config'\n"
+            f"builder_step_name = '{name}StepBuilder'\nspec_type = '{name}'\n"
+            "sagemaker_step_type = 'Processing'\ndescription = 'a step'\n"
+            "job_types = ['training']\n\n"
+        )
+    for rel, text in files.items():
+        path = steps / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    steps = root / "steps"
+    steps.mkdir(parents=True)
+    (root / "stepkit.toml").write_text(TOML, encoding="utf-8")
+    write_step(steps, "JobWriter", JOB_WRITER, source=True)
+    write_step(
+        steps,
+        "FlagProgram",
+        FLAG_PROGRAM,
+        outputs={},
+        job_arguments=[{"flag": "--job-type", "source": "job_type"}],
+        optional_env={"MARKER": str(tmp_path / "marker.txt")},
+        source=True,
+    )
+    (root / "writer.yaml").write_text("name: writer\nnodes: [JobWriter_training]\nedges: []\n")
+    (root / "program.yaml").write_text("name: program\nnodes: [FlagProgram_training]\nedges: []\n")
+    return root
+
+
+def written_args(result: Any) -> dict[str, str]:
+    folder = Path(result.stages["JobWriter_training"].outputs["processed_data"]["path"])
+    loaded: dict[str, str] = json.loads((folder / "args.json").read_text())
+    return loaded
+
+
+def test_run_arg_gives_a_job_argument_and_is_part_of_the_cache_key(project: Path) -> None:
+    plain = run_dag(project, project / "writer.yaml")
+    assert written_args(plain) == {"job_type": "training"}
+    given = run_dag(
+        project, project / "writer.yaml", options=RunOptions(args={"template_version": "v2"})
+    )
+    assert given.stages["JobWriter_training"].status.value == "completed"  # not a cache hit
+    assert written_args(given) == {"job_type": "training", "template_version": "v2"}
+    # --arg wins over the node's job type, and a flag spelling names the same argument
+    over = run_dag(project, project / "writer.yaml", options=RunOptions(args={"--job-type": "x"}))
+    assert written_args(over)["job_type"] == "x"
+
+
+def test_a_program_gets_the_contracts_own_flag_spelling(project: Path, tmp_path: Path) -> None:
+    done = CliRunner().invoke(
+        app,
+        [
+            "--project",
+            str(project),
+            "run",
+            str(project / "program.yaml"),
+            "--arg",
+            "template_version=v3",
+            "--json",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / "marker.txt").read_text() == "training v3"
+
+
+def test_run_arg_that_is_not_name_value_is_refused(project: Path) -> None:
+    done = CliRunner().invoke(
+        app, ["--project", str(project), "run", str(project / "writer.yaml"), "--arg", "oops"]
+    )
+    assert done.exit_code == 2
+    assert "'oops' is not KEY=VALUE" in done.output
