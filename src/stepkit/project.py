@@ -74,6 +74,7 @@ class RunDefaults:
     executor: str = "local"
     max_workers: int | None = None
     environments_dir: Path | None = None  # None: the user's cache folder (stepkit.envs)
+    sandbox: bool = False  # script steps run under bubblewrap (stepkit.sandbox), as tests do
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ def _models() -> Any:
         executor: str = "local"
         max_workers: int | None = Field(default=None, ge=1)
         environments_dir: str | None = None
+        sandbox: bool = False
 
     class TestSection(_Strict):
         timeout: float = Field(default=300.0, gt=0)
@@ -392,6 +394,7 @@ def load_project(path: Path) -> Project:
                 if model.run.environments_dir
                 else None
             ),
+            sandbox=model.run.sandbox,
         ),
         test=TestSettings(
             timeout=model.test.timeout, env=dict(model.test.env), args=dict(model.test.args)

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stepkit.cli.app import app
+from stepkit.errors import SandboxUnavailableError
 from stepkit.names import pascal_to_snake
 from stepkit.plan.execute import RunOptions, run_dag
 
@@ -75,11 +76,12 @@ def write_step(
     job_arguments = job_arguments or [{"flag": "--job_type", "source": "job_type"}]
     dependencies = "".join(
         f"DependencySpec(logical_name={k!r}, dependency_type=DependencyType.PROCESSING_OUTPUT,"
-        f" required=True, semantic_keywords=['data']),"
+        f" required=True, semantic_keywords=['data'], compatible_sources=['JobWriter']),"
         for k in inputs
     )
     spec_outputs = "".join(
-        f"OutputSpec(logical_name={k!r}, output_type=DependencyType.PROCESSING_OUTPUT),"
+        f"OutputSpec(logical_name={k!r}, output_type=DependencyType.PROCESSING_OUTPUT,"
+        " aliases=['input_data']),"
         for k in outputs
     )
     files = {
@@ -185,3 +187,118 @@ def test_run_arg_that_is_not_name_value_is_refused(project: Path) -> None:
     )
     assert done.exit_code == 2
     assert "'oops' is not KEY=VALUE" in done.output
+
+
+#: An argparse program that reads and writes fixed container paths only.
+FIXED_READER = """
+import argparse
+import json
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--job_type", required=True)
+    args = parser.parse_args()
+    given = json.load(open("/opt/ml/processing/input/data/args.json"))
+    with open("/opt/ml/processing/output/seen.txt", "w") as handle:
+        handle.write(f"{args.job_type} read {given}")
+
+if __name__ == "__main__":
+    main()
+"""
+
+#: What some of the framework's scripts do at import: rewrite the interpreter's packages.
+SITE_WRITER = """
+import site
+
+open(site.getsitepackages()[0] + "/stepkit_run_probe.pth", "w").write("x")
+
+def main(input_paths, output_paths, environ_vars, job_args):
+    pass
+"""
+
+#: A script that tries to change its input: in a run, a folder of the artifact store.
+INPUT_WRITER = """
+from pathlib import Path
+
+def main(input_paths, output_paths, environ_vars, job_args):
+    Path(input_paths["input_data"], "args.json").write_text("changed")
+"""
+
+
+@pytest.fixture
+def chained(project: Path) -> Path:
+    steps = project / "steps"
+    for name, script in (
+        ("FixedReader", FIXED_READER),
+        ("SiteWriter", SITE_WRITER),
+        ("InputWriter", INPUT_WRITER),
+    ):
+        write_step(steps, name, script, inputs={"input_data": "/opt/ml/processing/input/data"})
+        (project / f"{pascal_to_snake(name)}.yaml").write_text(
+            f"name: {name}\nnodes: [JobWriter_training, {name}_training]\n"
+            f"edges: [[JobWriter_training, {name}_training]]\n"
+        )
+    return project
+
+
+def test_run_sandbox_maps_container_paths_for_a_program(bwrap: None, chained: Path) -> None:
+    done = CliRunner().invoke(
+        app, ["--project", str(chained), "run", str(chained / "fixed_reader.yaml"), "--sandbox"]
+    )
+    assert done.exit_code == 0, done.output
+    result = run_dag(chained, chained / "fixed_reader.yaml", options=RunOptions(sandbox=True))
+    stage = result.stages["FixedReader_training"]
+    assert stage.status.value == "cached"  # the CLI's run made it; the sandbox is no key part
+    seen = Path(stage.outputs["processed_data"]["path"]) / "seen.txt"
+    assert seen.read_text() == "training read {'job_type': 'training'}"
+
+
+def test_run_sandbox_from_the_project_file_keeps_site_packages_as_they_were(
+    bwrap: None, chained: Path
+) -> None:
+    import site
+
+    toml = chained / "stepkit.toml"
+    toml.write_text(toml.read_text() + "\n[run]\nsandbox = true\n")
+    site_packages = Path(site.getsitepackages()[0])
+    result = run_dag(chained, chained / "site_writer.yaml")
+    stage = result.stages["SiteWriter_training"]
+    assert stage.status.value == "failed"
+    assert stage.error_message == (
+        "Stage 'SiteWriter_training' raised OSError: [Errno 30] Read-only file system: "
+        f"'{site_packages / 'stepkit_run_probe.pth'}' "
+        "(the sandbox keeps everything outside the test folders read-only)"
+    )
+    assert not (site_packages / "stepkit_run_probe.pth").exists()
+
+
+def test_run_sandbox_keeps_the_stores_files_read_only(bwrap: None, chained: Path) -> None:
+    result = run_dag(chained, chained / "input_writer.yaml", options=RunOptions(sandbox=True))
+    assert result.stages["InputWriter_training"].status.value == "failed"
+    written = Path(result.stages["JobWriter_training"].outputs["processed_data"]["path"])
+    assert json.loads((written / "args.json").read_text()) == {"job_type": "training"}
+
+
+def test_run_sandbox_where_bwrap_cannot_run_is_a_clear_error(
+    chained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stepkit.plan.sandboxed
+
+    monkeypatch.setattr(
+        stepkit.plan.sandboxed,
+        "unavailable",
+        lambda: "bwrap is not installed (Debian: apt-get install bubblewrap)",
+    )
+    toml = chained / "stepkit.toml"
+    toml.write_text(toml.read_text() + "\n[run]\nsandbox = true\n")
+    done = CliRunner().invoke(app, ["--project", str(chained), "run", str(chained / "writer.yaml")])
+    assert isinstance(done.exception, SandboxUnavailableError)  # main() prints it as one line
+    assert str(done.exception) == (
+        "The sandbox cannot run: bwrap is not installed (Debian: apt-get install "
+        "bubblewrap). Install bubblewrap, or run without it (--no-sandbox, or [run] sandbox "
+        "= false in stepkit.toml)."
+    )
+    done = CliRunner().invoke(
+        app, ["--project", str(chained), "run", str(chained / "writer.yaml"), "--no-sandbox"]
+    )
+    assert done.exit_code == 0, done.output

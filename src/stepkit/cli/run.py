@@ -131,6 +131,14 @@ def run(
             "program's command line under the contract's flag); wins over the config; repeatable.",
         ),
     ] = None,
+    sandbox: Annotated[
+        bool | None,
+        typer.Option(
+            "--sandbox/--no-sandbox",
+            help="Run script steps under bubblewrap: container paths mapped, network cut, the "
+            "rest read-only (default: [run] sandbox in stepkit.toml, else off).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -145,6 +153,7 @@ def run(
         refresh=frozenset(refresh or ()),
         timeout=timeout,
         args=parse_pairs(arg, "--arg"),
+        sandbox=sandbox,
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
     run_in_view(

@@ -62,13 +62,15 @@ class RunOptions:
     """How the steps of a DAG run: where (``executor``), for how long, which cache
     entries count (``no_cache`` runs every node, ``refresh`` the nodes named), and the
     job arguments given on the command line (``args``: ``--arg NAME=VALUE``, for every
-    script node; they win over the config's and are part of each cache key)."""
+    script node; they win over the config's and are part of each cache key), and whether
+    script steps run in the sandbox (:mod:`stepkit.plan.sandboxed`)."""
 
     executor: ExecutorName = "local"
     no_cache: bool = False
     refresh: frozenset[str] = frozenset()
     timeout: float | None = None
     args: Mapping[str, str] = field(default_factory=dict)
+    sandbox: bool | None = None  # script steps under bubblewrap; None: [run] sandbox
 
     def __post_init__(self) -> None:
         check_executor(self.executor)
@@ -233,14 +235,25 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
         )
     cache_path = cache_location(project)
     catalog = catalog_location(project)
+    sandboxed = project.run.sandbox if options.sandbox is None else options.sandbox
+    if sandboxed:
+        from stepkit.plan.sandboxed import check_sandbox
+
+        check_sandbox()  # before anything runs: a clear error, not a failed stage
     tasks: dict[str, NodeTask] = {}
     for name, node in plan.nodes.items():
         arguments = dict(node.arguments)
         flags: dict[str, str] = {}
+        sandbox = None
         if node.how == "script" and node.contract is not None:
             # given values, by the attribute name the script's parser makes of each
             arguments.update(node.contract.argument_values(given=options.args))
             flags = {dest: arg.flag for dest, arg in node.contract.declared_arguments().items()}
+            if sandboxed:
+                sandbox = {
+                    "inputs": dict(node.contract.expected_input_paths),
+                    "outputs": dict(node.contract.expected_output_paths),
+                }
         tasks[name] = NodeTask(
             node=name,
             how=node.how,
@@ -251,6 +264,7 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
             environment=dict(node.environment),
             arguments=arguments,
             flags=flags,
+            sandbox=sandbox,
             inputs={w.dependency: (w.source, w.output) for w in node.inputs},
             outputs=node.outputs,
             store_root=str(project.artifacts_root),

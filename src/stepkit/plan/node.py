@@ -52,6 +52,9 @@ class NodeTask:
     #: argument name -> the contract's own flag for it (``job_type`` -> ``--job-type``), for
     #: a script run as a program; an argument not listed is passed as ``--<name>``
     flags: Mapping[str, str] = field(default_factory=dict)
+    #: run the script under bubblewrap with these container paths (``inputs``/``outputs``:
+    #: logical name -> container path; :mod:`stepkit.plan.sandboxed`); None: in this process
+    sandbox: Mapping[str, Mapping[str, str]] | None = None
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
         from stepkit.plan.cachekey import cache_key
@@ -81,7 +84,22 @@ class NodeTask:
         output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
         started = time.perf_counter()
         step_started_at = time.time()
-        returned = self._run(input_paths, output_paths, run_id=context.run_id)
+        if self.how == "script" and self.sandbox is not None:
+            from stepkit.plan.sandboxed import run_sandboxed
+
+            returned = run_sandboxed(
+                node=self.node,
+                script=str(self.files["script"]),
+                workdir=workdir,
+                input_paths=input_paths,
+                output_paths=output_paths,
+                containers=self.sandbox,
+                environment=self.environment,
+                arguments=self.arguments,
+                argv=program_argv(self.arguments, self.flags),
+            )
+        else:
+            returned = self._run(input_paths, output_paths, run_id=context.run_id)
         finished = time.perf_counter()
         step_finished_at = time.time()
         outputs = self._finalize(output_paths, run_id=context.run_id)

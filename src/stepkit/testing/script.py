@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stepkit.plan.node import program_argv
@@ -150,23 +150,12 @@ def _sandboxed(
     inputs: Mapping[str, str],
     outputs: Mapping[str, str],
 ) -> tuple[Sandbox, dict[str, str], dict[str, str]]:
-    """A sandbox with each container path on its local folder, and the folders ``main``
-    then gets: the container paths themselves, as in the cloud job."""
-    mounts: dict[str, str] = {}
-    seen_in: dict[str, str] = {}
-    seen_out: dict[str, str] = {}
-    for declared, local, seen in (
-        (contract.expected_input_paths, inputs, seen_in),
-        (contract.expected_output_paths, outputs, seen_out),
-    ):
-        for logical, path in local.items():
-            container = declared[logical]
-            if PurePosixPath(container).suffix and Path(path).suffix:  # a file: its folder
-                mounts[str(PurePosixPath(container).parent)] = str(Path(path).parent)
-            else:
-                mounts[container] = path
-            seen[logical] = container
-    return Sandbox(writable=(str(root),), mounts=mounts), seen_in, seen_out
+    """A sandbox with each container path on its local folder (:meth:`Sandbox.mapping`)."""
+    return Sandbox.mapping(
+        str(root),
+        inputs={k: (contract.expected_input_paths[k], v) for k, v in inputs.items()},
+        outputs={k: (contract.expected_output_paths[k], v) for k, v in outputs.items()},
+    )
 
 
 def run_test(
