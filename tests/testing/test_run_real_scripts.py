@@ -5,6 +5,7 @@ sandbox that maps container paths, and node inputs seeded from local files."""
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from stepkit import sandbox
 from stepkit.cli.app import app
 from stepkit.errors import SandboxUnavailableError
 from stepkit.names import pascal_to_snake
@@ -122,6 +124,17 @@ def write_step(
         path = steps / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def bwrap() -> None:
+    """Under CI (``CI=true``) a sandbox that cannot run fails the test; locally it skips."""
+    why = sandbox.unavailable()
+    if why is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI needs the sandbox: {why}", pytrace=False)
+    pytest.skip(why)
 
 
 @pytest.fixture
