@@ -315,3 +315,54 @@ def test_run_sandbox_where_bwrap_cannot_run_is_a_clear_error(
         app, ["--project", str(chained), "run", str(chained / "writer.yaml"), "--no-sandbox"]
     )
     assert done.exit_code == 0, done.output
+
+
+def test_run_input_seeds_a_nodes_input_into_the_store_and_its_cache_key(
+    chained: Path, tmp_path: Path
+) -> None:
+    (chained / "alone.yaml").write_text("name: alone\nnodes: [InputReader_training]\nedges: []\n")
+    write_step(
+        chained / "steps",
+        "InputReader",
+        """
+        from pathlib import Path
+
+        def main(input_paths, output_paths, environ_vars, job_args):
+            given = Path(input_paths["input_data"], "args.json").read_text()
+            Path(output_paths["processed_data"], "copy.txt").write_text(given)
+        """,
+        inputs={"input_data": "/opt/ml/processing/input/data"},
+    )
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "args.json").write_text('{"from": "a local folder"}')
+    options = RunOptions(inputs={"InputReader_training.input_data": str(seed)})
+    first = run_dag(chained, chained / "alone.yaml", options=options)
+    stage = first.stages["InputReader_training"]
+    assert stage.status.value == "completed", stage.error_message
+    copy = Path(stage.outputs["processed_data"]["path"]) / "copy.txt"
+    assert copy.read_text() == '{"from": "a local folder"}'
+    assert (seed / "args.json").exists()  # copied into the store, not moved
+    again = run_dag(chained, chained / "alone.yaml", options=options)
+    assert again.stages["InputReader_training"].status.value == "cached"
+    (seed / "args.json").write_text('{"from": "an edited folder"}')
+    edited = run_dag(chained, chained / "alone.yaml", options=options)
+    assert edited.stages["InputReader_training"].status.value == "completed"
+
+
+def test_run_input_names_are_checked(chained: Path, tmp_path: Path) -> None:
+    done = CliRunner().invoke(
+        app,
+        [
+            "--project",
+            str(chained),
+            "run",
+            str(chained / "fixed_reader.yaml"),
+            "--input",
+            f"FixedReader_training.input_dta={tmp_path}",
+        ],
+    )
+    assert str(done.exception) == (
+        "FixedReader_training: --input names no input 'input_dta' of its contract "
+        "(inputs: input_data). Did you mean 'input_data'?"
+    )

@@ -90,12 +90,19 @@ def test_script_by_node_name_synthesizes_inputs_from_contract_and_spec(
 ) -> None:
     result = tester.test_script("GradientBoostingTraining")
     assert result.status is Status.PASS, result.reason
+    # its input comes from TabularPreprocessing: a training job's three split files
     assert result.inputs == {
-        "input_path": "synthetic csv",
+        "input_path": "synthetic csv (splits)",
         "hyperparameters_s3_uri": "synthetic json",
     }
     assert result.temp_dir is not None
-    table = (result.temp_dir / "input" / "input_path" / "data.csv").read_text()
+    folder = result.temp_dir / "input" / "input_path"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv")) == [
+        "test/test_processed_data.csv",
+        "train/train_processed_data.csv",
+        "val/val_processed_data.csv",
+    ]
+    table = (folder / "train" / "train_processed_data.csv").read_text()
     rows = list(csv.reader(table.splitlines()))
     assert rows[0] == ["id", "feature_1", "feature_2", "feature_3", "category", "churned"]
     assert len(rows) == 101

@@ -131,6 +131,15 @@ def run(
             "program's command line under the contract's flag); wins over the config; repeatable.",
         ),
     ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="NODE.INPUT=PATH: give a node's input from a local file or folder (stored, "
+            "and part of the node's cache key) instead of an upstream output; repeatable.",
+        ),
+    ] = None,
     sandbox: Annotated[
         bool | None,
         typer.Option(
@@ -154,6 +163,7 @@ def run(
         timeout=timeout,
         args=parse_pairs(arg, "--arg"),
         sandbox=sandbox,
+        inputs=parse_pairs(inputs, "--input"),
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
     run_in_view(

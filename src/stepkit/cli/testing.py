@@ -173,6 +173,14 @@ def pipeline(
     dag_file: Annotated[
         Path, typer.Argument(help="YAML with nodes: [...] and edges: [[from, to], ...].")
     ],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="NODE.INPUT=PATH: give a node's input from a local file or folder instead "
+            "of an upstream output or synthetic data; repeatable.",
+        ),
+    ] = None,
     env: EnvOption = None,
     arg: ArgOption = None,
     no_sandbox: NoSandboxOption = False,
@@ -185,7 +193,7 @@ def pipeline(
     tester = _tester(
         load_project(ctx), timeout=timeout, env=env, args=arg, keep=keep, no_sandbox=no_sandbox
     )
-    result = tester.test_pipeline(dag_file)
+    result = tester.test_pipeline(dag_file, data=parse_pairs(data, "--data"))
     if as_json:
         print_json(result.to_json())
     else:

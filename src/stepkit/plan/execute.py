@@ -63,7 +63,8 @@ class RunOptions:
     entries count (``no_cache`` runs every node, ``refresh`` the nodes named), and the
     job arguments given on the command line (``args``: ``--arg NAME=VALUE``, for every
     script node; they win over the config's and are part of each cache key), and whether
-    script steps run in the sandbox (:mod:`stepkit.plan.sandboxed`)."""
+    script steps run in the sandbox (:mod:`stepkit.plan.sandboxed`); ``inputs`` seeds node
+    inputs from local files or folders (:mod:`stepkit.plan.seeds`)."""
 
     executor: ExecutorName = "local"
     no_cache: bool = False
@@ -71,13 +72,21 @@ class RunOptions:
     timeout: float | None = None
     args: Mapping[str, str] = field(default_factory=dict)
     sandbox: bool | None = None  # script steps under bubblewrap; None: [run] sandbox
+    inputs: Mapping[str, str] = field(default_factory=dict)  # "NODE.INPUT" -> local path
 
     def __post_init__(self) -> None:
         check_executor(self.executor)
 
 
-def plan_dag(project: ProjectArg, dag: DagArg, *, config: ConfigArg = None) -> Plan:
-    """Resolve, configure and wire every node of ``dag`` through the project's catalog.
+def plan_dag(
+    project: ProjectArg,
+    dag: DagArg,
+    *,
+    config: ConfigArg = None,
+    seeded: frozenset[str] = frozenset(),
+) -> Plan:
+    """Resolve, configure and wire every node of ``dag`` through the project's catalog
+    (``seeded``: the ``NODE.INPUT`` names given from local data, which are not wired).
 
     Raises:
         DagFileError: the DAG or config file cannot be read (naming file and line).
@@ -87,7 +96,7 @@ def plan_dag(project: ProjectArg, dag: DagArg, *, config: ConfigArg = None) -> P
     graph = dag if isinstance(dag, DAG) else load_dag(Path(dag))
     if not isinstance(config, PipelineConfig):
         config = load_pipeline_config(Path(config) if config is not None else None)
-    return plan_pipeline(StepCatalog(project), graph, config)
+    return plan_pipeline(StepCatalog(project), graph, config, seeded=seeded)
 
 
 def run_dag(
@@ -115,7 +124,8 @@ def run_dag(
         RunCancelled: Ctrl-C, after the run was recorded ``cancelled``.
     """
     project = _project(project)
-    plan = plan_dag(project, dag, config=config)
+    seeded = frozenset(options.inputs) if options is not None else frozenset()
+    plan = plan_dag(project, dag, config=config, seeded=seeded)
     with _opened(project, state) as store:
         if resume is not None:
             _check_same_source(resume, store.get_run(resume).source, dag_source(plan))
@@ -167,7 +177,13 @@ def _run_plan(
     """Run (or resume) the plan on the executor ``options`` name, recording into ``state``."""
     options = options or RunOptions(executor=project.run.executor)
     settings = _settings(project, settings)
-    pipeline = build_pipeline(plan, project, options)
+    seeds: dict[str, dict[str, Path]] = {}
+    if options.inputs:
+        from stepkit.plan.seeds import parse_seeds
+
+        contracts = {name: node.contract for name, node in plan.nodes.items()}
+        seeds = parse_seeds(options.inputs, contracts, option="--input")
+    pipeline = build_pipeline(plan, project, options, seeds=seeds)
     with _executor(options.executor, workers=settings.max_workers) as pool:
         if pool is not None:
             settings = replace(settings, executor=pool)
@@ -220,8 +236,15 @@ def _executor(name: ExecutorName, *, workers: int | None) -> Iterator[Executor |
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, NodeTask]:
-    """One :class:`NodeTask` per node of the plan."""
+def node_tasks(
+    plan: Plan,
+    project: Project,
+    options: RunOptions,
+    *,
+    seeds: Mapping[str, Mapping[str, Path]] | None = None,
+) -> dict[str, NodeTask]:
+    """One :class:`NodeTask` per node of the plan; ``seeds`` (node -> input -> local path)
+    are stored first, and each seeded node reads its seed from the store."""
     from stepkit.artifacts.backends import catalog_location
 
     unknown = sorted(options.refresh - set(plan.nodes))
@@ -240,6 +263,11 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
         from stepkit.plan.sandboxed import check_sandbox
 
         check_sandbox()  # before anything runs: a clear error, not a failed stage
+    seeded: dict[str, dict[str, dict[str, Any]]] = {}
+    if seeds:
+        from stepkit.plan.seeds import store_seeds
+
+        seeded = store_seeds(seeds, store_root=str(project.artifacts_root), catalog_path=catalog)
     tasks: dict[str, NodeTask] = {}
     for name, node in plan.nodes.items():
         arguments = dict(node.arguments)
@@ -265,6 +293,7 @@ def node_tasks(plan: Plan, project: Project, options: RunOptions) -> dict[str, N
             arguments=arguments,
             flags=flags,
             sandbox=sandbox,
+            seeded=seeded.get(name, {}),
             inputs={w.dependency: (w.source, w.output) for w in node.inputs},
             outputs=node.outputs,
             store_root=str(project.artifacts_root),
@@ -282,7 +311,7 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
         task = tasks[name]
         if not task.lookup_cache:
             continue
-        digests: dict[str, str] = {}
+        digests = {dependency: ref["digest"] for dependency, ref in task.seeded.items()}
         for dependency, (upstream, output) in task.inputs.items():
             if upstream not in hits:
                 break
@@ -294,9 +323,15 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
     return hits
 
 
-def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipeline:
+def build_pipeline(
+    plan: Plan,
+    project: Project,
+    options: RunOptions,
+    *,
+    seeds: Mapping[str, Mapping[str, Path]] | None = None,
+) -> Pipeline:
     """The plan as an orchestrator pipeline (see the module docstring)."""
-    tasks = node_tasks(plan, project, options)
+    tasks = node_tasks(plan, project, options, seeds=seeds)
     hits = prefetch_hits(plan, tasks)
     pipeline = Pipeline(plan.dag.name, source=dag_source(plan))
     mode: Mode = "subprocess" if options.executor == "local" else "distributed"

@@ -55,6 +55,9 @@ class NodeTask:
     #: run the script under bubblewrap with these container paths (``inputs``/``outputs``:
     #: logical name -> container path; :mod:`stepkit.plan.sandboxed`); None: in this process
     sandbox: Mapping[str, Mapping[str, str]] | None = None
+    #: inputs given from local data (``run --input``), stored before the run: dependency ->
+    #: its reference, as an upstream output's (:mod:`stepkit.plan.seeds`)
+    seeded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
         from stepkit.plan.cachekey import cache_key
@@ -258,8 +261,9 @@ def resolve_inputs(
     """
     paths: dict[str, str] = {}
     digests: dict[str, str] = {}
-    for dependency, (node, output) in task.inputs.items():
-        ref = upstream[node][output]
+    given = dict(task.seeded)
+    given |= {dep: upstream[node][output] for dep, (node, output) in task.inputs.items()}
+    for dependency, ref in given.items():
         paths[dependency] = ref["path"]
         digests[dependency] = ref["digest"]
         if "objects" in ref and workdir is not None:

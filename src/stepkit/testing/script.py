@@ -26,7 +26,13 @@ from stepkit.sandbox import Sandbox, unavailable
 from stepkit.testing.checks import Check, ScriptResult, Status, judge, status_of
 from stepkit.testing.harness import ChildJob, run_script
 from stepkit.testing.lookup import Target
-from stepkit.testing.synthetic import copy_input, input_kind, local_path, synthesize
+from stepkit.testing.synthetic import (
+    copy_input,
+    input_kind,
+    input_shape,
+    local_path,
+    synthesize,
+)
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract
@@ -48,6 +54,15 @@ class TestOptions:
     sandbox: bool = True  # bubblewrap where it works (stepkit.sandbox); False: --no-sandbox
     keep: bool = False
     temp_root: Path | None = None  # where test folders are made (default: the system's)
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """A file or folder given for one input: ``test pipeline --data NODE.INPUT=PATH``, or
+    the step's sample data."""
+
+    path: Path
+    what: str  # "data", "sample", as the result shows where the input came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +118,15 @@ def _prepare_inputs(
     environ: Mapping[str, str],
     data: Path | None,
     wired: Mapping[str, Wired],
+    seeds: Mapping[str, Seed],
 ) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """Input paths for the child, where each came from, and problems (missing ``--data``)."""
+    """Input paths for the child, where each came from, and problems (missing ``--data``).
+
+    Each input comes from the first of: a seed (a file or folder given for it, or the
+    step's sample data), the upstream output wired to it, the ``--data`` folder — which
+    leaves an optional input it lacks absent: its path is passed but nothing is there —
+    and synthetic data shaped as the contract and spec declare.
+    """
     assert target.contract is not None  # callers test the contract first
     paths: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -113,6 +135,15 @@ def _prepare_inputs(
     for logical, container_path in target.contract.expected_input_paths.items():
         local = local_path(root, logical, container_path)
         dependency = dependencies.get(logical)
+        if logical in seeds:
+            seed = seeds[logical]
+            if not seed.path.exists():
+                problems.append(f"{seed.what} {seed.path} does not exist")
+                continue
+            copy_input(seed.path, local)
+            paths[logical] = str(local)
+            origin[logical] = f"{seed.what} {seed.path}"
+            continue
         if logical in wired:
             upstream = wired[logical]
             given = upstream.path / local.name if local.suffix else upstream.path
@@ -125,8 +156,7 @@ def _prepare_inputs(
                 copy_input(source, local)
                 paths[logical] = str(local)
                 origin[logical] = f"data {source}"
-                continue
-            if dependency is None or dependency.required:
+            elif dependency is None or dependency.required:
                 from stepkit.names import close_matches
 
                 found = sorted(p.name for p in data.iterdir() if p.is_dir())
@@ -136,11 +166,27 @@ def _prepare_inputs(
                     f"--data {data} has no folder {logical!r} for a required input "
                     f"(has: {', '.join(found) or 'nothing'}).{hint}"
                 )
-                continue
+            else:  # optional and not given: absent, as in a job that was given no such input
+                paths[logical] = str(local)
+                origin[logical] = f"absent (not in --data {data})"
+            continue
         kind = input_kind(logical, container_path, dependency)
-        synthesize(local, kind, rows=options.rows, seed=options.seed, environ=environ)
+        shape = input_shape(dependency) if kind == "csv" else "table"
+        channels = target.contract.channels.get(logical, ())
+        synthesize(
+            local,
+            kind,
+            rows=options.rows,
+            seed=options.seed,
+            environ=environ,
+            shape=shape,
+            channels=channels,
+            job_type=target.job_type,
+        )
         paths[logical] = str(local)
-        origin[logical] = f"synthetic {kind}"
+        details: list[str] = [shape] if shape != "table" else []
+        details += [f"channels {', '.join(channels)}"] if channels else []
+        origin[logical] = f"synthetic {kind}" + (f" ({'; '.join(details)})" if details else "")
     return paths, origin, problems
 
 
@@ -150,12 +196,16 @@ def _sandboxed(
     inputs: Mapping[str, str],
     outputs: Mapping[str, str],
 ) -> tuple[Sandbox, dict[str, str], dict[str, str]]:
-    """A sandbox with each container path on its local folder (:meth:`Sandbox.mapping`)."""
-    return Sandbox.mapping(
+    """A sandbox with each container path on its local folder (:meth:`Sandbox.mapping`);
+    an absent input is not mounted, so its container path holds nothing."""
+    present = {k: v for k, v in inputs.items() if Path(v).exists()}
+    sandbox, seen_in, seen_out = Sandbox.mapping(
         str(root),
-        inputs={k: (contract.expected_input_paths[k], v) for k, v in inputs.items()},
+        inputs={k: (contract.expected_input_paths[k], v) for k, v in present.items()},
         outputs={k: (contract.expected_output_paths[k], v) for k, v in outputs.items()},
     )
+    absent = {k: contract.expected_input_paths[k] for k in inputs if k not in present}
+    return sandbox, {**seen_in, **absent}, seen_out
 
 
 def run_test(
@@ -164,6 +214,7 @@ def run_test(
     *,
     data: Path | None = None,
     wired: Mapping[str, Wired] | None = None,
+    seeds: Mapping[str, Seed] | None = None,
     workdir: Path | None = None,
 ) -> ScriptResult:
     """Test one resolved script in a child process.
@@ -212,6 +263,7 @@ def run_test(
             environ=environ,
             data=data,
             wired=wired or {},
+            seeds=seeds or {},
         )
         if problems:
             run = False
