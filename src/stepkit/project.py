@@ -82,6 +82,9 @@ class TestSettings:
     timeout: float = 300.0
     env: Mapping[str, str] = field(default_factory=dict)
     args: Mapping[str, str] = field(default_factory=dict)  # job arguments, by name
+    #: sample inputs by step or node name: a folder of one sub-folder per input, or
+    #: input -> file or folder; paths absolute (given relative to the project root)
+    data: Mapping[str, Path | Mapping[str, Path]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,7 @@ def _models() -> Any:
         timeout: float = Field(default=300.0, gt=0)
         env: dict[str, str] = Field(default_factory=dict)
         args: dict[str, str] = Field(default_factory=dict)
+        data: dict[str, str | dict[str, str]] = Field(default_factory=dict)
 
     class ProjectFileModel(_Strict):
         project: ProjectSection
@@ -397,7 +401,15 @@ def load_project(path: Path) -> Project:
             sandbox=model.run.sandbox,
         ),
         test=TestSettings(
-            timeout=model.test.timeout, env=dict(model.test.env), args=dict(model.test.args)
+            timeout=model.test.timeout,
+            env=dict(model.test.env),
+            args=dict(model.test.args),
+            data={
+                name: root / given
+                if isinstance(given, str)
+                else {logical: root / path for logical, path in given.items()}
+                for name, given in model.test.data.items()
+            },
         ),
     )
 

@@ -251,3 +251,37 @@ def test_pipeline_data_names_are_checked_with_close_names(churn: Path, tmp_path:
     assert "names no node of the DAG. Did you mean 'TabularPreprocessing_training'" in str(
         done.exception
     )
+
+
+# -- sample data that ships with a step ----------------------------------------------------
+
+
+def test_a_step_s_samples_are_its_inputs_and_test_data_names_are_checked(
+    churn: Path, tmp_path: Path
+) -> None:
+    samples = churn / "steps" / "samples"
+    tester = RuntimeTester(Project.load(churn), env=ENV, temp_root=tmp_path)
+    result = tester.test_script("ModelCalibration")
+    assert result.status is Status.PASS, result.reason
+    assert result.inputs == {
+        "evaluation_data": f"sample {samples / 'model_calibration' / 'evaluation_data'}",
+        "model_input": f"sample {samples / 'model_calibration' / 'model_input'}",
+    }
+    toml = churn / "stepkit.toml"
+    toml.write_text(toml.read_text() + 'ModelCalibration.model_inpt = "steps/samples"\n')
+    broken = RuntimeTester(Project.load(churn), env=ENV, temp_root=tmp_path)
+    result = broken.test_script("ModelCalibration")
+    assert result.status is Status.ERROR
+    assert result.reason == (
+        "[test.data] ModelCalibration.model_inpt: ModelCalibration's contract has no input "
+        "'model_inpt' (inputs: evaluation_data, model_input). Did you mean 'model_input'?"
+    )
+
+
+def test_a_job_type_s_own_samples_come_first(churn: Path, tmp_path: Path) -> None:
+    own = churn / "steps" / "samples" / "tabular_preprocessing_testing" / "DATA"
+    own.mkdir(parents=True)
+    customers(own / "customers.csv")
+    tester = RuntimeTester(Project.load(churn), env=ENV, temp_root=tmp_path)
+    assert tester.test_script("TabularPreprocessing_testing").inputs == {"DATA": f"sample {own}"}
+    assert tester.test_script("TabularPreprocessing").inputs["DATA"].startswith("synthetic")

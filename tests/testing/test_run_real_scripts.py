@@ -366,3 +366,31 @@ def test_run_input_names_are_checked(chained: Path, tmp_path: Path) -> None:
         "FixedReader_training: --input names no input 'input_dta' of its contract "
         "(inputs: input_data). Did you mean 'input_data'?"
     )
+
+
+def test_an_input_whose_container_path_names_a_file_gets_that_file(
+    chained: Path, tmp_path: Path
+) -> None:
+    write_step(
+        chained / "steps",
+        "HyperReader",
+        """
+        from pathlib import Path
+
+        def main(input_paths, output_paths, environ_vars, job_args):
+            given = Path(input_paths["hyperparameters"])
+            Path(output_paths["processed_data"], "hp.txt").write_text(
+                f"{given.name}: {given.read_text()}"
+            )
+        """,
+        inputs={"hyperparameters": "/opt/ml/input/config/hyperparameters.json"},
+    )
+    (chained / "hyper.yaml").write_text("name: hyper\nnodes: [HyperReader_training]\nedges: []\n")
+    seed = tmp_path / "hyperparameters.json"
+    seed.write_text('{"max_iter": 3}')
+    options = RunOptions(inputs={"HyperReader_training.hyperparameters": str(seed)})
+    result = run_dag(chained, chained / "hyper.yaml", options=options)
+    stage = result.stages["HyperReader_training"]
+    assert stage.status.value == "completed", stage.error_message
+    written = Path(stage.outputs["processed_data"]["path"]) / "hp.txt"
+    assert written.read_text() == 'hyperparameters.json: {"max_iter": 3}'

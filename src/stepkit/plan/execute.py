@@ -272,16 +272,15 @@ def node_tasks(
     for name, node in plan.nodes.items():
         arguments = dict(node.arguments)
         flags: dict[str, str] = {}
-        sandbox = None
+        containers: dict[str, dict[str, str]] = {}
         if node.how == "script" and node.contract is not None:
             # given values, by the attribute name the script's parser makes of each
             arguments.update(node.contract.argument_values(given=options.args))
             flags = {dest: arg.flag for dest, arg in node.contract.declared_arguments().items()}
-            if sandboxed:
-                sandbox = {
-                    "inputs": dict(node.contract.expected_input_paths),
-                    "outputs": dict(node.contract.expected_output_paths),
-                }
+            containers = {
+                "inputs": dict(node.contract.expected_input_paths),
+                "outputs": dict(node.contract.expected_output_paths),
+            }
         tasks[name] = NodeTask(
             node=name,
             how=node.how,
@@ -292,7 +291,8 @@ def node_tasks(
             environment=dict(node.environment),
             arguments=arguments,
             flags=flags,
-            sandbox=sandbox,
+            containers=containers,
+            sandbox=sandboxed and node.how == "script",
             seeded=seeded.get(name, {}),
             inputs={w.dependency: (w.source, w.output) for w in node.inputs},
             outputs=node.outputs,

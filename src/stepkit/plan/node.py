@@ -52,9 +52,11 @@ class NodeTask:
     #: argument name -> the contract's own flag for it (``job_type`` -> ``--job-type``), for
     #: a script run as a program; an argument not listed is passed as ``--<name>``
     flags: Mapping[str, str] = field(default_factory=dict)
-    #: run the script under bubblewrap with these container paths (``inputs``/``outputs``:
-    #: logical name -> container path; :mod:`stepkit.plan.sandboxed`); None: in this process
-    sandbox: Mapping[str, Mapping[str, str]] | None = None
+    #: the contract's container paths (``inputs``/``outputs``: logical name -> path): an
+    #: input whose path names a file gets that file of its folder, as in the cloud job
+    containers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: run the script under bubblewrap, its container paths mapped (stepkit.plan.sandboxed)
+    sandbox: bool = False
     #: inputs given from local data (``run --input``), stored before the run: dependency ->
     #: its reference, as an upstream output's (:mod:`stepkit.plan.seeds`)
     seeded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -78,6 +80,10 @@ class NodeTask:
         input_paths, digests = resolve_inputs(
             self, context.upstream, workdir=Path(context.temp_dir()) / "inputs"
         )
+        for dependency, container in self.containers.get("inputs", {}).items():
+            file = Path(input_paths.get(dependency, "")) / Path(container).name
+            if Path(container).suffix and dependency in input_paths and file.is_file():
+                input_paths[dependency] = str(file)
         key = self.key(digests)
         if self.lookup_cache:
             hit = lookup(self.cache_path, key.digest, store_root=self.store_root)
@@ -87,7 +93,7 @@ class NodeTask:
         output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
         started = time.perf_counter()
         step_started_at = time.time()
-        if self.how == "script" and self.sandbox is not None:
+        if self.how == "script" and self.sandbox:
             from stepkit.plan.sandboxed import run_sandboxed
 
             returned = run_sandboxed(
@@ -96,7 +102,7 @@ class NodeTask:
                 workdir=workdir,
                 input_paths=input_paths,
                 output_paths=output_paths,
-                containers=self.sandbox,
+                containers=self.containers,
                 environment=self.environment,
                 arguments=self.arguments,
                 argv=program_argv(self.arguments, self.flags),

@@ -62,7 +62,7 @@ class Seed:
     the step's sample data."""
 
     path: Path
-    what: str  # "data", "sample", as the result shows where the input came from
+    what: str  # "data": as the result shows where the input came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +122,11 @@ def _prepare_inputs(
 ) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """Input paths for the child, where each came from, and problems (missing ``--data``).
 
-    Each input comes from the first of: a seed (a file or folder given for it, or the
-    step's sample data), the upstream output wired to it, the ``--data`` folder — which
-    leaves an optional input it lacks absent: its path is passed but nothing is there —
-    and synthetic data shaped as the contract and spec declare.
+    Each input comes from the first of: a seed (a file or folder given for it), the
+    upstream output wired to it, the ``--data`` folder — which leaves an optional input it
+    lacks absent: its path is passed but nothing is there — the step's sample data
+    (:func:`~stepkit.testing.lookup.sample_inputs`), and synthetic data shaped as the
+    contract and spec declare.
     """
     assert target.contract is not None  # callers test the contract first
     paths: dict[str, str] = {}
@@ -169,6 +170,11 @@ def _prepare_inputs(
             else:  # optional and not given: absent, as in a job that was given no such input
                 paths[logical] = str(local)
                 origin[logical] = f"absent (not in --data {data})"
+            continue
+        if logical in target.samples:  # the sample data that ships with the step
+            copy_input(target.samples[logical], local)
+            paths[logical] = str(local)
+            origin[logical] = f"sample {target.samples[logical]}"
             continue
         kind = input_kind(logical, container_path, dependency)
         shape = input_shape(dependency) if kind == "csv" else "table"
@@ -265,6 +271,7 @@ def run_test(
             wired=wired or {},
             seeds=seeds or {},
         )
+        problems += target.sample_problems
         if problems:
             run = False
             extra.append(Check("data", Status.ERROR, "; ".join(problems)))
