@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import sys
 import tempfile
@@ -23,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from stepkit.plan.node import program_argv
 from stepkit.sandbox import Sandbox, unavailable
-from stepkit.testing.checks import Check, ScriptResult, Status, judge, status_of
-from stepkit.testing.harness import ChildJob, run_script
+from stepkit.testing.checks import Check, ExceptionInfo, ScriptResult, Status, judge, status_of
+from stepkit.testing.harness import Captured, ChildJob, run_script
 from stepkit.testing.lookup import Target
 from stepkit.testing.synthetic import (
     copy_input,
@@ -306,7 +307,7 @@ def run_test(
         missing=arguments.missing,
         sandboxed=sandbox is not None,
     )
-    checks.extend(extra)
+    checks = _explained(target, [*checks, *extra], exception, outcome.stdout, outcome.stderr)
     status = status_of(checks)
     kept: Path | None = root
     if owned and (status is Status.PASS or not run) and not options.keep:
@@ -327,6 +328,60 @@ def run_test(
         outputs=outputs,
         temp_dir=kept,
     )
+
+
+def _explained(
+    target: Target,
+    checks: list[Check],
+    exception: ExceptionInfo | None,
+    stdout: Captured,
+    stderr: Captured,
+) -> list[Check]:
+    """The checks with reasons that say what really went wrong:
+
+    - ``main`` failed and it reads a key the contract does not declare
+      (:mod:`~stepkit.testing.alignment`): the reason names that read first;
+    - outputs are missing and the script logged an error: its last error line is added;
+    - the import failed while a required env var was missing too: the import's FAIL is
+      the result, the env var a note (the test could run no further either way).
+    """
+    failed = next((c for c in checks if c.status is not Status.PASS), None)
+    if failed is None:
+        return checks
+    reason = failed.reason
+    if failed.name == "run" and exception is not None and target.contract is not None:
+        from stepkit.testing.alignment import mismatches
+
+        assert target.script is not None  # a test without a script never runs
+        found = mismatches(target.script, target.contract, target.spec)
+        undeclared = [m for m in found if m.kind == "undeclared"]
+        # the read the failure went through: its line in main's frame, else its name
+        where = f'"{target.script}", line '
+        named = [m for m in undeclared if f"{where}{m.line}," in exception.traceback]
+        named = named or [m for m in undeclared if repr(m.name) in exception.message]
+        if named or undeclared:
+            mismatch = (named or undeclared)[0]
+            reason = f"{mismatch} ({mismatch.script.name}:{mismatch.line}), so {reason}"
+    elif failed.name == "outputs":
+        logged = _last_error_line(stderr.text) or _last_error_line(stdout.text)
+        if logged:
+            reason = f"{reason}; the script logged: {logged}"
+    env = next((c for c in checks if c.name == "env" and c.status is Status.ERROR), None)
+    if env is not None and failed.name in ("import", "main", "signature"):
+        reason = f"{reason} (also: {env.reason})"
+        checks = [c for c in checks if c is not env]
+    return [Check(c.name, c.status, reason) if c is failed else c for c in checks]
+
+
+_ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL|FATAL)\b")
+
+
+def _last_error_line(text: str) -> str:
+    """The last line of a log that reports an error (``ERROR:root:…``, ``… - ERROR - …``)."""
+    for line in reversed(text.splitlines()):
+        if _ERROR_LINE.search(line):
+            return line.strip()[-300:]
+    return ""
 
 
 def fast_import_check(target: Target) -> ScriptResult:
