@@ -5,11 +5,19 @@
    ``python script.py`` of the same script, interleaved in the same run: unsandboxed
    (bound: 1.3x) and in the bubblewrap sandbox where it works (bound: 1.5x);
 3. ``test all`` over 100 trivial scripts with 2 jobs, catalog cold start included (bound: 6 s).
+
+Each figure is measured for this checkout's ``src`` and for the previous commit's (``--base
+COMMIT``; default the commit this branch left ``main`` at), each in a fresh process, in
+the same run: the machine's load hits both alike.
+
+    python benchmarks/tester_bench.py [--base COMMIT]
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -124,7 +132,8 @@ def bench_all(root: Path, runs: int = 3) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def measure() -> None:
+    """Measure the ``stepkit`` importable here; print the figures as JSON."""
     with tempfile.TemporaryDirectory(prefix="stepkit-tester-bench-") as tmp:
         root = Path(tmp)
         script = root / "trivial.py"
@@ -135,7 +144,60 @@ def main() -> None:
             "isolated_run": isolated,
             "test_all_100_jobs_2": bench_all(root),
         }
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report))
+
+
+def base_source(commit: str) -> Path:
+    """The ``src`` folder of ``commit``, extracted into a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="stepkit-base-"))
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", commit, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "src"
+
+
+def _default_base() -> str:
+    repo = Path(__file__).resolve().parent.parent
+    found = subprocess.run(
+        ["git", "-C", str(repo), "merge-base", "HEAD", "main"], capture_output=True, text=True
+    )
+    commit = found.stdout.strip() if found.returncode == 0 else ""
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return commit[:12] if commit and commit != head else "HEAD~1"
+
+
+def _measured(src: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure"], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    measured: dict[str, Any] = json.loads(done.stdout)
+    return measured
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if "--measure" in args:
+        measure()
+        return
+    commit = args[args.index("--base") + 1] if "--base" in args else _default_base()
+    base = base_source(commit)
+    try:
+        current = Path(__file__).resolve().parent.parent / "src"
+        result = {
+            "new": _measured(current),
+            f"base_{commit}": _measured(base),
+            "load_average": os.getloadavg(),
+        }
+    finally:
+        shutil.rmtree(base.parent, ignore_errors=True)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

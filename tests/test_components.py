@@ -68,7 +68,11 @@ def test_contract_of_the_example_loads_and_keeps_every_field() -> None:
     assert contract.script_stem == "tabular_preprocessing"
     assert contract.expected_input_paths == {"DATA": "/opt/ml/processing/input/data"}
     assert contract.required_env_vars == ["LABEL_FIELD"]
-    assert contract.optional_env_vars == {"TRAIN_RATIO": "0.7", "TEST_VAL_RATIO": "0.5"}
+    assert contract.optional_env_vars == {
+        "TRAIN_RATIO": "0.7",
+        "TEST_VAL_RATIO": "0.5",
+        "ID_FIELD": "customer_id",
+    }
 
 
 def test_contracts_with_equal_fields_compare_equal() -> None:

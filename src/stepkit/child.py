@@ -34,6 +34,7 @@ and ``benchmarks/tester_bench.py`` measure the whole):
   ``site``: ``exit()``, ``.pth`` hooks and all.
 """
 
+import _thread  # loaded already by every interpreter's import system: costs a lookup
 import marshal
 import posix  # os without importing os (os is loaded, but this says what is used)
 import sys
@@ -103,6 +104,20 @@ def _site_hooks() -> bool:
     return False
 
 
+#: One ``ast.parse`` at a time in a process: CPython 3.11 (3.11.7 here) can fail with
+#: "SystemError: AST constructor recursion depth mismatch" when threads parse at once, as
+#: ``stepkit test all --jobs 2`` does (CPython issue 106905).
+_PARSE_LOCK = _thread.allocate_lock()
+
+
+def parse_source(source: "str | bytes", filename: str) -> "Any":
+    """:func:`ast.parse`, safe to call from several threads."""
+    import ast
+
+    with _PARSE_LOCK:
+        return ast.parse(source, filename)
+
+
 def script_entry(script: str, *, source_dir: "str | None" = None) -> "dict[str, Any]":
     """How a script is started, read from its folders and source without importing it: the
     request fields ``script``, ``root``, ``module``, ``package``, ``entry`` and
@@ -126,7 +141,7 @@ def script_entry(script: str, *, source_dir: "str | None" = None) -> "dict[str, 
     root = top.parent if package else path.parent
     parts = path.relative_to(root).with_suffix("").parts if package else (path.stem,)
     try:
-        tree = ast.parse(path.read_bytes(), str(path))
+        tree = parse_source(path.read_bytes(), str(path))
     except (SyntaxError, ValueError, OSError):  # the child reports it, as an import failure
         tree = ast.Module(body=[], type_ignores=[])
     main = next(

@@ -82,6 +82,7 @@ class RunDefaults:
     max_workers: int | None = None
     environments_dir: Path | None = None  # None: the user's cache folder (stepkit.envs)
     environments: str = "shared"  # one of ENV_MODES
+    sandbox: bool = False  # script steps run under bubblewrap (stepkit.sandbox), as tests do
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,9 @@ class TestSettings:
     timeout: float = 300.0
     env: Mapping[str, str] = field(default_factory=dict)
     args: Mapping[str, str] = field(default_factory=dict)  # job arguments, by name
+    #: sample inputs by step or node name: a folder of one sub-folder per input, or
+    #: input -> file or folder; paths absolute (given relative to the project root)
+    data: Mapping[str, Path | Mapping[str, Path]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +207,13 @@ def _models() -> Any:
         max_workers: int | None = Field(default=None, ge=1)
         environments_dir: str | None = None
         environments: Literal["shared", "per-step"] = "shared"  # ENV_MODES
+        sandbox: bool = False
 
     class TestSection(_Strict):
         timeout: float = Field(default=300.0, gt=0)
         env: dict[str, str] = Field(default_factory=dict)
         args: dict[str, str] = Field(default_factory=dict)
+        data: dict[str, str | dict[str, str]] = Field(default_factory=dict)
 
     class ProjectFileModel(_Strict):
         project: ProjectSection
@@ -403,9 +409,18 @@ def load_project(path: Path) -> Project:
                 else None
             ),
             environments=model.run.environments,
+            sandbox=model.run.sandbox,
         ),
         test=TestSettings(
-            timeout=model.test.timeout, env=dict(model.test.env), args=dict(model.test.args)
+            timeout=model.test.timeout,
+            env=dict(model.test.env),
+            args=dict(model.test.args),
+            data={
+                name: root / given
+                if isinstance(given, str)
+                else {logical: root / path for logical, path in given.items()}
+                for name, given in model.test.data.items()
+            },
         ),
     )
 

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 #: Set in a sandboxed child's environment and in one that runs without the sandbox: pip
@@ -36,17 +36,53 @@ GUARD_ENV: Mapping[str, str] = {
 @dataclass(frozen=True, slots=True)
 class Sandbox:
     """What one child may see and write: ``writable`` folders (its temp folders: point
-    ``TMPDIR`` into one), and ``mounts`` from a container path to the local folder behind
-    it. ``/tmp`` stays read-only like the rest: the user's code may live there."""
+    ``TMPDIR`` into one), ``mounts`` from a container path to the local folder behind it,
+    and ``readonly`` ones (a run's inputs: folders of the artifact store, which no step may
+    change). ``/tmp`` stays read-only like the rest: the user's code may live there."""
 
     writable: tuple[str, ...]
     mounts: Mapping[str, str]
+    readonly: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def mapping(
+        cls,
+        workdir: str,
+        *,
+        inputs: Mapping[str, tuple[str, str]],
+        outputs: Mapping[str, tuple[str, str]],
+        readonly_inputs: bool = False,
+    ) -> tuple[Sandbox, dict[str, str], dict[str, str]]:
+        """A sandbox with each container path on its local folder, and the paths ``main``
+        then gets: the container paths themselves, as in the cloud job.
+
+        ``inputs`` and ``outputs`` map a logical name to (container path, local path). A
+        container path naming a file (``/opt/ml/input/config/hyperparameters.json``) has
+        its folder mounted on the local file's folder, or on the local folder itself.
+        """
+        mounts: dict[str, str] = {}
+        readonly: dict[str, str] = {}
+        seen: list[dict[str, str]] = [{}, {}]
+        for index, (declared, target) in enumerate(
+            ((inputs, readonly if readonly_inputs else mounts), (outputs, mounts))
+        ):
+            for logical, (container, local) in declared.items():
+                if PurePosixPath(container).suffix:  # a file: mount its folder
+                    is_file = bool(PurePosixPath(local).suffix) or os.path.isfile(local)
+                    target[str(PurePosixPath(container).parent)] = (
+                        os.path.dirname(local) if is_file else local
+                    )
+                else:
+                    target[container] = local
+                seen[index][logical] = container
+        return cls(writable=(workdir,), mounts=mounts, readonly=readonly), seen[0], seen[1]
 
     def command(self) -> list[str]:
         """The ``bwrap`` arguments to put before the child's own command line."""
         args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         args += ["--unshare-net", "--die-with-parent"]
-        for base in sorted(_bases(self.mounts)):  # made writable so mount points can be made
+        every = {**self.mounts, **self.readonly}
+        for base in sorted(_bases(every)):  # made writable so mount points can be made
             args += ["--tmpfs", base]
             for entry in sorted(os.listdir(base)):
                 path = os.path.join(base, entry)
@@ -56,8 +92,8 @@ class Sandbox:
                     args += ["--ro-bind", path, path]
         for folder in self.writable:
             args += ["--bind", folder, folder]
-        for container, local in sorted(self.mounts.items()):
-            args += ["--bind", local, container]
+        for container, local in sorted(every.items()):  # a folder before those inside it
+            args += ["--ro-bind" if container in self.readonly else "--bind", local, container]
         return [*args, "--"]
 
 
@@ -92,3 +128,33 @@ def unavailable() -> str | None:
         first = (probe.stderr.strip().splitlines() or [f"status {probe.returncode}"])[0]
         return f"bwrap is not permitted here ({first})"
     return None
+
+
+#: What a sandboxed script meets when it tries to change the machine or reach the network.
+SIGNS: Mapping[str, str] = {
+    "Read-only file system": "the sandbox keeps everything outside the test folders read-only",
+    "No matching distribution found": "pip is disabled in tests (no index, no network)",
+    "Network is unreachable": "the sandbox cuts the network",
+    "Temporary failure in name resolution": "the sandbox cuts the network",
+    "Name or service not known": "the sandbox cuts the network",
+    "Connection refused": "tests reach no network (proxies point nowhere)",
+}
+
+
+def hint(first: str, text: str, *, sandboxed: bool) -> str:
+    """Why a script that tried to install a package or reach a service failed (`` (…)``,
+    or ``""``), with the line of ``text`` that names what it tried when ``first`` — the
+    error's first line — does not."""
+    for sign, why in SIGNS.items():
+        if sign in text and (sandboxed or "sandbox" not in why):
+            tried = "" if sign in first else f": {_what_it_tried(text, sign)}"
+            return f" ({why}{tried})"
+    return ""
+
+
+def _what_it_tried(text: str, sign: str) -> str:
+    """The line that names what the script tried (a path, a package, a host)."""
+    for line in reversed(text.splitlines()):
+        if sign in line:
+            return line.strip()[-200:]
+    return sign

@@ -48,9 +48,16 @@ def test_the_page_adds_a_step_that_runs_alone(
     shutil.copytree(example_project, root, ignore=shutil.ignore_patterns(".stepkit", "report.html"))
     dag, config = str(root / "pipelines/churn.yaml"), str(root / "pipelines/churn-config.yaml")
     run(capsys, root, "run", dag, "-c", config)
-    assert follow_the_doc(root) == 5
+    assert follow_the_doc(root) == 6
+    listed = run(capsys, root, "registry", "list", "-w", "alice")
+    assert "PredictionSummary" in json.dumps(listed)
     shown = run(capsys, root, "catalog", "show", "PredictionSummary")
     assert shown["complete"] is True, shown
+    tested = run(capsys, root, "test", "script", "PredictionSummary")
+    assert tested["status"] == "PASS", tested
+    assert str(tested["inputs"]).startswith("{'predictions': 'sample "), tested
+    planned = run(capsys, root, "plan", dag, "-c", config)
+    assert "PredictionSummary" in json.dumps(planned["order"]), planned
     result = run(capsys, root, "run", dag, "-c", config)
     stages = result["stages"]
     assert isinstance(stages, dict)

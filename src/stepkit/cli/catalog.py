@@ -269,10 +269,13 @@ def variants(
 
 @app.command("check")
 def check(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Report broken, unmatched and unregistered files and incomplete steps; exit 1 if any."""
+    """Report broken, unmatched and unregistered files, incomplete steps, and scripts whose
+    main reads what their contract does not declare; exit 1 if any."""
     from stepkit.catalog import find_problems
+    from stepkit.testing.alignment import alignment_problems
 
-    problems = find_problems(open_catalog(ctx))
+    catalog = open_catalog(ctx)
+    problems = [*find_problems(catalog), *alignment_problems(catalog)]
     if as_json:
         print_json([p.as_json() for p in problems])
     else:

@@ -34,3 +34,14 @@ def print_json(data: Any) -> None:
     """Stable, machine-readable output: sorted keys, two-space indent, UTF-8."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str))
     sys.stdout.write("\n")
+
+
+def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
+    """``KEY=VALUE`` options (``--env``, ``--arg``, ``--input``) as a dict; the last wins."""
+    found = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
+        found[key] = value
+    return found

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, parse_pairs, print_json
 from stepkit.cli.runview import run_in_view
 
 if TYPE_CHECKING:
@@ -137,6 +137,32 @@ def run(
             "Default: [run] environments in stepkit.toml, else shared.",
         ),
     ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            "-a",
+            help="NAME=VALUE: a job argument for every script step (job_args.NAME; on a "
+            "program's command line under the contract's flag); wins over the config; repeatable.",
+        ),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="NODE.INPUT=PATH: give a node's input from a local file or folder (stored, "
+            "and part of the node's cache key) instead of an upstream output; repeatable.",
+        ),
+    ] = None,
+    sandbox: Annotated[
+        bool | None,
+        typer.Option(
+            "--sandbox/--no-sandbox",
+            help="Run script steps under bubblewrap: container paths mapped, network cut, the "
+            "rest read-only (default: [run] sandbox in stepkit.toml, else off).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     report: ReportOption = None,
 ) -> None:
@@ -152,6 +178,9 @@ def run(
         timeout=timeout,
         env_mode=env_mode,
         env_notice=lambda line: typer.echo(line, err=True),
+        args=parse_pairs(arg, "--arg"),
+        sandbox=sandbox,
+        inputs=parse_pairs(inputs, "--input"),
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
     run_in_view(

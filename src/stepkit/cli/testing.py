@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, parse_pairs, print_json
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -34,8 +34,8 @@ ArgOption = Annotated[
     typer.Option(
         "--arg",
         "-a",
-        help="NAME=VALUE: a job argument (job_args.NAME, --NAME on the script's command line); "
-        "repeatable.",
+        help="NAME=VALUE: a job argument (job_args.NAME; on a program's command line under "
+        "the contract's flag); repeatable.",
     ),
 ]
 NoSandboxOption = Annotated[
@@ -59,16 +59,6 @@ EnvModeOption = Annotated[
 ]
 
 
-def _pairs(pairs: list[str] | None, option: str = "--env") -> dict[str, str]:
-    found = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=option)
-        found[key] = value
-    return found
-
-
 def _tester(
     project: Project | None,
     *,
@@ -89,8 +79,8 @@ def _tester(
         timeout=timeout,
         rows=rows,
         seed=seed,
-        env=_pairs(env),
-        args=_pairs(args, "--arg"),
+        env=parse_pairs(env, "--env"),
+        args=parse_pairs(args, "--arg"),
         sandbox=not no_sandbox,
         keep=keep,
         env_mode=env_mode,
@@ -198,6 +188,14 @@ def pipeline(
     dag_file: Annotated[
         Path, typer.Argument(help="YAML with nodes: [...] and edges: [[from, to], ...].")
     ],
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            help="NODE.INPUT=PATH: give a node's input from a local file or folder instead "
+            "of an upstream output or synthetic data; repeatable.",
+        ),
+    ] = None,
     env: EnvOption = None,
     arg: ArgOption = None,
     no_sandbox: NoSandboxOption = False,
@@ -217,7 +215,7 @@ def pipeline(
         no_sandbox=no_sandbox,
         env_mode=env_mode,
     )
-    result = tester.test_pipeline(dag_file)
+    result = tester.test_pipeline(dag_file, data=parse_pairs(data, "--data"))
     if as_json:
         print_json(result.to_json())
     else:

@@ -61,8 +61,12 @@ ConfigArg = PipelineConfig | Path | str | None
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """How the steps of a DAG run: where (``executor``), for how long, and which cache
-    entries count (``no_cache`` runs every node, ``refresh`` the nodes named)."""
+    """How the steps of a DAG run: where (``executor``), for how long, which cache
+    entries count (``no_cache`` runs every node, ``refresh`` the nodes named), and the
+    job arguments given on the command line (``args``: ``--arg NAME=VALUE``, for every
+    script node; they win over the config's and are part of each cache key), and whether
+    script steps run in the sandbox (:mod:`stepkit.plan.sandboxed`); ``inputs`` seeds node
+    inputs from local files or folders (:mod:`stepkit.plan.seeds`)."""
 
     executor: ExecutorName = "local"
     no_cache: bool = False
@@ -72,6 +76,9 @@ class RunOptions:
     env_mode: str | None = None
     #: told one line when a step's environment is built (never when one is reused)
     env_notice: Callable[[str], None] | None = field(default=None, compare=False)
+    args: Mapping[str, str] = field(default_factory=dict)
+    sandbox: bool | None = None  # script steps under bubblewrap; None: [run] sandbox
+    inputs: Mapping[str, str] = field(default_factory=dict)  # "NODE.INPUT" -> local path
 
     def __post_init__(self) -> None:
         check_executor(self.executor)
@@ -81,8 +88,15 @@ class RunOptions:
             check_env_mode(self.env_mode)
 
 
-def plan_dag(project: ProjectArg, dag: DagArg, *, config: ConfigArg = None) -> Plan:
-    """Resolve, configure and wire every node of ``dag`` through the project's catalog.
+def plan_dag(
+    project: ProjectArg,
+    dag: DagArg,
+    *,
+    config: ConfigArg = None,
+    seeded: frozenset[str] = frozenset(),
+) -> Plan:
+    """Resolve, configure and wire every node of ``dag`` through the project's catalog
+    (``seeded``: the ``NODE.INPUT`` names given from local data, which are not wired).
 
     Raises:
         DagFileError: the DAG or config file cannot be read (naming file and line).
@@ -92,7 +106,7 @@ def plan_dag(project: ProjectArg, dag: DagArg, *, config: ConfigArg = None) -> P
     graph = dag if isinstance(dag, DAG) else load_dag(Path(dag))
     if not isinstance(config, PipelineConfig):
         config = load_pipeline_config(Path(config) if config is not None else None)
-    return plan_pipeline(StepCatalog(project), graph, config)
+    return plan_pipeline(StepCatalog(project), graph, config, seeded=seeded)
 
 
 def run_dag(
@@ -120,7 +134,8 @@ def run_dag(
         RunCancelled: Ctrl-C, after the run was recorded ``cancelled``.
     """
     project = _project(project)
-    plan = plan_dag(project, dag, config=config)
+    seeded = frozenset(options.inputs) if options is not None else frozenset()
+    plan = plan_dag(project, dag, config=config, seeded=seeded)
     with _opened(project, state) as store:
         if resume is not None:
             _check_same_source(resume, store.get_run(resume).source, dag_source(plan))
@@ -172,7 +187,13 @@ def _run_plan(
     """Run (or resume) the plan on the executor ``options`` name, recording into ``state``."""
     options = options or RunOptions(executor=project.run.executor)
     settings = _settings(project, settings)
-    pipeline = build_pipeline(plan, project, options)
+    seeds: dict[str, dict[str, Path]] = {}
+    if options.inputs:
+        from stepkit.plan.seeds import parse_seeds
+
+        contracts = {name: node.contract for name, node in plan.nodes.items()}
+        seeds = parse_seeds(options.inputs, contracts, option="--input")
+    pipeline = build_pipeline(plan, project, options, seeds=seeds)
     with _executor(options.executor, workers=settings.max_workers) as pool:
         if pool is not None:
             settings = replace(settings, executor=pool)
@@ -258,8 +279,11 @@ def node_tasks(
     options: RunOptions,
     *,
     environments: Mapping[str, Environment] | None = None,
+    seeds: Mapping[str, Mapping[str, Path]] | None = None,
 ) -> dict[str, NodeTask]:
-    """One :class:`NodeTask` per node of the plan (``environments``: a node's own, if any)."""
+    """One :class:`NodeTask` per node of the plan (``environments``: a node's own, if any);
+    ``seeds`` (node -> input -> local path) are stored first, and each seeded node reads its
+    seed from the store."""
     from stepkit.artifacts.backends import catalog_location
 
     unknown = sorted(options.refresh - set(plan.nodes))
@@ -273,8 +297,29 @@ def node_tasks(
         )
     cache_path = cache_location(project)
     catalog = catalog_location(project)
+    sandboxed = project.run.sandbox if options.sandbox is None else options.sandbox
+    if sandboxed:
+        from stepkit.plan.sandboxed import check_sandbox
+
+        check_sandbox()  # before anything runs: a clear error, not a failed stage
+    seeded: dict[str, dict[str, dict[str, Any]]] = {}
+    if seeds:
+        from stepkit.plan.seeds import store_seeds
+
+        seeded = store_seeds(seeds, store_root=str(project.artifacts_root), catalog_path=catalog)
     tasks: dict[str, NodeTask] = {}
     for name, node in plan.nodes.items():
+        arguments = dict(node.arguments)
+        flags: dict[str, str] = {}
+        containers: dict[str, dict[str, str]] = {}
+        if node.how == "script" and node.contract is not None:
+            # given values, by the attribute name the script's parser makes of each
+            arguments.update(node.contract.argument_values(given=options.args))
+            flags = {dest: arg.flag for dest, arg in node.contract.declared_arguments().items()}
+            containers = {
+                "inputs": dict(node.contract.expected_input_paths),
+                "outputs": dict(node.contract.expected_output_paths),
+            }
         tasks[name] = NodeTask(
             node=name,
             how=node.how,
@@ -283,7 +328,11 @@ def node_tasks(
             builder_class=node.builder_class,
             config=node.config_values(),
             environment=dict(node.environment),
-            arguments=dict(node.arguments),
+            arguments=arguments,
+            flags=flags,
+            containers=containers,
+            sandbox=sandboxed and node.how == "script",
+            seeded=seeded.get(name, {}),
             inputs={w.dependency: (w.source, w.output) for w in node.inputs},
             outputs=node.outputs,
             store_root=str(project.artifacts_root),
@@ -302,7 +351,7 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
         task = tasks.get(name)
         if task is None or not task.lookup_cache:
             continue
-        digests: dict[str, str] = {}
+        digests = {dependency: ref["digest"] for dependency, ref in task.seeded.items()}
         for dependency, (upstream, output) in task.inputs.items():
             if upstream not in hits:
                 break
@@ -314,10 +363,16 @@ def prefetch_hits(plan: Plan, tasks: Mapping[str, NodeTask]) -> dict[str, dict[s
     return hits
 
 
-def build_pipeline(plan: Plan, project: Project, options: RunOptions) -> Pipeline:
+def build_pipeline(
+    plan: Plan,
+    project: Project,
+    options: RunOptions,
+    *,
+    seeds: Mapping[str, Mapping[str, Path]] | None = None,
+) -> Pipeline:
     """The plan as an orchestrator pipeline (see the module docstring)."""
     environments, broken = step_environments(plan, project, options)
-    tasks = node_tasks(plan, project, options, environments=environments)
+    tasks = node_tasks(plan, project, options, environments=environments, seeds=seeds)
     hits = prefetch_hits(plan, {n: t for n, t in tasks.items() if n not in broken})
     pipeline = Pipeline(plan.dag.name, source=dag_source(plan))
     mode: Mode = "subprocess" if options.executor == "local" else "distributed"

@@ -54,6 +54,17 @@ class NodeTask:
     extra_key: Mapping[str, Any] = field(default_factory=dict)
     #: the step's own environment (per-step mode): its script runs on that interpreter
     venv: Environment | None = None
+    #: argument name -> the contract's own flag for it (``job_type`` -> ``--job-type``), for
+    #: a script run as a program; an argument not listed is passed as ``--<name>``
+    flags: Mapping[str, str] = field(default_factory=dict)
+    #: the contract's container paths (``inputs``/``outputs``: logical name -> path): an
+    #: input whose path names a file gets that file of its folder, as in the cloud job
+    containers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: run the script under bubblewrap, its container paths mapped (stepkit.plan.sandboxed)
+    sandbox: bool = False
+    #: inputs given from local data (``run --input``), stored before the run: dependency ->
+    #: its reference, as an upstream output's (:mod:`stepkit.plan.seeds`)
+    seeded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
         from stepkit.plan.cachekey import cache_key
@@ -76,6 +87,10 @@ class NodeTask:
         input_paths, digests = resolve_inputs(
             self, context.upstream, workdir=Path(context.temp_dir()) / "inputs"
         )
+        for dependency, container in self.containers.get("inputs", {}).items():
+            file = Path(input_paths.get(dependency, "")) / Path(container).name
+            if Path(container).suffix and dependency in input_paths and file.is_file():
+                input_paths[dependency] = str(file)
         key = self.key(digests)
         if self.lookup_cache:
             hit = lookup(self.cache_path, key.digest, store_root=self.store_root)
@@ -85,7 +100,23 @@ class NodeTask:
         output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
         started = time.perf_counter()
         step_started_at = time.time()
-        returned = self._run(input_paths, output_paths, run_id=context.run_id)
+        if self.how == "script" and self.sandbox:
+            from stepkit.plan.sandboxed import run_sandboxed
+
+            returned = run_sandboxed(
+                node=self.node,
+                script=str(self.files["script"]),
+                workdir=workdir,
+                input_paths=input_paths,
+                output_paths=output_paths,
+                containers=self.containers,
+                environment=self.environment,
+                arguments=self.arguments,
+                argv=program_argv(self.arguments, self.flags),
+                python=str(self.venv.python) if self.venv is not None else None,
+            )
+        else:
+            returned = self._run(input_paths, output_paths, run_id=context.run_id)
         finished = time.perf_counter()
         return {
             "output_paths": output_paths,
@@ -154,7 +185,7 @@ class NodeTask:
                 output_paths=output_paths,
                 environ=self.environment,
                 arguments=self.arguments,
-                argv=[p for k, v in self.arguments.items() for p in (f"--{k}", v)],
+                argv=program_argv(self.arguments, self.flags),
             )
         saved = {k: os.environ.get(k) for k in self.environment}
         os.environ.update(self.environment)  # scripts may read os.environ as well
@@ -164,7 +195,7 @@ class NodeTask:
                 sys.path.insert(0, request["root"])
                 try:
                     if request["entry"] == "program":
-                        argv = [p for k, v in self.arguments.items() for p in (f"--{k}", v)]
+                        argv = program_argv(self.arguments, self.flags)
                         run_as_program({**request, "argv": argv})
                         return None
                     main = getattr(import_script(request), "main", None)
@@ -254,6 +285,13 @@ class NodeTask:
         return refs
 
 
+def program_argv(values: Mapping[str, str], flags: Mapping[str, str]) -> list[str]:
+    """Job arguments as the script's command line: each under the contract's own flag."""
+    return [
+        part for dest, value in values.items() for part in (flags.get(dest, f"--{dest}"), value)
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class CachedNode:
     """A node whose outputs the runner already found in the cache: nothing to run."""
@@ -276,8 +314,9 @@ def resolve_inputs(
     """
     paths: dict[str, str] = {}
     digests: dict[str, str] = {}
-    for dependency, (node, output) in task.inputs.items():
-        ref = upstream[node][output]
+    given = dict(task.seeded)
+    given |= {dep: upstream[node][output] for dep, (node, output) in task.inputs.items()}
+    for dependency, ref in given.items():
         paths[dependency] = ref["path"]
         digests[dependency] = ref["digest"]
         if "objects" in ref and workdir is not None:

@@ -87,9 +87,12 @@ def plan_pipeline(
     catalog: StepCatalog,
     dag: PipelineDAG,
     config: PipelineConfig | None = None,
+    *,
+    seeded: frozenset[str] = frozenset(),
 ) -> Plan:
     """Resolve, configure and wire every node; raise :class:`PlanInvalidError` listing every
-    problem when any node cannot run."""
+    problem when any node cannot run. An input named in ``seeded`` (``NODE.INPUT``) is
+    given from local data, so it is not wired."""
     config = config or PipelineConfig()
     problems: list[str] = []
     order = dag.topological_order()
@@ -113,7 +116,9 @@ def plan_pipeline(
             continue
         info, spec = resolved[node]
         try:
-            node_plan = _plan_node(catalog, dag, config, node, info, spec, resolved, plan)
+            node_plan = _plan_node(
+                catalog, dag, config, node, info, spec, resolved, plan, seeded=seeded
+            )
         except PlanError as exc:
             problems.append(str(exc))
             continue
@@ -132,6 +137,8 @@ def _plan_node(
     spec: StepSpecification | None,
     resolved: Mapping[str, tuple[StepInfo, StepSpecification | None]],
     plan: Plan,
+    *,
+    seeded: frozenset[str] = frozenset(),
 ) -> NodePlan:
     components = info.components
     if not info.registered or info.definition is None:
@@ -193,7 +200,11 @@ def _plan_node(
                 parent, parent_info.name, list(parent_spec.outputs.values()) if parent_spec else []
             )
         )
-    dependencies = list(spec.dependencies.values()) if spec is not None else []
+    dependencies = [
+        d
+        for d in (spec.dependencies.values() if spec is not None else ())
+        if f"{node}.{d.logical_name}" not in seeded
+    ]
     wires, issues = wire_node(node, dependencies, upstream)
     blocking = [i for i in issues if i.required or i.kind == "ambiguous"]
     if blocking:

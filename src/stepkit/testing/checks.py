@@ -241,31 +241,9 @@ def _missing_hint(exception: ExceptionInfo, missing: tuple[str, ...]) -> str:
     )
 
 
-#: What a sandboxed script meets when it tries to change the machine or reach the network.
-_SANDBOX_SIGNS = {
-    "Read-only file system": "the sandbox keeps everything outside the test folders read-only",
-    "No matching distribution found": "pip is disabled in tests (no index, no network)",
-    "Network is unreachable": "the sandbox cuts the network",
-    "Temporary failure in name resolution": "the sandbox cuts the network",
-    "Name or service not known": "the sandbox cuts the network",
-    "Connection refused": "tests reach no network (proxies point nowhere)",
-}
-
-
 def _sandbox_hint(first: str, exception: ExceptionInfo, stderr: str, *, sandboxed: bool) -> str:
-    """Why a script that tried to install a package or reach a service failed, with the
-    line naming what it tried when the error itself does not."""
+    """Why a script that tried to install a package or reach a service failed."""
+    from stepkit.sandbox import hint
+
     text = f"{exception.message}\n{exception.traceback}\n{stderr[-4000:]}"
-    for sign, why in _SANDBOX_SIGNS.items():
-        if sign in text and (sandboxed or "sandbox" not in why):
-            tried = "" if sign in first else f": {_what_it_tried(text, sign)}"
-            return f" ({why}{tried})"
-    return ""
-
-
-def _what_it_tried(text: str, sign: str) -> str:
-    """The line that names what the script tried (a path, a package, a host)."""
-    for line in reversed(text.splitlines()):
-        if sign in line:
-            return line.strip()[-200:]
-    return sign
+    return hint(first, text, sandboxed=sandboxed)

@@ -7,17 +7,19 @@ reads contracts and specs with ``ast``, so nothing here imports user code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stepkit.catalog.models import contract_of, spec_of
 from stepkit.errors import UnknownStepError
-from stepkit.names import close_matches, split_node_name
+from stepkit.names import close_matches, pascal_to_snake, split_node_name
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog, StepInfo
     from stepkit.components import ScriptContract, StepSpecification
+    from stepkit.project import Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class Target:
     job_type: str | None = None
     no_contract_reason: str = "no contract was given"
     no_script_reason: str = ""
+    samples: Mapping[str, Path] = field(default_factory=dict)  # input -> its sample data
+    sample_problems: tuple[str, ...] = ()  # [test.data] entries naming no input
 
 
 def _is_path(name_or_path: str) -> bool:
@@ -68,6 +72,7 @@ def _models(
 def target_for_step(catalog: StepCatalog, info: StepInfo) -> Target:
     contract, reason, spec = _models(catalog, info)
     script = info.path("script")
+    samples, problems = sample_inputs(catalog.project, info, contract)
     return Target(
         name=info.node_name,
         script=script,
@@ -76,7 +81,58 @@ def target_for_step(catalog: StepCatalog, info: StepInfo) -> Target:
         job_type=info.job_type,
         no_contract_reason=reason,
         no_script_reason="" if script else f"step {info.name} has no script",
+        samples=samples,
+        sample_problems=problems,
     )
+
+
+def sample_inputs(
+    project: Project, info: StepInfo, contract: ScriptContract | None
+) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """The sample data that ships with a step, by input, and the ``[test.data]`` entries
+    that name no input of its contract.
+
+    First ``[test.data]`` in ``stepkit.toml`` for the node name, then for the step name
+    (a folder with one sub-folder per input, or a table input -> path); then the steps
+    folder's ``samples/<stem>_<job_type>/<input>`` and ``samples/<stem>/<input>``: in the
+    workspace of the step's script, then in every workspace in precedence order (a
+    developer's copy of a script reads the shared workspace's samples).
+    """
+    if contract is None:
+        return {}, ()
+    declared = contract.expected_input_paths
+    found: dict[str, Path] = {}
+    problems: list[str] = []
+    for key in dict.fromkeys((info.node_name, info.name)):
+        given = project.test.data.get(key)
+        if isinstance(given, Mapping):
+            for logical, path in given.items():
+                if logical in declared:
+                    found.setdefault(logical, path)
+                    continue
+                close = close_matches(logical, declared)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                problems.append(
+                    f"[test.data] {key}.{logical}: {info.name}'s contract has no input "
+                    f"{logical!r} (inputs: {', '.join(declared) or 'none'}).{hint}"
+                )
+        elif given is not None:
+            if not given.is_dir():
+                problems.append(f"[test.data] {key}: {given} is not a folder")
+            for logical in declared:
+                if (given / logical).exists():
+                    found.setdefault(logical, given / logical)
+    component = info.components.get("script")
+    first = [component.workspace_id] if component is not None else []
+    stem = pascal_to_snake(info.name)
+    for workspace_id in dict.fromkeys([*first, *project.workspace_ids]):
+        samples = project.workspace(workspace_id).steps_dir / "samples"
+        folders = [samples / f"{stem}_{info.job_type}"] if info.job_type else []
+        for folder in [*folders, samples / stem]:
+            for logical in declared:
+                if (folder / logical).exists():
+                    found.setdefault(logical, folder / logical)
+    return found, tuple(problems)
 
 
 def resolve(catalog: StepCatalog | None, name_or_path: str) -> Target:
@@ -104,6 +160,8 @@ def resolve(catalog: StepCatalog | None, name_or_path: str) -> Target:
             spec=found.spec,
             job_type=found.job_type,
             no_contract_reason=found.no_contract_reason,
+            samples=found.samples,
+            sample_problems=found.sample_problems,
         )
     if catalog is None:
         raise UnknownStepError(name_or_path, [], what="step (no project to look it up in)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from stepkit.errors import DagFileError, UnknownStepError
 from stepkit.names import split_node_name
 from stepkit.testing.checks import Check, ScriptResult, Status
 from stepkit.testing.lookup import Target, node_info, target_for_step
-from stepkit.testing.script import TestOptions, Wired, run_test
+from stepkit.testing.script import Seed, TestOptions, Wired, run_test
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog
@@ -126,7 +126,7 @@ def match_input(
 
 
 def _wire(
-    node: str, dag: Dag, results: Mapping[str, ScriptResult]
+    node: str, dag: Dag, results: Mapping[str, ScriptResult], seeded: Collection[str] = ()
 ) -> tuple[dict[str, Wired], DataFlowBreak | None]:
     target = dag.targets[node]
     upstream = [(u, dag.targets[u]) for u in dag.upstream[node]]
@@ -135,6 +135,8 @@ def _wire(
     dependencies = target.spec.dependencies if target.spec else {}
     wired: dict[str, Wired] = {}
     for logical in target.contract.expected_input_paths:
+        if logical in seeded:
+            continue  # given from local data (--data NODE.INPUT=PATH)
         dependency = dependencies.get(logical)
         match = match_input(logical, dependency, upstream)
         if match is None:
@@ -160,8 +162,12 @@ def _wire(
     return wired, None
 
 
-def run_pipeline(dag: Dag, options: TestOptions) -> PipelineResult:
-    """Run every node in topological order; stop a branch at its first failure."""
+def run_pipeline(
+    dag: Dag, options: TestOptions, *, seeds: Mapping[str, Mapping[str, Path]] | None = None
+) -> PipelineResult:
+    """Run every node in topological order; stop a branch at its first failure. ``seeds``
+    (node -> input -> a local file or folder) give inputs instead of upstream outputs."""
+    seeds = seeds or {}
     root = Path(
         tempfile.mkdtemp(prefix=f"stepkit-pipeline-{dag.file.stem}-", dir=options.temp_root)
     )
@@ -180,14 +186,15 @@ def run_pipeline(dag: Dag, options: TestOptions) -> PipelineResult:
             why = target.no_script_reason or "no script"
             results[node] = ScriptResult(node, Status.SKIP, (Check("script", Status.SKIP, why),))
             continue
-        wired, broken = _wire(node, dag, results)
+        given = {k: Seed(path, "data") for k, path in seeds.get(node, {}).items()}
+        wired, broken = _wire(node, dag, results, given)
         if broken is not None:
             first_break = first_break or broken
             check = Check("inputs", Status.FAIL, f"data-flow break: {broken}")
             results[node] = ScriptResult(node, Status.FAIL, (check,), script=target.script)
             blocked.add(node)
             continue
-        results[node] = run_test(target, options, wired=wired, workdir=root / node)
+        results[node] = run_test(target, options, wired=wired, seeds=given, workdir=root / node)
         if results[node].status is not Status.PASS:
             blocked.add(node)
     statuses = {r.status for r in results.values()}

@@ -103,13 +103,25 @@ class RuntimeTester:
             return fast_import_check(target)
         return run_test(target, self.options, data=data)
 
-    def test_pipeline(self, dag_file: Path) -> PipelineResult:
-        """Run a DAG's scripts in order, each on what its upstream steps wrote."""
+    def test_pipeline(
+        self, dag_file: Path, *, data: Mapping[str, str | Path] | None = None
+    ) -> PipelineResult:
+        """Run a DAG's scripts in order, each on what its upstream steps wrote; ``data``
+        (``"NODE.INPUT"`` -> a local file or folder) gives a node's input instead.
+
+        Raises:
+            PlanError: ``data`` names no node of the DAG, or no input of its contract.
+        """
+        from stepkit.plan.seeds import parse_seeds
+
         catalog = self.catalog
         if catalog is None:
             raise ValueError("testing a pipeline needs a project (its steps come from the catalog)")
         dag = load_dag(dag_file, catalog)
-        return run_pipeline(dag, self.options)
+        contracts = {node: target.contract for node, target in dag.targets.items()}
+        given = {key: str(path) for key, path in (data or {}).items()}
+        seeds = parse_seeds(given, contracts, option="--data")
+        return run_pipeline(dag, self.options, seeds=seeds)
 
     def test_all(
         self,

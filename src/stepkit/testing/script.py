@@ -12,20 +12,28 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stepkit.plan.node import program_argv
 from stepkit.sandbox import Sandbox, unavailable
-from stepkit.testing.checks import Check, ScriptResult, Status, judge, status_of
-from stepkit.testing.harness import ChildJob, run_script
+from stepkit.testing.checks import Check, ExceptionInfo, ScriptResult, Status, judge, status_of
+from stepkit.testing.harness import Captured, ChildJob, run_script
 from stepkit.testing.lookup import Target
-from stepkit.testing.synthetic import copy_input, input_kind, local_path, synthesize
+from stepkit.testing.synthetic import (
+    copy_input,
+    input_kind,
+    input_shape,
+    local_path,
+    synthesize,
+)
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract
@@ -49,6 +57,15 @@ class TestOptions:
     keep: bool = False
     temp_root: Path | None = None  # where test folders are made (default: the system's)
     environments: StepEnvironments | None = None  # per-step environments; None: shared
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """A file or folder given for one input: ``test pipeline --data NODE.INPUT=PATH``, or
+    the step's sample data."""
+
+    path: Path
+    what: str  # "data": as the result shows where the input came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +104,13 @@ def job_arguments(target: Target, options: TestOptions) -> JobArguments:
     contract = target.contract
     if contract is None:
         values = {name.lstrip("-").replace("-", "_"): v for name, v in given.items()}
-        return JobArguments(values, _argv(values, {}), ())
+        return JobArguments(values, tuple(program_argv(values, {})), ())
     declared = contract.declared_arguments()
     values = contract.argument_values(job_type=target.job_type, given=given)
     missing = tuple(f"{dest} ({arg.flag})" for dest, arg in declared.items() if dest not in values)
-    return JobArguments(values, _argv(values, {d: a.flag for d, a in declared.items()}), missing)
-
-
-def _argv(values: Mapping[str, str], flags: Mapping[str, str]) -> tuple[str, ...]:
-    argv: list[str] = []
-    for dest, value in values.items():
-        argv += [flags.get(dest, f"--{dest}"), value]
-    return tuple(argv)
+    return JobArguments(
+        values, tuple(program_argv(values, {d: a.flag for d, a in declared.items()})), missing
+    )
 
 
 def _prepare_inputs(
@@ -109,8 +121,16 @@ def _prepare_inputs(
     environ: Mapping[str, str],
     data: Path | None,
     wired: Mapping[str, Wired],
+    seeds: Mapping[str, Seed],
 ) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """Input paths for the child, where each came from, and problems (missing ``--data``)."""
+    """Input paths for the child, where each came from, and problems (missing ``--data``).
+
+    Each input comes from the first of: a seed (a file or folder given for it), the
+    upstream output wired to it, the ``--data`` folder — which leaves an optional input it
+    lacks absent: its path is passed but nothing is there — the step's sample data
+    (:func:`~stepkit.testing.lookup.sample_inputs`), and synthetic data shaped as the
+    contract and spec declare.
+    """
     assert target.contract is not None  # callers test the contract first
     paths: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -119,6 +139,15 @@ def _prepare_inputs(
     for logical, container_path in target.contract.expected_input_paths.items():
         local = local_path(root, logical, container_path)
         dependency = dependencies.get(logical)
+        if logical in seeds:
+            seed = seeds[logical]
+            if not seed.path.exists():
+                problems.append(f"{seed.what} {seed.path} does not exist")
+                continue
+            copy_input(seed.path, local)
+            paths[logical] = str(local)
+            origin[logical] = f"{seed.what} {seed.path}"
+            continue
         if logical in wired:
             upstream = wired[logical]
             given = upstream.path / local.name if local.suffix else upstream.path
@@ -131,8 +160,7 @@ def _prepare_inputs(
                 copy_input(source, local)
                 paths[logical] = str(local)
                 origin[logical] = f"data {source}"
-                continue
-            if dependency is None or dependency.required:
+            elif dependency is None or dependency.required:
                 from stepkit.names import close_matches
 
                 found = sorted(p.name for p in data.iterdir() if p.is_dir())
@@ -142,11 +170,32 @@ def _prepare_inputs(
                     f"--data {data} has no folder {logical!r} for a required input "
                     f"(has: {', '.join(found) or 'nothing'}).{hint}"
                 )
-                continue
+            else:  # optional and not given: absent, as in a job that was given no such input
+                paths[logical] = str(local)
+                origin[logical] = f"absent (not in --data {data})"
+            continue
+        if logical in target.samples:  # the sample data that ships with the step
+            copy_input(target.samples[logical], local)
+            paths[logical] = str(local)
+            origin[logical] = f"sample {target.samples[logical]}"
+            continue
         kind = input_kind(logical, container_path, dependency)
-        synthesize(local, kind, rows=options.rows, seed=options.seed, environ=environ)
+        shape = input_shape(dependency) if kind == "csv" else "table"
+        channels = target.contract.channels.get(logical, ())
+        synthesize(
+            local,
+            kind,
+            rows=options.rows,
+            seed=options.seed,
+            environ=environ,
+            shape=shape,
+            channels=channels,
+            job_type=target.job_type,
+        )
         paths[logical] = str(local)
-        origin[logical] = f"synthetic {kind}"
+        details: list[str] = [shape] if shape != "table" else []
+        details += [f"channels {', '.join(channels)}"] if channels else []
+        origin[logical] = f"synthetic {kind}" + (f" ({'; '.join(details)})" if details else "")
     return paths, origin, problems
 
 
@@ -156,23 +205,16 @@ def _sandboxed(
     inputs: Mapping[str, str],
     outputs: Mapping[str, str],
 ) -> tuple[Sandbox, dict[str, str], dict[str, str]]:
-    """A sandbox with each container path on its local folder, and the folders ``main``
-    then gets: the container paths themselves, as in the cloud job."""
-    mounts: dict[str, str] = {}
-    seen_in: dict[str, str] = {}
-    seen_out: dict[str, str] = {}
-    for declared, local, seen in (
-        (contract.expected_input_paths, inputs, seen_in),
-        (contract.expected_output_paths, outputs, seen_out),
-    ):
-        for logical, path in local.items():
-            container = declared[logical]
-            if PurePosixPath(container).suffix and Path(path).suffix:  # a file: its folder
-                mounts[str(PurePosixPath(container).parent)] = str(Path(path).parent)
-            else:
-                mounts[container] = path
-            seen[logical] = container
-    return Sandbox(writable=(str(root),), mounts=mounts), seen_in, seen_out
+    """A sandbox with each container path on its local folder (:meth:`Sandbox.mapping`);
+    an absent input is not mounted, so its container path holds nothing."""
+    present = {k: v for k, v in inputs.items() if Path(v).exists()}
+    sandbox, seen_in, seen_out = Sandbox.mapping(
+        str(root),
+        inputs={k: (contract.expected_input_paths[k], v) for k, v in present.items()},
+        outputs={k: (contract.expected_output_paths[k], v) for k, v in outputs.items()},
+    )
+    absent = {k: contract.expected_input_paths[k] for k in inputs if k not in present}
+    return sandbox, {**seen_in, **absent}, seen_out
 
 
 def run_test(
@@ -181,6 +223,7 @@ def run_test(
     *,
     data: Path | None = None,
     wired: Mapping[str, Wired] | None = None,
+    seeds: Mapping[str, Seed] | None = None,
     workdir: Path | None = None,
 ) -> ScriptResult:
     """Test one resolved script in a child process.
@@ -235,7 +278,9 @@ def run_test(
             environ=environ,
             data=data,
             wired=wired or {},
+            seeds=seeds or {},
         )
+        problems += target.sample_problems
         if problems:
             run = False
             extra.append(Check("data", Status.ERROR, "; ".join(problems)))
@@ -271,7 +316,7 @@ def run_test(
         missing=arguments.missing,
         sandboxed=sandbox is not None,
     )
-    checks.extend(extra)
+    checks = _explained(target, [*checks, *extra], exception, outcome.stdout, outcome.stderr)
     status = status_of(checks)
     kept: Path | None = root
     if owned and (status is Status.PASS or not run) and not options.keep:
@@ -308,6 +353,60 @@ def _environment(
     except StepkitError as exc:
         return None, Check("environment", Status.ERROR, str(exc))
     return environment, None
+
+
+def _explained(
+    target: Target,
+    checks: list[Check],
+    exception: ExceptionInfo | None,
+    stdout: Captured,
+    stderr: Captured,
+) -> list[Check]:
+    """The checks with reasons that say what really went wrong:
+
+    - ``main`` failed and it reads a key the contract does not declare
+      (:mod:`~stepkit.testing.alignment`): the reason names that read first;
+    - outputs are missing and the script logged an error: its last error line is added;
+    - the import failed while a required env var was missing too: the import's FAIL is
+      the result, the env var a note (the test could run no further either way).
+    """
+    failed = next((c for c in checks if c.status is not Status.PASS), None)
+    if failed is None:
+        return checks
+    reason = failed.reason
+    if failed.name == "run" and exception is not None and target.contract is not None:
+        from stepkit.testing.alignment import mismatches
+
+        assert target.script is not None  # a test without a script never runs
+        found = mismatches(target.script, target.contract, target.spec)
+        undeclared = [m for m in found if m.kind == "undeclared"]
+        # the read the failure went through: its line in main's frame, else its name
+        where = f'"{target.script}", line '
+        named = [m for m in undeclared if f"{where}{m.line}," in exception.traceback]
+        named = named or [m for m in undeclared if repr(m.name) in exception.message]
+        if named or undeclared:
+            mismatch = (named or undeclared)[0]
+            reason = f"{mismatch} ({mismatch.script.name}:{mismatch.line}), so {reason}"
+    elif failed.name == "outputs":
+        logged = _last_error_line(stderr.text) or _last_error_line(stdout.text)
+        if logged:
+            reason = f"{reason}; the script logged: {logged}"
+    env = next((c for c in checks if c.name == "env" and c.status is Status.ERROR), None)
+    if env is not None and failed.name in ("import", "main", "signature"):
+        reason = f"{reason} (also: {env.reason})"
+        checks = [c for c in checks if c is not env]
+    return [Check(c.name, c.status, reason) if c is failed else c for c in checks]
+
+
+_ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL|FATAL)\b")
+
+
+def _last_error_line(text: str) -> str:
+    """The last line of a log that reports an error (``ERROR:root:…``, ``… - ERROR - …``)."""
+    for line in reversed(text.splitlines()):
+        if _ERROR_LINE.search(line):
+            return line.strip()[-300:]
+    return ""
 
 
 def fast_import_check(target: Target) -> ScriptResult:

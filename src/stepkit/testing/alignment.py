@@ -1,0 +1,258 @@
+"""Script ↔ contract alignment, read statically (``ast``; the script is never imported).
+
+What ``main(input_paths, output_paths, environ_vars, job_args)`` reads — the keys it
+subscripts, ``.get``s or tests with ``in`` on the first three, the attributes it takes of
+``job_args`` — is compared with what the contract declares. Two kinds of mismatch:
+
+- a key read but not declared (``input_paths["processed_data"]`` when the contract names
+  ``eval_output``): the script fails on it at run time, often several frames deep;
+- a required input never read, where ``main`` reads others by key (one that reads none
+  gets its data some other way — fixed container paths — and one that hands
+  ``input_paths`` on whole, to a helper or a loop, cannot be followed).
+
+``catalog check`` reports both; ``test script`` names a read-but-undeclared key in the
+reason when the script failed, instead of the ``KeyError`` or ``TypeError`` it caused.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from stepkit.child import parse_source
+from stepkit.names import close_matches
+
+if TYPE_CHECKING:
+    from stepkit.catalog import StepCatalog
+    from stepkit.catalog.records import Problem
+    from stepkit.components import ScriptContract, StepSpecification
+
+Param = Literal["input_paths", "output_paths", "environ_vars", "job_args"]
+PARAMS: tuple[Param, ...] = ("input_paths", "output_paths", "environ_vars", "job_args")
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One key (or, of ``job_args``, attribute) that ``main`` reads, and where."""
+
+    param: Param
+    name: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """What ``main`` reads of each parameter, and the parameters it hands on whole."""
+
+    line: int  # main's own line
+    reads: tuple[Read, ...]
+    escapes: frozenset[Param]
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A read the contract does not declare (``kind="undeclared"``) or a required input
+    ``main`` never reads (``kind="unread"``)."""
+
+    kind: Literal["undeclared", "unread"]
+    script: Path
+    line: int
+    param: Param
+    name: str
+    declared: tuple[str, ...]
+    suggestions: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind == "unread":
+            return (
+                f"main never reads required input {self.name!r} of the contract "
+                f"(input_paths reads: {', '.join(self.declared) or 'none'})"
+            )
+        what = (
+            f"job_args.{self.name}" if self.param == "job_args" else f"{self.param}[{self.name!r}]"
+        )
+        hint = (
+            f". Did you mean {', '.join(map(repr, self.suggestions))}?" if self.suggestions else ""
+        )
+        return (
+            f"main reads {what}, which the contract does not declare "
+            f"(declared: {', '.join(self.declared) or 'none'}){hint}"
+        )
+
+
+def read_main(source: bytes | str, filename: str = "<script>") -> Reads | None:
+    """What the module-level ``main`` of ``source`` reads, or None (no such ``main``, a
+    ``main`` without the four parameters, or source that does not parse)."""
+    try:
+        tree = parse_source(source, filename)  # tests run in threads
+    except (SyntaxError, ValueError):
+        return None
+    main = next(
+        (
+            n
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "main"
+        ),
+        None,
+    )
+    if main is None:
+        return None
+    names = [a.arg for a in (*main.args.posonlyargs, *main.args.args)][:4]
+    if len(names) < 4:
+        return None
+    params: dict[str, Param] = dict(zip(names, PARAMS, strict=True))
+    reads: list[Read] = []
+    used: set[int] = set()  # ids of Name nodes accounted for by a read
+    for node in ast.walk(main):
+        found = _read_of(node, params)
+        if found is not None:
+            read, name_node = found
+            reads.append(read)
+            used.add(id(name_node))
+    escapes = frozenset(
+        params[node.id]
+        for node in ast.walk(main)
+        if isinstance(node, ast.Name)
+        and node.id in params
+        and isinstance(node.ctx, ast.Load)
+        and id(node) not in used
+    )
+    reads.sort(key=lambda r: r.line)  # ast.walk goes breadth first; the source goes down
+    return Reads(main.lineno, tuple(reads), escapes)
+
+
+def _read_of(node: ast.AST, params: Mapping[str, Param]) -> tuple[Read, ast.Name] | None:
+    """The read ``node`` makes of a parameter: ``p["k"]``, ``p.get("k")``, ``"k" in p``,
+    ``job_args.k``, ``getattr(job_args, "k")``."""
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        key = _text(node.slice)
+        param = params.get(node.value.id)
+        if key is not None and param is not None and param != "job_args":
+            return Read(param, key, node.lineno), node.value
+    if isinstance(node, ast.Call) and node.args:
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("get", "pop", "setdefault")
+            and isinstance(func.value, ast.Name)
+            and params.get(func.value.id) not in (None, "job_args")
+            and (key := _text(node.args[0])) is not None
+        ):
+            return Read(params[func.value.id], key, node.lineno), func.value
+        if (
+            isinstance(func, ast.Name)
+            and func.id in ("getattr", "hasattr")
+            and isinstance(node.args[0], ast.Name)
+            and params.get(node.args[0].id) == "job_args"
+            and len(node.args) > 1
+            and (key := _text(node.args[1])) is not None
+        ):
+            return Read("job_args", key, node.lineno), node.args[0]
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and params.get(node.value.id) == "job_args"
+        and not node.attr.startswith("__")
+    ):
+        return Read("job_args", node.attr, node.lineno), node.value
+    if (
+        isinstance(node, ast.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], ast.In | ast.NotIn)
+        and isinstance(node.comparators[0], ast.Name)
+        and params.get(node.comparators[0].id) not in (None, "job_args")
+        and (key := _text(node.left)) is not None
+    ):
+        name = node.comparators[0]
+        return Read(params[name.id], key, node.lineno), name
+    return None
+
+
+def _text(node: ast.AST) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def declared_names(contract: ScriptContract) -> dict[Param, tuple[str, ...]]:
+    """What the contract declares for each of ``main``'s parameters."""
+    return {
+        "input_paths": tuple(contract.expected_input_paths),
+        "output_paths": tuple(contract.expected_output_paths),
+        "environ_vars": (*contract.required_env_vars, *contract.optional_env_vars),
+        "job_args": tuple(contract.declared_arguments()),
+    }
+
+
+def mismatches(
+    script: Path, contract: ScriptContract, spec: StepSpecification | None = None
+) -> list[Mismatch]:
+    """Every read of ``main`` the contract does not declare, then every required input
+    (the spec's required dependencies; every contract input without a spec) never read
+    while others are."""
+    try:
+        reads = read_main(script.read_bytes(), str(script))
+    except OSError:  # no readable script: the tester and the catalog say so themselves
+        return []
+    if reads is None:
+        return []
+    declared = declared_names(contract)
+    found: list[Mismatch] = []
+    seen: set[tuple[Param, str]] = set()
+    for read in reads.reads:
+        names = declared[read.param]
+        if read.name in names or (read.param, read.name) in seen:
+            continue
+        seen.add((read.param, read.name))
+        found.append(
+            Mismatch(
+                "undeclared",
+                script,
+                read.line,
+                read.param,
+                read.name,
+                names,
+                tuple(close_matches(read.name, names)),
+            )
+        )
+    read_inputs = {r.name for r in reads.reads if r.param == "input_paths"}
+    if read_inputs and "input_paths" not in reads.escapes:
+        for logical in contract.expected_input_paths:
+            dependency = spec.dependencies.get(logical) if spec is not None else None
+            required = dependency.required if dependency is not None else spec is None
+            if required and logical not in read_inputs:
+                found.append(
+                    Mismatch(
+                        "unread",
+                        script,
+                        reads.line,
+                        "input_paths",
+                        logical,
+                        tuple(sorted(read_inputs)),
+                    )
+                )
+    return found
+
+
+def alignment_problems(catalog: StepCatalog, workspace: str | None = None) -> list[Problem]:
+    """``catalog check``'s alignment problems: one per mismatch of every step that has a
+    script and a valid contract, naming the script's file and line."""
+    from stepkit.catalog.records import Problem
+    from stepkit.testing.lookup import scripted_steps
+
+    problems = []
+    for target in scripted_steps(catalog, workspace):
+        if target.script is None or target.contract is None:
+            continue
+        for mismatch in mismatches(target.script, target.contract, target.spec):
+            problems.append(
+                Problem(
+                    "alignment",
+                    f"{target.name}: {mismatch}",
+                    path=mismatch.script,
+                    line=mismatch.line,
+                    step=target.name,
+                )
+            )
+    return problems
