@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from chaos.runners import STAGES
+from stepkit.cli.app import main
 from stepkit.state import RunStatus, SQLiteStateRepository, StageStatus
 from stepkit.state.records import StageRecord
 
@@ -155,3 +156,43 @@ def test_eight_runners_creating_one_state_file_at_once_all_complete(tmp_path: Pa
     finally:
         state.close()
     assert [p.name for p in tmp_path.iterdir() if ".new" in p.name] == []
+
+
+def test_a_run_whose_runner_was_killed_is_shown_as_such_until_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project, temp = tmp_path / "project", tmp_path / "tmp"
+    (project / "steps").mkdir(parents=True)
+    (project / ".stepkit").mkdir()
+    temp.mkdir()
+    (project / "stepkit.toml").write_text(
+        '[project]\nname = "p"\n[[workspaces]]\nid = "core"\npath = "steps"\n'
+    )
+    db, ledger = project / ".stepkit" / "state.db", tmp_path / "ledger"
+    runner = _spawn("drive", str(db), str(ledger), temp=temp)
+    deadline = time.monotonic() + 60
+    while not _ledger(ledger):  # a stage has started: the run is recorded
+        assert time.monotonic() < deadline and runner.poll() is None
+        time.sleep(0.005)
+    runner.kill()
+    runner.communicate(timeout=60)
+
+    def cli(*args: str) -> str:
+        try:
+            main(["--project", str(project), *args])
+        except SystemExit as exit_:
+            assert not exit_.code, capsys.readouterr()
+        return capsys.readouterr().out
+
+    assert "running (runner gone)" in cli("runs", "list")
+    shown = cli("runs", "show", "latest")
+    assert "stopped without finishing; resume it with: stepkit runs resume" in shown
+    cli("runs", "logs", "latest", "--follow")  # ends: nobody will write to the run again
+    assert last_runner_exit(db, ledger, temp) == 0
+    assert "running" not in cli("runs", "list")
+
+
+def last_runner_exit(db: Path, ledger: Path, temp: Path) -> int:
+    last = _spawn("drive", str(db), str(ledger), temp=temp)
+    last.communicate(timeout=120)
+    return last.returncode
