@@ -53,7 +53,7 @@ from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
 from stepkit.artifacts.lock import store_lock
 from stepkit.artifacts.records import ArtifactRecord, Finalized, Registration
-from stepkit.errors import ArtifactNotFoundError, ArtifactStoreError
+from stepkit.errors import ArtifactNotFoundError, ArtifactStoreError, InvalidRegistrationError
 from stepkit.observability import get_logger
 
 if TYPE_CHECKING:
@@ -369,6 +369,11 @@ class ArtifactStore:
         """
         if mode not in ("move", "copy"):
             raise ArtifactStoreError(f"Unknown finalize mode {mode!r}: use 'move' or 'copy'.")
+        for item in items:  # refused before a byte is written
+            for field in ("artifact_id", "source", "producer"):
+                value = getattr(item, field)
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidRegistrationError(field, value)
         if self.remote is not None:
             from stepkit.artifacts.remote import finalize_remote
 
