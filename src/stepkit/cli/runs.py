@@ -294,6 +294,7 @@ def resume(
     project = load_project(ctx)
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
+        earlier = [] if as_json else state.stage_records(run_id)
     settings = RunSettings(max_workers=max_workers)
     run_in_view(
         project,
@@ -302,6 +303,7 @@ def resume(
         ),
         as_json=as_json,
         report=report,
+        earlier=earlier,
     )
 
 
