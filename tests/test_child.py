@@ -227,3 +227,37 @@ def test_a_child_asks_the_kernel_for_sigkill_when_its_parent_dies(tmp_path: Path
     )
     assert ran.report is not None and ran.report["ok"], seen
     assert seen["stdout"] == b"9\n"  # SIGKILL
+
+
+#: A runner of its own: a worker pool whose two workers each write their pid and hang.
+POOL_RUNNER = """
+import os, sys, time
+from stepkit.processes import worker_pool
+def hang(folder):
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    time.sleep(600)
+if __name__ == "__main__":
+    pool = worker_pool(2)
+    futures = [pool.submit(hang, sys.argv[1]) for _ in range(2)]
+    time.sleep(600)
+"""
+
+
+def test_process_pool_workers_die_when_their_runner_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "runner.py").write_text(POOL_RUNNER)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    runner = subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(pids)])
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2:
+        assert runner.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = [int(p.name) for p in pids.iterdir()]
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    try:
+        assert [pid for pid in workers if not wait_gone(pid)] == []
+    finally:
+        for pid in workers:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -22,15 +22,19 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from stepkit import child
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 #: Called with ``"stdout"`` or ``"stderr"`` and each chunk the child wrote there.
 OutputSink = Callable[[str, bytes], None]
@@ -326,3 +330,36 @@ def wait_dead(procs: list[psutil.Process], timeout: float = 2.0) -> None:
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.005)
+
+
+# --- pool workers ------------------------------------------------------------------------
+
+
+def worker_pool(max_workers: int | None) -> ProcessPoolExecutor:
+    """A pool of reused worker processes (the ``process`` executor) whose workers die with
+    the process that made the pool: a runner killed with SIGKILL leaves none behind."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=max_workers, initializer=die_with, initargs=(os.getpid(),)
+    )
+
+
+def die_with(runner: int) -> None:
+    """A pool worker's initializer: the kernel sends it SIGKILL when the process that
+    started it dies (the runner, or a fork server that ends with the runner), and it exits
+    at once if ``runner`` is gone already (it died before the signal was asked for).
+
+    A worker lives long, so ``ctypes``' start-up is nothing here; the pool starts its
+    workers from the thread that runs the run, which outlives them (the signal follows the
+    thread that forked, not the process)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    try:
+        os.kill(runner, 0)
+    except ProcessLookupError:
+        os._exit(70)
+    except PermissionError:  # alive, and another user's (a reused pid): ours is gone
+        os._exit(70)
