@@ -44,6 +44,9 @@ def run_in_view(
     try:
         result = call(view)
     except RunCancelled as exc:
+        if view is not None:  # its last redraw first: it would wipe the lines printed before
+            view.close()
+            view = None
         typer.echo(
             f"Run {exc.result.run_id} cancelled; resume it with: "
             f"{resume_command(project, exc.result.run_id)}",
