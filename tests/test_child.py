@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+import pytest
+
 from stepkit.child import _site_hooks, command, script_entry
 from stepkit.processes import ChildRun, run_child
+from stepkit.sandbox import unavailable
 
 
 def _script(tmp_path: Path, body: str, **over: Any) -> tuple[ChildRun, dict[str, bytes]]:
@@ -123,3 +132,132 @@ def test_a_stage_child_skips_site_and_a_script_child_does_not() -> None:
     if not _site_hooks():  # an editable install's finder needs site: then no -S
         assert command("stage")[1:3] == ["-S", "-c"]
     assert command("script")[1] == "-c"
+
+
+# -- the child dies with its parent -------------------------------------------------------
+
+#: A tester in a process of its own: runs SCRIPT (sandboxed when asked) in WORK.
+TESTER = """
+import sys
+from pathlib import Path
+from stepkit.sandbox import Sandbox
+from stepkit.testing.harness import ChildJob, run_script
+script, work, sandboxed = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+sandbox = Sandbox(writable=(str(work),), mounts={}) if sandboxed else None
+run_script(ChildJob(script=script, workdir=work, sandbox=sandbox, timeout=600))
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # nobody reaped it yet
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pid: int, *, within: float = 30.0) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``within`` seconds: a bound on a wait,
+    not a measured time."""
+    deadline = time.monotonic() + within
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["plain", "sandboxed"])
+def test_a_script_under_test_dies_when_its_tester_is_killed(
+    tmp_path: Path, sandboxed: bool
+) -> None:
+    if sandboxed and unavailable():
+        pytest.skip(f"the sandbox cannot run here: {unavailable()}")
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import os, time\n"
+        "def main(input_paths, output_paths, environ_vars, job_args):\n"
+        f"    open({str(tmp_path / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+    )
+    tester = subprocess.Popen(
+        [sys.executable, "-c", TESTER, str(script), str(tmp_path), "1" if sandboxed else "0"]
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "pid").exists() or not (tmp_path / "pid").read_text():
+        assert tester.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    pid = int((tmp_path / "pid").read_text())
+    os.kill(tester.pid, signal.SIGKILL)
+    tester.wait()
+    try:
+        assert wait_gone(pid), f"the script (pid {pid}) outlived its tester"
+    finally:
+        if not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_whose_parent_died_before_it_asked_exits_at_once(tmp_path: Path) -> None:
+    """The race the check closes: the parent died between the fork and the prctl call, so
+    the child's parent is no longer the one the request names."""
+    probe = (
+        "import os, sys\n"
+        "from stepkit.child import die_with_parent\n"
+        "die_with_parent(int(sys.argv[1]))\n"
+        "print('still here')\n"
+    )
+    other = subprocess.run([sys.executable, "-c", probe, "1"], capture_output=True, check=False)
+    assert (other.returncode, other.stdout) == (70, b"")
+    mine = subprocess.run(
+        [sys.executable, "-c", probe, str(os.getpid())], capture_output=True, check=False
+    )
+    assert (mine.returncode, mine.stdout) == (0, b"still here\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_child_asks_the_kernel_for_sigkill_when_its_parent_dies(tmp_path: Path) -> None:
+    ran, seen = _script(
+        tmp_path,
+        """
+        import ctypes
+        def main(input_paths, output_paths, environ_vars, job_args):
+            signal = ctypes.c_int()
+            ctypes.CDLL(None).prctl(2, ctypes.byref(signal))  # PR_GET_PDEATHSIG
+            print(signal.value)
+        """,
+    )
+    assert ran.report is not None and ran.report["ok"], seen
+    assert seen["stdout"] == b"9\n"  # SIGKILL
+
+
+#: A runner of its own: a worker pool whose two workers each write their pid and hang.
+POOL_RUNNER = """
+import os, sys, time
+from stepkit.processes import worker_pool
+def hang(folder):
+    open(os.path.join(folder, str(os.getpid())), "w").close()
+    time.sleep(600)
+if __name__ == "__main__":
+    pool = worker_pool(2)
+    futures = [pool.submit(hang, sys.argv[1]) for _ in range(2)]
+    time.sleep(600)
+"""
+
+
+def test_process_pool_workers_die_when_their_runner_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "runner.py").write_text(POOL_RUNNER)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    runner = subprocess.Popen([sys.executable, str(tmp_path / "runner.py"), str(pids)])
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2:
+        assert runner.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = [int(p.name) for p in pids.iterdir()]
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    try:
+        assert [pid for pid in workers if not wait_gone(pid)] == []
+    finally:
+        for pid in workers:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -180,8 +180,36 @@ def _is_main_guard(node: "Any") -> bool:
 PARAMS = ("input_paths", "output_paths", "environ_vars", "job_args")
 
 
+def die_with_parent(parent: "int | None") -> None:
+    """Have the kernel SIGKILL this process when the process that started it (``parent``)
+    dies, so that a runner or tester killed with SIGKILL leaves no stage or script running
+    (Linux's ``PR_SET_PDEATHSIG``); and exit at once if it has died already: before this
+    call the signal was not yet asked for, and the child now has another parent.
+
+    Through ``_ctypes``, not ``ctypes``: ~1 ms of start-up rather than ~5 ms. Where there is
+    no ``prctl`` (not Linux, an interpreter without ``_ctypes``) nothing is done; the
+    runner's records of the process group still let a resume kill a left-over child.
+    """
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import _ctypes
+
+        class _Function(_ctypes.CFuncPtr):  # what ctypes.CFUNCTYPE makes
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+
+        this_program = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]  # None: dlopen(NULL)
+        prctl = _Function(_ctypes.dlsym(this_program, "prctl"))
+    except (ImportError, OSError, AttributeError):  # no _ctypes or no prctl: see above
+        return
+    prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    if posix.getppid() != parent:
+        posix._exit(70)  # EX_SOFTWARE; nobody is left to read it
+
+
 def main(request: "dict[str, Any]") -> None:
     """Run what the request asks, write the report on its fd, exit with the script's code."""
+    die_with_parent(request.get("parent"))
     handler = request.get("handler")
     report = run_script(request) if handler is None else sys.modules[handler].handle(request)
     report["peak_rss"] = peak_rss_bytes()

@@ -546,12 +546,30 @@ class StorePermissionError(PermissionError, StateStoreError):
 
         self.path = Path(path)
         self.store = store
+        if _on_read_only_file_system(self.path):
+            reason, hint = "its file system is read-only", "remount it read-write"
+        else:
+            reason, hint = "permission denied", "check its owner and mode (and its folder's)"
         StateStoreError.__init__(
             self,
-            f"Cannot {action} the {store} {path}: permission denied. Check its owner and "
-            "mode (and its folder's), or run a read-only command.",
+            f"Cannot {action} the {store} {path}: {reason}. To change it, {hint}; a "
+            "read-only command works as it is.",
         )
-        self.errno = errno.EACCES
+        self.errno = errno.EROFS if reason != "permission denied" else errno.EACCES
+
+
+def _on_read_only_file_system(path: Path) -> bool:
+    """Whether the nearest existing folder at or above ``path`` is on a read-only mount."""
+    import os
+
+    if not hasattr(os, "statvfs"):  # not POSIX: no such flag to read
+        return False
+    for folder in (path, *path.parents):
+        try:
+            return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except OSError:  # not there (yet): ask its parent
+            continue
+    return False
 
 
 class GcRefusedError(StepkitError, RuntimeError):

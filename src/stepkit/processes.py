@@ -7,6 +7,11 @@ until the child exits or the deadline passes. Output goes to a callback chunk by
 stage turns it into log batches, a test keeps a head and a tail). At the deadline the tree
 and the group are killed (SIGKILL, which nothing can ignore); after the child exits, any
 process it left behind in its group is reported and killed.
+
+The child dies with its parent: the request names the parent's pid, and the child asks
+the kernel for a SIGKILL when that process dies (:func:`stepkit.child.die_with_parent`),
+so a runner killed with SIGKILL leaves no stage running. The processes the child itself
+started stay in its group, where a resume (:mod:`stepkit.pipeline.orphans`) finds them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from stepkit import child
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     import psutil
 
 #: Called with ``"stdout"`` or ``"stderr"`` and each chunk the child wrote there.
@@ -135,6 +142,9 @@ def run_child(
     cancelled = processes is not None and not processes.add(proc)
     try:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        # The child asks to die with the process that started it (the sandbox's, when
+        # wrapped; bwrap itself dies with us) and checks that it is still there.
+        message["parent"] = proc.pid if wrap else os.getpid()
         try:
             proc.stdin.write(marshal.dumps(message))
             proc.stdin.close()
@@ -149,7 +159,7 @@ def run_child(
             killed = max(0, killed - 1)  # the sandbox's own process is not the child's
         _, status, usage = waited if waited is not None else os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        leftovers = [] if timed_out else _group_members(proc.pid)
+        leftovers = [] if timed_out else group_members(proc.pid)
         if leftovers:
             killed += kill_processes(leftovers, proc.pid)
             _drain([*fds], fds, output)  # what the leftovers wrote before they died
@@ -273,7 +283,7 @@ def _drain(fds: list[int], streams: Mapping[int, str], take: OutputSink) -> None
             _read(fd, streams[fd], take)
 
 
-def _group_members(pgid: int) -> list[psutil.Process]:
+def group_members(pgid: int) -> list[psutil.Process]:
     """Live (non-zombie) processes of a process group."""
     try:
         os.killpg(pgid, 0)
@@ -346,3 +356,36 @@ def wait_dead(procs: list[psutil.Process], timeout: float = 2.0) -> None:
             except psutil.NoSuchProcess:
                 break
             time.sleep(0.005)
+
+
+# --- pool workers ------------------------------------------------------------------------
+
+
+def worker_pool(max_workers: int | None) -> ProcessPoolExecutor:
+    """A pool of reused worker processes (the ``process`` executor) whose workers die with
+    the process that made the pool: a runner killed with SIGKILL leaves none behind."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=max_workers, initializer=die_with, initargs=(os.getpid(),)
+    )
+
+
+def die_with(runner: int) -> None:
+    """A pool worker's initializer: the kernel sends it SIGKILL when the process that
+    started it dies (the runner, or a fork server that ends with the runner), and it exits
+    at once if ``runner`` is gone already (it died before the signal was asked for).
+
+    A worker lives long, so ``ctypes``' start-up is nothing here; the pool starts its
+    workers from the thread that runs the run, which outlives them (the signal follows the
+    thread that forked, not the process)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    try:
+        os.kill(runner, 0)
+    except ProcessLookupError:
+        os._exit(70)
+    except PermissionError:  # alive, and another user's (a reused pid): ours is gone
+        os._exit(70)

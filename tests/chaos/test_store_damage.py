@@ -5,9 +5,10 @@ the way out), never an empty store in its place, and no record is lost."""
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +209,9 @@ def test_stage_records_that_cannot_be_decoded_say_so(tmp_path: Path) -> None:
 # -- several processes creating one store at once ---------------------------------------------
 
 
-def _create_and_commit(path: str, run_id: str, start: float) -> str:
-    while time.time() < start:  # line up at the gate: the opens happen together
+def _create_and_commit(path: str, run_id: str, gate: str) -> str:
+    Path(gate, f"ready-{run_id}").touch()
+    while not Path(gate, "go").exists():  # line up at the gate: the opens happen together
         time.sleep(0.001)
     try:
         repo = SQLiteStateRepository(Path(path))
@@ -220,16 +222,28 @@ def _create_and_commit(path: str, run_id: str, start: float) -> str:
     return "ok"
 
 
+@pytest.fixture(scope="module")
+def eight_processes() -> Iterator[multiprocessing.pool.Pool]:
+    """Eight worker processes, started once (spawned: each imports stepkit afresh)."""
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        yield pool
+
+
 @pytest.mark.parametrize("trial", range(3))
 def test_eight_processes_creating_one_state_file_at_once_all_succeed(
-    tmp_path: Path, trial: int
+    tmp_path: Path, trial: int, eight_processes: multiprocessing.pool.Pool
 ) -> None:
-    path = tmp_path / "state.db"
-    start = time.time() + 0.5
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(8) as pool:
-        results = pool.starmap(_create_and_commit, [(str(path), f"r{i}", start) for i in range(8)])
-    assert results == ["ok"] * 8
+    path, gate = tmp_path / "state.db", tmp_path / "gate"
+    gate.mkdir()
+    pending = eight_processes.starmap_async(
+        _create_and_commit, [(str(path), f"r{i}", str(gate)) for i in range(8)], chunksize=1
+    )
+    deadline = time.monotonic() + 60
+    while len(list(gate.iterdir())) < 8:  # each task waits in a worker of its own
+        assert time.monotonic() < deadline and not pending.ready()
+        time.sleep(0.005)
+    (gate / "go").touch()
+    assert pending.get(timeout=60) == ["ok"] * 8
     repo = SQLiteStateRepository(path)
     assert sorted(r.run_id for r in repo.list_runs()) == [f"r{i}" for i in range(8)]
     assert all(len(repo.stage_records(f"r{i}")) == 1 for i in range(8))

@@ -104,4 +104,6 @@ def test_ctrl_c_at_a_terminal_cancels_records_cleans_up_and_prints_the_resume_co
     flat = " ".join(out.split())
     assert f"Run {run.run_id} cancelled; resume it with: " in flat
     assert f"stepkit -p {tiny_project} runs resume {run.run_id}" in flat
+    # after the live view's last redraw, which would wipe lines printed before it
+    assert out.rfind("resume it with") > max(out.rfind("┘"), out.rfind("\x1b[1A"))
     assert list(temp.iterdir()) == []  # no temp folder left behind

@@ -59,14 +59,19 @@ def many(index: int) -> Pipeline:
 
 
 def sleeper(context: StageContext) -> Mapping[str, Any]:
-    """Attempt 1 records its pid and hangs; a later one says whether attempt 1 still runs."""
+    """Attempt 1 starts a process of its own (which stays in the stage's process group),
+    records both pids and hangs; a later attempt says whether that process still runs."""
     import os
+    import subprocess
 
     import psutil
 
     marker = Path(context.inputs["marker"])
     if context.attempt == 1:
-        (marker / "orphan.pid").write_text(str(os.getpid()))
+        helper = subprocess.Popen(["sleep", "120"])
+        (marker / "stage.pid").write_text(str(os.getpid()))
+        (marker / "orphan.pid.new").write_text(str(helper.pid))
+        os.replace(marker / "orphan.pid.new", marker / "orphan.pid")
         time.sleep(120)
     first = int((marker / "orphan.pid").read_text())
     try:

@@ -229,7 +229,18 @@ def test_runs_logs_follow_prints_new_lines_until_the_run_ends(project: Project) 
     from stepkit.state import RunRecord
 
     state = SQLiteStateRepository.for_project(project)
-    run = RunRecord(run_id="live-run", pipeline="demo", status=RunStatus.RUNNING, graph={"s": ()})
+    import os
+    import socket
+
+    run = RunRecord(  # held by a live runner (this process): a lease that has not run out
+        run_id="live-run",
+        pipeline="demo",
+        status=RunStatus.RUNNING,
+        graph={"s": ()},
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        lease_expires_at=time.time() + 60,
+    )
     state.commit(runs=[run], logs=[LogBatch("live-run", "s", 1, "stdout", 1.0, ["first"])])
 
     def later() -> None:

@@ -29,9 +29,21 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _wait_gone(pid: int, *, within: float = 30.0) -> bool:
+    """Whether ``pid`` is gone within ``within`` seconds (a bound, not a measured time)."""
+    deadline = time.monotonic() + within
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 @pytest.fixture
 def orphan(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A run whose runner was SIGKILLed while its subprocess stage ran: (run id, stage pid)."""
+    """A run whose runner was SIGKILLed while its subprocess stage ran: (run id, the pid of
+    a process the stage started). The stage itself dies with its runner; what it started
+    stays in its process group."""
     marker = tmp_path / "marker"
     marker.mkdir()
     temp = tmp_path / "tmp"
@@ -57,6 +69,7 @@ def orphan(tmp_path: Path) -> Iterator[tuple[str, int]]:
         time.sleep(0.02)
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait(timeout=30)
+    assert _wait_gone(int((marker / "stage.pid").read_text())), "the stage outlived its runner"
     stage_pid = int(pid_file.read_text())
     state = SQLiteStateRepository(tmp_path / "s.db")
     try:
@@ -65,14 +78,14 @@ def orphan(tmp_path: Path) -> Iterator[tuple[str, int]]:
         state.close()
     yield run.run_id, stage_pid
     if _alive(stage_pid):  # the test failed: leave nothing running
-        os.killpg(stage_pid, signal.SIGKILL)
+        os.kill(stage_pid, signal.SIGKILL)
 
 
 def test_resume_kills_the_orphan_before_the_stage_runs_again(
     tmp_path: Path, orphan: tuple[str, int]
 ) -> None:
     run_id, stage_pid = orphan
-    assert _alive(stage_pid)  # the stage outlived its runner
+    assert _alive(stage_pid)  # what the stage started outlived its runner
     state = SQLiteStateRepository(tmp_path / "s.db")
     try:
         result = runner_scripts.orphaning().resume(run_id, state=state, temp_root=tmp_path / "tmp")

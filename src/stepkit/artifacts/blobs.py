@@ -32,10 +32,37 @@ from stepkit.artifacts.digest import (
     validate_digest,
     write_all,
 )
+from stepkit.errors import ArtifactStoreError, StepkitError, StoreFullError, StorePermissionError
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 #: errno values that mean "a hardlink is impossible here" (not "something is wrong").
 NO_LINK_ERRNOS = frozenset({errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP})
+#: errno values of a full disk, and of a write the file system or a folder's mode refuses.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+STORE = "artifact store"
+
+
+def store_os_error(exc: OSError, *, root: Path, doing: str = "write to") -> Exception:
+    """What a user should see for ``exc``, met while changing the store at ``root``: a full
+    disk (:class:`StoreFullError`) or a refused write (:class:`StorePermissionError`) said
+    as such, naming the store; a refused file outside the store (the caller's own) an
+    :class:`ArtifactStoreError` naming it; anything else ``exc`` itself."""
+    if isinstance(exc, StepkitError):
+        return exc
+    if exc.errno in FULL_ERRNOS:
+        return StoreFullError(root, STORE)
+    if exc.errno in DENIED_ERRNOS:
+        named = [os.fsdecode(p) for p in (exc.filename2, exc.filename) if p is not None]
+        if named and not any(_inside(p, root) for p in named):
+            return ArtifactStoreError(f"Cannot use {named[-1]}: {exc.strerror}.")
+        return StorePermissionError(root, STORE, action=doing)
+    return exc
+
+
+def _inside(path: str, root: Path) -> bool:
+    absolute = os.path.abspath(path)
+    return absolute == str(root) or absolute.startswith(f"{root}{os.sep}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +93,11 @@ class LocalBlobs:
         self.root = root
         self.objects = root / "cas" / "sha256"
         self.tmp = root / "tmp"
-        self.objects.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            self.objects.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store_os_error(exc, root=root, doing="create") from exc
         self.device = os.stat(self.objects).st_dev
         self._prefix = f"{self.objects}{os.sep}"
         self._uri_prefix = self.objects.as_uri() + "/"  # hex digests need no quoting
@@ -194,6 +224,8 @@ class LocalBlobs:
             target.unlink()
         except FileNotFoundError:
             return 0
+        except OSError as exc:
+            raise store_os_error(exc, root=self.root, doing="delete from") from exc
         return size
 
     def iter_objects(self) -> Iterator[StoredObject]:

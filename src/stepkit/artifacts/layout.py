@@ -147,9 +147,14 @@ def make_folders(folder: str, created: set[str]) -> None:
 def _copy_read_only(obj: str, target: str) -> None:
     folder, _, name = target.rpartition(os.sep)
     tmp = f"{folder}{os.sep}.{name}.copy"
-    shutil.copyfile(obj, tmp)
-    os.chmod(tmp, READ_ONLY)
-    os.replace(tmp, target)
+    try:
+        shutil.copyfile(obj, tmp)
+        os.chmod(tmp, READ_ONLY)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):  # a full disk: no half copy left
+            os.unlink(tmp)
+        raise
 
 
 def remove(root: Path, rel: str) -> bool:

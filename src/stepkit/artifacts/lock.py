@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from stepkit.artifacts.blobs import DENIED_ERRNOS, store_os_error
 from stepkit.errors import StoreLockTimeoutError
 
 LOCK_FILE = ".gc.lock"
@@ -29,7 +30,7 @@ _POLL_SECONDS = 0.05
 def store_lock(root: Path, *, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
     """Hold the store's lock (shared for finalize, exclusive for gc) for the block; with
     ``timeout`` (seconds), :class:`StoreLockTimeoutError` if it stays taken that long."""
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open(root, exclusive=exclusive)
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         if timeout is None:
@@ -47,3 +48,19 @@ def store_lock(root: Path, *, exclusive: bool, timeout: float | None = None) -> 
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def _open(root: Path, *, exclusive: bool) -> int:
+    """The lock file's descriptor. In a store this user may not write (a read-only mount)
+    a shared lock is taken on the file opened read-only, so that reading commands still
+    work; an exclusive lock, taken only to delete, says why it cannot be had."""
+    path = root / LOCK_FILE
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exclusive or exc.errno not in DENIED_ERRNOS:
+            raise store_os_error(exc, root=root, doing="lock") from exc
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError:  # not there either: the first error says what is wrong
+            raise store_os_error(exc, root=root, doing="lock") from exc

@@ -5,6 +5,12 @@
 ``copy``: a temp file written while hashing), makes the object and its folder durable,
 gives it a readable path, and only then commits its catalog record. A batch does the same
 for many files with one parallel fsync pass and one catalog transaction.
+
+A full disk or a refused write (a read-only mount, a folder's mode) is said as such, naming
+the store (:func:`stepkit.artifacts.blobs.store_os_error`), and nothing of the batch is
+recorded: its temp files and new readable paths are removed, and an object it already
+published stays unreferenced until gc collects it (after the grace period, since another
+finalize may have found it meanwhile).
 """
 
 from __future__ import annotations
@@ -25,7 +31,13 @@ from typing import IO, TYPE_CHECKING
 
 from stepkit.artifacts import metrics
 from stepkit.artifacts.backends import catalog_location, open_catalog
-from stepkit.artifacts.blobs import BlobStore, LocalBlobs, make_durable
+from stepkit.artifacts.blobs import (
+    NO_LINK_ERRNOS,
+    BlobStore,
+    LocalBlobs,
+    make_durable,
+    store_os_error,
+)
 from stepkit.artifacts.catalog import CATALOG_FILE, ArtifactCatalog, SQLiteCatalog
 from stepkit.artifacts.digest import (
     CHUNK_SIZE,
@@ -41,7 +53,7 @@ from stepkit.artifacts.layout import default_layout, place
 from stepkit.artifacts.layout import remove as remove_layout
 from stepkit.artifacts.lock import store_lock
 from stepkit.artifacts.records import ArtifactRecord, Finalized, Registration
-from stepkit.errors import ArtifactNotFoundError, ArtifactStoreError
+from stepkit.errors import ArtifactNotFoundError, ArtifactStoreError, InvalidRegistrationError
 from stepkit.observability import get_logger
 
 if TYPE_CHECKING:
@@ -91,6 +103,8 @@ def _open_source(file: Path) -> IO[bytes]:
         raise ArtifactStoreError(
             f"{file} is a folder: finalize its files (finalize_folder, or add FOLDER)."
         ) from None
+    except PermissionError:
+        raise ArtifactStoreError(f"{file}: permission denied, so it cannot be read.") from None
 
 
 def _regular_fd(handle: IO[bytes]) -> int | None:
@@ -148,7 +162,10 @@ class ArtifactStore:
             spool = path.parent if path else Path(tempfile.gettempdir()) / "stepkit"
             root = spool / "spool"
         self.root = Path(root).expanduser().resolve()  # once: relative roots never leak
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store_os_error(exc, root=self.root, doing="create") from exc
         self._root_prefix = f"{self.root}{os.sep}"
         self.local = LocalBlobs(self.root)
         self.blobs: BlobStore = self.remote or self.local
@@ -352,22 +369,33 @@ class ArtifactStore:
         """
         if mode not in ("move", "copy"):
             raise ArtifactStoreError(f"Unknown finalize mode {mode!r}: use 'move' or 'copy'.")
+        for item in items:  # refused before a byte is written
+            for field in ("artifact_id", "source", "producer"):
+                value = getattr(item, field)
+                if not isinstance(value, str) or not value.strip():
+                    raise InvalidRegistrationError(field, value)
         if self.remote is not None:
             from stepkit.artifacts.remote import finalize_remote
 
             return finalize_remote(
                 self, self.remote, items, mode=mode, keep=keep, on_progress=on_progress
             )
-        with store_lock(self.root, exclusive=False):
-            staged = [_Staged(item) for item in items]
-            try:
-                folders = self._publish(staged, mode=mode, on_progress=on_progress)
-            except BaseException:
-                for entry in staged:
-                    if entry.temp is not None:
-                        entry.temp.unlink(missing_ok=True)
+        staged = [_Staged(item) for item in items]
+        try:
+            with store_lock(self.root, exclusive=False):
+                try:
+                    folders = self._publish(staged, mode=mode, on_progress=on_progress)
+                except BaseException:
+                    for entry in staged:
+                        if entry.temp is not None:
+                            entry.temp.unlink(missing_ok=True)
+                    raise
+                results = self._record(staged, folders)
+        except OSError as exc:
+            said = store_os_error(exc, root=self.root)
+            if said is exc:
                 raise
-            results = self._record(staged, folders)
+            raise said from exc
         if mode == "move":
             self._release_sources(staged, keep=keep)
         metrics.dedup_hits(sum(1 for s in staged if s.dedup_hit))
@@ -473,7 +501,15 @@ class ArtifactStore:
             raise ArtifactStoreError(f"{file} is inside the store; finalize files from outside it.")
         entry.sha256, entry.size = hash_stream(handle)
         _check_unchanged(file, before, os.fstat(handle.fileno()))
-        entry.dedup_hit = self.local.link_in(src, entry.sha256)
+        try:
+            entry.dedup_hit = self.local.link_in(src, entry.sha256)
+        except OSError as exc:
+            if exc.errno not in NO_LINK_ERRNOS:
+                raise
+            # Not linkable here (another user's file under protected hardlinks, a file
+            # system without links): copied instead, from the start.
+            handle.seek(0)
+            return False
         entry.new_object = not entry.dedup_hit
         return True
 
@@ -509,37 +545,45 @@ class ArtifactStore:
             return owners.get(path) if path in asked else self.catalog.layout_owner(path)
 
         registrations = []
-        for index, entry in enumerate(staged):
-            item = entry.item
-            if index in wanted:
-                entry.layout_path, entry.layout_copied, touched = place(
-                    root=self.root,
-                    rel=wanted[index],
-                    obj=self.local.path_str(entry.sha256),
-                    sha256=entry.sha256,
-                    owner=owner,
-                    made=made,
-                    created=folders,
+        placed: list[str] = []  # the readable paths this batch made: removed if it fails
+        try:
+            for index, entry in enumerate(staged):
+                item = entry.item
+                if index in wanted:
+                    entry.layout_path, entry.layout_copied, touched = place(
+                        root=self.root,
+                        rel=wanted[index],
+                        obj=self.local.path_str(entry.sha256),
+                        sha256=entry.sha256,
+                        owner=owner,
+                        made=made,
+                        created=folders,
+                    )
+                    if touched is not None:
+                        folders.add(touched)
+                        placed.append(entry.layout_path)
+                    if entry.layout_copied:
+                        _warn("layout.copied", path=str(entry.layout_path), detail=entry.sha256)
+                registrations.append(
+                    Registration(
+                        artifact_id=item.artifact_id,
+                        source=item.source,
+                        producer=item.producer,
+                        sha256=entry.sha256,
+                        bytes=entry.size,
+                        storage_uri=self.blobs.uri(entry.sha256),
+                        content_type=item.content_type,
+                        layout_path=entry.layout_path,
+                        run_id=item.run_id,
+                    )
                 )
-                if touched is not None:
-                    folders.add(touched)
-                if entry.layout_copied:
-                    _warn("layout.copied", path=str(entry.layout_path), detail=entry.sha256)
-            registrations.append(
-                Registration(
-                    artifact_id=item.artifact_id,
-                    source=item.source,
-                    producer=item.producer,
-                    sha256=entry.sha256,
-                    bytes=entry.size,
-                    storage_uri=self.blobs.uri(entry.sha256),
-                    content_type=item.content_type,
-                    layout_path=entry.layout_path,
-                    run_id=item.run_id,
-                )
-            )
-        make_durable((), folders, device_of=self.root)
-        outcomes = self.catalog.register_many(registrations)
+            make_durable((), folders, device_of=self.root)
+            outcomes = self.catalog.register_many(registrations)
+        except BaseException:
+            for rel in placed:
+                with contextlib.suppress(OSError):  # best effort: the error raised says why
+                    remove_layout(self.root, rel)
+            raise
         return [
             Finalized(
                 record=outcome.record,
@@ -563,8 +607,12 @@ class ArtifactStore:
             if not isinstance(file, Path):
                 return
             if not keep:
-                with contextlib.suppress(FileNotFoundError):  # already gone: nothing to remove
+                try:
                     os.unlink(file)
+                except FileNotFoundError:  # already gone: nothing to remove
+                    pass
+                except OSError as exc:  # recorded already: the source stays, a second copy
+                    _warn("finalize.source_not_removed", path=str(file), detail=str(exc))
             elif entry.dedup_hit:
                 # Keep the path, but as a link to the stored object: one copy of the bytes.
                 tmp = file.with_name(f".{file.name}.stepkit-link")

@@ -60,9 +60,21 @@ def _finalize_note(outputs: Any) -> str:
     return f" (finalize {_duration(seconds)})" if isinstance(seconds, int | float) else ""
 
 
+def _runner_gone(run: RunRecord) -> bool:
+    """A run still recorded ``running`` whose runner is dead (killed, its machine down):
+    the next runner or resume marks it interrupted; until then it is shown as such."""
+    from stepkit.state.leases import lease_is_dead
+
+    return lease_is_dead(run, now=time.time())
+
+
+def _status(run: RunRecord) -> str:
+    return "running (runner gone)" if _runner_gone(run) else str(run.status)
+
+
 def _run_duration(run: RunRecord) -> float | None:
-    if run.started_at is None:
-        return None
+    if run.started_at is None or (run.finished_at is None and _runner_gone(run)):
+        return None  # it ended with its runner, at a time nobody recorded
     return (run.finished_at or time.time()) - run.started_at
 
 
@@ -119,7 +131,7 @@ def list_runs(
         table.add_row(
             run.run_id,
             run.pipeline,
-            str(run.status),
+            _status(run),
             _when(run.created_at),
             _duration(_run_duration(run)),
             str(run.retries),
@@ -151,11 +163,18 @@ def show_run(
 
     out = console()
     out.print(
-        f"[bold]{run.run_id}[/bold]  {run.pipeline}  {run.status}  "
+        f"[bold]{run.run_id}[/bold]  {run.pipeline}  {_status(run)}  "
         f"created {_when(run.created_at)}  duration {_duration(_run_duration(run))}"
     )
     if run.error:
         out.print(f"error: {run.error}")
+    if _runner_gone(run):
+        from stepkit.state.leases import holder
+
+        out.print(
+            f"its runner ({holder(run)}) stopped without finishing; resume it with: "
+            f"stepkit runs resume {run.run_id}"
+        )
     latest = latest_attempts(records)
     starts = [r.started_at for r in records if r.started_at is not None]
     ends = [r.finished_at or r.started_at for r in records if r.started_at is not None]
@@ -245,7 +264,8 @@ def logs(
             # Read the status before the lines: lines committed with the final status are
             # then still read by the last pass.
             if running:
-                running = state.get_run(run_id).status == RunStatus.RUNNING
+                now = state.get_run(run_id)
+                running = now.status == RunStatus.RUNNING and not _runner_gone(now)
             page = state.logs(run_id, stage=stage, after=after, limit=10_000)
             _print_logs(page)
             if page:
@@ -290,6 +310,7 @@ def resume(
     project = load_project(ctx)
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
+        earlier = [] if as_json else state.stage_records(run_id)
     settings = RunSettings(max_workers=max_workers)
     run_in_view(
         project,
@@ -298,6 +319,7 @@ def resume(
         ),
         as_json=as_json,
         report=report,
+        earlier=earlier,
     )
 
 

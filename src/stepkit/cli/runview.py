@@ -8,7 +8,7 @@ options and call the library, this module prints.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +30,23 @@ def run_in_view(
     *,
     as_json: bool,
     report: Path | None,
+    earlier: Sequence[StageRecord] = (),
 ) -> None:
     """Run ``call`` (a run or a resume) under the live view, or quietly for ``--json``, then
-    print the summary. Ctrl-C exits 130 with the command that resumes the run."""
+    print the summary. Ctrl-C exits 130 with the command that resumes the run.
+
+    ``earlier``: the records a resumed run already has, so that the view shows the stages
+    kept from before as they ended, not as pending."""
     from stepkit.pipeline.results import RunCancelled
 
     started = time.perf_counter()
-    view = None if as_json else LiveView()
+    view = None if as_json else LiveView(earlier)
     try:
         result = call(view)
     except RunCancelled as exc:
+        if view is not None:  # its last redraw first: it would wipe the lines printed before
+            view.close()
+            view = None
         typer.echo(
             f"Run {exc.result.run_id} cancelled; resume it with: "
             f"{resume_command(project, exc.result.run_id)}",
@@ -86,12 +93,14 @@ class LiveView:
     """The stage table of one run, kept from that run's progress events (the ``progress``
     callback) and redrawn by rich's own refresh thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, earlier: Sequence[StageRecord] = ()) -> None:
+        from stepkit.state.records import latest_attempts
+
         self._live: Any = None
         self._started = time.time()
         self._run_id: str | None = None
         self._stages: tuple[str, ...] = ()
-        self._latest: dict[str, StageRecord] = {}
+        self._latest: dict[str, StageRecord] = latest_attempts(list(earlier))
 
     def __call__(self, event: RunProgress) -> None:
         latest = dict(self._latest)  # replaced whole: the refresh thread reads the old one

@@ -24,7 +24,7 @@ import psutil
 
 from stepkit.atomic import atomic_write_text
 from stepkit.pipeline.executors import ProcessTable
-from stepkit.processes import kill_processes
+from stepkit.processes import group_members, kill_processes
 
 
 class AttemptProcesses(ProcessTable):
@@ -72,28 +72,31 @@ def kill_orphans(folder: Path) -> list[int]:
             found = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):  # a record half-written when its runner died
             found = {}
-        alive = found.get("host") == host and _same_process(found["pgid"], found["created"])
-        if alive and _kill(found["pgid"]):
+        if found.get("host") == host and _kill(found["pgid"], found["created"]):
             killed.append(found["pgid"])
         path.unlink(missing_ok=True)
     return killed
 
 
-def _same_process(pid: int, created: float) -> bool:
-    """The recorded group leader is still this pid (not a later process given the same)."""
+def _kill(pgid: int, created: float) -> bool:
+    """Kill what is left of the recorded group: its leader and everything under it while
+    the leader is still this pid (not a later process given the same); else, the leader
+    having died with its runner (:func:`stepkit.child.die_with_parent`), the processes it
+    started that are still in its group (the group keeps its number while they live)."""
     try:
-        process = psutil.Process(pid)
-        return abs(process.create_time() - created) < 0.01 and (
-            process.status() != psutil.STATUS_ZOMBIE
-        )
+        leader = psutil.Process(pgid)
+        if abs(leader.create_time() - created) >= 0.01:
+            return False  # the pid went to another process: not ours
+        if leader.status() != psutil.STATUS_ZOMBIE:
+            return kill_processes([*leader.children(recursive=True), leader], pgid) > 0
     except psutil.NoSuchProcess:
-        return False
+        pass  # the leader is gone: its group may not be
+    members = [p for p in group_members(pgid) if _started_after(p, created)]
+    return bool(members) and kill_processes(members, pgid) > 0
 
 
-def _kill(pgid: int) -> bool:
+def _started_after(process: psutil.Process, created: float) -> bool:
     try:
-        root = psutil.Process(pgid)
-        procs = [*root.children(recursive=True), root]
+        return process.create_time() >= created - 0.01
     except psutil.NoSuchProcess:
         return False
-    return kill_processes(procs, pgid) > 0

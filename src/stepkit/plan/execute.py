@@ -237,9 +237,9 @@ def _executor(name: ExecutorName, *, workers: int | None) -> Iterator[Executor |
     if name != "process":
         yield None
         return
-    from concurrent.futures import ProcessPoolExecutor
+    from stepkit.processes import worker_pool
 
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = worker_pool(workers)
     try:
         yield pool
     finally:
