@@ -199,3 +199,98 @@ def test_registry_list_type_typo_exits_2_with_a_suggestion(
     assert code == 2 and "one of Base, Condition," in err
     code, out, _ = run(capsys, "-p", str(example_project), "registry", "list", "-t", "Training")
     assert code == 0 and "GradientBoostingTraining" in out and "DataLoading" not in out
+
+
+# -- output that survives a pipe ------------------------------------------------------------
+
+
+def _stepkit(*args: str) -> subprocess.CompletedProcess[str]:
+    """The console script as a shell runs it, stdout and stderr each a pipe."""
+    command = [str(Path(sys.executable).with_name("stepkit")), *args]
+    return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_a_run_in_a_pipe_ends_its_table_lists_outputs_and_has_one_duration(
+    tmp_path: Path,
+) -> None:
+    import re
+
+    from e2e.conftest import write_tiny_project
+
+    root = write_tiny_project(tmp_path / "tiny")
+    report = tmp_path / "r.html"
+    done = _stepkit("-p", str(root), "run", str(root / "dag.yaml"), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    err = done.stderr.splitlines()
+    # the live table is printed once, whole, and its last line ends before the next one
+    assert err[-2].startswith("└") and err[-2].endswith("┘")
+    assert err[-1] == f"report: {report}"
+    title = re.search(r"run (\S+) — (.+ s)$", done.stderr.splitlines()[0].strip())
+    assert title is not None
+    run_id, live_seconds = title.groups()
+    out = done.stdout.splitlines()
+    assert out[0] == f"run {run_id}: completed in {live_seconds} (3 completed)"
+    folder = f"outputs in {root / '.stepkit' / 'artifacts' / 'runs' / run_id}/:"
+    assert out[1] == folder
+    assert out[2:] == ["  Make/numbers", "  Double/doubled", "  Report/report"]
+    listed = _stepkit("-p", str(root), "runs", "list").stdout.splitlines()
+    assert listed[0].split() == ["run", "pipeline", "status", "created", "duration", "retries"]
+    cells = listed[1].split()
+    assert cells[:3] == [run_id, "tiny", "completed"] and cells[5:7] == live_seconds.split()
+    shown = _stepkit("-p", str(root), "runs", "show", run_id).stdout.splitlines()
+    assert shown[0].endswith(f"duration {live_seconds}")
+
+
+def test_option_values_are_checked_before_anything_is_drawn(tmp_path: Path) -> None:
+    from e2e.conftest import write_tiny_project
+
+    root = write_tiny_project(tmp_path / "tiny")
+    dag = str(root / "dag.yaml")
+    bad_timeout = _stepkit("-p", str(root), "run", dag, "--timeout", "-1")
+    assert bad_timeout.returncode == 2 and bad_timeout.stdout == ""
+    assert bad_timeout.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --timeout: -1 is not a number of seconds above zero"
+    )
+    bad_refresh = _stepkit("-p", str(root), "run", dag, "--refresh", "Doubel")
+    assert bad_refresh.returncode == 1 and bad_refresh.stdout == ""
+    assert bad_refresh.stderr == (
+        "error: Doubel: --refresh names no node of the DAG. Did you mean 'Double'?\n"
+    )
+    assert _stepkit("-p", str(root), "runs", "list").stdout == "No runs recorded yet.\n"
+
+
+def test_tables_never_cut_ids_paths_or_digests() -> None:
+    from rich.console import Console
+
+    from stepkit.cli.common import PIPE_WIDTH, table
+
+    digest = "ab" * 32
+    path = "runs/" + "/".join(f"folder{i}" for i in range(30)) + "/file.csv"
+    shown = table("sha256", "path", "note")
+    shown.add_row(digest, path, "a note of some words")
+    piped = Console(width=PIPE_WIDTH, file=sys.stdout, soft_wrap=True)
+    with piped.capture() as captured:
+        piped.print(shown)
+    rows = [line for line in captured.get().splitlines() if digest in line]
+    assert len(rows) == 1 and path in rows[0]  # in a pipe: one line, whole
+    narrow = Console(width=60, file=sys.stdout)
+    with narrow.capture() as captured:
+        narrow.print(shown)
+    cells = "".join(
+        line.split("│")[1].strip() for line in captured.get().splitlines() if line.count("│") > 2
+    )
+    assert cells == digest  # on a narrow terminal: folded onto further lines, never cut
+
+
+def test_durations_read_one_way_everywhere() -> None:
+    from stepkit.cli.common import format_duration
+    from stepkit.pipeline.report.units import format_duration as on_the_page
+
+    assert format_duration is on_the_page
+    assert [format_duration(s) for s in (None, 0.032, 0.39, 11.62, 200)] == [
+        "–",
+        "0.032 s",
+        "0.390 s",
+        "11.6 s",
+        "3 min 20.0 s",
+    ]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import load_project, print_json, progress_bar
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog, StepInfo
@@ -32,9 +32,7 @@ def open_catalog(ctx: typer.Context, *, rebuild: bool = False) -> StepCatalog:
     if not sys.stderr.isatty():
         catalog = StepCatalog(project, rebuild=rebuild)
     else:
-        from rich.progress import Progress
-
-        with Progress(console=console(stderr=True), transient=True) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("indexing step files", total=None)
 
             def progress(done: int, total: int) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, print_json, table
 
 if TYPE_CHECKING:
     from stepkit.registry import Registry, StepDefinition
@@ -65,17 +65,17 @@ def list_steps(
     if as_json:
         print_json({"workspace": workspace, "steps": [definition_json(d) for d in steps]})
         return
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Steps ({workspace or registry.core_id} view): {len(steps)}")
-    for column in ("name", "type", "config class", "builder", "from"):
-        table.add_column(column)
+    title = f"Steps ({workspace or registry.core_id} view): {len(steps)}"
+    shown = table("name", "type", "config class", "builder", "from", title=title)
     for d in steps:
         origin = d.workspace_id + (
             f" (overrides {', '.join(d.overridden_fields)})" if d.overridden_fields else ""
         )
-        table.add_row(d.name, d.sagemaker_step_type, d.config_class, d.builder_step_name, origin)
-    console().print(table)
+        cells = (d.name, d.sagemaker_step_type, d.config_class, d.builder_step_name, origin)
+        shown.add_row(*(Text(cell) for cell in cells))
+    console().print(shown)
 
 
 def _check_step_type(step_type: str, in_use: set[str]) -> None:
@@ -109,8 +109,10 @@ def show(
     if as_json:
         print_json(data)
         return
+    from rich.markup import escape
+
     out = console()
-    out.print(f"[bold]{d.name}[/bold]  {d.description}")
+    out.print(f"[bold]{d.name}[/bold]  {escape(d.description)}")
     for key in (
         "config_class",
         "builder_step_name",
@@ -123,7 +125,8 @@ def show(
     ):
         value = data[key]
         if value or value == 0:
-            out.print(f"  {key:<20} {', '.join(value) if isinstance(value, list) else value}")
+            shown = ", ".join(value) if isinstance(value, list) else str(value)
+            out.print(f"  {key:<20} {shown}", markup=False)
 
 
 @app.command("check")
@@ -181,9 +184,11 @@ def conflicts(ctx: typer.Context, as_json: JsonOption = False) -> None:
             ]
         )
         return
+    from rich.markup import escape
+
     out = console()
     for r in reports:
-        source = r.source or "no registry file"
+        source = escape(str(r.source or "no registry file"))
         if r.is_core:
             out.print(
                 f"[bold]{r.workspace_id}[/bold] (core, {source}): defines {len(r.defines)} steps"
@@ -194,10 +199,10 @@ def conflicts(ctx: typer.Context, as_json: JsonOption = False) -> None:
             out.print("  nothing: sees the core registry as it is")
         for name in r.defines:
             shadow = f" — also added by {', '.join(r.shadows[name])}" if name in r.shadows else ""
-            out.print(f"  adds      {name}{shadow}")
+            out.print(f"  adds      {name}{shadow}", markup=False)
         for o in r.overrides:
             changes = "; ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in o.fields.items())
-            out.print(f"  overrides {o.name}: {changes}  ({o.origin})")
+            out.print(f"  overrides {o.name}: {changes}  ({o.origin})", markup=False)
 
 
 class ExportFormat(StrEnum):

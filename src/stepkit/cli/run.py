@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, positive_seconds, print_json, table
 from stepkit.cli.runview import run_in_view
 
 if TYPE_CHECKING:
@@ -69,18 +69,18 @@ def plan(
             }
         )
         return
-    from rich.table import Table
+    from rich.text import Text
 
     out = console()
-    table = Table(title=f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired")
-    for column in ("node", "input", "from", "score", "why"):
-        table.add_column(column)
+    title = f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired"
+    shown = table("node", "input", "from", "score", "why", title=title)
     for row in rows:
-        table.add_row(row["node"], row["input"], row["from"], f"{row['score']:.2f}", row["why"])
-    out.print(table)
+        cells = (row["node"], row["input"], row["from"], f"{row['score']:.2f}", row["why"])
+        shown.add_row(*(Text(str(cell)) for cell in cells))
+    out.print(shown)
     for note in planned.notes:
-        out.print(f"note: {note}")
-    out.print("order: " + " → ".join(planned.nodes))
+        out.print(f"note: {note}", markup=False)
+    out.print("order: " + " → ".join(planned.nodes), markup=False)
 
 
 def run(
@@ -134,7 +134,7 @@ def run(
         executor=executor or project.run.executor,
         no_cache=no_cache,
         refresh=frozenset(refresh or ()),
-        timeout=timeout,
+        timeout=positive_seconds(timeout, option="--timeout"),
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
     run_in_view(

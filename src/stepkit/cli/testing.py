@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import (
+    console,
+    format_duration,
+    load_project,
+    positive_seconds,
+    print_json,
+    progress_bar,
+    table,
+)
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -75,7 +83,7 @@ def _tester(
 
     tester = RuntimeTester(
         project,
-        timeout=timeout,
+        timeout=positive_seconds(timeout, option="--timeout"),
         rows=rows,
         seed=seed,
         env=_pairs(env),
@@ -104,7 +112,7 @@ def _print_result(result: ScriptResult, *, verbose: bool) -> None:
     out = console()
     colour = {"PASS": "green", "FAIL": "red", "ERROR": "red", "SKIP": "yellow"}[result.status]
     head = f"[{colour}]{result.status.value:<5}[/{colour}]"
-    figures = f"{result.wall_seconds:.3f} s  {_mb(result.peak_rss_bytes)}"
+    figures = f"{format_duration(result.wall_seconds)}  {_mb(result.peak_rss_bytes)}"
     reason = f"  {escape(result.reason)}" if result.reason else ""
     out.print(f"{head} {escape(result.name)}  {figures}{reason}", soft_wrap=True)
     if not verbose:
@@ -227,12 +235,10 @@ def test_all(
     ] = None,
 ) -> None:
     """Test every step that has a script, in parallel; a summary table."""
-    from rich.progress import Progress
-
     tester = _tester(
         load_project(ctx), timeout=timeout, env=env, args=arg, keep=keep, no_sandbox=no_sandbox
     )
-    with Progress(console=console(stderr=True), transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         task = progress.add_task("testing scripts", total=None)
         results = tester.test_all(
             workspace=workspace, jobs=jobs, on_result=lambda _: progress.advance(task)
@@ -251,24 +257,27 @@ def test_all(
 
 
 def _print_table(results: list[ScriptResult]) -> None:
-    from rich.table import Table
+    from rich.text import Text
 
     passed = sum(r.ok for r in results)
-    table = Table(title=f"{passed}/{len(results)} scripts passed")
-    from rich.markup import escape
-
-    for column in ("status", "step", "time", "peak memory", "reason"):
-        table.add_column(column)
+    shown = table(
+        "status",
+        "step",
+        "time",
+        "peak memory",
+        "reason",
+        title=f"{passed}/{len(results)} scripts passed",
+    )
     for r in results:
-        table.add_row(
+        shown.add_row(
             r.status.value,
-            r.name,
-            f"{r.wall_seconds:.3f} s",
+            Text(r.name),
+            format_duration(r.wall_seconds),
             _mb(r.peak_rss_bytes),
-            escape(r.reason),
+            Text(r.reason),
         )
     out = console()
-    out.print(table)
+    out.print(shown)
     for r in results:
         if r.temp_dir:
-            out.print(f"kept {r.name}: {r.temp_dir}", soft_wrap=True)
+            out.print(f"kept {r.name}: {r.temp_dir}", markup=False)

@@ -17,11 +17,11 @@ from stepkit.pipeline.report.drawing import (
     anchor,
     color,
     dag_svg,
-    format_duration,
     run_axis,
     timeline_svg,
 )
 from stepkit.pipeline.report.text import FONT_FAMILY
+from stepkit.pipeline.report.units import format_duration
 
 _STYLE = f"""
 body {{ font: 14px/1.45 {FONT_FAMILY}; margin: 24px; color: #222; max-width: 1400px; }}
