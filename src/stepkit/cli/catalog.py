@@ -169,6 +169,7 @@ def search(
                     "name": r.step_name,
                     "score": r.score,
                     "reason": r.reason,
+                    "matches": list(r.matches),
                     "workspace_id": r.workspace_id,
                 }
                 for r in results
@@ -178,8 +179,10 @@ def search(
     if not results:
         typer.echo(f"no step matches {query!r}")
         return
-    rows = [[r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id] for r in results]
-    print_table(["step", "score", "reason", "workspace"], rows)
+    rows = [
+        [r.step_name, f"{r.score:.1f}", r.reason, r.explanation, r.workspace_id] for r in results
+    ]
+    print_table(["step", "score", "match", "why", "workspace"], rows)
 
 
 @app.command("which")
