@@ -294,3 +294,170 @@ def test_durations_read_one_way_everywhere() -> None:
         "11.6 s",
         "3 min 20.0 s",
     ]
+
+
+# -- did you mean, wherever a value comes from a set -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("catalog", "list", "-j", "trainig"),
+            "Invalid value for --job-type: no job type 'trainig'; did you mean 'training'?",
+        ),
+        (
+            ("catalog", "list", "--type", "Procesing"),
+            "Invalid value for --type: no step type 'Procesing'; did you mean 'Processing'?",
+        ),
+        (
+            ("catalog", "search", "data", "-j", "validaton"),
+            "Invalid value for --job-type: no job type 'validaton'; did you mean 'validation' or "
+            "'calibration'?",
+        ),
+        (
+            ("run", "dag.yaml", "--executor", "proces"),
+            "Invalid value for --executor: no executor 'proces'; did you mean 'process'?",
+        ),
+        (
+            ("run", "dag.yaml", "--executor", "threads"),
+            "Invalid value for --executor: no executor 'threads'; one of dask-local, local, "
+            "process, dask://HOST:PORT.",
+        ),
+    ],
+)
+def test_a_value_from_a_set_exits_2_with_suggestions(
+    capsys: pytest.CaptureFixture[str],
+    example_project: Path,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    code, out, err = run(capsys, "-p", str(example_project), *args)
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1] == f"Error: {message}"
+
+
+def test_a_filter_that_names_a_known_value_may_still_be_empty(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "-p", str(example_project), "catalog", "list", "-t", "Condition", "--json"
+    )
+    assert (code, json.loads(out)) == (0, {"steps": []})
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("catalog", "variants", "Tabular"),
+            "error: No step named 'Tabular'. Did you mean 'TabularPreprocessing'?",
+        ),
+        (
+            ("catalog", "variants", "Preprocessing"),
+            "error: No step named 'Preprocessing'. Did you mean 'TabularPreprocessing'?",
+        ),
+        (
+            ("registry", "show", "Model"),
+            "error: No step named 'Model'. Did you mean 'ModelPackaging', 'ModelEvaluation', "
+            "'ModelCalibration'?",
+        ),
+        (("catalog", "show", "Zzz"), "error: No step named 'Zzz'."),
+    ],
+)
+def test_a_step_name_that_is_only_a_part_suggests_the_whole(
+    capsys: pytest.CaptureFixture[str],
+    example_project: Path,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    code, _, err = run(capsys, "-p", str(example_project), *args)
+    assert (code, err) == (1, message + "\n")
+
+
+def test_runs_logs_of_an_unknown_stage_lists_the_stages(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from stepkit import Pipeline
+    from stepkit.project import Project
+    from stepkit.state import SQLiteStateRepository
+
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "stepkit.toml").write_text(
+        '[project]\nname = "p"\n[[workspaces]]\nid = "core"\npath = "steps"\n'
+    )
+    pipe = Pipeline("demo")
+    pipe.add("load", lambda context: {"rows": 3})
+    pipe.add("train", lambda context: None, depends_on=["load"])
+    state = SQLiteStateRepository.for_project(Project.load(tmp_path))
+    try:
+        run_id = pipe.run(state=state).run_id
+    finally:
+        state.close()
+    code, _, err = run(capsys, "-p", str(tmp_path), "runs", "logs", run_id, "--stage", "Nope")
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "Error: Invalid value for --stage: no stage 'Nope'; one of load, train."
+    )
+    code, _, err = run(capsys, "-p", str(tmp_path), "runs", "logs", run_id, "--stage", "trian")
+    assert code == 2 and err.splitlines()[-1].endswith("did you mean 'train'?")
+
+
+def test_a_mistyped_job_type_of_a_script_suggests_the_variants(
+    capsys: pytest.CaptureFixture[str], example_project: Path
+) -> None:
+    code, _, err = run(
+        capsys, "-p", str(example_project), "test", "script", "DataLoading_trainig"
+    )
+    assert (code, err) == (
+        1,
+        "error: No job-type variant named 'DataLoading_trainig'. Did you mean "
+        "'DataLoading_training', 'DataLoading_testing', 'DataLoading_calibration'?\n",
+    )
+
+
+# -- tidy edges ------------------------------------------------------------------------------
+
+
+def test_messages_carry_no_pydantic_wording(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "stepkit.toml").write_text(
+        '[project]\nname = "p"\n[[workspaces]]\nid = "co re"\npath = "steps"\n'
+    )
+    code, out, err = run(capsys, "-p", str(tmp_path), "catalog", "list")
+    assert code == 1 and out == ""
+    assert err == (
+        f"error: {tmp_path / 'stepkit.toml'}:4: workspaces.0.id: must be letters, digits, "
+        "'_', '-' or '.' (got 'co re').\n"
+    )
+
+
+def test_test_pipeline_lines_up_its_columns(tmp_path: Path) -> None:
+    from e2e.conftest import write_tiny_project
+
+    root = write_tiny_project(tmp_path / "tiny")
+    done = _stepkit("-p", str(root), "test", "pipeline", str(root / "dag.yaml"), "--no-sandbox")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("PASS")]
+    assert [line.split()[1] for line in lines] == ["Make", "Double", "Report"]
+    # the time and the memory end in the same column on every line
+    assert len({line.index(" s ") for line in lines}) == 1
+    assert len({len(line) for line in lines}) == 1
+
+
+def test_verify_and_import_manifest_start_with_their_first_line(
+    example_project: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(example_project, root, ignore=shutil.ignore_patterns(".stepkit"))
+    verify = _stepkit("-p", str(root), "artifacts", "verify")
+    assert verify.stderr == "" and verify.stdout.startswith("0 objects checked")
+    manifest = root / "manifest.jsonl"
+    manifest.write_text("not json\n")
+    imported = _stepkit("-p", str(root), "artifacts", "import-manifest", str(manifest))
+    assert imported.stderr == ""
+    assert imported.stdout.startswith(f"{manifest}:1: malformed: ")

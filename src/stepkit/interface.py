@@ -26,7 +26,7 @@ from stepkit.components import (
     ScriptContract,
     StepSpecification,
 )
-from stepkit.errors import InterfaceFileError
+from stepkit.errors import InterfaceFileError, validation_message
 from stepkit.names import close_matches
 from stepkit.registry.definitions import Origin, RegistryEntry
 
@@ -171,7 +171,7 @@ class _Reader:
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = validation_message(error)
             label = ".".join(str(part) for part in where)
             raise self.fail(where, f"{label}: {field}: {message}") from exc
 

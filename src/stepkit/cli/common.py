@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
     from rich.table import Table
 
+    from stepkit.errors import UnknownStepError
     from stepkit.project import Project
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "print_json",
     "progress_bar",
     "table",
+    "unknown_step",
+    "wider_matches",
 ]
 
 #: The width a console takes when its stream is not a terminal: wider than any row, so a
@@ -94,16 +97,19 @@ def table(*columns: str, title: str | None = None, plain: bool = False) -> Table
     return shown
 
 
-def choose(value: str, known: Iterable[str], *, what: str, option: str) -> str:
+def choose(
+    value: str, known: Iterable[str], *, what: str, option: str, forms: Iterable[str] = ()
+) -> str:
     """``value`` when it is one of ``known``; else a usage error (exit 2) with the closest
-    names — the one "did you mean" of every option whose value comes from a set."""
+    names — the one "did you mean" of every option whose value comes from a set. ``forms``
+    are listed with the choices when nothing is close (``dask://HOST:PORT``)."""
     from stepkit.names import close_matches
 
     choices: Collection[str] = known if isinstance(known, Collection) else list(known)
     if value in choices:
         return value
     near = close_matches(value, choices)
-    ordered = sorted(choices)
+    ordered = [*sorted(choices), *forms]
     if near:
         hint = f"did you mean {' or '.join(repr(n) for n in near)}?"
     elif ordered:
@@ -120,6 +126,30 @@ def positive_seconds(value: float | None, *, option: str) -> float | None:
             f"{value:g} is not a number of seconds above zero", param_hint=option
         )
     return value
+
+
+def wider_matches(name: str, known: Iterable[str], *, limit: int = 3) -> list[str]:
+    """Names a failed lookup may have meant when none is spelled close to it: those that
+    begin with it (``Tabular`` → ``TabularPreprocessing``), else those holding its words."""
+    from stepkit.catalog.search import words
+
+    folded = name.casefold()
+    names = sorted(set(known), key=lambda k: (len(k), k))
+    found = [k for k in names if k.casefold().startswith(folded)]
+    if not found:
+        wanted = words(name)
+        found = [k for k in names if wanted and all(w in words(k) for w in wanted)]
+    return found[:limit]
+
+
+def unknown_step(exc: UnknownStepError, known: Iterable[str]) -> NoReturn:
+    """Re-raise a failed step lookup; when it suggests nothing, say what it may have meant
+    from :func:`wider_matches` (the same one line and exit status as any library error)."""
+    near = [] if exc.suggestions else wider_matches(exc.name, known)
+    if not near:
+        raise exc
+    typer.echo(f"error: {exc} Did you mean {', '.join(repr(n) for n in near)}?", err=True)
+    raise typer.Exit(1)
 
 
 def print_json(data: Any) -> None:

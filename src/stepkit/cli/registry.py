@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json, table
+from stepkit.cli.common import choose, console, load_project, print_json, table, unknown_step
 
 if TYPE_CHECKING:
     from stepkit.registry import Registry, StepDefinition
@@ -81,19 +81,9 @@ def list_steps(
 def _check_step_type(step_type: str, in_use: set[str]) -> None:
     """A ``--type`` that is neither a known step type nor one a step uses is a typo: exit 2
     with the closest names, rather than an empty table that reads as "no such steps"."""
-    from stepkit.names import close_matches
     from stepkit.registry import KNOWN_STEP_TYPES
 
-    known = sorted({*KNOWN_STEP_TYPES, *in_use})
-    if step_type in known:
-        return
-    near = close_matches(step_type, known)
-    hint = (
-        f"did you mean {' or '.join(repr(n) for n in near)}?"
-        if near
-        else f"one of {', '.join(known)}."
-    )
-    raise typer.BadParameter(f"no step type {step_type!r}; {hint}", param_hint="--type")
+    choose(step_type, {*KNOWN_STEP_TYPES, *in_use}, what="step type", option="--type")
 
 
 @app.command("show")
@@ -104,7 +94,13 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one step's definition and where it was written."""
-    d = _registry(ctx).get(name, workspace)
+    from stepkit.errors import UnknownStepError
+
+    registry = _registry(ctx)
+    try:
+        d = registry.get(name, workspace)
+    except UnknownStepError as exc:
+        unknown_step(exc, registry.view(workspace))
     data = definition_json(d)
     if as_json:
         print_json(data)

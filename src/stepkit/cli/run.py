@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, positive_seconds, print_json, table
+from stepkit.cli.common import (
+    choose,
+    console,
+    load_project,
+    positive_seconds,
+    print_json,
+    table,
+)
 from stepkit.cli.runview import run_in_view
 
 if TYPE_CHECKING:
@@ -129,6 +136,14 @@ def run(
     from stepkit.pipeline.settings import RunSettings
     from stepkit.plan.execute import RunOptions, run_dag
 
+    if executor is not None and not executor.startswith("dask://"):  # HOST:PORT checked below
+        executor = choose(
+            executor,
+            ("local", "process", "dask-local"),
+            what="executor",
+            option="--executor",
+            forms=("dask://HOST:PORT",),
+        )
     project = load_project(ctx)
     options = RunOptions(
         executor=executor or project.run.executor,

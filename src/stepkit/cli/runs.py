@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, format_duration, load_project, print_json, table
+from stepkit.cli.common import (
+    choose,
+    console,
+    format_duration,
+    load_project,
+    print_json,
+    table,
+)
 from stepkit.cli.runview import report_page, run_in_view, run_seconds
 
 if TYPE_CHECKING:
@@ -84,17 +91,9 @@ def list_runs(
 
     wanted = None
     if status is not None:
-        known = [str(s) for s in RunStatus]
-        if status not in known:
-            from stepkit.names import close_matches
-
-            hint = close_matches(status, known)
-            raise typer.BadParameter(
-                f"no status {status!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f"; one of {', '.join(known)}."),
-                param_hint="--status",
-            )
-        wanted = RunStatus(status)
+        wanted = RunStatus(
+            choose(status, [str(s) for s in RunStatus], what="status", option="--status")
+        )
     with _state(ctx) as state:
         runs = state.list_runs(status=wanted, pipeline=pipeline, limit=limit)
     if as_json:
@@ -207,10 +206,8 @@ def logs(
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
-        if stage is not None and run.graph and stage not in run.graph:
-            from stepkit.errors import UnknownStageError
-
-            raise UnknownStageError(stage, run.graph)
+        if stage is not None and run.graph:
+            choose(stage, run.graph, what="stage", option="--stage")
         after = 0
         running = follow
         while True:

@@ -103,18 +103,22 @@ def _tester(
 
 
 def _mb(value: int | None) -> str:
-    return f"{value / 1e6:.1f} MB" if value else "? MB"
+    return f"{value / 1e6:.1f} MB" if value else "–"
 
 
-def _print_result(result: ScriptResult, *, verbose: bool) -> None:
+def _print_result(result: ScriptResult, *, verbose: bool, name_width: int = 0) -> None:
+    """One line: status, name, time, memory, reason — in columns when ``name_width`` is the
+    widest name of the lines printed together (``test pipeline``)."""
     from rich.markup import escape
 
     out = console()
     colour = {"PASS": "green", "FAIL": "red", "ERROR": "red", "SKIP": "yellow"}[result.status]
     head = f"[{colour}]{result.status.value:<5}[/{colour}]"
-    figures = f"{format_duration(result.wall_seconds)}  {_mb(result.peak_rss_bytes)}"
+    name = escape(result.name.ljust(name_width))
+    seconds = format_duration(result.wall_seconds) if result.wall_seconds else "–"
+    figures = f"{seconds:>9}  {_mb(result.peak_rss_bytes):>9}"
     reason = f"  {escape(result.reason)}" if result.reason else ""
-    out.print(f"{head} {escape(result.name)}  {figures}{reason}", soft_wrap=True)
+    out.print(f"{head} {name}  {figures}{reason}".rstrip())
     if not verbose:
         return
     for logical, origin in result.inputs.items():
@@ -207,8 +211,10 @@ def pipeline(
     if as_json:
         print_json(result.to_json())
     else:
+        width = max((len(step.name) for step in result.steps), default=0)
         for step in result.steps:
-            _print_result(step, verbose=not step.ok and step.status.value != "SKIP")
+            verbose = not step.ok and step.status.value != "SKIP"
+            _print_result(step, verbose=verbose, name_width=width)
         if result.first_break:
             console().print(f"first data-flow break: {result.first_break}", markup=False)
         if result.temp_dir:
