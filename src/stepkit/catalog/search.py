@@ -287,7 +287,7 @@ class Searcher:
                 hit(SearchResult(name, SCORES[kind], kind, workspace_id, details))
         present = _somewhere(conn, terms)
         known = [t for t, here in zip(terms, present, strict=True) if here]
-        if known:
+        if known and len(known) == len(terms):  # else no row can hold every word
             for row in _candidates(conn, known):
                 matched = _match_row(row, terms)
                 if matched is not None:
@@ -361,15 +361,11 @@ class Searcher:
     def _index(self, conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
         """Every step's name and its words (read once per index version)."""
         if self._names is None:
-            names: list[str] = []
-            joined: list[str] = []
-            for name, workspace_id, text in conn.execute(
-                "SELECT name, workspace_id, words FROM listing ORDER BY name"
-            ):
-                names.append(name)
-                joined.append(text)
-                self._workspaces[name] = workspace_id
-            self._names, self._joined = names, joined
+            sql = "SELECT name, workspace_id, words FROM listing ORDER BY name"
+            rows = conn.execute(sql).fetchall()
+            self._names = [row[0] for row in rows]
+            self._joined = [row[2] for row in rows]
+            self._workspaces = {row[0]: row[1] for row in rows}
         return self._names, self._joined
 
 
