@@ -7,7 +7,7 @@ offending value as an attribute, and renders as one line the CLI can print as it
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,16 @@ class StepkitError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """One error of a pydantic ``ValidationError`` (an item of ``exc.errors()``) as people
+    read it: the words of the check that failed, without the kind pydantic puts before a
+    validator's own words (``Value error, ``)."""
+    message = str(error.get("msg", ""))
+    for kind in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(kind)
+    return message
 
 
 def _rebuild(cls: type[StepkitError], args: tuple[Any, ...], state: dict[str, Any]) -> StepkitError:

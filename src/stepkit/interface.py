@@ -26,7 +26,7 @@ from stepkit.components import (
     ScriptContract,
     StepSpecification,
 )
-from stepkit.errors import InterfaceFileError
+from stepkit.errors import InterfaceFileError, validation_message
 from stepkit.project import INTERFACE_SUFFIX
 from stepkit.registry.definitions import RegistryEntry
 from stepkit.registry.interface_nodes import (
@@ -141,7 +141,7 @@ class _Reader(NodeReader):
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
+            message = validation_message(error)
             label = ".".join(str(part) for part in where)
             raise self.fail(where, f"{label}: {field}: {message}") from exc
 

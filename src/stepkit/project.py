@@ -252,6 +252,7 @@ def _key_line(text: str, loc: list[str]) -> int | None:
 
 
 def _validation_error(path: Path, text: str, exc: ValidationError) -> ProjectFileError:
+    from stepkit.errors import validation_message
     from stepkit.names import close_matches
 
     # A misspelt key shows up twice (unknown, and the real one missing): report the typo.
@@ -274,7 +275,7 @@ def _validation_error(path: Path, text: str, exc: ValidationError) -> ProjectFil
     if error["type"] == "missing":
         return ProjectFileError(path, "required key is missing.", key=key, line=line)
     return ProjectFileError(
-        path, f"{error['msg']} (got {error.get('input')!r}).", key=key, line=line
+        path, f"{validation_message(error)} (got {error.get('input')!r}).", key=key, line=line
     )
 
 

@@ -166,7 +166,7 @@ def test_runs_show_gives_a_nodes_finalize_time() -> None:
     from stepkit.cli.runs import _finalize_note
 
     assert _finalize_note({"_node": {"finalize_seconds": 0.0123}, "model": {}}) == (
-        " (finalize 12.3 ms)"
+        " (finalize 0.012 s)"
     )
     assert _finalize_note({"value": 1}) == ""  # a plain stage: nothing to add
     assert _finalize_note(None) == ""

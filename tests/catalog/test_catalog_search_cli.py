@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -43,9 +44,104 @@ def test_search_reasons_and_ranking(make_project: MakeProject) -> None:
         ("XGBoostModelEval", "partial"),
     ]
     assert _search(root, "tabulr preprocesing")[0] == ("TabularPreprocessing", "fuzzy")
-    assert _search(root, "probability calibrator")[0] == ("ModelCalibration", "description")
+    assert _search(root, "probability calibrator")[0] == ("ModelCalibration", "name and description")
+    assert _search(root, "probability fit")[0] == ("ModelCalibration", "description")
     assert _search(root, "xgb", job_type="training") == [("XGBoostTraining", "partial")]
     assert _search(root, "   ") == []
+
+
+SEARCHED = [
+    Step("ModelCalibration", extra={"description": "Fit a probability calibrator"}),
+    Step("ModelEvaluation", extra={"description": "Metrics with bootstrap intervals"}),
+    Step("XGBoostModelEval"),
+    Step("XGBoostTraining", step_type="Training"),
+    Step("DataValidation"),
+    Step("EvaluationReport"),
+    Step("TabularPreprocessing"),
+    Step("ModelRegistration"),
+    Step("DummyTraining", step_type="Training"),
+    Step("CurrencyConversion"),
+]
+
+
+def _why(root: Path, query: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    found = open_catalog(root).search_steps(query)
+    return [(r.step_name, r.reason, r.matches) for r in found]
+
+
+def test_word_forms_and_word_order_match(make_project: MakeProject) -> None:
+    root = make_project({"shared": SEARCHED})
+    # calibrate ~ calibration, in either order, and each reason says which word matched
+    assert _why(root, "calibrate model")[0] == (
+        "ModelCalibration",
+        "partial",
+        ("word calibrat* in name", "word model in name"),
+    )
+    assert _why(root, "model calibration")[0][:2] == ("ModelCalibration", "normalized")
+    assert _why(root, "calibration model")[0][:2] == ("ModelCalibration", "partial")
+    evaluate = [name for name, _, _ in _why(root, "evaluate")]
+    assert evaluate[:2] == ["EvaluationReport", "ModelEvaluation"]
+    assert "XGBoostModelEval" in evaluate  # its name has the short form, eval
+    assert _why(root, "register")[0] == (
+        "ModelRegistration",
+        "partial",
+        ("word regist* in name",),
+    )
+    assert _why(root, "intervals bootstrap") == [
+        (
+            "ModelEvaluation",
+            "description",
+            ("word intervals in description", "word bootstrap in description"),
+        )
+    ]
+
+
+def test_abbreviations_say_what_they_stand_for_and_unrelated_steps_stay_out(
+    make_project: MakeProject,
+) -> None:
+    root = make_project({"shared": SEARCHED})
+    assert _why(root, "xgb") == [
+        ("XGBoostTraining", "partial", ("abbreviation xgb → xgboost in name",)),
+        ("XGBoostModelEval", "partial", ("abbreviation xgb → xgboost in name",)),
+    ]
+    # eval stands for evaluation: steps with either word, never a look-alike (validation)
+    assert {name for name, _, _ in _why(root, "eval")} == {
+        "EvaluationReport",
+        "ModelEvaluation",
+        "XGBoostModelEval",
+    }
+    assert ("XGBoostModelEval", "partial", ("word eval in name",)) in _why(root, "eval")
+
+
+def test_a_typo_still_finds_its_step_and_a_floor_drops_the_rest(
+    make_project: MakeProject,
+) -> None:
+    root = make_project({"shared": SEARCHED})
+    assert _why(root, "tabulr preprocesing") == [
+        (
+            "TabularPreprocessing",
+            "fuzzy",
+            ("typo tabulr ≈ tabular", "word preproces* in name"),
+        )
+    ]
+    assert _why(root, "curency") == [("CurrencyConversion", "fuzzy", ("typo curency ≈ currency",))]
+    assert _why(root, "qqqq zzzz") == []
+    assert _why(root, "dumy") == [("DummyTraining", "fuzzy", ("typo dumy ≈ dummy",))]
+
+
+def test_search_table_shows_why_each_step_matched(make_project: MakeProject) -> None:
+    root = make_project({"shared": SEARCHED})
+    code, out = _cli(root, "search", "calibrate model")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["step", "score", "match", "why", "workspace"]
+    assert re.split(r"\s{2,}", lines[2]) == [
+        "ModelCalibration",
+        "84.0",
+        "partial",
+        "word calibrat* in name; word model in name",
+        "shared",
+    ]
 
 
 def test_abbreviations_and_scores_are_ordered_and_bounded(make_project: MakeProject) -> None:
@@ -155,6 +251,7 @@ def test_cli_show_which_variants_search_check_index(make_project: MakeProject) -
     assert json.loads(out)[0] == {
         "name": "TabularPreprocessing",
         "reason": "abbreviation",
+        "matches": ["abbreviation prep → preprocessing in name"],
         "score": 90.0,
         "workspace_id": "alice",
     }

@@ -1,19 +1,24 @@
-"""Each attempt's last log lines, found by bisection for a big stage, are exactly the last
-lines it wrote — whatever other stages and attempts wrote in between."""
+"""Each attempt's last log lines, read by the store's tail query, are exactly the last lines
+it wrote — whatever other stages and attempts wrote in between — on every backend."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stepkit.pipeline.report import logtail
-from stepkit.state import LogBatch
+from stepkit.state import LogBatch, SQLiteStateRepository, StateRepository
 from stepkit.state.memory import MemoryStateRepository
+
+History = list[tuple[str, int, str, int]]
 
 
 @st.composite
-def histories(draw: st.DrawFn) -> list[tuple[str, int, str, int]]:
+def histories(draw: st.DrawFn) -> History:
     """Batches (stage, attempt, stream, lines): a stage's attempts follow one another."""
     attempts = {"a": draw(st.integers(1, 3)), "b": draw(st.integers(1, 2)), "c": 1}
     plan: list[tuple[str, int]] = []
@@ -33,47 +38,46 @@ def histories(draw: st.DrawFn) -> list[tuple[str, int, str, int]]:
     ]
 
 
-def _write(history: list[tuple[str, int, str, int]]) -> MemoryStateRepository:
-    state = MemoryStateRepository()
+def _write(state: StateRepository, run_id: str, history: History) -> None:
     for n, (stage, attempt, stream, lines) in enumerate(history):
         if lines:
-            state.commit(
-                logs=[
-                    LogBatch(
-                        "r",
-                        stage,
-                        attempt,
-                        stream,
-                        float(n),
-                        [f"{stage}{attempt}-{n}-{i}" for i in range(lines)],
-                    )
-                ]
-            )
-    return state
+            text = [f"{stage}{attempt}-{n}-{i}" for i in range(lines)]
+            state.commit(logs=[LogBatch(run_id, stage, attempt, stream, float(n), text)])
 
 
-@pytest.mark.parametrize("read_whole", [0, 2000])  # bisection, and one read per stage
-@settings(max_examples=40, deadline=None)
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateRepository]:
+    state: StateRepository
+    if request.param == "memory":
+        state = MemoryStateRepository()
+    elif request.param == "postgres":
+        from stepkit.state.postgres import PostgresStateRepository
+
+        state = PostgresStateRepository(request.getfixturevalue("postgres_url"))
+    else:
+        state = SQLiteStateRepository(tmp_path / "state.db")
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(history=histories(), size=st.integers(1, 12))
 def test_tails_are_the_last_lines_of_each_attempt(
-    history: list[tuple[str, int, str, int]], size: int, read_whole: int
+    backend: StateRepository, history: History, size: int
 ) -> None:
-    state = _write(history)
-    attempts = {(s, a) for s, a, _, _ in history}
-    stages = {s: sorted(a for t, a in attempts if t == s) for s, _ in attempts}
-    everything = state.logs("r")
-    original = logtail.READ_WHOLE
-    logtail.READ_WHOLE = read_whole
-    try:
-        found = logtail.attempt_tails(state, "r", stages.items(), size=size)
-    finally:
-        logtail.READ_WHOLE = original
+    run_id = f"r{os.urandom(4).hex()}"  # one store across examples: a run each
+    _write(backend, run_id, history)
+    _write(backend, f"{run_id}-other", history)  # another run's lines are never read
+    everything = backend.logs(run_id)
+    found = backend.log_tails(run_id, size=size)
+    attempts = {(s, a) for s, a, _, lines in history if lines}
+    assert set(found) == attempts
     for stage, attempt in attempts:
         written = [e for e in everything if (e.stage, e.attempt) == (stage, attempt)]
-        if not written:
-            assert (stage, attempt) not in found
-            continue
         tail = found[(stage, attempt)]
         assert list(tail.events) == written[-size:]
-        if read_whole or len(stages[stage]) == 1:
-            assert tail.lines == len(written)
+        assert tail.lines == len(written)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from stepkit.pipeline.report import gather_report, render_report, report_page
-from stepkit.pipeline.report.drawing import axis, format_duration
+from stepkit.pipeline.report.drawing import axis
+from stepkit.pipeline.report.units import format_duration
 from stepkit.state import LogBatch, RunRecord, RunStatus, StageRecord, StageStatus
 from stepkit.state.memory import MemoryStateRepository
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import console, load_project, print_json, progress_bar, table
 
 if TYPE_CHECKING:
     from stepkit.artifacts import ArtifactRecord, ArtifactStore, Finalized
@@ -42,21 +42,13 @@ def _store(ctx: typer.Context, *, read_only: bool = False) -> ArtifactStore:
 @contextmanager
 def _progress(description: str, total: float | None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields the function that advances it."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(
+    with progress_bar(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console(stderr=True),
-        transient=True,
     ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda step: progress.advance(task, step)
@@ -72,23 +64,24 @@ def _human(size: int) -> str:
 
 
 def _records_table(title: str, records: list[ArtifactRecord]) -> None:
-    from rich.table import Table
+    """Every record whole: ids, digests and paths are what people copy from here."""
+    from rich.text import Text
 
-    table = Table(title=title)
-    for column in ("id", "artifact", "v", "producer", "source", "bytes", "sha256", "path"):
-        table.add_column(column)
+    shown = table(
+        "id", "artifact", "v", "producer", "source", "bytes", "sha256", "path", title=title
+    )
     for r in records:
-        table.add_row(
+        shown.add_row(
             str(r.id),
-            r.artifact_id,
+            Text(r.artifact_id),
             str(r.version),
-            r.producer,
-            r.source,
+            Text(r.producer),
+            Text(r.source),
             _human(r.bytes),
-            r.sha256[:16] + "…",
-            r.layout_path or "",
+            r.sha256,
+            Text(r.layout_path or ""),
         )
-    console().print(table)
+    console().print(shown)
 
 
 #: ``add`` lists each file up to this many; past it, a summary (``--json`` lists them all).
@@ -157,7 +150,7 @@ def _print_added(results: list[Finalized]) -> None:
     for r in results[:LISTED_FILES]:
         notes = [r.status] + (["dedup"] if r.dedup_hit else []) + (["copied"] if r.copied else [])
         notes += ["readable path is a copy"] if r.layout_copied else []
-        lines.append(f"{r.sha256[:16]}…  {r.record.artifact_id}  ({', '.join(notes)})\n")
+        lines.append(f"{r.sha256}  {r.record.artifact_id}  ({', '.join(notes)})\n")
         if r.layout_path:
             lines.append(f"    {r.layout_path}\n")
     if len(results) > LISTED_FILES:
@@ -191,7 +184,7 @@ def where(ctx: typer.Context, sha256: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"sha256": sha256, "path": str(path), "records": [r.as_dict() for r in records]})
         return
-    console().print(f"{path}")
+    console().print(str(path), markup=False)
     _records_table(f"{len(records)} record(s)", records)
 
 
@@ -208,7 +201,7 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
     out = console()
     for key, value in data.items():
         shown = _human(value) if key.endswith("_bytes") else value
-        out.print(f"{key:>14}: {shown if shown is not None else '-'}")
+        out.print(f"{key:>14}: {shown if shown is not None else '-'}", markup=False)
 
 
 @app.command("dedup-report")
@@ -220,20 +213,25 @@ def dedup_report(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"producers": rows, "saved_bytes": totals["saved_bytes"]})
         return
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Saved by dedup: {_human(totals['saved_bytes'])}")
-    for column in ("producer", "records", "dedup records", "logical", "saved"):
-        table.add_column(column)
+    shown = table(
+        "producer",
+        "records",
+        "dedup records",
+        "logical",
+        "saved",
+        title=f"Saved by dedup: {_human(totals['saved_bytes'])}",
+    )
     for row in rows:
-        table.add_row(
-            row["producer"],
+        shown.add_row(
+            Text(row["producer"]),
             str(row["records"]),
             str(row["dedup_records"]),
             _human(row["logical_bytes"]),
             _human(row["saved_bytes"]),
         )
-    console().print(table)
+    console().print(shown)
 
 
 def _parse_date(value: str | None) -> str | None:
@@ -299,11 +297,11 @@ def verify(
         out = console()
         for p in report.problems:
             ids = f"; records {list(p.record_ids)}" if p.record_ids else ""
-            out.print(f"{p.kind}: {p.path} ({p.detail}{ids})")
+            out.print(f"{p.kind}: {p.path} ({p.detail}{ids})", markup=False)
         for o in report.orphans:
-            out.print(f"orphan: {o.path} ({o.detail})")
+            out.print(f"orphan: {o.path} ({o.detail})", markup=False)
         if report.suspect:
-            out.print(f"catalog: {report.suspect}")
+            out.print(f"catalog: {report.suspect}", markup=False)
         out.print(
             f"{report.checked_objects} objects checked ({_human(report.checked_bytes)}): "
             f"{report.ok} ok, {report.count('missing')} missing, "
@@ -381,9 +379,11 @@ def gc(
         return
     out = console()
     for record in report.records:
-        out.print(f"{verb} record {record.id} ({record.artifact_id} v{record.version})")
+        out.print(
+            f"{verb} record {record.id} ({record.artifact_id} v{record.version})", markup=False
+        )
     for doomed in [*report.objects, *report.temp_files]:
-        out.print(f"{verb} {doomed.path} ({_human(doomed.bytes)})")
+        out.print(f"{verb} {doomed.path} ({_human(doomed.bytes)})", markup=False)
     out.print(
         f"{verb}: {len(report.objects)} objects, {len(report.temp_files)} temp files, "
         f"{len(report.records)} records, {_human(report.bytes)}"
@@ -438,9 +438,9 @@ def import_manifest(
         return
     out = console()
     for number, reason in report.malformed:
-        out.print(f"{manifest}:{number}: malformed: {reason}")
+        out.print(f"{manifest}:{number}: malformed: {reason}", markup=False)
     for number, reason in report.skipped:
-        out.print(f"{manifest}:{number}: skipped: {reason}")
+        out.print(f"{manifest}:{number}: skipped: {reason}", markup=False)
     out.print(
         f"{'imported' if apply else 'would import'} {report.imported}, "
         f"already present {report.already_present}, skipped {len(report.skipped)}, "

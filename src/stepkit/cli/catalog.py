@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import choose, load_project, print_json, progress_bar, unknown_step
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog, StepInfo
@@ -33,9 +33,7 @@ def open_catalog(ctx: typer.Context, *, rebuild: bool = False) -> StepCatalog:
     if not sys.stderr.isatty():
         catalog = StepCatalog(project, rebuild=rebuild)
     else:
-        from rich.progress import Progress
-
-        with Progress(console=console(stderr=True), transient=True) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("indexing step files", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -81,7 +79,10 @@ def list_steps(
     as_json: JsonOption = False,
 ) -> None:
     """List every step: its workspace, type, job types, components and completeness."""
-    rows = open_catalog(ctx).list_rows(workspace, job_type, step_type)
+    catalog = open_catalog(ctx)
+    rows = catalog.list_rows(workspace, job_type, step_type)
+    if not rows and (job_type or step_type):
+        check_filters(catalog, job_type=job_type, step_type=step_type)
     if as_json:
         write_rows_json("steps", [row.text for row in rows])
         return
@@ -106,6 +107,33 @@ def list_steps(
         )
     headers = ["name", "type", "workspace", "job types", "components", "complete"]
     print_table(headers, cells, title=f"Steps: {len(rows)}")
+
+
+def check_filters(
+    catalog: StepCatalog, *, job_type: str | None, step_type: str | None = None
+) -> None:
+    """A ``--job-type`` or ``--type`` no step has and no project knows is a typo: exit 2
+    with the closest values, rather than an empty answer that reads as "no such steps"."""
+    from stepkit.names import STANDARD_JOB_TYPES
+    from stepkit.registry import KNOWN_STEP_TYPES
+
+    rows = [row.as_json() for row in catalog.list_rows()]
+    if job_type is not None:
+        known = {*STANDARD_JOB_TYPES, *(j for row in rows for j in row["job_types"])}
+        choose(job_type, known, what="job type", option="--job-type")
+    if step_type is not None:
+        in_use = {row["step_type"] for row in rows if row["step_type"]}
+        choose(step_type, {*KNOWN_STEP_TYPES, *in_use}, what="step type", option="--type")
+
+
+def _info(catalog: StepCatalog, name: str, job_type: str | None = None) -> StepInfo:
+    """The step (or node) ``name`` names, with wider suggestions when it names none."""
+    from stepkit.errors import UnknownStepError
+
+    try:
+        return catalog.get_step_info(name, job_type)
+    except UnknownStepError as exc:
+        unknown_step(exc, catalog.step_names())
 
 
 def _print_info(
@@ -171,7 +199,7 @@ def show(
     from stepkit.cli.envshow import environment_summary, print_environment_summary
 
     catalog = open_catalog(ctx)
-    info = catalog.get_step_info(name, job_type)
+    info = _info(catalog, name, job_type)
     interface = interface_of(catalog, info.node_name) if info.layout == "interface" else None
     metadata = dict(interface.metadata) if interface is not None else {}
     environment = environment_summary(catalog, info.name)  # its own, if it declares one
@@ -195,7 +223,10 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find steps by name, abbreviation or description, ranked, with why each matched."""
-    results = open_catalog(ctx).search_steps(query, job_type, limit=limit)
+    catalog = open_catalog(ctx)
+    results = catalog.search_steps(query, job_type, limit=limit)
+    if not results and job_type:
+        check_filters(catalog, job_type=job_type)
     if as_json:
         print_json(
             [
@@ -203,6 +234,7 @@ def search(
                     "name": r.step_name,
                     "score": r.score,
                     "reason": r.reason,
+                    "matches": list(r.matches),
                     "workspace_id": r.workspace_id,
                 }
                 for r in results
@@ -212,8 +244,10 @@ def search(
     if not results:
         typer.echo(f"no step matches {query!r}")
         return
-    rows = [[r.step_name, f"{r.score:.1f}", r.reason, r.workspace_id] for r in results]
-    print_table(["step", "score", "reason", "workspace"], rows)
+    rows = [
+        [r.step_name, f"{r.score:.1f}", r.reason, r.explanation, r.workspace_id] for r in results
+    ]
+    print_table(["step", "score", "match", "why", "workspace"], rows)
 
 
 @app.command("which")
@@ -243,7 +277,7 @@ def variants(
 ) -> None:
     """A step's job-type variants, and the components they share."""
     catalog = open_catalog(ctx)
-    info = catalog.get_step_info(base)
+    info = _info(catalog, base)
     shared = catalog.get_shared_components(base)
     if as_json:
         print_json(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
+from stepkit.cli.common import choose, console, load_project, print_json, table, unknown_step
 
 if TYPE_CHECKING:
     from stepkit.registry import Registry, StepDefinition
@@ -65,35 +65,25 @@ def list_steps(
     if as_json:
         print_json({"workspace": workspace, "steps": [definition_json(d) for d in steps]})
         return
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Steps ({workspace or registry.core_id} view): {len(steps)}")
-    for column in ("name", "type", "config class", "builder", "from"):
-        table.add_column(column)
+    title = f"Steps ({workspace or registry.core_id} view): {len(steps)}"
+    shown = table("name", "type", "config class", "builder", "from", title=title)
     for d in steps:
         origin = d.workspace_id + (
             f" (overrides {', '.join(d.overridden_fields)})" if d.overridden_fields else ""
         )
-        table.add_row(d.name, d.sagemaker_step_type, d.config_class, d.builder_step_name, origin)
-    console().print(table)
+        cells = (d.name, d.sagemaker_step_type, d.config_class, d.builder_step_name, origin)
+        shown.add_row(*(Text(cell) for cell in cells))
+    console().print(shown)
 
 
 def _check_step_type(step_type: str, in_use: set[str]) -> None:
     """A ``--type`` that is neither a known step type nor one a step uses is a typo: exit 2
     with the closest names, rather than an empty table that reads as "no such steps"."""
-    from stepkit.names import close_matches
     from stepkit.registry import KNOWN_STEP_TYPES
 
-    known = sorted({*KNOWN_STEP_TYPES, *in_use})
-    if step_type in known:
-        return
-    near = close_matches(step_type, known)
-    hint = (
-        f"did you mean {' or '.join(repr(n) for n in near)}?"
-        if near
-        else f"one of {', '.join(known)}."
-    )
-    raise typer.BadParameter(f"no step type {step_type!r}; {hint}", param_hint="--type")
+    choose(step_type, {*KNOWN_STEP_TYPES, *in_use}, what="step type", option="--type")
 
 
 @app.command("show")
@@ -104,13 +94,21 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one step's definition and where it was written."""
-    d = _registry(ctx).get(name, workspace)
+    from stepkit.errors import UnknownStepError
+
+    registry = _registry(ctx)
+    try:
+        d = registry.get(name, workspace)
+    except UnknownStepError as exc:
+        unknown_step(exc, registry.view(workspace))
     data = definition_json(d)
     if as_json:
         print_json(data)
         return
+    from rich.markup import escape
+
     out = console()
-    out.print(f"[bold]{d.name}[/bold]  {d.description}")
+    out.print(f"[bold]{d.name}[/bold]  {escape(d.description)}")
     for key in (
         "config_class",
         "builder_step_name",
@@ -123,7 +121,8 @@ def show(
     ):
         value = data[key]
         if value or value == 0:
-            out.print(f"  {key:<20} {', '.join(value) if isinstance(value, list) else value}")
+            shown = ", ".join(value) if isinstance(value, list) else str(value)
+            out.print(f"  {key:<20} {shown}", markup=False)
 
 
 @app.command("check")
@@ -181,9 +180,11 @@ def conflicts(ctx: typer.Context, as_json: JsonOption = False) -> None:
             ]
         )
         return
+    from rich.markup import escape
+
     out = console()
     for r in reports:
-        source = r.source or "no registry file"
+        source = escape(str(r.source or "no registry file"))
         if r.is_core:
             out.print(
                 f"[bold]{r.workspace_id}[/bold] (core, {source}): defines {len(r.defines)} steps"
@@ -194,10 +195,10 @@ def conflicts(ctx: typer.Context, as_json: JsonOption = False) -> None:
             out.print("  nothing: sees the core registry as it is")
         for name in r.defines:
             shadow = f" — also added by {', '.join(r.shadows[name])}" if name in r.shadows else ""
-            out.print(f"  adds      {name}{shadow}")
+            out.print(f"  adds      {name}{shadow}", markup=False)
         for o in r.overrides:
             changes = "; ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in o.fields.items())
-            out.print(f"  overrides {o.name}: {changes}  ({o.origin})")
+            out.print(f"  overrides {o.name}: {changes}  ({o.origin})", markup=False)
 
 
 class ExportFormat(StrEnum):

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, parse_pairs, print_json
+from stepkit.cli.common import (
+    choose,
+    console,
+    load_project,
+    parse_pairs,
+    positive_seconds,
+    print_json,
+    table,
+)
 from stepkit.cli.runview import run_in_view
 
 if TYPE_CHECKING:
@@ -71,22 +79,22 @@ def plan(
             }
         )
         return
-    from rich.table import Table
+    from rich.text import Text
 
     out = console()
     for key, value in planned.dag.metadata.items():
         if key == "name":  # the table's title
             continue
         out.print(f"{key}: {value}", markup=False, soft_wrap=True)
-    table = Table(title=f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired")
-    for column in ("node", "input", "from", "score", "why"):
-        table.add_column(column)
+    title = f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired"
+    shown = table("node", "input", "from", "score", "why", title=title)
     for row in rows:
-        table.add_row(row["node"], row["input"], row["from"], f"{row['score']:.2f}", row["why"])
-    out.print(table)
+        cells = (row["node"], row["input"], row["from"], f"{row['score']:.2f}", row["why"])
+        shown.add_row(*(Text(str(cell)) for cell in cells))
+    out.print(shown)
     for note in planned.notes:
-        out.print(f"note: {note}")
-    out.print("order: " + " → ".join(planned.nodes))
+        out.print(f"note: {note}", markup=False)
+    out.print("order: " + " → ".join(planned.nodes), markup=False)
 
 
 def run(
@@ -170,12 +178,20 @@ def run(
     from stepkit.pipeline.settings import RunSettings
     from stepkit.plan.execute import RunOptions, run_dag
 
+    if executor is not None and not executor.startswith("dask://"):  # HOST:PORT checked below
+        executor = choose(
+            executor,
+            ("local", "process", "dask-local"),
+            what="executor",
+            option="--executor",
+            forms=("dask://HOST:PORT",),
+        )
     project = load_project(ctx)
     options = RunOptions(
         executor=executor or project.run.executor,
         no_cache=no_cache,
         refresh=frozenset(refresh or ()),
-        timeout=timeout,
+        timeout=positive_seconds(timeout, option="--timeout"),
         env_mode=env_mode,
         env_notice=lambda line: typer.echo(line, err=True),
         args=parse_pairs(arg, "--arg"),

@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from stepkit.cli.common import console, load_project, print_json
-from stepkit.cli.runview import report_page, run_in_view
+from stepkit.cli.common import (
+    choose,
+    console,
+    format_duration,
+    load_project,
+    print_json,
+    table,
+)
+from stepkit.cli.runview import report_page, run_in_view, run_seconds
 
 if TYPE_CHECKING:
     from stepkit.state import LogEvent, RunRecord, StageRecord, StateRepository
@@ -47,17 +54,11 @@ def _when(ts: float | None) -> str:
     return "–" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def _finalize_note(outputs: Any) -> str:
     """`` (finalize 12.3 ms)`` for a step node that stored outputs: the hand-off's share."""
     info = outputs.get("_node") if isinstance(outputs, dict) else None
     seconds = info.get("finalize_seconds") if isinstance(info, dict) else None
-    return f" (finalize {_duration(seconds)})" if isinstance(seconds, int | float) else ""
+    return f" (finalize {format_duration(seconds)})" if isinstance(seconds, int | float) else ""
 
 
 def _runner_gone(run: RunRecord) -> bool:
@@ -73,9 +74,9 @@ def _status(run: RunRecord) -> str:
 
 
 def _run_duration(run: RunRecord) -> float | None:
-    if run.started_at is None or (run.finished_at is None and _runner_gone(run)):
+    if run.finished_at is None and _runner_gone(run):
         return None  # it ended with its runner, at a time nobody recorded
-    return (run.finished_at or time.time()) - run.started_at
+    return run_seconds(run)
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
@@ -108,35 +109,25 @@ def list_runs(
 
     wanted = None
     if status is not None:
-        known = [str(s) for s in RunStatus]
-        if status not in known:
-            from stepkit.names import close_matches
-
-            hint = close_matches(status, known)
-            raise typer.BadParameter(
-                f"no status {status!r}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f"; one of {', '.join(known)}."),
-                param_hint="--status",
-            )
-        wanted = RunStatus(status)
+        wanted = RunStatus(
+            choose(status, [str(s) for s in RunStatus], what="status", option="--status")
+        )
     with _state(ctx) as state:
         runs = state.list_runs(status=wanted, pipeline=pipeline, limit=limit)
     if as_json:
         print_json([_run_json(run) for run in runs])
         return
-    from rich.table import Table
-
-    table = Table("run", "pipeline", "status", "created", "duration", "retries", box=None)
+    shown = table("run", "pipeline", "status", "created", "duration", "retries", plain=True)
     for run in runs:
-        table.add_row(
+        shown.add_row(
             run.run_id,
             run.pipeline,
             _status(run),
             _when(run.created_at),
-            _duration(_run_duration(run)),
+            format_duration(_run_duration(run)),
             str(run.retries),
         )
-    console().print(table if runs else "No runs recorded yet.")
+    console().print(shown if runs else "No runs recorded yet.")
 
 
 @app.command("show")
@@ -158,16 +149,16 @@ def show_run(
     if as_json:
         print_json({"run": _run_json(run), "attempts": [_stage_json(r) for r in records]})
         return
-    from rich.table import Table
+    from rich.markup import escape
     from rich.text import Text
 
     out = console()
     out.print(
-        f"[bold]{run.run_id}[/bold]  {run.pipeline}  {_status(run)}  "
-        f"created {_when(run.created_at)}  duration {_duration(_run_duration(run))}"
+        f"[bold]{run.run_id}[/bold]  {escape(run.pipeline)}  {_status(run)}  "
+        f"created {_when(run.created_at)}  duration {format_duration(_run_duration(run))}"
     )
     if run.error:
-        out.print(f"error: {run.error}")
+        out.print(f"error: {run.error}", markup=False)
     if _runner_gone(run):
         from stepkit.state.leases import holder
 
@@ -181,11 +172,13 @@ def show_run(
     origin = min(starts, default=0.0)
     span = max((max(e for e in ends if e is not None) - origin) if ends else 0.0, 1e-6)
     width = 40
-    table = Table("stage", "status", "attempts", "duration", "timeline", "error / reason", box=None)
+    shown = table(
+        "stage", "status", "attempts", "duration", "timeline", "error / reason", plain=True
+    )
     for name in run.graph or latest:
         record = latest.get(name)
         if record is None:
-            table.add_row(name, "pending", "0", "–", "", "")
+            shown.add_row(name, "pending", "0", "–", "", "")
             continue
         cells = [(" ", "")] * width
         for attempt in (r for r in records if r.stage == name and r.started_at is not None):
@@ -195,15 +188,15 @@ def show_run(
             for cell in range(left, max(left, right) + 1):
                 cells[cell] = ("█", style)
         bar = Text.assemble(*cells)
-        table.add_row(
-            name,
+        shown.add_row(
+            Text(name),
             Text(str(record.status), style=_STYLE.get(str(record.status), "")),
             str(record.attempt),
-            _duration(record.duration) + _finalize_note(record.outputs),
+            format_duration(record.duration) + _finalize_note(record.outputs),
             bar,
-            record.error_message or record.reason or "",
+            Text(record.error_message or record.reason or ""),
         )
-    out.print(table)
+    out.print(shown)
     for name, record in latest.items():  # steps that ran in their own environment
         env = _python_env(record.outputs)
         if env is not None:
@@ -254,10 +247,8 @@ def logs(
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
-        if stage is not None and run.graph and stage not in run.graph:
-            from stepkit.errors import UnknownStageError
-
-            raise UnknownStageError(stage, run.graph)
+        if stage is not None and run.graph:
+            choose(stage, run.graph, what="stage", option="--stage")
         after = 0
         running = follow
         while True:

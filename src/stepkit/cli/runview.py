@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from stepkit.cli.common import console, print_json
+from stepkit.cli.common import console, format_duration, print_json, table
 
 if TYPE_CHECKING:
     from stepkit.pipeline.results import RunResult
     from stepkit.pipeline.settings import Progress, RunProgress
     from stepkit.project import Project
     from stepkit.state import StateRepository
-    from stepkit.state.records import StageRecord
+    from stepkit.state.records import RunRecord, StageRecord
 
 
 def run_in_view(
@@ -36,35 +36,57 @@ def run_in_view(
     print the summary. Ctrl-C exits 130 with the command that resumes the run.
 
     ``earlier``: the records a resumed run already has, so that the view shows the stages
-    kept from before as they ended, not as pending."""
+    kept from before as they ended, not as pending.
+
+    The run's duration is the one its record holds (what ``runs list`` and the report
+    show): the live view's last title and the summary both read it from there."""
     from stepkit.pipeline.results import RunCancelled
 
-    started = time.perf_counter()
     view = None if as_json else LiveView(earlier)
     try:
         result = call(view)
     except RunCancelled as exc:
-        if view is not None:  # its last redraw first: it would wipe the lines printed before
+        if view is not None:
             view.close()
-            view = None
         typer.echo(
             f"Run {exc.result.run_id} cancelled; resume it with: "
             f"{resume_command(project, exc.result.run_id)}",
             err=True,
         )
         raise typer.Exit(130) from None
-    finally:
+    except BaseException:
         if view is not None:
             view.close()
-    elapsed = time.perf_counter() - started
+        raise
+    seconds = recorded_seconds(project, result.run_id)
+    if view is not None:
+        view.close(seconds=seconds)
     if report is not None:
         write_report(project, result.run_id, report)
     if as_json:
-        print_json(_result_json(result, elapsed))
+        print_json(_result_json(result, seconds))
     else:
-        _summary(project, result, elapsed)
+        _summary(project, result, seconds)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def recorded_seconds(project: Project, run_id: str) -> float | None:
+    """The run's duration as its record holds it (start to finish)."""
+    from stepkit.state import open_state
+
+    state = open_state(project)
+    try:
+        return run_seconds(state.get_run(run_id))
+    finally:
+        state.close()
+
+
+def run_seconds(run: RunRecord) -> float | None:
+    """Start to finish; for a run still going, start to now. The one duration of a run."""
+    if run.started_at is None:
+        return None
+    return (run.finished_at or time.time()) - run.started_at
 
 
 def resume_command(project: Project, run_id: str) -> str:
@@ -91,13 +113,15 @@ def write_report(project: Project, run_id: str, path: Path) -> None:
 
 class LiveView:
     """The stage table of one run, kept from that run's progress events (the ``progress``
-    callback) and redrawn by rich's own refresh thread."""
+    callback) and redrawn by rich's own refresh thread. On a terminal it is redrawn in
+    place; in a pipe it is printed once, when the run ends, and its last line ends."""
 
     def __init__(self, earlier: Sequence[StageRecord] = ()) -> None:
         from stepkit.state.records import latest_attempts
 
         self._live: Any = None
         self._started = time.time()
+        self._seconds: float | None = None  # the run's recorded duration, once it ended
         self._run_id: str | None = None
         self._stages: tuple[str, ...] = ()
         self._latest: dict[str, StageRecord] = latest_attempts(list(earlier))
@@ -112,63 +136,72 @@ class LiveView:
         if self._live is None:
             from rich.live import Live
 
+            self._started = time.time()  # the first event is sent as the run starts
             self._live = Live(
                 self, console=console(stderr=True), refresh_per_second=8, transient=False
             )
             self._live.start()
 
     def __rich__(self) -> Any:
-        return _table(list(self._stages), self._latest, self._started, self._run_id)
+        now = time.time()
+        seconds = self._seconds if self._seconds is not None else now - self._started
+        return _table(list(self._stages), self._latest, now, self._run_id, seconds)
 
-    def close(self) -> None:
+    def close(self, *, seconds: float | None = None) -> None:
+        """Stop redrawing; ``seconds``, the run's recorded duration, titles the last draw."""
+        self._seconds = seconds
         if self._live is not None:
             self._live.stop()
             self._live.console.line()  # the table's last line ends: what follows starts anew
 
 
-def _table(
-    nodes: list[str], latest: dict[str, StageRecord], started: float, run_id: str | None
-) -> Any:
-    from rich.table import Table
+_STYLES = {
+    "completed": "green",
+    "cached": "cyan",
+    "failed": "red",
+    "timed_out": "red",
+    "running": "yellow",
+    "skipped": "dim",
+    "cancelled": "magenta",
+    "interrupted": "magenta",
+}
 
-    now = time.time()
-    title = f"run {run_id or '…'} — {now - started:.1f} s"
-    table = Table(title=title, expand=False)
-    for column in ("node", "status", "elapsed"):
-        table.add_column(column)
-    styles = {
-        "completed": "green",
-        "cached": "cyan",
-        "failed": "red",
-        "timed_out": "red",
-        "running": "yellow",
-        "skipped": "dim",
-        "cancelled": "magenta",
-        "interrupted": "magenta",
-    }
+
+def _table(
+    nodes: list[str],
+    latest: dict[str, StageRecord],
+    now: float,
+    run_id: str | None,
+    seconds: float,
+) -> Any:
+    shown = table(
+        "node", "status", "elapsed", title=f"run {run_id or '…'} — {format_duration(seconds)}"
+    )
     for node in nodes:
         record = latest.get(node)
         if record is None:
-            table.add_row(node, "pending", "")
+            shown.add_row(node, "pending", "")
             continue
         status = record.status.value
-        if record.finished_at and record.started_at:
-            elapsed = f"{record.finished_at - record.started_at:.2f} s"
+        if record.duration is not None:
+            elapsed = format_duration(record.duration)
+        elif record.finished_at and record.started_at:
+            elapsed = format_duration(record.finished_at - record.started_at)
         elif record.started_at:
-            elapsed = f"{now - record.started_at:.1f} s"
+            elapsed = format_duration(now - record.started_at)
         else:
             elapsed = ""
-        table.add_row(node, f"[{styles.get(status, '')}]{status}[/]", elapsed)
-    return table
+        shown.add_row(node, f"[{_STYLES.get(status, '')}]{status}[/]", elapsed)
+    return shown
 
 
-def _result_json(result: Any, elapsed: float) -> dict[str, Any]:
+def _result_json(result: Any, seconds: float | None) -> dict[str, Any]:
     from stepkit.plan.execute import output_folders, step_seconds
 
     return {
         "run_id": result.run_id,
         "status": result.status.value,
-        "seconds": round(elapsed, 3),
+        "seconds": round(seconds, 3) if seconds is not None else None,
         "step_seconds": round(step_seconds(result), 3),
         "stages": {
             name: {
@@ -183,7 +216,10 @@ def _result_json(result: Any, elapsed: float) -> dict[str, Any]:
     }
 
 
-def _summary(project: Project, result: Any, elapsed: float) -> None:
+def _summary(project: Project, result: Any, seconds: float | None) -> None:
+    """The run's outcome, its failures, and its outputs one per line under their folder."""
+    from rich.markup import escape
+
     from stepkit.plan.execute import output_folders
 
     out = console()
@@ -192,24 +228,28 @@ def _summary(project: Project, result: Any, elapsed: float) -> None:
         counts[stage.status.value] = counts.get(stage.status.value, 0) + 1
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     out.print(
-        f"[bold]run {result.run_id}[/bold]: {result.status.value} in {elapsed:.2f} s ({parts})"
+        f"[bold]run {result.run_id}[/bold]: {result.status.value} in "
+        f"{format_duration(seconds)} ({parts})"
     )
     for name, stage in result.stages.items():
         if stage.error_type:
-            out.print(f"  [red]{name}[/red]: {stage.error_type}: {stage.error_message}")
+            message = escape(f"{stage.error_type}: {stage.error_message}")
+            out.print(f"  [red]{escape(name)}[/red]: {message}")
         elif stage.reason and stage.status.value == "skipped":
-            out.print(f"  [dim]{name}: skipped — {stage.reason}[/dim]")
-    folders = output_folders(result)
+            out.print(f"  [dim]{escape(name)}: skipped — {escape(stage.reason)}[/dim]")
     by_run: dict[str, list[str]] = {}  # outputs of cache hits live under their first run
-    for name, outputs in folders.items():
+    for name, outputs in output_folders(result).items():
         for output, path in outputs.items():
             run_dir = str(Path(path).parent.parent)
             by_run.setdefault(run_dir, []).append(f"{name}/{output}")
+    lines = []
     for run_dir, entries in by_run.items():
-        out.print(f"outputs in {run_dir}/:")
-        out.print("  " + ", ".join(entries), soft_wrap=True)
+        lines.append(f"outputs in {run_dir}/:")
+        lines += [f"  {entry}" for entry in entries]
+    if lines:
+        out.print("\n".join(lines), markup=False)
     if not result.ok:
-        out.print(f"fix the failure, then: {resume_command(project, result.run_id)}")
+        out.print(f"fix the failure, then: {resume_command(project, result.run_id)}", markup=False)
 
 
 def report_page(project: Project, state: StateRepository, run_id: str) -> str:

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stepkit.cli.common import console, load_project, parse_pairs, print_json
+from stepkit.cli.common import (
+    console,
+    format_duration,
+    load_project,
+    parse_pairs,
+    positive_seconds,
+    print_json,
+    progress_bar,
+    table,
+)
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -76,7 +85,7 @@ def _tester(
     notices = console(stderr=True)
     tester = RuntimeTester(
         project,
-        timeout=timeout,
+        timeout=positive_seconds(timeout, option="--timeout"),
         rows=rows,
         seed=seed,
         env=parse_pairs(env, "--env"),
@@ -98,18 +107,22 @@ def _tester(
 
 
 def _mb(value: int | None) -> str:
-    return f"{value / 1e6:.1f} MB" if value else "? MB"
+    return f"{value / 1e6:.1f} MB" if value else "–"
 
 
-def _print_result(result: ScriptResult, *, verbose: bool) -> None:
+def _print_result(result: ScriptResult, *, verbose: bool, name_width: int = 0) -> None:
+    """One line: status, name, time, memory, reason — in columns when ``name_width`` is the
+    widest name of the lines printed together (``test pipeline``)."""
     from rich.markup import escape
 
     out = console()
     colour = {"PASS": "green", "FAIL": "red", "ERROR": "red", "SKIP": "yellow"}[result.status]
     head = f"[{colour}]{result.status.value:<5}[/{colour}]"
-    figures = f"{result.wall_seconds:.3f} s  {_mb(result.peak_rss_bytes)}"
+    name = escape(result.name.ljust(name_width))
+    seconds = format_duration(result.wall_seconds) if result.wall_seconds else "–"
+    figures = f"{seconds:>9}  {_mb(result.peak_rss_bytes):>9}"
     reason = f"  {escape(result.reason)}" if result.reason else ""
-    out.print(f"{head} {escape(result.name)}  {figures}{reason}", soft_wrap=True)
+    out.print(f"{head} {name}  {figures}{reason}".rstrip())
     if not verbose:
         return
     for logical, origin in result.inputs.items():
@@ -219,8 +232,10 @@ def pipeline(
     if as_json:
         print_json(result.to_json())
     else:
+        width = max((len(step.name) for step in result.steps), default=0)
         for step in result.steps:
-            _print_result(step, verbose=not step.ok and step.status.value != "SKIP")
+            verbose = not step.ok and step.status.value != "SKIP"
+            _print_result(step, verbose=verbose, name_width=width)
         if result.first_break:
             console().print(f"first data-flow break: {result.first_break}", markup=False)
         if result.temp_dir:
@@ -248,8 +263,6 @@ def test_all(
     ] = None,
 ) -> None:
     """Test every step that has a script, in parallel; a summary table."""
-    from rich.progress import Progress
-
     tester = _tester(
         load_project(ctx),
         timeout=timeout,
@@ -259,7 +272,7 @@ def test_all(
         no_sandbox=no_sandbox,
         env_mode=env_mode,
     )
-    with Progress(console=console(stderr=True), transient=True, disable=as_json) as progress:
+    with progress_bar(disable=as_json) as progress:
         task = progress.add_task("testing scripts", total=None)
         results = tester.test_all(
             workspace=workspace, jobs=jobs, on_result=lambda _: progress.advance(task)
@@ -278,24 +291,27 @@ def test_all(
 
 
 def _print_table(results: list[ScriptResult]) -> None:
-    from rich.table import Table
+    from rich.text import Text
 
     passed = sum(r.ok for r in results)
-    table = Table(title=f"{passed}/{len(results)} scripts passed")
-    from rich.markup import escape
-
-    for column in ("status", "step", "time", "peak memory", "reason"):
-        table.add_column(column)
+    shown = table(
+        "status",
+        "step",
+        "time",
+        "peak memory",
+        "reason",
+        title=f"{passed}/{len(results)} scripts passed",
+    )
     for r in results:
-        table.add_row(
+        shown.add_row(
             r.status.value,
-            r.name,
-            f"{r.wall_seconds:.3f} s",
+            Text(r.name),
+            format_duration(r.wall_seconds),
             _mb(r.peak_rss_bytes),
-            escape(r.reason),
+            Text(r.reason),
         )
     out = console()
-    out.print(table)
+    out.print(shown)
     for r in results:
         if r.temp_dir:
-            out.print(f"kept {r.name}: {r.temp_dir}", soft_wrap=True)
+            out.print(f"kept {r.name}: {r.temp_dir}", markup=False)

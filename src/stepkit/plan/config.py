@@ -130,6 +130,8 @@ def node_config(
     """The node's validated config: shared values the class declares, then the node's own."""
     from pydantic import ValidationError
 
+    from stepkit.errors import validation_message
+
     declared = config_class.model_fields
     values: dict[str, Any] = {k: v for k, v in config.shared.items() if k in declared}
     values.update(config.nodes.get(node, {}))
@@ -146,7 +148,7 @@ def node_config(
             hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
             message = "unknown field"
         else:
-            message = str(error["msg"])
+            message = validation_message(error)
         raise PlanError(node, f"config field {where}: {message}.{hint}") from exc
 
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from stepkit.state.records import LogBatch, LogEvent, RunRecord, RunStatus, StageRecord
+from stepkit.state.records import (
+    LogBatch,
+    LogEvent,
+    LogTail,
+    RunRecord,
+    RunStatus,
+    StageRecord,
+)
 
 
 @runtime_checkable
@@ -78,6 +85,12 @@ class StateRepository(Protocol):
 
     def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
         """How many log events a run (or one of its stages) has."""
+        ...
+
+    def log_tails(self, run_id: str, *, size: int) -> dict[tuple[str, int], LogTail]:
+        """(stage, attempt) → its last ``size`` lines and its line count, for every attempt
+        of a run that wrote something (what a report shows; each read by its own index,
+        never the whole log)."""
         ...
 
     def close(self) -> None:

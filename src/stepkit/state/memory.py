@@ -15,6 +15,7 @@ from stepkit.state import codec
 from stepkit.state.records import (
     LogBatch,
     LogEvent,
+    LogTail,
     RunRecord,
     RunStatus,
     StageRecord,
@@ -158,6 +159,12 @@ class MemoryStateRepository:
 
     def count_logs(self, run_id: str, *, stage: str | None = None) -> int:
         return len(self.logs(run_id, stage=stage))
+
+    def log_tails(self, run_id: str, *, size: int) -> dict[tuple[str, int], LogTail]:
+        written: dict[tuple[str, int], list[LogEvent]] = {}
+        for event in self.logs(run_id):
+            written.setdefault((event.stage, event.attempt), []).append(event)
+        return {key: LogTail(tuple(lines[-size:]), len(lines)) for key, lines in written.items()}
 
     def close(self) -> None:
         self._closed = True

@@ -17,7 +17,7 @@ from stepkit.state import codec
 from stepkit.state.records import LogEvent
 
 if TYPE_CHECKING:
-    from stepkit.state.records import RunRecord, RunStatus, StageRecord
+    from stepkit.state.records import LogTail, RunRecord, RunStatus, StageRecord
 
 RUN_COLUMNS = (
     "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
@@ -80,6 +80,27 @@ class Dialect:
             sql += f" LIMIT {p}"
             params.append(limit)
         return sql, params
+
+    def log_streams(self, run_id: str) -> Query:
+        p = self.placeholder
+        return (
+            f"SELECT id, stage, attempt, stream FROM log_streams WHERE run_id = {p} ORDER BY id",
+            [run_id],
+        )
+
+    def stream_tail(self, stream_id: int, *, size: int) -> Query:
+        """The newest ``size`` events of one stream, newest first (its (stream_id, seq)
+        index read backwards)."""
+        p = self.placeholder
+        return (
+            f"SELECT ts, message, seq FROM log_events WHERE stream_id = {p} "
+            f"ORDER BY seq DESC LIMIT {p}",
+            [stream_id, size],
+        )
+
+    def stream_count(self, stream_id: int) -> Query:
+        p = self.placeholder
+        return f"SELECT count(*) FROM log_events WHERE stream_id = {p}", [stream_id]
 
     def count_logs(self, run_id: str, *, stage: str | None) -> Query:
         p = self.placeholder
@@ -158,3 +179,25 @@ class SQLReads(ABC):
         sql, params = self.dialect.count_logs(run_id, stage=stage)
         rows = self._query(sql, params)
         return int(rows[0][0]) if rows else 0
+
+    def log_tails(self, run_id: str, *, size: int) -> dict[tuple[str, int], LogTail]:
+        from stepkit.state.records import LogTail
+
+        streams: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        for stream_id, stage, attempt, stream in self._query(*self.dialect.log_streams(run_id)):
+            streams.setdefault((stage, attempt), []).append((stream_id, stream))
+        found: dict[tuple[str, int], LogTail] = {}
+        for (stage, attempt), ids in streams.items():
+            events: list[LogEvent] = []
+            lines = 0
+            for stream_id, stream in ids:
+                sql, params = self.dialect.stream_tail(stream_id, size=size)
+                events += [
+                    LogEvent(run_id, stage, attempt, ts, stream, message, seq)
+                    for ts, message, seq in self._query(sql, params)
+                ]
+                lines += int(self._query(*self.dialect.stream_count(stream_id))[0][0])
+            if lines:
+                events.sort(key=lambda e: e.seq)
+                found[(stage, attempt)] = LogTail(tuple(events[-size:]), lines)
+        return found

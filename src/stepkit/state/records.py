@@ -132,3 +132,12 @@ class LogBatch:
     stream: str
     ts: float
     lines: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    """The end of what one attempt of a stage wrote: its last lines (both streams, oldest
+    first) and how many lines it wrote in all."""
+
+    events: tuple[LogEvent, ...]
+    lines: int

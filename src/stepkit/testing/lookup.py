@@ -47,13 +47,19 @@ def _models(
     """The contract (or why none) and spec of a step; a broken file is a reason, not a crash."""
     from pydantic import ValidationError
 
+    from stepkit.errors import validation_message
+
     contract_file = info.path("contract")
     contract = None
     reason = ""
     try:
         contract = contract_of(catalog, info.node_name)
-    except (ValidationError, KeyError, TypeError) as exc:  # facts that make no valid model
-        reason = f"contract {contract_file} is invalid: {str(exc).splitlines()[0]}"
+    except ValidationError as exc:  # facts that make no valid model
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        reason = f"contract {contract_file} is invalid: {field}: {validation_message(error)}"
+    except (KeyError, TypeError) as exc:
+        reason = f"contract {contract_file} is invalid: {exc}"
     if contract is None and not reason:
         reason = (
             f"contract {contract_file} declares no ScriptContract"
@@ -178,6 +184,8 @@ def node_info(catalog: StepCatalog, node: str) -> StepInfo:
         if job_type is None:
             raise
         close = [f"{name}_{job_type}" for name in close_matches(base, catalog.step_names())]
+        if not [c for c in close if c != node]:  # the base is right: its job type is not
+            raise
         raise UnknownStepError(node, close) from exc
 
 

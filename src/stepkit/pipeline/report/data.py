@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stepkit.pipeline.report.logtail import attempt_tails
 from stepkit.state.base import StateRepository
 from stepkit.state.records import LogEvent, RunRecord, StageRecord, StageStatus, latest_attempts
 
@@ -57,7 +56,7 @@ class AttemptView:
 
     record: StageRecord
     tail: tuple[LogEvent, ...] = ()
-    lines: int | None = 0  # log lines the attempt wrote in all (None: not counted)
+    lines: int = 0  # log lines the attempt wrote in all
     alive_until: float | None = None
 
     @property
@@ -108,12 +107,7 @@ def gather_report(
     by_stage: dict[str, list[StageRecord]] = {}
     for record in records:
         by_stage.setdefault(record.stage, []).append(record)
-    tails = attempt_tails(
-        state,
-        run_id,
-        ((name, [r.attempt for r in rs]) for name, rs in by_stage.items()),
-        size=LOG_TAIL,
-    )
+    tails = state.log_tails(run_id, size=LOG_TAIL)
     last_lines = [t.events[-1].ts for t in tails.values() if t.events]
     graph: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in run.graph.items()}
     for name in by_stage:

@@ -12,6 +12,7 @@ from stepkit.names import is_pascal_case, split_node_name
 from stepkit.pipeline.report.data import AttemptView, RunReport, StageView
 from stepkit.pipeline.report.layout import Layout, layered_layout
 from stepkit.pipeline.report.text import text_width, wrap_words
+from stepkit.pipeline.report.units import format_duration
 from stepkit.state.records import StageStatus
 
 COLORS: Mapping[str, str] = {
@@ -34,18 +35,6 @@ _ROW_H, _CHART_W = 22.0, 720.0
 
 def color(status: str) -> str:
     return COLORS.get(status, "#616161")
-
-
-def format_duration(seconds: float | None) -> str:
-    """One way of writing a duration across the page: always seconds (minutes past 3)."""
-    if seconds is None:
-        return "–"
-    if seconds >= 180:
-        minutes, rest = divmod(seconds, 60)
-        return f"{int(minutes)} min {rest:04.1f} s"
-    if seconds < 1:
-        return f"{seconds:.3f} s"
-    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
 
 
 def anchor(index: int, name: str) -> str:

@@ -17,11 +17,11 @@ from stepkit.pipeline.report.drawing import (
     anchor,
     color,
     dag_svg,
-    format_duration,
     run_axis,
     timeline_svg,
 )
 from stepkit.pipeline.report.text import FONT_FAMILY
+from stepkit.pipeline.report.units import format_duration
 
 _STYLE = f"""
 body {{ font: 14px/1.45 {FONT_FAMILY}; margin: 24px; color: #222; max-width: 1400px; }}
@@ -186,12 +186,7 @@ def _logs_and_error(attempt: AttemptView, several: bool) -> str:
             )
     if attempt.tail:
         shown = len(attempt.tail)
-        if attempt.lines is None:  # several attempts of a big stage: not counted apart
-            count = f"last {shown} lines"
-        elif attempt.lines > shown:
-            count = f"last {shown} of {attempt.lines} lines"
-        else:
-            count = "all lines"
+        count = f"last {shown} of {attempt.lines} lines" if attempt.lines > shown else "all lines"
         text = "\n".join(f"[{e.stream}] {e.message}" for e in attempt.tail)
         parts.append(f"<div>log{which} ({count})</div><pre class='log'>{escape(text)}</pre>")
     return "\n".join(parts)
