@@ -102,6 +102,12 @@ class IndexSession:
     # -- the file ----------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self.path is not None and not _can_write(self.path):
+            self._warn(
+                f"the catalog index {self.path} cannot be written (a read-only state "
+                "folder): the catalog is built in memory for this command, correct but not kept"
+            )
+            self.path = None
         if self.path is None:
             return open_index(":memory:")
         try:
@@ -424,3 +430,14 @@ def _stat_of(path: str) -> tuple[int, ...]:
         return ()
     inode = st.st_ino if st.st_ino < 2**63 else st.st_ino - 2**64
     return (st.st_mtime_ns, st.st_size, inode)
+
+
+def _can_write(path: Path) -> bool:
+    """Whether the index file (and its WAL beside it) can be written, or else created in
+    the nearest folder that exists."""
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
