@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from stepkit.envs.spec import version_matches
-
 #: The oldest Python an environment is built on (the child bootstrap supports it).
 MINIMUM_VERSION: Final = (3, 8)
 
@@ -33,6 +31,14 @@ _PROBE = (
     " 'implementation': platform.python_implementation().lower(),"
     " 'path': os.path.realpath(base if os.path.exists(base) else sys.executable)}))"
 )
+
+
+def version_matches(version: tuple[int, ...], request: str | None) -> bool:
+    """Whether a Python version fits a request such as ``3.9`` or ``3.9.18`` (None: any)."""
+    if not request:
+        return True
+    wanted = tuple(int(part) for part in request.split(".") if part.isdigit())
+    return version[: len(wanted)] == wanted
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from stepkit.envs.interpreters import Interpreter, version_matches
+
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract
-    from stepkit.envs.interpreters import Interpreter
 
 #: Every environment gets pip, because real scripts run ``python -m pip install`` of their pins.
 SEED_REQUIREMENTS: Final = ("pip",)
@@ -102,14 +103,6 @@ def wanted_spec(contract: ScriptContract) -> EnvSpec | None:
     if not spec.requirements and version_matches(tuple(sys.version_info[:3]), spec.python):
         return None
     return spec
-
-
-def version_matches(version: tuple[int, ...], request: str | None) -> bool:
-    """Whether a Python version fits a request such as ``3.9`` or ``3.9.18`` (None: any)."""
-    if not request:
-        return True
-    wanted = tuple(int(part) for part in request.split(".") if part.isdigit())
-    return version[: len(wanted)] == wanted
 
 
 def env_key(spec: EnvSpec, interpreter: Interpreter) -> str:
