@@ -17,7 +17,7 @@ started stay in its group, where a resume (:mod:`stepkit.pipeline.orphans`) find
 from __future__ import annotations
 
 import contextlib
-import marshal
+import marshal  # the child protocol's request format (see stepkit.child)
 import os
 import selectors
 import signal
