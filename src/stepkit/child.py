@@ -144,9 +144,7 @@ def script_entry(script: str, *, source_dir: "str | None" = None) -> "dict[str, 
         tree = parse_source(path.read_bytes(), str(path))
     except (SyntaxError, ValueError, OSError):  # the child reports it, as an import failure
         tree = ast.Module(body=[], type_ignores=[])
-    main = next(
-        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"), None
-    )
+    main = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"), None)
     has_main_block = any(_is_main_guard(n) for n in tree.body)
     # main() with no parameters reads its own command line; no main: the block is all
     program = not (main.args.args or main.args.posonlyargs) if main else has_main_block

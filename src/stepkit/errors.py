@@ -465,9 +465,7 @@ class UvNotInstalledError(StepkitError, ModuleNotFoundError):
     """Per-step environments need uv, which is an optional extra."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "Per-step environments need uv: pip install 'stepkit[envs]'.", name="uv"
-        )
+        super().__init__("Per-step environments need uv: pip install 'stepkit[envs]'.", name="uv")
 
 
 class EnvironmentBuildError(StepkitError, RuntimeError):
@@ -509,6 +507,8 @@ class EnvironmentLockError(StepkitError, ValueError):
     def __init__(self, path: Path, message: str) -> None:
         self.path = path
         super().__init__(f"{path}: {message}")
+
+
 # -- damaged, full or read-only stores --------------------------------------------------------
 
 

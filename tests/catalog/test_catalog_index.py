@@ -408,3 +408,24 @@ def test_step_info_pickles_with_its_definition(make_project: MakeProject) -> Non
     again = pickle.loads(pickle.dumps(info))
     assert again == info and again.definition == info.definition is not None
     assert again.components["spec"].path == info.components["spec"].path
+
+
+def test_a_component_file_that_cannot_be_read_makes_its_step_incomplete(
+    make_project: MakeProject,
+) -> None:
+    root = make_project({"shared": [Step("Trainer", step_type="Training")]})
+    # (scripts are read on demand, by check and by plan; the files the index reads say at once)
+    contract = root / "steps" / "contracts" / "trainer_contract.py"
+    good = contract.read_text()
+    assert open_catalog(root).get_step_info("Trainer").is_complete
+    contract.write_text("X = (\n")
+    catalog = open_catalog(root)
+    info = catalog.get_step_info("Trainer")
+    assert not info.is_complete
+    assert info.missing == ()
+    assert info.broken == {"contract": f"{contract}:1: syntax error: '(' was never closed"}
+    assert info.components["contract"].path == contract  # it still holds its place
+    (row,) = [r.as_json() for r in catalog.list_rows() if r.name == "Trainer"]
+    assert row["complete"] is False and row["broken"] == info.broken
+    contract.write_text(good)  # mended: complete again, on the next look
+    assert open_catalog(root).get_step_info("Trainer").is_complete

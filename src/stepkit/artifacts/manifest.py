@@ -296,9 +296,7 @@ def _check_file(
         return f"file {entry.path!r} unreadable: {exc.strerror}"
 
 
-def _adopt(
-    store: StoreParts, entries: Sequence[tuple[FinalizeItem, str, int]]
-) -> dict[str, int]:
+def _adopt(store: StoreParts, entries: Sequence[tuple[FinalizeItem, str, int]]) -> dict[str, int]:
     """Record files whose digest is already known, keeping them where they are.
 
     The digest is trusted (run ``verify`` afterwards). A missing object is linked from the

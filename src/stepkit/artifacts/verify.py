@@ -201,9 +201,7 @@ def _orphans(store: StoreParts, named: set[str]) -> list[Problem]:
     ]
 
 
-def _check_object(
-    store: StoreParts, sha256: str, records: list[ArtifactRecord]
-) -> Problem | None:
+def _check_object(store: StoreParts, sha256: str, records: list[ArtifactRecord]) -> Problem | None:
     ids = tuple(r.id for r in records)
     if not is_digest(sha256):  # a row written by something else; never build a path from it
         return Problem("mismatch", sha256, store.root, ids, "catalog holds an invalid digest")
@@ -227,9 +225,7 @@ def _check_object(
     return None
 
 
-def _check_layouts(
-    store: StoreParts, sha256: str, records: list[ArtifactRecord]
-) -> Problem | None:
+def _check_layouts(store: StoreParts, sha256: str, records: list[ArtifactRecord]) -> Problem | None:
     layouts = sorted({r.layout_path for r in records if r.layout_path})
     if not layouts:  # a remote store makes none
         return None

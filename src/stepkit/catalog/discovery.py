@@ -357,6 +357,7 @@ def _interface(text: str, filename: str, *, whole: bool) -> Facts:
     except InterfaceFileError as exc:
         where = f"{filename}:{exc.line}: " if exc.line else f"{filename}: "
         facts["problems"].append([exc.line or 0, str(exc).removeprefix(where)])
+        facts["broken"] = "interface" not in facts
         facts["checked"] = True  # a file the summary cannot be read from has no more to say
     return facts
 
@@ -372,6 +373,7 @@ def parse_text(text: str, component: str, *, filename: str = "<text>", whole: bo
         tree = ast.parse(text, filename=filename)
     except SyntaxError as exc:
         problems.append([exc.lineno or 0, f"syntax error: {exc.msg}"])
+        facts["broken"] = True
         return facts
     facts["doc"] = (ast.get_docstring(tree) or "").strip().split("\n", 1)[0]
     if component == "contract":
@@ -394,12 +396,12 @@ def read_facts(path: str, component: str, *, whole: bool = True) -> Facts:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        return {"problems": [[0, f"cannot be read: {exc.strerror}"]]}
+        return {"problems": [[0, f"cannot be read: {exc.strerror}"]], "broken": True}
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        return {"problems": [[line, "is not UTF-8 text"]]}
+        return {"problems": [[line, "is not UTF-8 text"]], "broken": True}
     return parse_text(text, component, filename=path, whole=whole)
 
 
@@ -441,6 +443,8 @@ def summarize(facts: Facts, component: str) -> Facts:
     file when a query asks for it (:func:`read_facts`).
     """
     out: Facts = {"problems": facts.get("problems", [])}
+    if facts.get("broken"):  # nothing could be read: its first problem says why
+        out["broken"] = True
     if "classes" in facts:
         out["classes"] = [
             {

@@ -69,6 +69,7 @@ class ComponentFile(NamedTuple):
     workspace_id: str
     job_type: str | None = None
     via: str = "name"
+    broken: str | None = None  # ``path:line: why`` when nothing of the file could be read
 
     @property
     def path(self) -> Path:
@@ -76,6 +77,8 @@ class ComponentFile(NamedTuple):
 
     def as_json(self) -> dict[str, Any]:
         data = self._asdict()
+        if data["broken"] is None:
+            del data["broken"]
         return {"path": data.pop("location"), **data}
 
 
@@ -121,8 +124,13 @@ class StepInfo:
         return tuple(c for c in self.required if c not in self.components)
 
     @property
+    def broken(self) -> dict[str, str]:
+        """Components in effect whose file could not be read: component → ``path:line: why``."""
+        return {c: f.broken for c, f in self.components.items() if f.broken}
+
+    @property
     def is_complete(self) -> bool:
-        return self.registered and not self.missing
+        return self.registered and not self.missing and not self.broken
 
     def path(self, component: str) -> Path | None:
         found = self.components.get(component)
@@ -144,6 +152,7 @@ class StepInfo:
             "specs": {(j or ""): f.as_json() for j, f in self.specs.items()},
             "complete": self.is_complete,
             "missing": list(self.missing),
+            "broken": self.broken,
             "layout": self.layout,
         }
         if with_shadowed:
@@ -155,7 +164,7 @@ class StepInfo:
 class ListRow:
     """One step as ``catalog list`` shows it; ``text`` is its JSON as the index keeps it
     (``name``, ``workspace_id``, ``registered``, ``step_type``, ``job_types``,
-    ``components``: component → workspace, ``complete``, ``missing``)."""
+    ``components``: component → workspace, ``complete``, ``missing``, ``broken``)."""
 
     name: str
     step_type: str | None

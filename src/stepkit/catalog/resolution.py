@@ -58,6 +58,15 @@ class FileEntry(NamedTuple):
         return self.summary if self.summary is not None else _EMPTY
 
     @property
+    def broken(self) -> str | None:
+        """``path:line: why`` when nothing of the file could be read (a syntax error, not
+        UTF-8, unreadable): it still holds its place, but its step is not complete."""
+        if not self.facts.get("broken"):
+            return None
+        line, message = self.facts["problems"][0]
+        return f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}"
+
+    @property
     def stem(self) -> str:
         name = self.path.rsplit("/", 1)[-1]
         return name.removesuffix(".step.yaml") if self.component == "interface" else name[:-3]
@@ -230,9 +239,9 @@ class Resolver:
             if found["source_dir"]:
                 folder = _folder(found["source_dir"])
                 self.source_dirs.setdefault(folder.rsplit("/", 1)[-1], []).append(folder)
-        self.assign(name, ComponentFile(f.path, "contract", f.workspace_id, None, via))
+        self.assign(name, ComponentFile(f.path, "contract", f.workspace_id, None, via, f.broken))
         for job in (None, *variants):
-            self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via))
+            self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via, f.broken))
 
     def classes(self, f: FileEntry) -> None:
         owners = self._owners(f.component)
@@ -241,7 +250,8 @@ class Resolver:
         for c in classes:
             for name in owners(c["name"]):
                 self.assign(
-                    name, ComponentFile(f.path, f.component, f.workspace_id, None, "registry")
+                    name,
+                    ComponentFile(f.path, f.component, f.workspace_id, None, "registry", f.broken),
                 )
                 matched = True
                 self.note_entry_points(name, c["entry_points"])
@@ -253,7 +263,9 @@ class Resolver:
                 self.vouch(name)
             if f.component == "config":
                 self.note_entry_points(name, c["entry_points"])
-        self.assign(name, ComponentFile(f.path, f.component, f.workspace_id, None, "name"))
+        self.assign(
+            name, ComponentFile(f.path, f.component, f.workspace_id, None, "name", f.broken)
+        )
 
     def _owners(self, component: str) -> Callable[[str], Sequence[str]]:
         """The steps whose registry names a class, for the classes of this component."""
@@ -294,7 +306,7 @@ class Resolver:
         for name, job, via, target in self.spec_targets(f):
             if via == "declared":
                 self.vouch(name)
-            self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via))
+            self.assign(name, ComponentFile(f.path, "spec", f.workspace_id, job, via, f.broken))
             if target is not None:
                 self.contract_refs.setdefault(target, []).append(name)
 
@@ -315,7 +327,9 @@ class Resolver:
         for name in dict.fromkeys(owners):
             if via == "spec":
                 self.vouch(name)
-            self.assign(name, ComponentFile(f.path, "contract", f.workspace_id, None, via))
+            self.assign(
+                name, ComponentFile(f.path, "contract", f.workspace_id, None, via, f.broken)
+            )
             for entry in entries:
                 self.contract_scripts.setdefault(entry, []).append(name)
 
@@ -328,7 +342,7 @@ class Resolver:
         if not owners:
             owners, via = [self.by_file_name(f.stem, "script")[0]], "name"
         for name in dict.fromkeys(owners):
-            self.assign(name, ComponentFile(f.path, "script", f.workspace_id, None, via))
+            self.assign(name, ComponentFile(f.path, "script", f.workspace_id, None, via, f.broken))
 
     def in_source_dir(self, path: str) -> bool:
         return any(

@@ -100,6 +100,14 @@ MIGRATIONS: Final = (
     CREATE INDEX definitions_by_stem ON definitions (stem);
     CREATE INDEX definitions_by_key ON definitions (name_key);
     """,
+    # a placement says when its file could not be read (its step is then incomplete)
+    """
+    DELETE FROM folders;
+    DELETE FROM files;
+    DELETE FROM definitions;
+    DELETE FROM meta WHERE key = 'registry_key';
+    ALTER TABLE placements ADD COLUMN broken TEXT;
+    """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
 
@@ -300,18 +308,19 @@ def read_parts(conn: sqlite3.Connection, name: str) -> tuple[Parts, list[FileSta
         workspace_id,
         job_type,
         via,
+        broken,
         folder,
         kind,
         mtime,
         size,
         inode,
     ) in conn.execute(
-        "SELECT p.component, p.path, p.workspace_id, p.job_type, p.via, f.folder, f.kind, "
-        "f.mtime_ns, f.size, f.inode FROM placements p JOIN files f ON f.path = p.path "
+        "SELECT p.component, p.path, p.workspace_id, p.job_type, p.via, p.broken, f.folder, "
+        "f.kind, f.mtime_ns, f.size, f.inode FROM placements p JOIN files f ON f.path = p.path "
         "WHERE p.step = ? ORDER BY p.component, p.position",
         (name,),
     ):
-        entry = ComponentFile(path, component, workspace_id, job_type, via)
+        entry = ComponentFile(path, component, workspace_id, job_type, via, broken)
         parts.setdefault(component, []).append(entry)
         stats.append(FileStat(path, folder, workspace_id, kind, (mtime, size, inode)))
     ordered = {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
@@ -344,7 +353,9 @@ def _list_row(
     job_types = list(job_types_of(parts, definition))
     data = {"name": name, "workspace_id": workspace_id, "registered": definition is not None}
     data |= {"step_type": kind, "job_types": job_types, "components": present}
-    data |= {"complete": definition is not None and not missing, "missing": missing}
+    broken = {c: entries[0].broken for c, entries in parts.items() if entries[0].broken}
+    complete = definition is not None and not missing and not broken
+    data |= {"complete": complete, "missing": missing, "broken": broken}
     data |= {"layout": "interface" if interface else "classic"}
     data |= {"abstract": True} if abstract else {}
     tokens = words(name)
@@ -382,11 +393,11 @@ def write_steps(
             continue
         for component, entries in parts.items():
             placements += [
-                (name, component, i, e.location, e.workspace_id, e.job_type, e.via)
+                (name, component, i, e.location, e.workspace_id, e.job_type, e.via, e.broken)
                 for i, e in enumerate(entries)
             ]
         listing.append(_list_row(name, parts, definition, rank))
-    conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?)", placements)
+    conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", placements)
     conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", listing)
 
 

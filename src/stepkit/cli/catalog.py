@@ -90,6 +90,8 @@ def list_steps(
     for row in rows:
         data = row.as_json()
         state = "yes" if data["complete"] else f"no: missing {', '.join(data['missing'])}"
+        if data.get("broken") and not data["missing"]:
+            state = f"no: unreadable {', '.join(data['broken'])}"
         if not data["registered"]:
             state = "unregistered"
         elif data.get("abstract"):
@@ -148,7 +150,11 @@ def _print_info(
     if info.job_types:
         lines.append(f"  job types: {', '.join(info.job_types)}")
     missing = ", ".join(info.missing) or "registry entry"
-    lines.append("  complete" if info.is_complete else f"  missing {missing}")
+    if info.is_complete:
+        lines.append("  complete")
+    elif info.missing or not info.broken:
+        lines.append(f"  missing {missing}")
+    lines += [f"  incomplete: {c} {why}" for c, why in info.broken.items()]
     typer.echo("\n".join(lines))
     files = [f for c, f in info.components.items() if c != "spec"]
     files += list(info.specs.values())

@@ -77,8 +77,7 @@ def run_step_script(
         raise RemoteStageError(
             node,
             "ChildProcessError",
-            f"the script's process ({where}) exited with status {ran.returncode} "
-            "before reporting",
+            f"the script's process ({where}) exited with status {ran.returncode} before reporting",
         )
     if report.get("ok"):
         return report.get("value")

@@ -149,6 +149,9 @@ def _plan_node(
             f"{info.definition.sagemaker_step_type} step {info.name} is incomplete: "
             f"no {', '.join(info.missing)}",
         )
+    if info.broken:
+        component, why = next(iter(info.broken.items()))
+        raise PlanError(node, f"step {info.name} is incomplete: its {component} {why}")
     builder_file = components["builder"].path if "builder" in components else None
     builder_class = info.definition.builder_step_name
     script_file = components["script"].path if "script" in components else None

@@ -339,9 +339,7 @@ def run_test(
     )
 
 
-def _environment(
-    target: Target, options: TestOptions
-) -> tuple[Environment | None, Check | None]:
+def _environment(target: Target, options: TestOptions) -> tuple[Environment | None, Check | None]:
     """The step's own environment (per-step mode; built now, before any sandbox, if
     missing), or None for stepkit's own; or the check that says why it cannot be built."""
     if options.environments is None or target.contract is None:
