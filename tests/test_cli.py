@@ -407,9 +407,7 @@ def test_runs_logs_of_an_unknown_stage_lists_the_stages(
 def test_a_mistyped_job_type_of_a_script_suggests_the_variants(
     capsys: pytest.CaptureFixture[str], example_project: Path
 ) -> None:
-    code, _, err = run(
-        capsys, "-p", str(example_project), "test", "script", "DataLoading_trainig"
-    )
+    code, _, err = run(capsys, "-p", str(example_project), "test", "script", "DataLoading_trainig")
     assert (code, err) == (
         1,
         "error: No job-type variant named 'DataLoading_trainig'. Did you mean "

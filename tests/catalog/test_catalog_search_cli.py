@@ -44,7 +44,10 @@ def test_search_reasons_and_ranking(make_project: MakeProject) -> None:
         ("XGBoostModelEval", "partial"),
     ]
     assert _search(root, "tabulr preprocesing")[0] == ("TabularPreprocessing", "fuzzy")
-    assert _search(root, "probability calibrator")[0] == ("ModelCalibration", "name and description")
+    assert _search(root, "probability calibrator")[0] == (
+        "ModelCalibration",
+        "name and description",
+    )
     assert _search(root, "probability fit")[0] == ("ModelCalibration", "description")
     assert _search(root, "xgb", job_type="training") == [("XGBoostTraining", "partial")]
     assert _search(root, "   ") == []
@@ -179,6 +182,7 @@ def test_cli_list_json_from_the_console_entry_equals_the_typer_app(
     assert [r["name"] for r in rows][:2] == ["LightGBMTraining", "ModelCalibration"]
     sampler = next(r for r in rows if r["name"] == "Sampler")
     assert sampler == {
+        "broken": {},
         "complete": True,
         "components": {c: "alice" for c in ("builder", "config", "contract", "script", "spec")},
         "job_types": [],

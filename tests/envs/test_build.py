@@ -30,10 +30,11 @@ def test_an_old_pinned_package_gets_an_environment_of_its_own(shared_store: EnvS
     environment = ensure_environment(OLD_SIX, store=shared_store)
     assert run_in(environment.python, "import six; print(six.__version__)") == "1.10.0"
     # scripts run `python -m pip install` of their pins: pip is there, and finds it satisfied
-    assert run_in(environment.python, "import sys; print(sys.prefix)") == str(
-        environment.path
+    assert run_in(environment.python, "import sys; print(sys.prefix)") == str(environment.path)
+    pip = run_in(
+        environment.python,
+        "import subprocess, sys; print(subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', 'six==1.10.0'], capture_output=True, text=True).stdout)",
     )
-    pip = run_in(environment.python, "import subprocess, sys; print(subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', 'six==1.10.0'], capture_output=True, text=True).stdout)")
     assert "Requirement already satisfied: six==1.10.0" in pip
     assert environment.python_version == own_interpreter().version_text
     lock = read_lock(environment.lock_path)

@@ -138,7 +138,10 @@ def test_prune_removes_pointers_to_environments_that_are_gone(
     pointer.write_text(json.dumps({"key": "0123456789abcdef01234567"}))
     code, out, _ = run(capsys, "-p", str(root), "env", "prune")
     assert code == 0
-    assert out.splitlines()[0] == f"would remove specs/{'ab' * 8}…  (points to an environment that is gone)"
+    assert (
+        out.splitlines()[0]
+        == f"would remove specs/{'ab' * 8}…  (points to an environment that is gone)"
+    )
     assert pointer.exists()
     run(capsys, "-p", str(root), "env", "prune", "--apply")
     assert not pointer.exists()

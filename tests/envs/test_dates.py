@@ -10,9 +10,7 @@ from stepkit.envs.dates import Outcome, cutoff_dates, newest_working_date
 TODAY = dt.date(2026, 12, 2)
 
 
-def _window(
-    first: dt.date, last: dt.date, tried: list[dt.date]
-) -> Callable[[dt.date], Outcome]:
+def _window(first: dt.date, last: dt.date, tried: list[dt.date]) -> Callable[[dt.date], Outcome]:
     """A fake index: resolutions before ``first`` fail, after ``last`` do not import."""
 
     def probe(day: dt.date) -> Outcome:

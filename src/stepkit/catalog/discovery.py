@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from stepkit.child import parse_source
+
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract, StepSpecification
 
@@ -370,7 +372,7 @@ def parse_text(text: str, component: str, *, filename: str = "<text>", whole: bo
     problems: list[list[Any]] = []
     facts: Facts = {"problems": problems}
     try:
-        tree = ast.parse(text, filename=filename)
+        tree = parse_source(text, filename)  # CPython 3.11's ast.parse is not thread-safe
     except SyntaxError as exc:
         problems.append([exc.lineno or 0, f"syntax error: {exc.msg}"])
         facts["broken"] = True

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from stepkit.child import parse_source
 from stepkit.errors import RegistryFileError
 from stepkit.names import close_matches
 from stepkit.registry.definitions import FIELDS, REQUIRED_FIELDS, Origin, RegistryEntry
@@ -206,7 +207,7 @@ def derived_source(
 
 def _parse_python(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]:
     try:
-        tree = ast.parse(text, filename=str(path))
+        tree = parse_source(text, str(path))  # CPython 3.11's ast.parse is not thread-safe
     except SyntaxError as exc:
         raise RegistryFileError(path, f"syntax error: {exc.msg}", line=exc.lineno) from exc
     entries: list[RegistryEntry] = []
