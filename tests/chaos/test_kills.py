@@ -4,6 +4,7 @@ committed stage run again, no two attempts of one stage at once, no process left
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -185,6 +186,8 @@ def test_a_run_whose_runner_was_killed_is_shown_as_such_until_resumed(
         return capsys.readouterr().out
 
     assert "running (runner gone)" in cli("runs", "list")
+    (listed,) = json.loads(cli("runs", "list", "--json"))
+    assert listed["status"] == "running" and listed["runner_gone"] is True
     shown = cli("runs", "show", "latest")
     assert "stopped without finishing; resume it with: stepkit runs resume" in shown
     cli("runs", "logs", "latest", "--follow")  # ends: nobody will write to the run again

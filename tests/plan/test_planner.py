@@ -92,6 +92,29 @@ def test_ambiguous_wiring_is_reported_with_candidates(project: Project) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("component", "relative"),
+    [
+        ("contract", "steps/contracts/model_packaging_contract.py"),
+        ("script", "steps/scripts/model_packaging.py"),
+    ],
+)
+def test_a_component_with_a_syntax_error_is_named_with_file_and_line(
+    project: Project, component: str, relative: str
+) -> None:
+    broken = project.root / relative
+    broken.write_text(broken.read_text() + "\n\ndef half(:\n")
+    line = broken.read_text().count("\n")
+    catalog = StepCatalog(project)
+    with pytest.raises(PlanInvalidError) as info:
+        plan_pipeline(catalog, PipelineDAG().add_node("ModelPackaging"))
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        f"ModelPackaging: step ModelPackaging is incomplete: its {component} {broken}:{line}: "
+        "syntax error:"
+    ), problem
+
+
 def test_step_without_script_or_runnable_builder_cannot_run_locally(project: Project) -> None:
     builder = project.root / "steps/builders/builder_batch_transform_step.py"
     builder.write_text(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepkit.catalog.catalog import StepCatalog
 from stepkit.catalog.discovery import contract_from_facts, read_facts, spec_from_facts
+from stepkit.catalog.resolution import broken_reason
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract, StepSpecification
@@ -30,6 +31,13 @@ def file_facts(catalog: StepCatalog, path: Path | str) -> dict[str, Any] | None:
     """Everything discovery reads from an indexed file, read now (None: not indexed)."""
     kind = _kind(catalog, path)
     return read_facts(str(path), kind) if kind else None
+
+
+def unreadable(catalog: StepCatalog, path: Path | str) -> str | None:
+    """``path:line: why`` when nothing of this indexed file can be read (a syntax error, not
+    UTF-8, unreadable), read now: scripts are indexed lazily, so their steps look complete."""
+    facts = file_facts(catalog, path)
+    return broken_reason(str(path), facts) if facts is not None else None
 
 
 def interface_of(catalog: StepCatalog, name_or_node: str) -> StepInterface | None:

@@ -45,6 +45,14 @@ MAX_SHARE: Final = 0.25
 Parts = Mapping[str, tuple[ComponentFile, ...]]
 
 
+def broken_reason(path: str, facts: Mapping[str, Any]) -> str | None:
+    """``path:line: why`` when discovery could read nothing of the file, else None."""
+    if not facts.get("broken"):
+        return None
+    line, message = facts["problems"][0]
+    return f"{path}:{line}: {message}" if line else f"{path}: {message}"
+
+
 class FileEntry(NamedTuple):
     """One indexed file as resolution sees it: where, which workspace and kind, summary."""
 
@@ -61,10 +69,7 @@ class FileEntry(NamedTuple):
     def broken(self) -> str | None:
         """``path:line: why`` when nothing of the file could be read (a syntax error, not
         UTF-8, unreadable): it still holds its place, but its step is not complete."""
-        if not self.facts.get("broken"):
-            return None
-        line, message = self.facts["problems"][0]
-        return f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}"
+        return broken_reason(self.path, self.facts)
 
     @property
     def stem(self) -> str:

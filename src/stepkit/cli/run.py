@@ -24,7 +24,8 @@ from stepkit.cli.common import (
 from stepkit.cli.runview import run_in_view
 
 if TYPE_CHECKING:
-    pass
+    from stepkit.project import Project
+    from stepkit.state.records import StageRecord
 
 DagArgument = Annotated[
     Path,
@@ -199,6 +200,7 @@ def run(
         inputs=parse_pairs(inputs, "--input"),
     )
     settings = RunSettings(max_workers=max_workers, fail_fast=fail_fast, keep_temp=keep_temp)
+    earlier = [] if as_json or resume is None else _recorded_stages(project, resume)
     run_in_view(
         project,
         lambda progress: run_dag(
@@ -212,4 +214,16 @@ def run(
         ),
         as_json=as_json,
         report=report,
+        earlier=earlier,
     )
+
+
+def _recorded_stages(project: Project, run_id: str) -> list[StageRecord]:
+    """What the resumed run already has, so the live view shows kept stages as done."""
+    from stepkit.state import open_state
+
+    state = open_state(project)
+    try:
+        return state.stage_records(run_id)
+    finally:
+        state.close()

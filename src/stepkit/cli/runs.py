@@ -82,6 +82,7 @@ def _run_duration(run: RunRecord) -> float | None:
 def _run_json(run: RunRecord) -> dict[str, Any]:
     data = asdict(run)
     data["status"] = str(run.status)
+    data["runner_gone"] = _runner_gone(run)  # recorded running, but nobody is running it
     data["graph"] = {k: list(v) for k, v in run.graph.items()}
     return data
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stepkit.catalog.models import contract_of, file_facts, spec_of
+from stepkit.catalog.models import contract_of, file_facts, spec_of, unreadable
 from stepkit.errors import PlanError, PlanInvalidError, StepkitError
 from stepkit.plan.config import (
     PipelineConfig,
@@ -169,6 +169,8 @@ def _plan_node(
             f"{builder_class} defines no run(context)",
         )
 
+    if how == "script" and (unread := unreadable(catalog, components["script"].location)):
+        raise PlanError(node, f"step {info.name} is incomplete: its script {unread}")
     config_file = components["config"].path if "config" in components else None
     if config_file is None:
         raise PlanError(
