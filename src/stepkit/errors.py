@@ -629,7 +629,7 @@ class StoreLockTimeoutError(StepkitError, TimeoutError):
 
 
 class ResumeMismatchError(StepkitError, ValueError):
-    """``run --resume`` given a DAG or config other than the one the run was made with."""
+    """``run --resume`` given a DAG, config or options other than the run was made with."""
 
     def __init__(self, run_id: str, what: str, recorded: str, given: str) -> None:
         self.run_id = run_id
@@ -637,8 +637,9 @@ class ResumeMismatchError(StepkitError, ValueError):
         self.recorded = recorded
         self.given = given
         super().__init__(
-            f"Run {run_id!r} was made with {what} {recorded}, not {given}; resume it with "
-            f"`stepkit runs resume {run_id}` (its own DAG and config), or start a new run."
+            f"Run {run_id!r} was made with {f'{what} ' if what else ''}{recorded}, not "
+            f"{given}; resume it with `stepkit runs resume {run_id}` (its own DAG, config and "
+            "options), or start a new run."
         )
 
 

@@ -350,6 +350,53 @@ def test_run_input_seeds_a_nodes_input_into_the_store_and_its_cache_key(
     assert edited.stages["InputReader_training"].status.value == "completed"
 
 
+def test_a_resume_runs_with_the_inputs_and_args_the_run_was_made_with(
+    chained: Path, tmp_path: Path
+) -> None:
+    gate = tmp_path / "fail-once"
+    gate.touch()
+    (chained / "alone.yaml").write_text("name: alone\nnodes: [InputReader_training]\nedges: []\n")
+    write_step(
+        chained / "steps",
+        "InputReader",
+        f"""
+        from pathlib import Path
+
+        def main(input_paths, output_paths, environ_vars, job_args):
+            if Path({str(gate)!r}).exists():
+                raise SystemExit(3)
+            given = Path(input_paths["input_data"], "args.json").read_text()
+            Path(output_paths["processed_data"], "copy.txt").write_text(given + job_args.extra)
+        """,
+        inputs={"input_data": "/opt/ml/processing/input/data"},
+    )
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "args.json").write_text("seeded ")
+    base = ["--project", str(chained)]
+    run = [*base, "run", str(chained / "alone.yaml"), "--arg", "extra=given"]
+    first = CliRunner().invoke(app, [*run, "--input", f"InputReader_training.input_data={seed}"])
+    assert first.exit_code == 1, first.output
+    gate.unlink()
+    # planned again with its seed (unwired otherwise) and its --arg
+    resumed = CliRunner().invoke(app, [*base, "runs", "resume", "latest", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    folder = json.loads(resumed.stdout)["outputs"]["InputReader_training"]["processed_data"]
+    copy = Path(folder) / "copy.txt"
+    assert copy.read_text() == "seeded given"
+    # `run --resume` with other options would mix two settings in one run: refused
+    run_id = json.loads(resumed.stdout)["run_id"]
+    seeded = ["--input", f"InputReader_training.input_data={seed}", "--resume", run_id]
+    same = CliRunner().invoke(app, [*run, *seeded])
+    assert same.exit_code == 0, same.output  # the same options: allowed
+    alone = str(chained / "alone.yaml")
+    other = CliRunner().invoke(app, [*base, "run", alone, "--arg", "extra=other", *seeded])
+    assert other.exit_code == 1, other.output
+    assert f"Run {run_id!r} was made with --arg extra=given, not extra=other" in str(
+        other.exception
+    )
+
+
 def test_run_input_names_are_checked(chained: Path, tmp_path: Path) -> None:
     done = CliRunner().invoke(
         app,

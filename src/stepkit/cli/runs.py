@@ -297,17 +297,26 @@ def resume(
 
     A run of a DAG file is planned again from the DAG and config files it recorded."""
     from stepkit.pipeline.settings import RunSettings
-    from stepkit.plan.execute import resume_run
+    from stepkit.plan.execute import RunOptions, resume_run
 
     project = load_project(ctx)
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
         earlier = [] if as_json else state.stage_records(run_id)
     settings = RunSettings(max_workers=max_workers)
+    # the run's own --arg/--input/sandbox/environments come from its record
+    options = RunOptions(
+        executor=project.run.executor, env_notice=lambda line: typer.echo(line, err=True)
+    )
     run_in_view(
         project,
         lambda progress: resume_run(
-            project, run_id, pipeline=pipeline, settings=settings, progress=progress
+            project,
+            run_id,
+            pipeline=pipeline,
+            options=options,
+            settings=settings,
+            progress=progress,
         ),
         as_json=as_json,
         report=report,

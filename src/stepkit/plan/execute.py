@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from stepkit.errors import StepkitError
     from stepkit.pipeline.results import RunResult
     from stepkit.pipeline.stage import Mode, RetryPolicy
+    from stepkit.state.records import RunRecord
 
 #: "local" | "process" | "dask-local" | "dask://HOST:PORT" (checked by ``check_executor``)
 ExecutorName = str
@@ -138,7 +139,9 @@ def run_dag(
     plan = plan_dag(project, dag, config=config, seeded=seeded)
     with _opened(project, state) as store:
         if resume is not None:
-            _check_same_source(resume, store.get_run(resume).source, dag_source(plan))
+            recorded = store.get_run(resume)
+            _check_same_source(resume, recorded.source, dag_source(plan))
+            _check_same_options(resume, recorded.inputs.get(OPTIONS), ran_with(project, options))
         return _run_plan(plan, project, store, options, settings, resume, progress)
 
 
@@ -159,14 +162,16 @@ def resume_run(
     """
     project = _project(project)
     with _opened(project, state) as store:
-        source = pipeline or store.get_run(run_id).source
+        recorded = store.get_run(run_id)
+        source = pipeline or recorded.source
         if not source:
             raise PipelineDefinitionError(
                 f"Run {run_id!r} recorded no pipeline source; pass --pipeline MODULE:ATTR."
             )
         if source.startswith(DAG_SOURCE):  # a run of catalogued steps: plan it again
             dag_file, config_file = _source_files(source)
-            plan = plan_dag(project, dag_file, config=config_file)
+            options = _as_recorded(options or RunOptions(executor=project.run.executor), recorded)
+            plan = plan_dag(project, dag_file, config=config_file, seeded=frozenset(options.inputs))
             return _run_plan(plan, project, store, options, settings, run_id, progress)
         from stepkit.pipeline.source import load_pipeline
 
@@ -199,7 +204,7 @@ def _run_plan(
             settings = replace(settings, executor=pool)
         if resume is not None:
             return pipeline.resume(resume, state=state, settings=settings, progress=progress)
-        inputs = {"dag": str(plan.dag.source or plan.dag.name)}
+        inputs = {"dag": str(plan.dag.source or plan.dag.name), OPTIONS: ran_with(project, options)}
         return pipeline.run(inputs=inputs, state=state, settings=settings, progress=progress)
 
 
@@ -422,6 +427,58 @@ def dag_source(plan: Plan) -> str | None:
 def _source_files(source: str) -> tuple[Path, Path | None]:
     dag_file, _, config_file = source.removeprefix(DAG_SOURCE).partition("::")
     return Path(dag_file), Path(config_file) if config_file else None
+
+
+#: the run input under which a DAG run records the options that shape its results
+OPTIONS = "options"
+
+
+def ran_with(project: Project, options: RunOptions | None) -> dict[str, Any]:
+    """The options that shape a DAG run's results, as its run records them (settings
+    resolved, input paths absolute), so that a resume runs the rest the same way."""
+    options = options or RunOptions(executor=project.run.executor)
+    return {
+        "args": dict(options.args),
+        "inputs": {seed: str(Path(path).absolute()) for seed, path in options.inputs.items()},
+        "sandbox": project.run.sandbox if options.sandbox is None else options.sandbox,
+        "env_mode": options.env_mode or project.run.environments,
+    }
+
+
+def _as_recorded(options: RunOptions, run: RunRecord) -> RunOptions:
+    """``options`` with what the run recorded of its own (a run made before stepkit
+    recorded options resumes with ``options`` as given)."""
+    recorded = run.inputs.get(OPTIONS)
+    if not isinstance(recorded, Mapping):
+        return options
+    return replace(
+        options,
+        args=recorded["args"],
+        inputs=recorded["inputs"],
+        sandbox=recorded["sandbox"],
+        env_mode=recorded["env_mode"],
+    )
+
+
+def _check_same_options(run_id: str, recorded: Any, given: Mapping[str, Any]) -> None:
+    """``run --resume`` with other ``--arg``/``--input``/sandbox/environments than the run
+    was made with would mix results of two settings in one run: it is refused."""
+    if not isinstance(recorded, Mapping):
+        return  # recorded before runs recorded their options
+    for key, flag in (("args", "--arg"), ("inputs", "--input")):
+        if dict(recorded[key]) != dict(given[key]):
+            raise ResumeMismatchError(
+                run_id, flag, _pairs(recorded[key]) or "none", _pairs(given[key]) or "none"
+            )
+    if recorded["sandbox"] != given["sandbox"]:
+        said = {True: "the sandbox", False: "no sandbox"}
+        raise ResumeMismatchError(run_id, "", said[recorded["sandbox"]], said[given["sandbox"]])
+    if recorded["env_mode"] != given["env_mode"]:
+        raise ResumeMismatchError(run_id, "environments", recorded["env_mode"], given["env_mode"])
+
+
+def _pairs(values: Mapping[str, str]) -> str:
+    return " ".join(f"{name}={value}" for name, value in sorted(values.items()))
 
 
 def _check_same_source(run_id: str, recorded: str | None, given: str | None) -> None:
