@@ -392,18 +392,6 @@ class StepOutputMissingError(StepkitError, FileNotFoundError):
         )
 
 
-class SandboxUnavailableError(StepkitError, RuntimeError):
-    """A run asked for the sandbox (``--sandbox``, ``[run] sandbox = true``) where
-    bubblewrap is missing or not permitted."""
-
-    def __init__(self, why: str) -> None:
-        self.why = why
-        super().__init__(
-            f"The sandbox cannot run: {why}. Install bubblewrap, or run without it "
-            "(--no-sandbox, or [run] sandbox = false in stepkit.toml)."
-        )
-
-
 # -- PostgreSQL backends (state, artifact catalog, step cache) ---------------------------------
 
 

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from stepkit import sandbox
 from stepkit.cli.app import app
-from stepkit.errors import SandboxUnavailableError
 from stepkit.names import pascal_to_snake
 from stepkit.plan.execute import RunOptions, run_dag
 
@@ -292,29 +291,44 @@ def test_run_sandbox_keeps_the_stores_files_read_only(bwrap: None, chained: Path
     assert json.loads((written / "args.json").read_text()) == {"job_type": "training"}
 
 
-def test_run_sandbox_where_bwrap_cannot_run_is_a_clear_error(
-    chained: Path, monkeypatch: pytest.MonkeyPatch
+def test_run_sandbox_where_bwrap_cannot_run_warns_and_runs_guarded(
+    chained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import stepkit.plan.sandboxed
+    from stepkit.sandbox import unavailable
 
-    monkeypatch.setattr(
-        stepkit.plan.sandboxed,
-        "unavailable",
-        lambda: "bwrap is not installed (Debian: apt-get install bubblewrap)",
+    write_step(
+        chained / "steps",
+        "GuardReader",
+        """
+        import os
+        from pathlib import Path
+
+        def main(input_paths, output_paths, environ_vars, job_args):
+            seen = f"{os.environ.get('PIP_NO_INDEX')} {os.environ.get('HTTPS_PROXY')}"
+            Path(output_paths["processed_data"], "seen.txt").write_text(seen)
+        """,
     )
-    toml = chained / "stepkit.toml"
-    toml.write_text(toml.read_text() + "\n[run]\nsandbox = true\n")
-    done = CliRunner().invoke(app, ["--project", str(chained), "run", str(chained / "writer.yaml")])
-    assert isinstance(done.exception, SandboxUnavailableError)  # main() prints it as one line
-    assert str(done.exception) == (
-        "The sandbox cannot run: bwrap is not installed (Debian: apt-get install "
-        "bubblewrap). Install bubblewrap, or run without it (--no-sandbox, or [run] sandbox "
-        "= false in stepkit.toml)."
-    )
-    done = CliRunner().invoke(
-        app, ["--project", str(chained), "run", str(chained / "writer.yaml"), "--no-sandbox"]
-    )
+    (chained / "guard.yaml").write_text("name: guard\nnodes: [GuardReader_training]\nedges: []\n")
+    empty = tmp_path / "no-bwrap-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # bwrap is not found, here and in every stage
+    unavailable.cache_clear()
+    try:
+        toml = chained / "stepkit.toml"
+        toml.write_text(toml.read_text() + "\n[run]\nsandbox = true\n")
+        done = CliRunner().invoke(
+            app, ["--project", str(chained), "run", str(chained / "guard.yaml"), "--json"]
+        )
+    finally:
+        unavailable.cache_clear()
     assert done.exit_code == 0, done.output
+    assert done.stderr.splitlines()[0] == (
+        "warning: the sandbox is off: bwrap is not installed (Debian: apt-get install "
+        "bubblewrap); container paths are not mapped, pip and proxies are disabled through "
+        "the environment"
+    )
+    folder = json.loads(done.stdout)["outputs"]["GuardReader_training"]["processed_data"]
+    assert (Path(folder) / "seen.txt").read_text() == "1 http://127.0.0.1:9"
 
 
 def test_run_input_seeds_a_nodes_input_into_the_store_and_its_cache_key(

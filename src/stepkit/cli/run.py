@@ -194,7 +194,7 @@ def run(
         refresh=frozenset(refresh or ()),
         timeout=positive_seconds(timeout, option="--timeout"),
         env_mode=env_mode,
-        env_notice=lambda line: typer.echo(line, err=True),
+        notice=lambda line: typer.echo(line, err=True),
         args=parse_pairs(arg, "--arg"),
         sandbox=sandbox,
         inputs=parse_pairs(inputs, "--input"),

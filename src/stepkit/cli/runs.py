@@ -306,7 +306,7 @@ def resume(
     settings = RunSettings(max_workers=max_workers)
     # the run's own --arg/--input/sandbox/environments come from its record
     options = RunOptions(
-        executor=project.run.executor, env_notice=lambda line: typer.echo(line, err=True)
+        executor=project.run.executor, notice=lambda line: typer.echo(line, err=True)
     )
     run_in_view(
         project,

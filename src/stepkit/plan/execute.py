@@ -15,6 +15,7 @@ inputs' digests are known.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -75,8 +76,9 @@ class RunOptions:
     timeout: float | None = None
     #: "shared" | "per-step" (stepkit.envs.modes); None: the project's [run] environments
     env_mode: str | None = None
-    #: told one line when a step's environment is built (never when one is reused)
-    env_notice: Callable[[str], None] | None = field(default=None, compare=False)
+    #: told one line when a step's environment is built (never when one is reused), and
+    #: when the sandbox asked for cannot run here
+    notice: Callable[[str], None] | None = field(default=None, compare=False)
     args: Mapping[str, str] = field(default_factory=dict)
     sandbox: bool | None = None  # script steps under bubblewrap; None: [run] sandbox
     inputs: Mapping[str, str] = field(default_factory=dict)  # "NODE.INPUT" -> local path
@@ -260,7 +262,7 @@ def step_environments(
     from stepkit.envs.modes import StepEnvironments
     from stepkit.errors import StepkitError
 
-    environments = StepEnvironments.for_mode(project, options.env_mode, notice=options.env_notice)
+    environments = StepEnvironments.for_mode(project, options.env_mode, notice=options.notice)
     found: dict[str, Environment] = {}
     broken: dict[str, StepkitError] = {}
     if environments is None:
@@ -304,9 +306,13 @@ def node_tasks(
     catalog = catalog_location(project)
     sandboxed = project.run.sandbox if options.sandbox is None else options.sandbox
     if sandboxed:
-        from stepkit.plan.sandboxed import check_sandbox
+        from stepkit.plan.sandboxed import sandbox_off_warning
 
-        check_sandbox()  # before anything runs: a clear error, not a failed stage
+        if (warning := sandbox_off_warning()) is not None:  # once, before anything runs
+            if options.notice is not None:
+                options.notice(warning)
+            else:
+                warnings.warn(warning.removeprefix("warning: "), RuntimeWarning, stacklevel=3)
     seeded: dict[str, dict[str, dict[str, Any]]] = {}
     if seeds:
         from stepkit.plan.seeds import store_seeds

@@ -17,16 +17,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from stepkit.child import script_entry
-from stepkit.errors import RemoteStageError, SandboxUnavailableError
+from stepkit.errors import RemoteStageError
 from stepkit.processes import run_child
 from stepkit.sandbox import GUARD_ENV, Sandbox, hint, unavailable
 
 
-def check_sandbox() -> None:
-    """Raise :class:`SandboxUnavailableError` when bubblewrap cannot run here."""
+def sandbox_off_warning() -> str | None:
+    """The one-line warning a run asking for the sandbox gives where bubblewrap cannot run
+    (missing or not permitted), or None when it can."""
     why = unavailable()
-    if why is not None:
-        raise SandboxUnavailableError(why)
+    if why is None:
+        return None
+    return (
+        f"warning: the sandbox is off: {why}; container paths are not mapped, "
+        "pip and proxies are disabled through the environment"
+    )
 
 
 def run_sandboxed(
@@ -48,11 +53,13 @@ def run_sandboxed(
     ``containers`` holds the contract's ``inputs`` and ``outputs``: logical name → container
     path. An input or output the contract gives no path keeps its local one.
 
+    Where bubblewrap cannot run (:func:`~stepkit.sandbox.unavailable`; the run warned once)
+    the script runs the same way without it: its local paths, pip and proxies disabled
+    through the environment.
+
     Raises:
-        SandboxUnavailableError: bubblewrap is missing or not permitted here.
         RemoteStageError: the script failed (its exception, exit status or sandbox reason).
     """
-    check_sandbox()
     for folder in output_paths.values():  # mount points need their folders
         Path(folder).mkdir(parents=True, exist_ok=True)
     declared_in, declared_out = containers.get("inputs", {}), containers.get("outputs", {})
@@ -62,6 +69,9 @@ def run_sandboxed(
         outputs={k: (declared_out[k], v) for k, v in output_paths.items() if k in declared_out},
         readonly_inputs=True,
     )
+    off = unavailable() is not None
+    if off:
+        mapped_in, mapped_out = {}, {}
     env = {
         **os.environ,
         **GUARD_ENV,
@@ -99,7 +109,7 @@ def run_sandboxed(
         timeout=None,  # the stage's own timeout kills this whole tree
         cwd=str(workdir),
         env=env,
-        wrap=sandbox.command(),
+        wrap=() if off else sandbox.command(),
         python=python,  # the step's own environment's interpreter (per-step mode), if any
     )
     report = ran.report
@@ -109,11 +119,13 @@ def run_sandboxed(
     stderr = errors.decode("utf-8", "replace")
     if report is None or "type" not in report:
         code = report.get("exit_code") if report else ran.returncode
-        reason = f"the script exited with status {code} in the sandbox"
-        raise RemoteStageError(node, "ScriptError", reason + hint(reason, stderr, sandboxed=True))
+        reason = f"the script exited with status {code}{'' if off else ' in the sandbox'}"
+        raise RemoteStageError(
+            node, "ScriptError", reason + hint(reason, stderr, sandboxed=not off)
+        )
     first = f"{report['type']}: {report['message']}".splitlines()[0]
     text = f"{report['message']}\n{report.get('traceback', '')}\n{stderr}"
     sys.stderr.write(report.get("traceback", ""))
     raise RemoteStageError(
-        node, report["type"], report["message"] + hint(first, text, sandboxed=True)
+        node, report["type"], report["message"] + hint(first, text, sandboxed=not off)
     )
