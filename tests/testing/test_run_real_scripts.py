@@ -411,6 +411,29 @@ def test_a_resume_runs_with_the_inputs_and_args_the_run_was_made_with(
     )
 
 
+def test_plan_input_shows_the_seed_in_place_of_a_wire(chained: Path, tmp_path: Path) -> None:
+    (chained / "alone.yaml").write_text("name: alone\nnodes: [InputWriter_training]\nedges: []\n")
+    base = ["--project", str(chained), "plan", str(chained / "alone.yaml"), "--json"]
+    unwired = CliRunner().invoke(app, base)
+    assert "no upstream output satisfies required input 'input_data'" in str(unwired.exception)
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    done = CliRunner().invoke(app, [*base, "--input", f"InputWriter_training.input_data={seed}"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["wiring"] == [
+        {
+            "node": "InputWriter_training",
+            "input": "input_data",
+            "from": str(seed),
+            "score": None,
+            "why": "--input",
+        }
+    ]
+    seeded = [*base, "--input", f"InputWriter_training.input_data={seed}"]
+    wrong = CliRunner().invoke(app, [*seeded, "--input", f"InputWriter_training.input_dat={seed}"])
+    assert "--input names no input 'input_dat' of its contract" in str(wrong.exception)
+
+
 def test_run_input_names_are_checked(chained: Path, tmp_path: Path) -> None:
     done = CliRunner().invoke(
         app,

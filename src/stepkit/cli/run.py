@@ -37,6 +37,15 @@ ConfigOption = Annotated[
         "--config", "-c", help="Pipeline config file (YAML or JSON): shared and per-node values."
     ),
 ]
+InputsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        "-i",
+        help="NODE.INPUT=PATH: give a node's input from a local file or folder (stored, "
+        "and part of the node's cache key) instead of an upstream output; repeatable.",
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON (no live view).")
 ]
@@ -50,13 +59,22 @@ def plan(
     ctx: typer.Context,
     dag_file: DagArgument,
     config_file: ConfigOption = None,
+    inputs: InputsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Resolve every node, validate its config and wire its inputs; nothing runs."""
     from stepkit.plan.execute import plan_dag
+    from stepkit.plan.seeds import parse_seeds
 
-    planned = plan_dag(load_project(ctx), dag_file, config=config_file)
+    given = parse_pairs(inputs, "--input")
+    planned = plan_dag(load_project(ctx), dag_file, config=config_file, seeded=frozenset(given))
+    contracts = {name: node.contract for name, node in planned.nodes.items()}
     rows = planned.wiring_rows()
+    for node, seeds in parse_seeds(given, contracts, option="--input").items():
+        for logical, path in seeds.items():
+            rows.append(
+                {"node": node, "input": logical, "from": str(path), "score": None, "why": "--input"}
+            )
     if as_json:
         print_json(
             {
@@ -90,7 +108,8 @@ def plan(
     title = f"{planned.dag.name}: {len(planned.nodes)} nodes, {len(rows)} inputs wired"
     shown = table("node", "input", "from", "score", "why", title=title)
     for row in rows:
-        cells = (row["node"], row["input"], row["from"], f"{row['score']:.2f}", row["why"])
+        score = "–" if row["score"] is None else f"{row['score']:.2f}"
+        cells = (row["node"], row["input"], row["from"], score, row["why"])
         shown.add_row(*(Text(str(cell)) for cell in cells))
     out.print(shown)
     for note in planned.notes:
@@ -155,15 +174,7 @@ def run(
             "program's command line under the contract's flag); wins over the config; repeatable.",
         ),
     ] = None,
-    inputs: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--input",
-            "-i",
-            help="NODE.INPUT=PATH: give a node's input from a local file or folder (stored, "
-            "and part of the node's cache key) instead of an upstream output; repeatable.",
-        ),
-    ] = None,
+    inputs: InputsOption = None,
     sandbox: Annotated[
         bool | None,
         typer.Option(
