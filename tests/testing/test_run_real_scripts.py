@@ -478,3 +478,17 @@ def test_an_input_whose_container_path_names_a_file_gets_that_file(
     assert stage.status.value == "completed", stage.error_message
     written = Path(stage.outputs["processed_data"]["path"]) / "hp.txt"
     assert written.read_text() == 'hyperparameters.json: {"max_iter": 3}'
+
+
+def test_test_all_runs_a_step_with_job_types_once_per_job_type(
+    project: Path, tmp_path: Path
+) -> None:
+    from stepkit.project import Project
+    from stepkit.testing import RuntimeTester
+
+    (tmp_path / "runs").mkdir()
+    tester = RuntimeTester(Project.load(project), keep=True, temp_root=tmp_path / "runs")
+    (result,) = [r for r in tester.test_all() if r.name.startswith("JobWriter")]
+    assert (result.name, result.status.value) == ("JobWriter_training", "PASS"), result.reason
+    written = json.loads((result.outputs["processed_data"] / "args.json").read_text())
+    assert written == {"job_type": "training"}  # what the framework's scripts read

@@ -20,15 +20,21 @@ from stepkit.project import Project
 from stepkit.testing import RuntimeTester, Status
 
 ENV = {"LABEL_FIELD": "churned"}
-CHURN_SCRIPTS = [
-    "DataLoading",
-    "FeatureSelection",
+#: what ``test all`` tests on the example: a step with job-type variants once per job type
+CHURN_TESTS = [
+    *(f"DataLoading_{job}" for job in ("calibration", "testing", "training", "validation")),
+    "FeatureSelection_testing",
+    "FeatureSelection_training",
     "GradientBoostingTraining",
-    "MissingValueImputation",
+    "MissingValueImputation_testing",
+    "MissingValueImputation_training",
     "ModelCalibration",
     "ModelEvaluation",
     "ModelPackaging",
-    "TabularPreprocessing",
+    *(
+        f"TabularPreprocessing_{job}"
+        for job in ("calibration", "testing", "training", "validation")
+    ),
 ]
 
 
@@ -69,7 +75,7 @@ def test_runtime_tester_is_exported_lazily() -> None:
 
 def test_all_scripts_of_the_example_run_on_synthetic_data(tester: RuntimeTester) -> None:
     results = tester.test_all(jobs=2)
-    assert [r.name for r in results] == CHURN_SCRIPTS
+    assert [r.name for r in results] == CHURN_TESTS
     for result in results:
         assert result.status is Status.PASS, (result.name, result.reason)
         if result.name in NEEDS_A_MODEL:  # the model comes from the step's sample data
@@ -80,7 +86,10 @@ def test_all_scripts_of_the_example_run_on_synthetic_data(tester: RuntimeTester)
 
 
 def test_all_of_one_workspace(tester: RuntimeTester) -> None:
-    assert [r.name for r in tester.test_all(workspace="alice")] == ["FeatureSelection"]
+    assert [r.name for r in tester.test_all(workspace="alice")] == [
+        "FeatureSelection_testing",
+        "FeatureSelection_training",
+    ]
 
 
 def test_script_by_node_name_synthesizes_inputs_from_contract_and_spec(
@@ -306,18 +315,17 @@ def test_cli_all_writes_junit(churn: Path, tmp_path: Path) -> None:
     assert code == 0, out  # the README's CI line passes on the example
     assert junit.exists(), out
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == str(len(CHURN_SCRIPTS))
+    assert suite.get("tests") == str(len(CHURN_TESTS))
     assert [c.get("name") for c in suite if len(c.findall("failure") + c.findall("error"))] == []
-    assert "8/8 scripts passed" in out
+    assert "16/16 passed (8 scripts)" in out
     code, out = run_cli("-p", str(without_test_env(churn)), "test", "all", "--junit", str(junit))
     assert code == 1, out
     errors = {c.get("name") for c in ET.parse(junit).getroot() if c.find("error") is not None}
     assert errors == {
-        "DataLoading",
-        "FeatureSelection",
-        "ModelCalibration",
-        "ModelEvaluation",
-        "TabularPreprocessing",
+        name
+        for name in CHURN_TESTS
+        if name.startswith(("DataLoading", "FeatureSelection", "TabularPreprocessing"))
+        or name in ("ModelCalibration", "ModelEvaluation")
     }
 
 

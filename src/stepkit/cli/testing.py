@@ -300,7 +300,7 @@ def _print_table(results: list[ScriptResult]) -> None:
         "time",
         "peak memory",
         "reason",
-        title=f"{passed}/{len(results)} scripts passed",
+        title=f"{passed}/{len(results)} passed ({len({r.script for r in results})} scripts)",
     )
     for r in results:
         shown.add_row(

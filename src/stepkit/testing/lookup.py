@@ -190,7 +190,9 @@ def node_info(catalog: StepCatalog, node: str) -> StepInfo:
 
 
 def scripted_steps(catalog: StepCatalog, workspace: str | None = None) -> list[Target]:
-    """A target for every step that has a script (in ``workspace``, when given)."""
+    """A target for every step that has a script (in ``workspace``, when given); a step
+    with job-type variants gets one per job type (``X_training``, ``X_calibration``…), as
+    its pipeline nodes run it: the framework's scripts read ``job_args.job_type``."""
     targets = []
     for name in catalog.list_available_steps(workspace_id=workspace):
         info = catalog.get_step_info(name)
@@ -198,5 +200,6 @@ def scripted_steps(catalog: StepCatalog, workspace: str | None = None) -> list[T
             continue
         if workspace is not None and info.components["script"].workspace_id != workspace:
             continue
-        targets.append(target_for_step(catalog, info))
+        variants = [catalog.get_step_info(name, job) for job in info.job_types] or [info]
+        targets += [target_for_step(catalog, variant) for variant in variants]
     return targets
