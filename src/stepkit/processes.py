@@ -142,9 +142,9 @@ def run_child(
     cancelled = processes is not None and not processes.add(proc)
     try:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        # The child asks to die with the process that started it (the sandbox's, when
-        # wrapped; bwrap itself dies with us) and checks that it is still there.
-        message["parent"] = proc.pid if wrap else os.getpid()
+        # The child asks to die with us and checks that we are still there; a wrapped one
+        # is killed with us by the sandbox (bwrap --die-with-parent), so it need not ask.
+        message["parent"] = None if wrap else os.getpid()
         try:
             proc.stdin.write(marshal.dumps(message))
             proc.stdin.close()

@@ -79,7 +79,9 @@ class Sandbox:
 
     def command(self) -> list[str]:
         """The ``bwrap`` arguments to put before the child's own command line."""
-        args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # /proc comes with the read-only root (no pid namespace: a fresh one would show the
+        # same); --die-with-parent kills the whole sandbox when its starter dies
+        args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev"]
         args += ["--unshare-net", "--die-with-parent"]
         every = {**self.mounts, **self.readonly}
         for base in sorted(_bases(every)):  # made writable so mount points can be made
