@@ -166,17 +166,35 @@ def test_plan_errors_come_before_anything_runs(
     assert not (tiny_project / ".stepkit/state.db").exists() or "runs" not in err
 
 
-def test_runs_resume_replans_a_dag_run_and_report_is_written(
-    capsys: pytest.CaptureFixture[str], tiny_project: Path, tmp_path: Path
-) -> None:
-    script = tiny_project / "steps/scripts/report.py"
+def failed_then_mended(capsys: pytest.CaptureFixture[str], root: Path) -> dict[str, object]:
+    """A run whose last stage failed, and that stage's script mended since."""
+    script = root / "steps/scripts/report.py"
     good = script.read_text()
     script.write_text(
         "def main(input_paths, output_paths, environ_vars, job_args):\n    raise SystemExit(4)\n"
     )
-    code, failed = run_json(capsys, tiny_project)
+    code, failed = run_json(capsys, root)
     assert code == 1
     script.write_text(good)
+    return failed
+
+
+def test_run_resume_shows_the_kept_stages_as_they_ended(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path
+) -> None:
+    failed = failed_then_mended(capsys, tiny_project)
+    dag = str(tiny_project / "dag.yaml")
+    with pytest.raises(SystemExit) as exc:
+        main(["-p", str(tiny_project), "run", dag, "--resume", str(failed["run_id"])])
+    assert exc.value.code in (0, None)
+    _, err = capsys.readouterr()
+    assert "pending" not in err and {"Make", "Double", "Report"} <= set(err.split())
+
+
+def test_runs_resume_replans_a_dag_run_and_report_is_written(
+    capsys: pytest.CaptureFixture[str], tiny_project: Path, tmp_path: Path
+) -> None:
+    failed = failed_then_mended(capsys, tiny_project)
     with pytest.raises(SystemExit) as exc:
         main(["-p", str(tiny_project), "runs", "resume", "latest"])
     assert exc.value.code in (0, None)
@@ -194,25 +212,6 @@ def test_runs_resume_replans_a_dag_run_and_report_is_written(
         "Report" in html and "<svg" in html and "http" not in html.replace("http://www.w3.org", "")
     )
     assert oct(page.stat().st_mode & 0o777) == "0o644"
-
-
-def test_run_resume_shows_the_kept_stages_as_they_ended(
-    capsys: pytest.CaptureFixture[str], tiny_project: Path
-) -> None:
-    script = tiny_project / "steps/scripts/report.py"
-    good = script.read_text()
-    script.write_text(
-        "def main(input_paths, output_paths, environ_vars, job_args):\n    raise SystemExit(4)\n"
-    )
-    code, failed = run_json(capsys, tiny_project)
-    assert code == 1
-    script.write_text(good)
-    dag = str(tiny_project / "dag.yaml")
-    with pytest.raises(SystemExit) as exc:
-        main(["-p", str(tiny_project), "run", dag, "--resume", str(failed["run_id"])])
-    assert exc.value.code in (0, None)
-    _, err = capsys.readouterr()
-    assert "pending" not in err and {"Make", "Double", "Report"} <= set(err.split())
 
 
 def test_run_dag_is_the_whole_of_stepkit_run(tiny_project: Path) -> None:
