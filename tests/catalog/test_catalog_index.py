@@ -268,6 +268,31 @@ def test_two_processes_refreshing_at_once_leave_a_right_index(make_project: Make
     assert {f"Added{i}" for i in range(12)} <= set(catalog.step_names())
 
 
+def test_a_refresh_while_another_connection_writes_leaves_a_right_index(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.catalog import index
+
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    write_step(root / "steps", Step("Early", register=False))  # seen by both walks
+    real = index.parsing
+
+    @contextlib.contextmanager
+    def parsing_while_another_refreshes(*args: Any, **kwargs: Any) -> Any:
+        with real(*args, **kwargs) as parsed:
+            monkeypatch.setattr(index, "parsing", real)  # the other one parses as usual
+            other = open_catalog(root)  # another connection indexes Early meanwhile
+            assert "Early" in other.step_names()
+            yield parsed
+
+    monkeypatch.setattr(index, "parsing", parsing_while_another_refreshes)
+    catalog = open_catalog(root)
+    catalog.list_rows()
+    assert _stored(catalog) == _stored(StepCatalog(Project.load(root), persist=False))
+    assert "Early" in catalog.step_names()
+
+
 def test_a_broken_registry_is_a_problem_not_a_failed_cold_start(
     make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,7 +48,7 @@ from stepkit.errors import CorruptIndexError
 from stepkit.observability import get_logger
 from stepkit.project import RawWalk, scan_folder, scan_project, scan_workspace
 from stepkit.registry.layering import Registry
-from stepkit.sqlite import transaction
+from stepkit.sqlite import data_version, transaction
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -307,8 +307,9 @@ class IndexSession:
             self.last_report = RefreshReport(reused=len(walk), warnings=tuple(self._warnings))
             return self.last_report
         # parsed outside the transaction (a cold start parses for seconds) with the
-        # registry read meanwhile; planned again inside, where what another process wrote
-        # in between is seen
+        # registry read meanwhile; planned again inside when another process wrote in
+        # between, so that what it wrote is seen
+        seen = data_version(self.conn)
         outside = plan_changes(self.conn, walk, scope, rows)
         jobs = outside.jobs()
         facts = None
@@ -331,7 +332,10 @@ class IndexSession:
             if not narrow(self.conn, *some):
                 facts, some = self._load_registry(fresh), None
         with transaction(self.conn):
-            plan = plan_changes(self.conn, walk, scope, rows)
+            if data_version(self.conn) == seen:  # nobody wrote since: the plan stands
+                plan = outside
+            else:
+                plan = plan_changes(self.conn, walk, scope, rows)
             late = [job for job in plan.jobs() if job[0] not in summaries]
             summaries.update((p, read_summary(p, kind)) for p, kind in late)
             self._touched.update(plan.fresh, plan.gone)
