@@ -380,11 +380,13 @@ def write_steps(
     names: Iterable[str],
     definitions: Mapping[str, StepDefinition],
     rank: Mapping[str, int],
+    *,
+    emptied: bool = False,
 ) -> None:
     """Replace the placements and list rows of ``names`` (steps found in ``steps`` or
-    ``definitions``; the others are dropped)."""
+    ``definitions``; the others are dropped); ``emptied``: those tables were just emptied."""
     names = sorted(set(names))
-    for table, column in (("placements", "step"), ("listing", "name")):
+    for table, column in () if emptied else (("placements", "step"), ("listing", "name")):
         conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", ((n,) for n in names))
     placements, listing = [], []
     for name in names:
@@ -413,12 +415,13 @@ def write_resolution(
     """Store a resolution: all of it (``paths`` and ``names`` None: the tables are empty,
     the links stored), or in place of what the files ``paths`` and the steps ``names`` had
     (an incremental one)."""
-    if paths is None or names is None:
+    whole = paths is None or names is None
+    if whole:
         names = {*result.steps, *definitions}
     else:
-        conn.executemany("DELETE FROM unmatched WHERE path = ?", ((p,) for p in paths))
+        conn.executemany("DELETE FROM unmatched WHERE path = ?", ((p,) for p in paths or ()))
     conn.executemany("INSERT INTO unmatched VALUES (?, ?, ?, ?)", result.unmatched)
-    write_steps(conn, result.steps, names, definitions, rank)
+    write_steps(conn, result.steps, names or (), definitions, rank, emptied=whole)
 
 
 def unmatched(conn: sqlite3.Connection) -> Iterator[Unmatched]:
