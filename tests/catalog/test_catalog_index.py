@@ -271,22 +271,20 @@ def test_two_processes_refreshing_at_once_leave_a_right_index(make_project: Make
 def test_a_refresh_while_another_connection_writes_leaves_a_right_index(
     make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stepkit.catalog import index
-
     root = make_project({"shared": [Step("Loader")]})
     open_catalog(root)
     write_step(root / "steps", Step("Early", register=False))  # seen by both walks
-    real = index.parsing
+    real = changes.parsing  # what the index parses with
 
     @contextlib.contextmanager
     def parsing_while_another_refreshes(*args: Any, **kwargs: Any) -> Any:
         with real(*args, **kwargs) as parsed:
-            monkeypatch.setattr(index, "parsing", real)  # the other one parses as usual
+            monkeypatch.setattr("stepkit.catalog.index.parsing", real)  # the other: as usual
             other = open_catalog(root)  # another connection indexes Early meanwhile
             assert "Early" in other.step_names()
             yield parsed
 
-    monkeypatch.setattr(index, "parsing", parsing_while_another_refreshes)
+    monkeypatch.setattr("stepkit.catalog.index.parsing", parsing_while_another_refreshes)
     catalog = open_catalog(root)
     catalog.list_rows()
     assert _stored(catalog) == _stored(StepCatalog(Project.load(root), persist=False))
