@@ -80,7 +80,7 @@ def check_project(project: Project) -> list[Finding]:
         if not path.exists():
             findings.append(Finding(key, store.kind.name, location, "absent"))
             continue
-        problems = tuple(diagnose(path, kind=store.kind))
+        problems = tuple(diagnose(path, kind=store.kind, migrations=store.migrations))
         findings.append(
             Finding(key, store.kind.name, location, "damaged" if problems else "ok", problems)
         )
@@ -105,8 +105,11 @@ def _check_postgres(key: str, name: str, url: str, shown: str) -> Finding:
 
 
 def _check_index(project: Project) -> Finding:
+    import sqlite3
+
     from stepkit.catalog.store import index_path, open_index
     from stepkit.errors import CorruptIndexError
+    from stepkit.sqlite import integrity_check
 
     path = index_path(project)
     if not path.exists():
@@ -116,10 +119,12 @@ def _check_index(project: Project) -> Finding:
     except CorruptIndexError as exc:  # rebuilt by the next catalog command, with a warning
         return Finding("index", "catalog index", str(path), "damaged", (str(exc),))
     try:
-        rows = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        rows = integrity_check(conn, quick=True)
+    except sqlite3.DatabaseError as exc:  # pages so damaged the check itself cannot read them
+        rows = [str(CorruptIndexError(path, str(exc)))]
     finally:
         conn.close()
-    if rows != ["ok"]:
+    if rows:
         return Finding("index", "catalog index", str(path), "damaged", tuple(rows[:5]))
     return Finding("index", "catalog index", str(path), "ok")
 
@@ -195,7 +200,7 @@ def _reinit(project: Project, key: str) -> None:
         raise StateStoreError(
             f"The {store.kind.name} {path} does not exist; the next command that needs it makes it."
         )
-    if not diagnose(path, kind=store.kind):
+    if not diagnose(path, kind=store.kind, migrations=store.migrations):
         raise StateStoreError(
             f"The {store.kind.name} {path} is healthy; nothing to re-initialise "
             "(its records would be forgotten)."
