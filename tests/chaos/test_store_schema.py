@@ -167,3 +167,18 @@ def test_a_catalog_index_damaged_past_its_first_page_is_rebuilt_and_doctor_names
     )
     assert "Loader" in captured.out
     assert _cli(project, "doctor") == 0
+
+
+def test_an_sqlite_error_no_store_mapped_still_reads_as_a_store_problem(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def locked(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    # a path that forgot to map its error (the store's own mapping is tested above)
+    monkeypatch.setattr(SQLiteStateRepository, "list_runs", locked)
+    assert _cli(project, "runs", "list") == 1
+    assert capsys.readouterr().err == (
+        "error: a stepkit store (SQLite) failed: database is locked; `stepkit doctor` checks "
+        "every store and names a damaged one (run with --debug for the traceback)\n"
+    )
