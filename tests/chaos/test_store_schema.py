@@ -85,10 +85,15 @@ def test_another_programs_tables_at_a_stepkit_version_are_named_with_the_way_out
         err = capsys.readouterr().err
         assert err.startswith(
             f"error: The {store} {path} lacks part of the schema stepkit made it with "
-            "(no such column: "
+            "(no such "
         )
         assert f"`stepkit doctor --reinit {key}`" in err
         assert "OperationalError" not in err and err.count("\n") == 1
+
+    conn = sqlite3.connect(path)
+    columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+    conn.close()
+    assert columns == ["id", "name"]  # the failed upgrade left the other program's table be
 
     assert _cli(project, "doctor") == 1
     out = capsys.readouterr().out

@@ -69,6 +69,13 @@ def _runner_gone(run: RunRecord) -> bool:
     return lease_is_dead(run, now=time.time())
 
 
+def _last_beat(run: RunRecord) -> str:
+    """`` (last heartbeat 12.0 s ago)``: when the runner was last known alive, if recorded."""
+    if run.last_heartbeat is None:
+        return ""
+    return f" (last heartbeat {format_duration(max(time.time() - run.last_heartbeat, 0.0))} ago)"
+
+
 def _status(run: RunRecord) -> str:
     return "running (runner gone)" if _runner_gone(run) else str(run.status)
 
@@ -164,8 +171,8 @@ def show_run(
         from stepkit.state.leases import holder
 
         out.print(
-            f"its runner ({holder(run)}) stopped without finishing; resume it with: "
-            f"stepkit runs resume {run.run_id}"
+            f"its runner ({holder(run)}) stopped without finishing{_last_beat(run)}; "
+            f"resume it with: stepkit runs resume {run.run_id}"
         )
     latest = latest_attempts(records)
     starts = [r.started_at for r in records if r.started_at is not None]

@@ -94,6 +94,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX log_events_stream ON log_events (stream_id, seq);
         """,
     ),
+    (
+        # a run's last heartbeat, kept when its lease is cleared, and copied to the attempts
+        # a reap finds interrupted: where a report ends their bars
+        "state-0002-last-heartbeat",
+        """
+        ALTER TABLE runs ADD COLUMN last_heartbeat DOUBLE PRECISION;
+        ALTER TABLE stage_attempts ADD COLUMN last_heartbeat DOUBLE PRECISION;
+        """,
+    ),
 )
 
 _RUN_COLUMNS = queries.RUN_COLUMNS
@@ -101,8 +110,16 @@ _STAGE_COLUMNS = queries.STAGE_COLUMNS
 
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
+    """INSERT … ON CONFLICT DO UPDATE; ``last_heartbeat`` only moves forward (GREATEST
+    ignores NULL), as in the SQLite store."""
     names = [c.strip() for c in columns.split(",")]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    updates = ", ".join(
+        f"{c} = GREATEST(excluded.{c}, {table}.{c})"
+        if c == "last_heartbeat"
+        else f"{c} = excluded.{c}"
+        for c in names
+        if c not in key
+    )
     marks = ", ".join("%s" for _ in names)
     return (
         f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
@@ -221,18 +238,27 @@ class PostgresStateRepository(queries.SQLReads):
                 if cursor.rowcount != 1:
                     return False
                 self._conn.execute(
-                    b"UPDATE stage_attempts SET status = %s, finished_at = %s, reason = %s"
+                    b"UPDATE stage_attempts SET status = %s, finished_at = %s, reason = %s,"
+                    b" last_heartbeat = (SELECT last_heartbeat FROM runs WHERE run_id = %s)"
                     b" WHERE run_id = %s AND status = %s",
-                    (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, running),
+                    (
+                        str(StageStatus.INTERRUPTED),
+                        now,
+                        reason,
+                        seen.run_id,
+                        seen.run_id,
+                        running,
+                    ),
                 )
                 return True
         except psycopg.Error as exc:
             raise self._error("interrupt_run", exc) from exc
 
-    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+    def renew_lease(self, run_id: str, *, expires_at: float, now: float) -> bool:
         cursor = self._run(
-            "UPDATE runs SET lease_expires_at = %s WHERE run_id = %s AND status = %s",
-            (expires_at, run_id, str(RunStatus.RUNNING)),
+            "UPDATE runs SET lease_expires_at = %s, last_heartbeat = %s"
+            " WHERE run_id = %s AND status = %s",
+            (expires_at, now, run_id, str(RunStatus.RUNNING)),
         )
         return cursor.rowcount == 1
 

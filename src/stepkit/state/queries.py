@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 
 RUN_COLUMNS = (
     "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
-    "finished_at, error, retries, host, pid, lease_expires_at"
+    "finished_at, error, retries, host, pid, lease_expires_at, last_heartbeat"
 )
 STAGE_COLUMNS = (
     "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
-    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
+    "error_type, error_message, traceback, reason, cpu_time, peak_rss, last_heartbeat"
 )
 
 Query = tuple[str, list[Any]]

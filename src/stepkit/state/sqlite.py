@@ -88,6 +88,12 @@ MIGRATIONS = [
     );
     CREATE INDEX log_events_stream ON log_events (stream_id);
     """,
+    # a run's last heartbeat, kept when its lease is cleared, and copied to the attempts a
+    # reap finds interrupted: where a report ends their bars
+    """
+    ALTER TABLE runs ADD COLUMN last_heartbeat REAL;
+    ALTER TABLE stage_attempts ADD COLUMN last_heartbeat REAL;
+    """,
 ]
 
 _RUN_COLUMNS = queries.RUN_COLUMNS
@@ -98,9 +104,16 @@ KIND = StoreKind("state store", "state", "runs")
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
     """INSERT … ON CONFLICT DO UPDATE: unlike REPLACE, never deletes the row (which would
-    cascade to a run's attempts) and keeps its rowid."""
+    cascade to a run's attempts) and keeps its rowid. ``last_heartbeat`` only moves
+    forward: a runner writing its run record never undoes a later heartbeat."""
     names = [c.strip() for c in columns.split(",")]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    updates = ", ".join(
+        f"{c} = COALESCE(max(excluded.{c}, {table}.{c}), excluded.{c}, {table}.{c})"
+        if c == "last_heartbeat"
+        else f"{c} = excluded.{c}"
+        for c in names
+        if c not in key
+    )
     marks = ", ".join("?" for _ in names)
     return (
         f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
@@ -234,18 +247,20 @@ class SQLiteStateRepository(queries.SQLReads):
             if cursor.rowcount != 1:
                 return False
             conn.execute(
-                "UPDATE stage_attempts SET status = ?, finished_at = ?, reason = ?"
+                "UPDATE stage_attempts SET status = ?, finished_at = ?, reason = ?,"
+                " last_heartbeat = (SELECT last_heartbeat FROM runs WHERE run_id = ?)"
                 " WHERE run_id = ? AND status = ?",
-                (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, running),
+                (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, seen.run_id, running),
             )
             return True
 
     @_translated
-    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+    def renew_lease(self, run_id: str, *, expires_at: float, now: float) -> bool:
         with self._lock, transaction(self._conn) as conn:
             cursor = conn.execute(
-                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND status = ?",
-                (expires_at, run_id, str(RunStatus.RUNNING)),
+                "UPDATE runs SET lease_expires_at = ?, last_heartbeat = ?"
+                " WHERE run_id = ? AND status = ?",
+                (expires_at, now, run_id, str(RunStatus.RUNNING)),
             )
             return cursor.rowcount == 1
 

@@ -49,10 +49,10 @@ class OutputView:
 class AttemptView:
     """One attempt, with the moment its runner was last known alive when it was interrupted.
 
-    The store clears an interrupted run's lease (and so its last heartbeat) when it is
-    reaped, and records the reap time as the attempt's end; ``alive_until`` is instead the
-    latest thing the dead runner recorded: a log line of the run, or another stage starting
-    or ending, before the reap (never earlier than the attempt's start)."""
+    The store records the reap time as an interrupted attempt's end; ``alive_until`` is
+    instead the latest sign of life of the dead runner before the reap: its last heartbeat
+    (which the reap keeps on the attempt), a log line of the run, or another stage starting
+    or ending (never earlier than the attempt's start)."""
 
     record: StageRecord
     tail: tuple[LogEvent, ...] = ()
@@ -188,6 +188,8 @@ def _alive_until(
     if reaped is None:
         return record.started_at
     seen = [record.started_at]
+    if record.last_heartbeat is not None and record.last_heartbeat < reaped:
+        seen.append(record.last_heartbeat)
     for other in records:
         if other.status == StageStatus.INTERRUPTED:
             continue  # written by the reaper, not by the runner

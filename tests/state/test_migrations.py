@@ -1,0 +1,63 @@
+"""A state store written by an older stepkit is brought up to date in place, every record
+kept; the PostgreSQL store gets the same columns through its own named migration."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from stepkit.sqlite import APPLICATION_ID
+from stepkit.state import SQLiteStateRepository, StageStatus
+from stepkit.state.sqlite import MIGRATIONS
+
+
+def _version_1_file(path: Path) -> None:
+    """A state file as the first schema left it: one interrupted run, its attempt."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.executescript(MIGRATIONS[0])
+    conn.execute(
+        "INSERT INTO runs (run_id, pipeline, status, inputs, outputs, graph, created_at, "
+        "finished_at) VALUES ('r1', 'p', 'interrupted', '{}', '{}', '{\"a\":[]}', 1.0, 9.0)"
+    )
+    conn.execute(
+        "INSERT INTO stage_attempts (run_id, stage, attempt, status, mode, started_at, "
+        "finished_at, inputs, outputs) VALUES ('r1', 'a', 1, 'interrupted', 'direct', 2.0, "
+        "9.0, '{}', '{}')"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+
+
+def test_a_version_1_state_file_gains_last_heartbeat_and_keeps_its_records(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    _version_1_file(path)
+    repo = SQLiteStateRepository(path)
+    try:
+        run = repo.get_run("r1")
+        (attempt,) = repo.stage_records("r1")
+    finally:
+        repo.close()
+    assert (run.finished_at, run.last_heartbeat) == (9.0, None)  # not recorded back then
+    assert (attempt.status, attempt.finished_at, attempt.last_heartbeat) == (
+        StageStatus.INTERRUPTED,
+        9.0,
+        None,
+    )
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    conn.close()
+
+
+def test_a_version_1_file_on_a_read_only_open_is_said_to_need_an_upgrade(tmp_path: Path) -> None:
+    import pytest
+
+    from stepkit.errors import StorePermissionError
+
+    path = tmp_path / "state.db"
+    _version_1_file(path)
+    with pytest.raises(StorePermissionError, match="upgrade"):
+        SQLiteStateRepository(path, read_only=True)
