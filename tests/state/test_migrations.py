@@ -1,5 +1,6 @@
 """A state store written by an older stepkit is brought up to date in place, every record
-kept; the PostgreSQL store gets the same columns through its own named migration."""
+kept (the PostgreSQL store gets the same columns through its own named migrations, which
+its contract suite runs on)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from stepkit.sqlite import APPLICATION_ID
-from stepkit.state import SQLiteStateRepository, StageStatus
+from stepkit.state import LogBatch, SQLiteStateRepository, StageStatus
 from stepkit.state.sqlite import MIGRATIONS
 
 
@@ -26,11 +27,18 @@ def _version_1_file(path: Path) -> None:
         "finished_at, inputs, outputs) VALUES ('r1', 'a', 1, 'interrupted', 'direct', 2.0, "
         "9.0, '{}', '{}')"
     )
+    conn.execute(
+        "INSERT INTO log_streams (id, run_id, stage, attempt, stream) VALUES (1, 'r1', 'a', 1, 'stdout')"
+    )
+    conn.executemany(
+        "INSERT INTO log_events (stream_id, ts, message) VALUES (1, 3.0, ?)",
+        [(f"line {i}",) for i in range(25)],
+    )
     conn.execute("PRAGMA user_version = 1")
     conn.close()
 
 
-def test_a_version_1_state_file_gains_last_heartbeat_and_keeps_its_records(
+def test_a_version_1_state_file_is_brought_up_to_date_keeping_its_records(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "state.db"
@@ -39,8 +47,18 @@ def test_a_version_1_state_file_gains_last_heartbeat_and_keeps_its_records(
     try:
         run = repo.get_run("r1")
         (attempt,) = repo.stage_records("r1")
+        counted = repo.count_logs("r1"), repo.count_logs("r1", stage="a")
+        tail = repo.log_tails("r1", size=3)[("a", 1)]
+        repo.commit(logs=[LogBatch("r1", "a", 1, "stdout", 4.0, ["one more"])])
+        after = repo.count_logs("r1")
     finally:
         repo.close()
+    assert counted == (25, 25) and after == 26  # the migration counted the lines already there
+    assert tail.lines == 25 and [e.message for e in tail.events] == [
+        "line 22",
+        "line 23",
+        "line 24",
+    ]
     assert (run.finished_at, run.last_heartbeat) == (9.0, None)  # not recorded back then
     assert (attempt.status, attempt.finished_at, attempt.last_heartbeat) == (
         StageStatus.INTERRUPTED,

@@ -103,6 +103,16 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE stage_attempts ADD COLUMN last_heartbeat DOUBLE PRECISION;
         """,
     ),
+    (
+        # each stream's line count, kept as lines are written: a report and count_logs read
+        # it instead of counting a million index entries
+        "state-0003-log-line-counts",
+        """
+        ALTER TABLE log_streams ADD COLUMN lines BIGINT NOT NULL DEFAULT 0;
+        UPDATE log_streams
+        SET lines = (SELECT count(*) FROM log_events WHERE stream_id = log_streams.id);
+        """,
+    ),
 )
 
 _RUN_COLUMNS = queries.RUN_COLUMNS
@@ -176,12 +186,17 @@ class PostgresStateRepository(queries.SQLReads):
                         key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
                         if key not in self._stream_ids and key not in new_streams:
                             new_streams[key] = self._stream_id(cur, key)
+                    counts: list[tuple[int, int]] = []
                     with cur.copy("COPY log_events (stream_id, ts, message) FROM STDIN") as copy:
                         for batch in logs:
                             key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
                             stream_id = self._stream_ids.get(key) or new_streams[key]
                             for line in batch.lines:
                                 copy.write_row((stream_id, batch.ts, line))
+                            counts.append((len(batch.lines), stream_id))
+                    cur.executemany(
+                        b"UPDATE log_streams SET lines = lines + %s WHERE id = %s", counts
+                    )
         except psycopg.Error as exc:
             raise self._error("commit", exc) from exc
         # Only now, the transaction committed: a rolled-back stream row must not be cached.
