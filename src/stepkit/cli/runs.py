@@ -42,10 +42,16 @@ def _state(ctx: typer.Context) -> Iterator[StateRepository]:
 
 def resolve_run_id(state: StateRepository, given: str) -> str:
     """``latest`` is the newest run; a unique prefix of a run id names that run."""
+    from stepkit.errors import UnknownRunError
+
     if given == "latest":
         newest = state.list_runs(limit=1)
         if newest:
             return newest[0].run_id
+    try:
+        return state.get_run(given).run_id  # a whole id: no need to read every run
+    except UnknownRunError:
+        pass  # a prefix, or a typo the caller's own lookup reports with close ids
     matches = [r.run_id for r in state.list_runs() if r.run_id.startswith(given)]
     return matches[0] if len(matches) == 1 else given
 
