@@ -84,8 +84,7 @@ def test_another_programs_tables_at_a_stepkit_version_are_named_with_the_way_out
         assert _cli(project, *command) == 1
         err = capsys.readouterr().err
         assert err.startswith(
-            f"error: The {store} {path} lacks part of the schema stepkit made it with "
-            "(no such "
+            f"error: The {store} {path} lacks part of the schema stepkit made it with (no such "
         )
         assert f"`stepkit doctor --reinit {key}`" in err
         assert "OperationalError" not in err and err.count("\n") == 1
