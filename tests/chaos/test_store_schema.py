@@ -5,12 +5,14 @@ never ``unexpected OperationalError``."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 from catalog.synth import Step, write_project
 
+from chaos.disks import make_read_only
 from stepkit.artifacts import ArtifactStore, SQLiteCatalog
 from stepkit.cli.app import main
 from stepkit.plan.cache import StepCache
@@ -186,3 +188,47 @@ def test_an_sqlite_error_no_store_mapped_still_reads_as_a_store_problem(
         "error: a stepkit store (SQLite) failed: database is locked; `stepkit doctor` checks "
         "every store and names a damaged one (run with --debug for the traceback)\n"
     )
+
+
+def test_writing_commands_on_a_read_only_state_folder_name_the_store_and_the_way_out(
+    remount_read_only: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_project(remount_read_only / "project", {"shared": [Step("Loader")]})
+    state = root / ".stepkit"
+    catalog = SQLiteCatalog(state / "artifacts.sqlite")
+    with ArtifactStore(root=state / "artifacts", catalog=catalog) as store:
+        store.put_bytes(b"bytes", artifact_id="a0", source="s", producer="p")
+    data = remount_read_only / "data.txt"
+    data.write_text("new bytes")
+    line = {"artifact_id": "m1", "source_url": "s3://b/k", "resolver": "s3", "path": str(data)}
+    manifest = remount_read_only / "manifest.jsonl"
+    manifest.write_text(json.dumps(line) + "\n")
+    make_read_only(remount_read_only)
+
+    # a manifest line the store cannot take is skipped with the reason; the rest goes on
+    assert (
+        _cli(root, "artifacts", "import-manifest", str(manifest), "--apply", "--hash-missing") == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        f"{manifest}:1: skipped: Cannot write to the artifact store {state / 'artifacts'}: its "
+        "file system is read-only. To change it, remount it read-write"
+    ) in out
+    assert "OSError" not in out
+
+    added = (
+        "artifacts",
+        "add",
+        str(data),
+        "--artifact-id",
+        "x",
+        "--source",
+        "s",
+        "--producer",
+        "p",
+    )
+    assert _cli(root, *added) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot ") and "its file system is read-only" in err, err
+    assert str(state) in err and err.count("\n") == 1
+    assert "OSError" not in err and "readonly database" not in err
