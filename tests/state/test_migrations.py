@@ -1,14 +1,19 @@
 """A state store written by an older stepkit is brought up to date in place, every record
-kept (the PostgreSQL store gets the same columns through its own named migrations, which
-its contract suite runs on)."""
+kept: a SQLite file of ``user_version`` 1, a PostgreSQL schema of the first named migration."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from stepkit import postgres
+from stepkit.errors import StorePermissionError
 from stepkit.sqlite import APPLICATION_ID
 from stepkit.state import LogBatch, SQLiteStateRepository, StageStatus
+from stepkit.state.postgres import MIGRATIONS as PG_MIGRATIONS
+from stepkit.state.postgres import PostgresStateRepository
 from stepkit.state.sqlite import MIGRATIONS
 
 
@@ -71,11 +76,37 @@ def test_a_version_1_state_file_is_brought_up_to_date_keeping_its_records(
 
 
 def test_a_version_1_file_on_a_read_only_open_is_said_to_need_an_upgrade(tmp_path: Path) -> None:
-    import pytest
-
-    from stepkit.errors import StorePermissionError
-
     path = tmp_path / "state.db"
     _version_1_file(path)
     with pytest.raises(StorePermissionError, match="upgrade"):
         SQLiteStateRepository(path, read_only=True)
+
+
+def test_a_postgres_schema_of_the_first_migration_is_brought_up_to_date(
+    postgres_url: str,
+) -> None:
+    old = postgres.connect(postgres_url, key="state.url", migrations=PG_MIGRATIONS[:1])
+    with old:
+        old.execute(
+            "INSERT INTO runs (run_id, pipeline, status, inputs, outputs, graph, created_at) "
+            "VALUES ('r1', 'p', 'interrupted', '{}', '{}', '{}', 1.0)"
+        )
+        stream = old.execute(
+            "INSERT INTO log_streams (run_id, stage, attempt, stream) "
+            "VALUES ('r1', 'a', 1, 'stdout') RETURNING id"
+        ).fetchone()
+        assert stream is not None
+        for i in range(7):
+            old.execute(
+                "INSERT INTO log_events (stream_id, ts, message) VALUES (%s, 1.0, %s)",
+                (stream[0], f"line {i}"),
+            )
+    repo = PostgresStateRepository(postgres_url)
+    try:
+        assert repo.get_run("r1").last_heartbeat is None
+        assert repo.count_logs("r1") == 7  # counted by the migration
+        repo.commit(logs=[LogBatch("r1", "a", 1, "stdout", 2.0, ["one more"])])
+        assert repo.count_logs("r1", stage="a") == 8
+        assert repo.log_tails("r1", size=2)[("a", 1)].lines == 8
+    finally:
+        repo.close()
