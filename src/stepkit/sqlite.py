@@ -29,6 +29,7 @@ from stepkit.errors import (
     StoreDamagedError,
     StoreFullError,
     StorePermissionError,
+    StoreTooNewError,
 )
 
 #: How long a writer waits for another one before giving up ("database is locked").
@@ -209,10 +210,7 @@ def _check_version(
 ) -> int:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(migrations):
-        raise StateStoreError(
-            f"The {kind.name} {path} is at schema version {version}, newer than this stepkit "
-            f"knows ({len(migrations)}); upgrade stepkit."
-        )
+        raise StoreTooNewError(path, kind.name, version=version, known=len(migrations))
     if read_only and version < len(migrations):
         raise StorePermissionError(path, kind.name, action="upgrade (it is read-only)")
     return version
@@ -381,7 +379,11 @@ def diagnose(
 ) -> list[str]:
     """What is wrong with the store file at ``path`` (nothing: ``[]``), found without
     changing it: opened read-only, its schema checked (against what ``migrations`` make, when
-    given), then SQLite's integrity check."""
+    given), then SQLite's integrity check.
+
+    Raises:
+        StoreTooNewError: a newer stepkit made the file (not damage: nothing to repair).
+    """
     try:
         conn = _open(path, kind=kind, read_only=True, check_same_thread=True)
     except StateStoreError as exc:
@@ -395,6 +397,8 @@ def diagnose(
                 problem = f"lacks part of the schema stepkit made it with ({'; '.join(missing)})"
                 raise StoreDamagedError(path, kind.name, problem, reinit=kind.key)
         return integrity_check(conn, quick=quick)
+    except StoreTooNewError:
+        raise
     except StateStoreError as exc:
         return [str(exc)]
     except sqlite3.Error as exc:

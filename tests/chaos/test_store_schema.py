@@ -136,10 +136,17 @@ def test_a_store_of_a_newer_stepkit_says_upgrade_and_doctor_does_not_call_it_hea
         f"error: The artifact catalog {catalog} is at schema version 7, newer than this "
         "stepkit knows (1); upgrade stepkit.\n"
     )
+    before = catalog.read_bytes()
     assert _cli(project, "doctor") == 1
     out = capsys.readouterr().out
-    assert "artifact catalog: damaged" in out and "upgrade stepkit" in out
-    assert "All stores are healthy" not in out
+    assert f"artifact catalog: newer    {catalog}" in out
+    assert out.endswith("1 store(s) of a newer stepkit: upgrade stepkit.\n")
+    assert "damaged" not in out and "All stores are healthy" not in out
+    # not damage: never set aside for an empty store an older stepkit would then fill
+    assert _cli(project, "doctor", "--reinit", "artifacts") == 1
+    assert "newer than this stepkit knows (1); upgrade stepkit." in capsys.readouterr().err
+    assert catalog.read_bytes() == before
+    assert not list(catalog.parent.glob("artifacts.sqlite.damaged-*"))
 
 
 def _garble_all_but_the_first_page(path: Path) -> None:
