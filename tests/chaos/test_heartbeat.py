@@ -15,7 +15,7 @@ import pytest
 from chaos.beating import LEASE_SECONDS, pipeline
 from stepkit.cli.app import main
 from stepkit.pipeline.report import gather_report
-from stepkit.state import RunRecord, RunStatus, SQLiteStateRepository, StageStatus
+from stepkit.state import RunRecord, RunStatus, SQLiteStateRepository, StageRecord, StageStatus
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -97,3 +97,49 @@ def test_a_killed_runners_last_heartbeat_ends_its_interrupted_attempt(
         assert resumed.last_heartbeat is not None and resumed.last_heartbeat > killed_at
     finally:
         state.close()
+
+
+def test_runs_show_ends_an_interrupted_attempt_at_its_last_heartbeat_and_dots_to_the_reap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    (project / "steps").mkdir(parents=True)
+    (project / "stepkit.toml").write_text(
+        '[project]\nname = "p"\n[[workspaces]]\nid = "core"\npath = "steps"\n'
+    )
+    t0 = 1_800_000_000.0
+    state = SQLiteStateRepository(project / ".stepkit" / "state.db")
+    run = RunRecord(
+        run_id="r1",
+        pipeline="p",
+        status=RunStatus.COMPLETED,
+        graph={"train": ()},
+        created_at=t0,
+        started_at=t0,
+        finished_at=t0 + 40,
+        last_heartbeat=t0 + 39,
+    )
+    first = StageRecord(
+        "r1",
+        "train",
+        1,
+        StageStatus.INTERRUPTED,
+        started_at=t0,
+        finished_at=t0 + 30,  # reaped by the resume
+        last_heartbeat=t0 + 10,  # its runner's last heartbeat
+        reason="runner pid 1 on host stopped without finishing (lease lost)",
+    )
+    second = StageRecord(
+        "r1", "train", 2, StageStatus.COMPLETED, started_at=t0 + 30, finished_at=t0 + 40
+    )
+    state.commit(runs=[run], stages=[first, second])
+    state.close()
+    try:
+        main(["--project", str(project), "runs", "show", "r1"])
+    except SystemExit as exit_:
+        assert not exit_.code
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("train")]
+    bar = row[row.index("█") : row.rindex("█") + 1]
+    # 40 cells over 40 s: the first attempt's bar to +10 s, dots to the reap at +30 s, then
+    # the second attempt
+    assert bar == "█" * 10 + "·" * 19 + "█" * 11

@@ -154,12 +154,17 @@ def show_run(
     as_json: JsonOption = False,
 ) -> None:
     """A run's stages: status, attempts, durations, errors, and a timeline."""
-    from stepkit.state.records import latest_attempts
+    from stepkit.pipeline.report.data import alive_until
+    from stepkit.state.records import StageStatus, latest_attempts
 
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
         records = state.stage_records(run_id)
+        last_lines: list[float] = []
+        if any(r.status == StageStatus.INTERRUPTED for r in records):  # where its bar ends
+            tails = state.log_tails(run_id, size=1).values()
+            last_lines = [tail.events[-1].ts for tail in tails if tail.events]
     if as_json:
         print_json({"run": _run_json(run), "attempts": [_stage_json(r) for r in records]})
         return
@@ -197,10 +202,12 @@ def show_run(
         cells = [(" ", "")] * width
         for attempt in (r for r in records if r.stage == name and r.started_at is not None):
             style = _STYLE.get(str(attempt.status), "white")
-            left = int(((attempt.started_at or origin) - origin) / span * (width - 1))
-            right = int(((attempt.finished_at or origin + span) - origin) / span * (width - 1))
-            for cell in range(left, max(left, right) + 1):
-                cells[cell] = ("█", style)
+            left = _cell(attempt.started_at, origin, span, width)
+            ended = attempt.finished_at or origin + span
+            # an interrupted attempt ends at its runner's last sign of life; dots to the reap
+            right = _cell(alive_until(attempt, records, last_lines) or ended, origin, span, width)
+            for cell in range(left, _cell(ended, origin, span, width) + 1):
+                cells[cell] = ("█", style) if cell <= max(left, right) else ("·", "grey50")
         bar = Text.assemble(*cells)
         shown.add_row(
             Text(name),
@@ -220,6 +227,11 @@ def show_run(
                 markup=False,
                 soft_wrap=True,
             )
+
+
+def _cell(at: float | None, origin: float, span: float, width: int) -> int:
+    """The timeline cell (0 … width-1) of the moment ``at``."""
+    return int(((at if at is not None else origin) - origin) / span * (width - 1))
 
 
 def _python_env(outputs: Any) -> dict[str, Any] | None:

@@ -120,7 +120,7 @@ def gather_report(
                 record=r,
                 tail=tails[(name, r.attempt)].events if (name, r.attempt) in tails else (),
                 lines=tails[(name, r.attempt)].lines if (name, r.attempt) in tails else 0,
-                alive_until=_alive_until(r, records, last_lines),
+                alive_until=alive_until(r, records, last_lines),
             )
             for r in sorted(by_stage.get(name, ()), key=lambda r: r.attempt)
         )
@@ -177,11 +177,12 @@ def _stage_view(
     )
 
 
-def _alive_until(
+def alive_until(
     record: StageRecord, records: Sequence[StageRecord], last_lines: Iterable[float]
 ) -> float | None:
     """For an interrupted attempt: the latest time its runner recorded anything before the
-    reap (see :class:`AttemptView`); None for any other attempt."""
+    reap (see :class:`AttemptView`), from the run's ``records`` and the times of its last
+    log lines; None for any other attempt. ``runs show`` draws its timeline by it too."""
     if record.status != StageStatus.INTERRUPTED or record.started_at is None:
         return None
     reaped = record.finished_at
