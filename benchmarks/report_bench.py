@@ -5,8 +5,10 @@
 
 Prints one JSON object; each figure is a median over repeats of the command as users run
 it (a fresh process), with this tree's code and with the code of ``--base`` (default: the
-commit before the store's log-tail query), in the same run on the same data. The bound is
-the same command on the same run with no log at all, plus a tenth of a second: finding
+commit before the store's log-tail query), the four commands (each tree, with and without
+logs) taking turns so that a change in the machine's load falls on all alike. Each tree
+reads a run written by its own code (an older stepkit refuses a newer schema). The bound
+is the same command on the same run with no log at all, plus a tenth of a second: finding
 each attempt's last lines should cost little beside drawing the page.
 """
 
@@ -37,7 +39,7 @@ BASE_COMMIT = "439f21f"
 BOUND_EXTRA_S = 0.1
 STAGES = 200
 LINES = 1_000_000
-REPEATS = 5
+REPEATS = 15
 
 
 def write_run(root: Path, *, lines: int) -> None:
@@ -116,29 +118,27 @@ def write_run(root: Path, *, lines: int) -> None:
         state.close()
 
 
-def median_seconds(root: Path, src: Path) -> float:
-    """Median seconds of ``stepkit runs report`` as users run it, with the code in ``src``."""
-    command = [
-        sys.executable,
-        "-m",
-        "stepkit",
-        "-p",
-        str(root),
-        "runs",
-        "report",
-        "run",
-        "-o",
-        str(root / "report.html"),
-    ]
+def report_command(root: Path, src: Path) -> tuple[list[str], dict[str, str]]:
+    """``stepkit runs report`` as users run it (a fresh process), with the code in ``src``."""
+    command = [sys.executable, "-m", "stepkit", "-p", str(root), "runs", "report", "run"]
+    command += ["-o", str(root / "report.html")]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(src)
-    subprocess.run(command, check=True, capture_output=True, env=env)  # bytecode compiled
-    times = []
+    return command, env
+
+
+def median_seconds(commands: dict[str, tuple[list[str], dict[str, str]]]) -> dict[str, float]:
+    """Median seconds of each command, run in turn ``REPEATS`` times: interleaved, so that
+    a change in the machine's load falls on all of them alike."""
+    for command, env in commands.values():
+        subprocess.run(command, check=True, capture_output=True, env=env)  # bytecode compiled
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(REPEATS):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env=env)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, (command, env) in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True, env=env)
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def base_source(commit: str) -> Path:
@@ -152,31 +152,48 @@ def base_source(commit: str) -> Path:
     return folder / "src"
 
 
-def measure(src: Path, logged: Path, quiet: Path) -> dict[str, Any]:
-    with_logs = median_seconds(logged, src)
-    without = median_seconds(quiet, src)
-    return {
-        "runs_report_s": round(with_logs, 3),
-        "runs_report_without_logs_s": round(without, 3),
-        "bound_s": round(without + BOUND_EXTRA_S, 3),
-        "met": with_logs <= without + BOUND_EXTRA_S,
-        "page_bytes": (logged / "report.html").stat().st_size,
-    }
+def written_by(src: Path, root: Path, *, lines: int) -> Path:
+    """``root`` with the run of :func:`write_run`, written by the code in ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    script = str(Path(__file__).resolve())
+    subprocess.run([sys.executable, script, "--write", str(root), str(lines)], check=True, env=env)
+    return root
+
+
+def measure(sources: dict[str, Path], folder: Path) -> dict[str, Any]:
+    """Figures of each source tree, on the run written by its own code."""
+    commands = {}
+    for name, src in sources.items():
+        for kind, lines in (("logged", LINES), ("quiet", 0)):
+            root = written_by(src, folder / name / kind, lines=lines)
+            commands[f"{name}/{kind}"] = report_command(root, src)
+    medians = median_seconds(commands)
+    figures = {}
+    for name in sources:
+        with_logs, without = medians[f"{name}/logged"], medians[f"{name}/quiet"]
+        figures[name] = {
+            "runs_report_s": round(with_logs, 3),
+            "runs_report_without_logs_s": round(without, 3),
+            "bound_s": round(without + BOUND_EXTRA_S, 3),
+            "met": with_logs <= without + BOUND_EXTRA_S,
+            "page_bytes": (folder / name / "logged" / "report.html").stat().st_size,
+        }
+    return figures
 
 
 def main() -> None:
     args = sys.argv[1:]
+    if args[:1] == ["--write"]:  # the child of written_by()
+        write_run(Path(args[1]), lines=int(args[2]))
+        return
     commit = args[args.index("--base") + 1] if "--base" in args else BASE_COMMIT
     base = base_source(commit)
     current = Path(__file__).resolve().parent.parent / "src"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            logged, quiet = Path(tmp, "logged"), Path(tmp, "quiet")
-            write_run(logged, lines=LINES)
-            write_run(quiet, lines=0)
-            figures: dict[str, Any] = {"stages": STAGES, "log_lines": LINES}
-            figures["new"] = measure(current, logged, quiet)
-            figures[f"base_{commit}"] = measure(base, logged, quiet)
+            figures: dict[str, Any] = {"stages": STAGES, "log_lines": LINES, "repeats": REPEATS}
+            figures |= measure({"new": current, f"base_{commit}": base}, Path(tmp))
+            figures["load_average"] = [round(load, 2) for load in os.getloadavg()]
     finally:
         shutil.rmtree(base.parent, ignore_errors=True)
     print(json.dumps(figures, indent=2))

@@ -514,6 +514,20 @@ class StoreDamagedError(StateStoreError):
         )
 
 
+class StoreTooNewError(StateStoreError):
+    """A store whose schema a newer stepkit made: not damaged, and never re-initialised —
+    the way out is a newer stepkit."""
+
+    def __init__(self, path: Path | str, store: str, *, version: int, known: int) -> None:
+        self.path = Path(path)
+        self.store = store
+        self.version = version
+        super().__init__(
+            f"The {store} {path} is at schema version {version}, newer than this stepkit "
+            f"knows ({known}); upgrade stepkit."
+        )
+
+
 class StoreFullError(OSError, StateStoreError):
     """The disk under a store is full (ENOSPC); nothing of the write was kept. (OSError
     first: its constructor is the one that can rebuild the error after pickling.)"""

@@ -29,6 +29,7 @@ from stepkit.errors import (
     StoreDamagedError,
     StoreFullError,
     StorePermissionError,
+    StoreTooNewError,
 )
 
 #: How long a writer waits for another one before giving up ("database is locked").
@@ -209,10 +210,7 @@ def _check_version(
 ) -> int:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(migrations):
-        raise StateStoreError(
-            f"The {kind.name} {path} is at schema version {version}, newer than this stepkit "
-            f"knows ({len(migrations)}); upgrade stepkit."
-        )
+        raise StoreTooNewError(path, kind.name, version=version, known=len(migrations))
     if read_only and version < len(migrations):
         raise StorePermissionError(path, kind.name, action="upgrade (it is read-only)")
     return version
@@ -271,6 +269,8 @@ def data_version(conn: sqlite3.Connection) -> int:
 #: SQLite's primary result codes that mean the file itself is not what it must be.
 _DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _DENIED = {"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"}
+#: How SQLite says a query named a table or column the file does not have (SQLITE_ERROR).
+_SCHEMA_MISMATCH = ("no such table", "no such column", "cannot join using column")
 
 
 def store_error(
@@ -291,6 +291,14 @@ def store_error(
         return StoreFullError(path, kind.name)
     if code in _DENIED or "readonly database" in message:
         return StorePermissionError(path, kind.name)
+    if message.startswith(_SCHEMA_MISMATCH) or " has no column named " in message:
+        return StoreDamagedError(
+            path,
+            kind.name,
+            f"lacks part of the schema stepkit made it with ({message}): another program "
+            "changed it, or it is not a stepkit file",
+            reinit=kind.key,
+        )
     if code == "SQLITE_CANTOPEN":
         if not os.access(Path(path).parent, os.W_OK | os.X_OK) or (
             Path(path).exists() and not os.access(path, os.R_OK)
@@ -329,6 +337,36 @@ def os_error(exc: OSError, *, path: Path | str, kind: StoreKind) -> StateStoreEr
     return StateStoreError(f"Cannot create the {kind.name} {path}: {exc.strerror or exc}.")
 
 
+def missing_schema(conn: sqlite3.Connection, migrations: Sequence[str]) -> list[str]:
+    """The tables and columns ``migrations`` make that the database of ``conn`` lacks."""
+    expected = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for script in migrations:
+            for statement in _statements(script):
+                expected.execute(statement)
+        wanted = _columns(expected)
+    finally:
+        expected.close()
+    found = _columns(conn)
+    missing = []
+    for table, columns in wanted.items():
+        if table not in found:
+            missing.append(f"no table {table!r}")
+        elif lacking := [c for c in columns if c not in found[table]]:
+            missing.append(f"table {table!r} has no column {', '.join(lacking)}")
+    return missing
+
+
+def _columns(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    tables = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall()
+    return {
+        table: [row[0] for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))]
+        for (table,) in tables
+    }
+
+
 def integrity_check(conn: sqlite3.Connection, *, quick: bool = False) -> list[str]:
     """SQLite's own check of every page and index: the problems it found (none: ``[]``)."""
     pragma = "quick_check" if quick else "integrity_check"
@@ -336,16 +374,31 @@ def integrity_check(conn: sqlite3.Connection, *, quick: bool = False) -> list[st
     return [] if rows == ["ok"] else rows
 
 
-def diagnose(path: Path, *, kind: StoreKind, quick: bool = False) -> list[str]:
+def diagnose(
+    path: Path, *, kind: StoreKind, migrations: Sequence[str] = (), quick: bool = False
+) -> list[str]:
     """What is wrong with the store file at ``path`` (nothing: ``[]``), found without
-    changing it: opened read-only, its schema checked, then SQLite's integrity check."""
+    changing it: opened read-only, its schema checked (against what ``migrations`` make, when
+    given), then SQLite's integrity check.
+
+    Raises:
+        StoreTooNewError: a newer stepkit made the file (not damage: nothing to repair).
+    """
     try:
         conn = _open(path, kind=kind, read_only=True, check_same_thread=True)
     except StateStoreError as exc:
         return [str(exc)]
     try:
         check_schema(conn, path, kind=kind)
+        if migrations:
+            version = _check_version(conn, migrations, path=path, kind=kind, read_only=False)
+            missing = missing_schema(conn, migrations[:version])
+            if missing:
+                problem = f"lacks part of the schema stepkit made it with ({'; '.join(missing)})"
+                raise StoreDamagedError(path, kind.name, problem, reinit=kind.key)
         return integrity_check(conn, quick=quick)
+    except StoreTooNewError:
+        raise
     except StateStoreError as exc:
         return [str(exc)]
     except sqlite3.Error as exc:

@@ -356,8 +356,8 @@ def test_bad_files_are_reported_and_the_rest_indexed(make_project: MakeProject) 
     problems = [str(p) for p in find_problems(open_catalog(root))]
     assert f"{steps / 'specs' / 'loader_spec.py'}:2: syntax error: '(' was never closed" in problems
     assert (
-        f"{contract}:9: contract TRAINER_CONTRACT: required_env_vars is not a literal (Name)"
-        in problems
+        f"{contract}:9: contract TRAINER_CONTRACT: required_env_vars refers to the name ENV, "
+        "not a literal value: write the value itself" in problems
     )
     assert f"{steps / 'builders' / 'builder_latin1_step.py'}:1: is not UTF-8 text" in problems
     assert (

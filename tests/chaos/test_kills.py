@@ -189,7 +189,8 @@ def test_a_run_whose_runner_was_killed_is_shown_as_such_until_resumed(
     (listed,) = json.loads(cli("runs", "list", "--json"))
     assert listed["status"] == "running" and listed["runner_gone"] is True
     shown = cli("runs", "show", "latest")
-    assert "stopped without finishing; resume it with: stepkit runs resume" in shown
+    assert "stopped without finishing (last heartbeat " in shown
+    assert " s ago); resume it with: stepkit runs resume" in shown
     cli("runs", "logs", "latest", "--follow")  # ends: nobody will write to the run again
     assert last_runner_exit(db, ledger, temp) == 0
     assert "running" not in cli("runs", "list")

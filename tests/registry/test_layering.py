@@ -163,7 +163,11 @@ def test_duplicate_key_in_one_python_dict_is_a_conflict(write_project: WriteProj
     [
         ("STEP_NAMES = {", "syntax error"),
         ("STEP_NAMES = build()", r"is computed by code \(build\(\)\), which stepkit does not run"),
-        ('STEP_NAMES = {"A": {"config_class": make()}}', "is not a literal"),
+        (
+            'STEP_NAMES = {"A": {"config_class": make()}}',
+            r"STEP_NAMES\['A'\] holds a call to make\(\.\.\.\), not a literal value: write the "
+            "value itself",
+        ),
         (
             'STEP_NAMES = {"A": {"confg_class": "X"}}',
             "unknown field 'confg_class'. Did you mean 'config_class'",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -135,6 +136,30 @@ def test_an_interrupted_attempt_is_drawn_to_its_runners_last_sign_of_life(
     assert float(tail[1]) > float(tail[0]) + 100  # 12 s of no heartbeat, drawn apart
     assert "runner last seen +5.0 s, reaped +17.0 s" in page
     assert "4.00 s until its runner was last seen; reaped +17.0 s" in page
+
+
+def test_an_interrupted_attempt_ends_at_its_runners_last_heartbeat(
+    state: MemoryStateRepository,
+) -> None:
+    # the reap kept the runner's last heartbeat (+11 s) on the attempt: later than its last
+    # log line (+5 s), earlier than the reap (+17 s)
+    (first,) = [r for r in state.stage_records("r2") if r.stage == "Train" and r.attempt == 1]
+    state.commit(stages=[replace(first, last_heartbeat=T0 + 11)])
+    report = gather_report(state, "r2", cache=CACHE)
+    attempt = report.stages["Train"].attempts[0]
+    assert attempt.alive_until == T0 + 11
+    page = render_report(report)
+    assert "runner last seen +11.0 s, reaped +17.0 s" in page
+    assert "10.0 s until its runner was last seen; reaped +17.0 s" in page
+
+
+def test_a_heartbeat_recorded_after_the_reap_is_not_taken_for_a_sign_of_life(
+    state: MemoryStateRepository,
+) -> None:
+    (first,) = [r for r in state.stage_records("r2") if r.stage == "Train" and r.attempt == 1]
+    state.commit(stages=[replace(first, last_heartbeat=T0 + 30)])
+    attempt = gather_report(state, "r2", cache=CACHE).stages["Train"].attempts[0]
+    assert attempt.alive_until == T0 + 5  # its last log line still: a beat past +17 is not
 
 
 def test_stage_details_carry_outputs_provenance_config_logs_and_error(

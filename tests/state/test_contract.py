@@ -149,11 +149,54 @@ def test_log_events_append_in_order_and_page_by_seq(repo: StateRepository) -> No
 
 def test_renew_lease_moves_only_a_running_runs_lease(repo: StateRepository) -> None:
     repo.commit(runs=[_run(), _run("done", status=RunStatus.COMPLETED, lease_expires_at=None)])
-    assert repo.renew_lease("r1", expires_at=12345.0) is True
+    assert repo.renew_lease("r1", expires_at=12345.0, now=12315.0) is True
     assert repo.get_run("r1").lease_expires_at == 12345.0
+    assert repo.get_run("r1").last_heartbeat == 12315.0
     assert repo.get_run("r1").status == RunStatus.RUNNING
-    assert repo.renew_lease("done", expires_at=1.0) is False
+    assert repo.renew_lease("done", expires_at=1.0, now=0.5) is False
     assert repo.get_run("done").lease_expires_at is None
+    assert repo.get_run("done").last_heartbeat is None
+
+
+def test_a_reaped_run_keeps_its_last_heartbeat_and_its_interrupted_attempts_get_it(
+    repo: StateRepository,
+) -> None:
+    repo.commit(
+        runs=[_run(lease_expires_at=time.time() + 60)],
+        stages=[_stage("a", 1, status=StageStatus.COMPLETED), _stage("b", 1)],
+    )
+    now = time.time()
+    beat = now - 31  # its last heartbeat; the lease it set has expired since
+    assert repo.renew_lease("r1", expires_at=beat + 30, now=beat) is True
+    assert reap_expired(repo, now=now) == ["r1"]
+    run = repo.get_run("r1")
+    assert (run.status, run.lease_expires_at, run.last_heartbeat) == (
+        RunStatus.INTERRUPTED,
+        None,
+        beat,
+    )
+    beats = {(r.stage, r.status, r.finished_at, r.last_heartbeat) for r in repo.stage_records("r1")}
+    assert beats == {
+        ("a", StageStatus.COMPLETED, None, None),
+        ("b", StageStatus.INTERRUPTED, now, beat),  # reaped now, last seen alive 31 s before
+    }
+    # a resume's runner beats later: the run's heartbeat moves on, the attempt keeps its own
+    assert repo.claim_run(_run(pid=2)) is True
+    assert repo.renew_lease("r1", expires_at=now + 60, now=now + 1) is True
+    assert repo.get_run("r1").last_heartbeat == now + 1
+    interrupted = [r for r in repo.stage_records("r1") if r.stage == "b"]
+    assert [r.last_heartbeat for r in interrupted] == [beat]
+
+
+def test_writing_a_run_record_never_moves_its_last_heartbeat_back(repo: StateRepository) -> None:
+    repo.commit(runs=[_run()])
+    assert repo.renew_lease("r1", expires_at=time.time() + 60, now=250.0) is True
+    repo.commit(runs=[_run(status=RunStatus.COMPLETED)])  # the runner's record: no heartbeat
+    assert repo.get_run("r1").last_heartbeat == 250.0
+    repo.commit(runs=[_run(last_heartbeat=150.0)])  # an older one
+    assert repo.get_run("r1").last_heartbeat == 250.0
+    repo.commit(runs=[_run(last_heartbeat=350.0)])
+    assert repo.get_run("r1").last_heartbeat == 350.0
 
 
 def test_an_expired_lease_is_reaped_and_its_running_stages_interrupted(
@@ -200,7 +243,8 @@ def test_a_stale_reaper_never_overwrites_a_claim(repo: StateRepository) -> None:
 def test_a_renewed_lease_is_not_reaped(repo: StateRepository) -> None:
     repo.commit(runs=[_run(lease_expires_at=time.time() - 1)])
     seen = repo.get_run("r1")
-    assert repo.renew_lease("r1", expires_at=time.time() + 60) is True  # a slow runner lives
+    now = time.time()
+    assert repo.renew_lease("r1", expires_at=now + 60, now=now) is True  # a slow runner lives
     assert repo.interrupt_run(seen, now=time.time(), reason="lease lost") is False
     assert repo.get_run("r1").status == RunStatus.RUNNING
 

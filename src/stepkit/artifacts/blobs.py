@@ -205,7 +205,10 @@ class LocalBlobs:
         except FileNotFoundError:
             if not os.path.exists(source):
                 raise
-            os.makedirs(os.path.dirname(target), exist_ok=True)
+            try:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+            except OSError as exc:  # a read-only or full store: said as such, naming it
+                raise store_os_error(exc, root=self.root) from exc
             self.new_fans = True  # the objects folder gained a name: fsync it too
             try:
                 os.link(source, target)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.child import parse_source
+from stepkit.literals import NotLiteral as _NotLiteral
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract, StepSpecification
@@ -27,12 +28,6 @@ _ENUMS: Final = {"DependencyType", "NodeType"}
 ENTRY_POINT_FIELDS: Final = ("processing_entry_point", "training_entry_point", "entry_point")
 
 Facts = dict[str, Any]
-
-
-class _NotLiteral(ValueError):
-    def __init__(self, node: ast.AST) -> None:
-        self.line = getattr(node, "lineno", 0)
-        super().__init__(type(node).__name__)
 
 
 def _literal(node: ast.AST) -> Any:
@@ -108,9 +103,7 @@ def _contract(call: ast.Call, var: str, line: int, problems: list[list[Any]]) ->
         try:
             fields[kw.arg] = _literal(kw.value)
         except _NotLiteral as exc:
-            problems.append(
-                [exc.line or line, f"contract {var}: {kw.arg} is not a literal ({exc})"]
-            )
+            problems.append([exc.line or line, f"contract {var}: {kw.arg} {exc.reason(kw.value)}"])
     return {"var": var, "line": line, "class": _call_name(call), "fields": fields}
 
 
@@ -226,7 +219,7 @@ def _spec(
             elif kw.arg == "script_contract":
                 facts["contract_ref"] = _contract_ref(kw.value, imports, functions)
         except _NotLiteral as exc:
-            problems.append([exc.line or line, f"spec {var}: {kw.arg} is not a literal ({exc})"])
+            problems.append([exc.line or line, f"spec {var}: {kw.arg} {exc.reason(kw.value)}"])
     return facts
 
 
@@ -246,7 +239,7 @@ def _items(node: ast.expr, what: str, var: str, problems: list[list[Any]]) -> li
             try:
                 fields[kw.arg] = _literal(kw.value)
             except _NotLiteral as exc:
-                problems.append([exc.line, f"spec {var}: {what} {kw.arg} is not a literal"])
+                problems.append([exc.line, f"spec {var}: {what} {kw.arg} {exc.reason(kw.value)}"])
         out.append(fields)
     return out
 

@@ -148,8 +148,19 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the CLI edge: no traceback for users unless --debug
         if debug:
             raise
-        typer.echo(
-            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            err=True,
-        )
+        typer.echo(f"error: {_unexpected(exc)} (run with --debug for the traceback)", err=True)
         raise SystemExit(1) from None
+
+
+def _unexpected(exc: Exception) -> str:
+    """What to say of an exception no library layer turned into a :class:`StepkitError`."""
+    import sqlite3  # imported here: only an error pays for it
+
+    if isinstance(exc, sqlite3.Error):
+        # every store maps its own SQLite errors, naming its file; one that slipped through
+        # cannot say which file it was, but doctor can find a damaged one
+        return (
+            f"a stepkit store (SQLite) failed: {exc}; `stepkit doctor` checks every store "
+            "and names a damaged one"
+        )
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -30,7 +30,7 @@ class Finding:
     key: str
     store: str
     location: str
-    status: str  # "ok", "absent", "damaged", "unusable"
+    status: str  # "ok", "absent", "damaged", "unusable", "newer" (made by a newer stepkit)
     problems: tuple[str, ...] = ()
 
 
@@ -67,6 +67,7 @@ def _stores() -> dict[str, _SQLiteStore]:
 
 def check_project(project: Project) -> list[Finding]:
     """Every store of ``project``, checked without changing any of them."""
+    from stepkit.errors import StoreTooNewError
     from stepkit.postgres import is_postgres_url, redact
     from stepkit.sqlite import diagnose
 
@@ -80,7 +81,11 @@ def check_project(project: Project) -> list[Finding]:
         if not path.exists():
             findings.append(Finding(key, store.kind.name, location, "absent"))
             continue
-        problems = tuple(diagnose(path, kind=store.kind))
+        try:
+            problems = tuple(diagnose(path, kind=store.kind, migrations=store.migrations))
+        except StoreTooNewError as exc:  # whole, for a newer stepkit: never to re-initialise
+            findings.append(Finding(key, store.kind.name, location, "newer", (str(exc),)))
+            continue
         findings.append(
             Finding(key, store.kind.name, location, "damaged" if problems else "ok", problems)
         )
@@ -105,8 +110,11 @@ def _check_postgres(key: str, name: str, url: str, shown: str) -> Finding:
 
 
 def _check_index(project: Project) -> Finding:
+    import sqlite3
+
     from stepkit.catalog.store import index_path, open_index
     from stepkit.errors import CorruptIndexError
+    from stepkit.sqlite import integrity_check
 
     path = index_path(project)
     if not path.exists():
@@ -116,10 +124,12 @@ def _check_index(project: Project) -> Finding:
     except CorruptIndexError as exc:  # rebuilt by the next catalog command, with a warning
         return Finding("index", "catalog index", str(path), "damaged", (str(exc),))
     try:
-        rows = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        rows = integrity_check(conn, quick=True)
+    except sqlite3.DatabaseError as exc:  # pages so damaged the check itself cannot read them
+        rows = [str(CorruptIndexError(path, str(exc)))]
     finally:
         conn.close()
-    if rows != ["ok"]:
+    if rows:
         return Finding("index", "catalog index", str(path), "damaged", tuple(rows[:5]))
     return Finding("index", "catalog index", str(path), "ok")
 
@@ -162,12 +172,16 @@ def doctor(
             out.print(f"{f.store:>16}: {f.status:<8} {f.location}")
             for problem in f.problems[:10]:
                 out.print(f"{'':>18}{problem}")
-        out.print(
-            f"{len(bad)} damaged store(s): restore from a backup, or `stepkit doctor --reinit "
-            "STORE` to set one aside and start empty."
-            if bad
-            else "All stores are healthy."
-        )
+        damaged = [f for f in bad if f.status != "newer"]
+        if damaged:
+            out.print(
+                f"{len(damaged)} damaged store(s): restore from a backup, or `stepkit doctor "
+                "--reinit STORE` to set one aside and start empty."
+            )
+        if len(damaged) < len(bad):
+            out.print(f"{len(bad) - len(damaged)} store(s) of a newer stepkit: upgrade stepkit.")
+        if not bad:
+            out.print("All stores are healthy.")
     if bad:
         raise typer.Exit(1)
 
@@ -195,7 +209,7 @@ def _reinit(project: Project, key: str) -> None:
         raise StateStoreError(
             f"The {store.kind.name} {path} does not exist; the next command that needs it makes it."
         )
-    if not diagnose(path, kind=store.kind):
+    if not diagnose(path, kind=store.kind, migrations=store.migrations):
         raise StateStoreError(
             f"The {store.kind.name} {path} is healthy; nothing to re-initialise "
             "(its records would be forgotten)."

@@ -42,10 +42,16 @@ def _state(ctx: typer.Context) -> Iterator[StateRepository]:
 
 def resolve_run_id(state: StateRepository, given: str) -> str:
     """``latest`` is the newest run; a unique prefix of a run id names that run."""
+    from stepkit.errors import UnknownRunError
+
     if given == "latest":
         newest = state.list_runs(limit=1)
         if newest:
             return newest[0].run_id
+    try:
+        return state.get_run(given).run_id  # a whole id: no need to read every run
+    except UnknownRunError:
+        pass  # a prefix, or a typo the caller's own lookup reports with close ids
     matches = [r.run_id for r in state.list_runs() if r.run_id.startswith(given)]
     return matches[0] if len(matches) == 1 else given
 
@@ -67,6 +73,13 @@ def _runner_gone(run: RunRecord) -> bool:
     from stepkit.state.leases import lease_is_dead
 
     return lease_is_dead(run, now=time.time())
+
+
+def _last_beat(run: RunRecord) -> str:
+    """`` (last heartbeat 12.0 s ago)``: when the runner was last known alive, if recorded."""
+    if run.last_heartbeat is None:
+        return ""
+    return f" (last heartbeat {format_duration(max(time.time() - run.last_heartbeat, 0.0))} ago)"
 
 
 def _status(run: RunRecord) -> str:
@@ -141,12 +154,17 @@ def show_run(
     as_json: JsonOption = False,
 ) -> None:
     """A run's stages: status, attempts, durations, errors, and a timeline."""
-    from stepkit.state.records import latest_attempts
+    from stepkit.pipeline.report.data import alive_until
+    from stepkit.state.records import StageStatus, latest_attempts
 
     with _state(ctx) as state:
         run_id = resolve_run_id(state, run_id)
         run = state.get_run(run_id)
         records = state.stage_records(run_id)
+        last_lines: list[float] = []
+        if any(r.status == StageStatus.INTERRUPTED for r in records):  # where its bar ends
+            tails = state.log_tails(run_id, size=1).values()
+            last_lines = [tail.events[-1].ts for tail in tails if tail.events]
     if as_json:
         print_json({"run": _run_json(run), "attempts": [_stage_json(r) for r in records]})
         return
@@ -164,8 +182,8 @@ def show_run(
         from stepkit.state.leases import holder
 
         out.print(
-            f"its runner ({holder(run)}) stopped without finishing; resume it with: "
-            f"stepkit runs resume {run.run_id}"
+            f"its runner ({holder(run)}) stopped without finishing{_last_beat(run)}; "
+            f"resume it with: stepkit runs resume {run.run_id}"
         )
     latest = latest_attempts(records)
     starts = [r.started_at for r in records if r.started_at is not None]
@@ -184,10 +202,12 @@ def show_run(
         cells = [(" ", "")] * width
         for attempt in (r for r in records if r.stage == name and r.started_at is not None):
             style = _STYLE.get(str(attempt.status), "white")
-            left = int(((attempt.started_at or origin) - origin) / span * (width - 1))
-            right = int(((attempt.finished_at or origin + span) - origin) / span * (width - 1))
-            for cell in range(left, max(left, right) + 1):
-                cells[cell] = ("█", style)
+            left = _cell(attempt.started_at, origin, span, width)
+            ended = attempt.finished_at or origin + span
+            # an interrupted attempt ends at its runner's last sign of life; dots to the reap
+            right = _cell(alive_until(attempt, records, last_lines) or ended, origin, span, width)
+            for cell in range(left, _cell(ended, origin, span, width) + 1):
+                cells[cell] = ("█", style) if cell <= max(left, right) else ("·", "grey50")
         bar = Text.assemble(*cells)
         shown.add_row(
             Text(name),
@@ -207,6 +227,11 @@ def show_run(
                 markup=False,
                 soft_wrap=True,
             )
+
+
+def _cell(at: float | None, origin: float, span: float, width: int) -> int:
+    """The timeline cell (0 … width-1) of the moment ``at``."""
+    return int(((at if at is not None else origin) - origin) / span * (width - 1))
 
 
 def _python_env(outputs: Any) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from stepkit.child import parse_source
 from stepkit.errors import RegistryFileError
+from stepkit.literals import NotLiteral, literal_eval
 from stepkit.names import close_matches
 from stepkit.registry.definitions import FIELDS, REQUIRED_FIELDS, Origin, RegistryEntry
 from stepkit.sqlite import connect, transaction
@@ -230,11 +231,10 @@ def _parse_python(path: Path, workspace_id: str, text: str) -> list[RegistryEntr
             if not (isinstance(key_node, ast.Constant) and isinstance(key_node.value, str)):
                 raise RegistryFileError(path, f"{target} keys must be string literals", line=line)
             try:
-                fields = ast.literal_eval(value_node)
-            except ValueError as exc:
-                raise RegistryFileError(
-                    path, f"{target}[{key_node.value!r}] is not a literal ({exc})", line=line
-                ) from exc
+                fields = literal_eval(value_node)
+            except NotLiteral as exc:
+                what = f"{target}[{key_node.value!r}] {exc.reason(value_node)}"
+                raise RegistryFileError(path, what, line=exc.line or line) from exc
             name = key_node.value
             origin = Origin(workspace_id, path, line)
             if not isinstance(fields, dict):

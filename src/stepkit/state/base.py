@@ -43,15 +43,17 @@ class StateRepository(Protocol):
         ...
 
     def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
-        """Mark the run and its still-running attempts ``interrupted``, only if the stored
+        """Mark the run and its still-running attempts ``interrupted`` (the attempts keep the
+        run's ``last_heartbeat``; the run keeps it too, its lease cleared), only if the stored
         run is still exactly what ``seen`` was: running, same holder, same lease. The
         atomic check that keeps a reaper from overwriting a run another runner has just
         claimed or renewed. False (nothing written) if it changed."""
         ...
 
-    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
-        """Move a running run's lease to ``expires_at`` (the heartbeat); touches nothing
-        else. False if the run is no longer running (someone reaped it)."""
+    def renew_lease(self, run_id: str, *, expires_at: float, now: float) -> bool:
+        """The heartbeat: move a running run's lease to ``expires_at`` and record ``now`` as
+        its ``last_heartbeat``; touches nothing else. False if the run is no longer running
+        (someone reaped it)."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord:

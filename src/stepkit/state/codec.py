@@ -53,6 +53,7 @@ def run_row(run: RunRecord) -> tuple[Any, ...]:
         run.host,
         run.pid,
         run.lease_expires_at,
+        run.last_heartbeat,
     )
 
 
@@ -73,6 +74,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         host=row[12],
         pid=row[13],
         lease_expires_at=row[14],
+        last_heartbeat=row[15],
     )
 
 
@@ -94,6 +96,7 @@ def stage_row(stage: StageRecord) -> tuple[Any, ...]:
         stage.reason,
         stage.cpu_time,
         stage.peak_rss,
+        stage.last_heartbeat,
     )
 
 
@@ -115,4 +118,5 @@ def stage_from_row(row: Sequence[Any]) -> StageRecord:
         reason=row[13],
         cpu_time=row[14],
         peak_rss=row[15],
+        last_heartbeat=row[16],
     )

@@ -70,8 +70,9 @@ def reap_expired(repo: StateRepository, *, now: float | None = None) -> list[str
 
 
 class Heartbeat:
-    """Renews a run's lease every third of its length, from a thread of the runner process
-    (so a long stage on the runner's own thread never lets the lease lapse)."""
+    """Renews a run's lease (and records its last heartbeat) at once and then every third of
+    its length, from a thread of the runner process (so a long stage on the runner's own
+    thread never lets the lease lapse)."""
 
     def __init__(self, repo: StateRepository, run_id: str, *, lease_seconds: float) -> None:
         self._repo = repo
@@ -96,12 +97,17 @@ class Heartbeat:
         from stepkit.errors import StateStoreError
         from stepkit.observability import get_logger
 
-        while not self._stop.wait(self._lease / 3):
+        # The first beat at once: the run's last heartbeat is then never older than its
+        # runner (a resume's runner included), however soon it dies.
+        while True:
+            now = time.time()
             try:
-                if not self._repo.renew_lease(self._run_id, expires_at=time.time() + self._lease):
+                if not self._repo.renew_lease(self._run_id, expires_at=now + self._lease, now=now):
                     self.lost.set()
                     return
             except (StateStoreError, OSError) as exc:  # a missed beat; the next may land
                 get_logger("stepkit.state").warning(
                     "lease_renewal_failed", run_id=self._run_id, error=str(exc)
                 )
+            if self._stop.wait(self._lease / 3):
+                return

@@ -46,7 +46,7 @@ class MemoryStateRepository:
         with self._lock:
             self._check_open()
             for run in new_runs:
-                self._runs[run.run_id] = run
+                self._runs[run.run_id] = _kept_heartbeat(run, self._runs.get(run.run_id))
             for stage in new_stages:
                 self._stages[(stage.run_id, stage.stage, stage.attempt)] = stage
             for batch in logs:
@@ -71,7 +71,7 @@ class MemoryStateRepository:
             current = self._runs.get(run.run_id)
             if current is not None and current.status == RunStatus.RUNNING:
                 return False
-            self._runs[run.run_id] = stored
+            self._runs[run.run_id] = _kept_heartbeat(stored, current)
             return True
 
     def interrupt_run(self, seen: RunRecord, *, now: float, reason: str) -> bool:
@@ -95,17 +95,21 @@ class MemoryStateRepository:
             for key, stage in self._stages.items():
                 if stage.run_id == run.run_id and stage.status == StageStatus.RUNNING:
                     self._stages[key] = replace(
-                        stage, status=StageStatus.INTERRUPTED, finished_at=now, reason=reason
+                        stage,
+                        status=StageStatus.INTERRUPTED,
+                        finished_at=now,
+                        reason=reason,
+                        last_heartbeat=run.last_heartbeat,
                     )
             return True
 
-    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+    def renew_lease(self, run_id: str, *, expires_at: float, now: float) -> bool:
         with self._lock:
             self._check_open()
             run = self._runs.get(run_id)
             if run is None or run.status != RunStatus.RUNNING:
                 return False
-            self._runs[run_id] = replace(run, lease_expires_at=expires_at)
+            self._runs[run_id] = replace(run, lease_expires_at=expires_at, last_heartbeat=now)
             return True
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -190,3 +194,10 @@ def _roundtrip_stage(stage: StageRecord) -> StageRecord:
         inputs=codec.loads(codec.dumps(stage.inputs)),
         outputs=codec.loads(codec.dumps(stage.outputs)),
     )
+
+
+def _kept_heartbeat(new: RunRecord, stored: RunRecord | None) -> RunRecord:
+    """``new``, its ``last_heartbeat`` never behind the stored one (as the SQL stores do)."""
+    older = stored.last_heartbeat if stored is not None else None
+    beats = [beat for beat in (new.last_heartbeat, older) if beat is not None]
+    return replace(new, last_heartbeat=max(beats)) if beats else new

@@ -94,6 +94,25 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX log_events_stream ON log_events (stream_id, seq);
         """,
     ),
+    (
+        # a run's last heartbeat, kept when its lease is cleared, and copied to the attempts
+        # a reap finds interrupted: where a report ends their bars
+        "state-0002-last-heartbeat",
+        """
+        ALTER TABLE runs ADD COLUMN last_heartbeat DOUBLE PRECISION;
+        ALTER TABLE stage_attempts ADD COLUMN last_heartbeat DOUBLE PRECISION;
+        """,
+    ),
+    (
+        # each stream's line count, kept as lines are written: a report and count_logs read
+        # it instead of counting a million index entries
+        "state-0003-log-line-counts",
+        """
+        ALTER TABLE log_streams ADD COLUMN lines BIGINT NOT NULL DEFAULT 0;
+        UPDATE log_streams
+        SET lines = (SELECT count(*) FROM log_events WHERE stream_id = log_streams.id);
+        """,
+    ),
 )
 
 _RUN_COLUMNS = queries.RUN_COLUMNS
@@ -101,8 +120,16 @@ _STAGE_COLUMNS = queries.STAGE_COLUMNS
 
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
+    """INSERT … ON CONFLICT DO UPDATE; ``last_heartbeat`` only moves forward (GREATEST
+    ignores NULL), as in the SQLite store."""
     names = [c.strip() for c in columns.split(",")]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    updates = ", ".join(
+        f"{c} = GREATEST(excluded.{c}, {table}.{c})"
+        if c == "last_heartbeat"
+        else f"{c} = excluded.{c}"
+        for c in names
+        if c not in key
+    )
     marks = ", ".join("%s" for _ in names)
     return (
         f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
@@ -159,12 +186,17 @@ class PostgresStateRepository(queries.SQLReads):
                         key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
                         if key not in self._stream_ids and key not in new_streams:
                             new_streams[key] = self._stream_id(cur, key)
+                    counts: list[tuple[int, int]] = []
                     with cur.copy("COPY log_events (stream_id, ts, message) FROM STDIN") as copy:
                         for batch in logs:
                             key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
                             stream_id = self._stream_ids.get(key) or new_streams[key]
                             for line in batch.lines:
                                 copy.write_row((stream_id, batch.ts, line))
+                            counts.append((len(batch.lines), stream_id))
+                    cur.executemany(
+                        b"UPDATE log_streams SET lines = lines + %s WHERE id = %s", counts
+                    )
         except psycopg.Error as exc:
             raise self._error("commit", exc) from exc
         # Only now, the transaction committed: a rolled-back stream row must not be cached.
@@ -221,18 +253,27 @@ class PostgresStateRepository(queries.SQLReads):
                 if cursor.rowcount != 1:
                     return False
                 self._conn.execute(
-                    b"UPDATE stage_attempts SET status = %s, finished_at = %s, reason = %s"
+                    b"UPDATE stage_attempts SET status = %s, finished_at = %s, reason = %s,"
+                    b" last_heartbeat = (SELECT last_heartbeat FROM runs WHERE run_id = %s)"
                     b" WHERE run_id = %s AND status = %s",
-                    (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, running),
+                    (
+                        str(StageStatus.INTERRUPTED),
+                        now,
+                        reason,
+                        seen.run_id,
+                        seen.run_id,
+                        running,
+                    ),
                 )
                 return True
         except psycopg.Error as exc:
             raise self._error("interrupt_run", exc) from exc
 
-    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+    def renew_lease(self, run_id: str, *, expires_at: float, now: float) -> bool:
         cursor = self._run(
-            "UPDATE runs SET lease_expires_at = %s WHERE run_id = %s AND status = %s",
-            (expires_at, run_id, str(RunStatus.RUNNING)),
+            "UPDATE runs SET lease_expires_at = %s, last_heartbeat = %s"
+            " WHERE run_id = %s AND status = %s",
+            (expires_at, now, run_id, str(RunStatus.RUNNING)),
         )
         return cursor.rowcount == 1
 

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 
 RUN_COLUMNS = (
     "run_id, pipeline, status, inputs, outputs, graph, source, created_at, started_at, "
-    "finished_at, error, retries, host, pid, lease_expires_at"
+    "finished_at, error, retries, host, pid, lease_expires_at, last_heartbeat"
 )
 STAGE_COLUMNS = (
     "run_id, stage, attempt, status, mode, started_at, finished_at, duration, inputs, outputs, "
-    "error_type, error_message, traceback, reason, cpu_time, peak_rss"
+    "error_type, error_message, traceback, reason, cpu_time, peak_rss, last_heartbeat"
 )
 
 Query = tuple[str, list[Any]]
@@ -82,9 +82,11 @@ class Dialect:
         return sql, params
 
     def log_streams(self, run_id: str) -> Query:
+        """Each stream of a run, with the count of lines it holds (kept as they are written)."""
         p = self.placeholder
         return (
-            f"SELECT id, stage, attempt, stream FROM log_streams WHERE run_id = {p} ORDER BY id",
+            f"SELECT id, stage, attempt, stream, lines FROM log_streams WHERE run_id = {p} "
+            "ORDER BY id",
             [run_id],
         )
 
@@ -98,18 +100,14 @@ class Dialect:
             [stream_id, size],
         )
 
-    def stream_count(self, stream_id: int) -> Query:
-        p = self.placeholder
-        return f"SELECT count(*) FROM log_events WHERE stream_id = {p}", [stream_id]
-
     def count_logs(self, run_id: str, *, stage: str | None) -> Query:
         p = self.placeholder
-        streams = f"SELECT id FROM log_streams WHERE run_id = {p}"
+        sql = f"SELECT coalesce(sum(lines), 0) FROM log_streams WHERE run_id = {p}"
         params: list[Any] = [run_id]
         if stage is not None:
-            streams += f" AND stage = {p}"
+            sql += f" AND stage = {p}"
             params.append(stage)
-        return f"SELECT count(*) FROM log_events WHERE stream_id IN ({streams})", params
+        return sql, params
 
 
 SQLITE = Dialect(placeholder="?", order_key="rowid")
@@ -183,20 +181,22 @@ class SQLReads(ABC):
     def log_tails(self, run_id: str, *, size: int) -> dict[tuple[str, int], LogTail]:
         from stepkit.state.records import LogTail
 
-        streams: dict[tuple[str, int], list[tuple[int, str]]] = {}
-        for stream_id, stage, attempt, stream in self._query(*self.dialect.log_streams(run_id)):
-            streams.setdefault((stage, attempt), []).append((stream_id, stream))
+        streams: dict[tuple[str, int], list[tuple[int, str, int]]] = {}
+        for stream_id, stage, attempt, stream, count in self._query(
+            *self.dialect.log_streams(run_id)
+        ):
+            streams.setdefault((stage, attempt), []).append((stream_id, stream, count))
         found: dict[tuple[str, int], LogTail] = {}
         for (stage, attempt), ids in streams.items():
             events: list[LogEvent] = []
             lines = 0
-            for stream_id, stream in ids:
+            for stream_id, stream, count in ids:
                 sql, params = self.dialect.stream_tail(stream_id, size=size)
                 events += [
                     LogEvent(run_id, stage, attempt, ts, stream, message, seq)
                     for ts, message, seq in self._query(sql, params)
                 ]
-                lines += int(self._query(*self.dialect.stream_count(stream_id))[0][0])
+                lines += int(count)
             if lines:
                 events.sort(key=lambda e: e.seq)
                 found[(stage, attempt)] = LogTail(tuple(events[-size:]), lines)

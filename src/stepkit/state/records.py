@@ -54,7 +54,11 @@ FINAL_STAGE_STATUSES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One run of a pipeline. Times are Unix seconds; ``graph`` maps stage → dependencies."""
+    """One run of a pipeline. Times are Unix seconds; ``graph`` maps stage → dependencies.
+
+    ``last_heartbeat`` is when a runner of the run last renewed its lease: the latest moment
+    it was known alive, kept when a dead runner's lease is cleared.
+    """
 
     run_id: str
     pipeline: str
@@ -71,11 +75,16 @@ class RunRecord:
     host: str | None = None
     pid: int | None = None
     lease_expires_at: float | None = None
+    last_heartbeat: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class StageRecord:
-    """One attempt of one stage; a stage never attempted has attempt 0 (skipped, cancelled)."""
+    """One attempt of one stage; a stage never attempted has attempt 0 (skipped, cancelled).
+
+    ``last_heartbeat``, for an attempt found ``interrupted``, is its runner's last heartbeat
+    before the reap (the run's own moves on once the run is resumed).
+    """
 
     run_id: str
     stage: str
@@ -93,6 +102,7 @@ class StageRecord:
     reason: str | None = None  # why skipped / cancelled / interrupted
     cpu_time: float | None = None
     peak_rss: int | None = None  # bytes
+    last_heartbeat: float | None = None
 
 
 class LogEvent(NamedTuple):

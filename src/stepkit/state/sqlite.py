@@ -6,7 +6,8 @@ timeout (``BEGIN IMMEDIATE``), so "database is locked" never reaches a user.
 
 Log lines arrive in batches and go in with ``executemany`` inside the runner's
 transactions, one row per line; the line's run, stage, attempt and stream are stored once
-per stream (``log_streams``) so a row is just (seq, stream, time, text).
+per stream (``log_streams``, with the count of lines it holds) so a row is just (seq, stream,
+time, text).
 """
 
 from __future__ import annotations
@@ -88,6 +89,19 @@ MIGRATIONS = [
     );
     CREATE INDEX log_events_stream ON log_events (stream_id);
     """,
+    # a run's last heartbeat, kept when its lease is cleared, and copied to the attempts a
+    # reap finds interrupted: where a report ends their bars
+    """
+    ALTER TABLE runs ADD COLUMN last_heartbeat REAL;
+    ALTER TABLE stage_attempts ADD COLUMN last_heartbeat REAL;
+    """,
+    # each stream's line count, kept as lines are written: a report and count_logs read it
+    # instead of counting a million index entries
+    """
+    ALTER TABLE log_streams ADD COLUMN lines INTEGER NOT NULL DEFAULT 0;
+    UPDATE log_streams
+    SET lines = (SELECT count(*) FROM log_events WHERE stream_id = log_streams.id);
+    """,
 ]
 
 _RUN_COLUMNS = queries.RUN_COLUMNS
@@ -98,9 +112,16 @@ KIND = StoreKind("state store", "state", "runs")
 
 def _upsert(table: str, columns: str, key: tuple[str, ...]) -> str:
     """INSERT … ON CONFLICT DO UPDATE: unlike REPLACE, never deletes the row (which would
-    cascade to a run's attempts) and keeps its rowid."""
+    cascade to a run's attempts) and keeps its rowid. ``last_heartbeat`` only moves
+    forward: a runner writing its run record never undoes a later heartbeat."""
     names = [c.strip() for c in columns.split(",")]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+    updates = ", ".join(
+        f"{c} = COALESCE(max(excluded.{c}, {table}.{c}), excluded.{c}, {table}.{c})"
+        if c == "last_heartbeat"
+        else f"{c} = excluded.{c}"
+        for c in names
+        if c not in key
+    )
     marks = ", ".join("?" for _ in names)
     return (
         f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
@@ -182,6 +203,7 @@ class SQLiteStateRepository(queries.SQLReads):
             if stage_rows:
                 conn.executemany(_UPSERT_STAGE, stage_rows)
             new_streams: dict[tuple[str, str, int, str], int] = {}
+            counts: list[tuple[int, int]] = []
             for batch in logs:
                 key = (batch.run_id, batch.stage, batch.attempt, batch.stream)
                 stream_id = self._stream_ids.get(key) or new_streams.get(key)
@@ -194,6 +216,8 @@ class SQLiteStateRepository(queries.SQLReads):
                     f"VALUES ({int(stream_id)}, {float(batch.ts)!r}, ?)",
                     zip(batch.lines),
                 )
+                counts.append((len(batch.lines), stream_id))
+            conn.executemany("UPDATE log_streams SET lines = lines + ? WHERE id = ?", counts)
         # Only now, the transaction committed: a rolled-back stream row must not be cached.
         if logs:
             self._stream_ids.update(new_streams)
@@ -234,18 +258,20 @@ class SQLiteStateRepository(queries.SQLReads):
             if cursor.rowcount != 1:
                 return False
             conn.execute(
-                "UPDATE stage_attempts SET status = ?, finished_at = ?, reason = ?"
+                "UPDATE stage_attempts SET status = ?, finished_at = ?, reason = ?,"
+                " last_heartbeat = (SELECT last_heartbeat FROM runs WHERE run_id = ?)"
                 " WHERE run_id = ? AND status = ?",
-                (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, running),
+                (str(StageStatus.INTERRUPTED), now, reason, seen.run_id, seen.run_id, running),
             )
             return True
 
     @_translated
-    def renew_lease(self, run_id: str, *, expires_at: float) -> bool:
+    def renew_lease(self, run_id: str, *, expires_at: float, now: float) -> bool:
         with self._lock, transaction(self._conn) as conn:
             cursor = conn.execute(
-                "UPDATE runs SET lease_expires_at = ? WHERE run_id = ? AND status = ?",
-                (expires_at, run_id, str(RunStatus.RUNNING)),
+                "UPDATE runs SET lease_expires_at = ?, last_heartbeat = ?"
+                " WHERE run_id = ? AND status = ?",
+                (expires_at, now, run_id, str(RunStatus.RUNNING)),
             )
             return cursor.rowcount == 1
 

@@ -49,10 +49,10 @@ class OutputView:
 class AttemptView:
     """One attempt, with the moment its runner was last known alive when it was interrupted.
 
-    The store clears an interrupted run's lease (and so its last heartbeat) when it is
-    reaped, and records the reap time as the attempt's end; ``alive_until`` is instead the
-    latest thing the dead runner recorded: a log line of the run, or another stage starting
-    or ending, before the reap (never earlier than the attempt's start)."""
+    The store records the reap time as an interrupted attempt's end; ``alive_until`` is
+    instead the latest sign of life of the dead runner before the reap: its last heartbeat
+    (which the reap keeps on the attempt), a log line of the run, or another stage starting
+    or ending (never earlier than the attempt's start)."""
 
     record: StageRecord
     tail: tuple[LogEvent, ...] = ()
@@ -120,7 +120,7 @@ def gather_report(
                 record=r,
                 tail=tails[(name, r.attempt)].events if (name, r.attempt) in tails else (),
                 lines=tails[(name, r.attempt)].lines if (name, r.attempt) in tails else 0,
-                alive_until=_alive_until(r, records, last_lines),
+                alive_until=alive_until(r, records, last_lines),
             )
             for r in sorted(by_stage.get(name, ()), key=lambda r: r.attempt)
         )
@@ -177,17 +177,20 @@ def _stage_view(
     )
 
 
-def _alive_until(
+def alive_until(
     record: StageRecord, records: Sequence[StageRecord], last_lines: Iterable[float]
 ) -> float | None:
     """For an interrupted attempt: the latest time its runner recorded anything before the
-    reap (see :class:`AttemptView`); None for any other attempt."""
+    reap (see :class:`AttemptView`), from the run's ``records`` and the times of its last
+    log lines; None for any other attempt. ``runs show`` draws its timeline by it too."""
     if record.status != StageStatus.INTERRUPTED or record.started_at is None:
         return None
     reaped = record.finished_at
     if reaped is None:
         return record.started_at
     seen = [record.started_at]
+    if record.last_heartbeat is not None and record.last_heartbeat < reaped:
+        seen.append(record.last_heartbeat)
     for other in records:
         if other.status == StageStatus.INTERRUPTED:
             continue  # written by the reaper, not by the runner
