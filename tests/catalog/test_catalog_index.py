@@ -291,6 +291,28 @@ def test_a_refresh_while_another_connection_writes_leaves_a_right_index(
     assert "Early" in catalog.step_names()
 
 
+def test_an_index_another_process_holds_too_long_is_named(
+    make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepkit.errors import StateStoreError
+
+    root = make_project({"shared": [Step("Loader")]})
+    open_catalog(root)
+    write_step(root / "steps", Step("Late", register=False))  # the next look must write
+    holder = sqlite3.connect(index_path(Project.load(root)))
+    holder.execute("BEGIN IMMEDIATE")  # another process, writing for longer than we wait
+    monkeypatch.setattr("stepkit.sqlite.BUSY_TIMEOUT_MS", 50)
+    try:
+        with pytest.raises(StateStoreError) as caught:
+            open_catalog(root).list_rows()
+    finally:
+        holder.rollback()
+        holder.close()
+    message = str(caught.value)
+    assert message.startswith(f"The catalog index {index_path(Project.load(root))}: ")
+    assert "another process kept it busy" in message
+
+
 def test_a_broken_registry_is_a_problem_not_a_failed_cold_start(
     make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,7 +48,7 @@ from stepkit.errors import CorruptIndexError
 from stepkit.observability import get_logger
 from stepkit.project import RawWalk, scan_folder, scan_project, scan_workspace
 from stepkit.registry.layering import Registry
-from stepkit.sqlite import data_version, transaction
+from stepkit.sqlite import StoreKind, data_version, store_error, transaction
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -71,6 +71,10 @@ def registry_key(project: Project) -> list[Any]:
         for derived in [derived_workspaces(project)]
         for ws in project.workspaces
     ]
+
+
+#: the catalog index in messages (it is rebuilt, never re-initialised by doctor)
+INDEX_KIND = StoreKind("catalog index", "catalog", "files")
 
 
 class IndexSession:
@@ -137,7 +141,8 @@ class IndexSession:
             return query(self.conn)
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise  # another process held the index longer than the busy timeout
+                # another process held the index longer than the busy timeout: said as such
+                raise store_error(exc, path=self.path or ":memory:", kind=INDEX_KIND) from exc
             self.recover(exc)
             return query(self.conn)
 

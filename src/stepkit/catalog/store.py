@@ -108,6 +108,13 @@ MIGRATIONS: Final = (
     DELETE FROM meta WHERE key = 'registry_key';
     ALTER TABLE placements ADD COLUMN broken TEXT;
     """,
+    # problems name a value that is not literal in user words (stepkit.literals): read again
+    """
+    DELETE FROM folders;
+    DELETE FROM files;
+    DELETE FROM definitions;
+    DELETE FROM meta WHERE key = 'registry_key';
+    """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
 
