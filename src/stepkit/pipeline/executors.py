@@ -1,10 +1,12 @@
 """Running one attempt of a stage, in each mode, and reporting back to the runner.
 
 - ``direct``: the stage runs in a worker thread of the runner process.
-- ``subprocess``: a child started by :func:`stepkit.processes.run_child` runs it (the one
-  child protocol, :mod:`stepkit.child`); its stdout/stderr come back as log events in
-  batches; past the timeout its whole process tree is killed. The object's ``finish``
-  (a step node storing its outputs) runs here, in the runner, once the child has reported.
+- ``subprocess``: a child of the one child protocol (:mod:`stepkit.child`,
+  :func:`stepkit.processes.run_child`) runs it: a spare started ahead
+  (:mod:`stepkit.pipeline.spares`) or one started now, alike in all else; its stdout/stderr
+  come back as log events in batches; past the timeout its whole process tree is killed.
+  The object's ``finish`` (a step node storing its outputs) runs here, in the runner, once
+  the child has reported.
 - ``distributed``: :func:`stepkit.pipeline.invoke.run_in_worker` goes to any
   ``concurrent.futures.Executor`` the caller hands in.
 
@@ -27,8 +29,8 @@ from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
 from stepkit.pipeline.context import StageContext
 from stepkit.pipeline.invoke import call_stage, finish_stage, normalize_outputs
 from stepkit.pipeline.stage import Stage
+from stepkit.processes import Child, run_child, start_child
 from stepkit.processes import ProcessTable as ProcessTable  # the runner's, from here
-from stepkit.processes import run_child
 from stepkit.state.records import LogBatch
 
 #: Lines per log batch sent to the runner (and so per executemany in the store).
@@ -125,6 +127,23 @@ def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
 STAGE_MODULES = ("stepkit.pipeline.context", "stepkit.pipeline.invoke")
 
 
+def warm_modules(stage: Stage) -> tuple[str, ...]:
+    """The stepkit module a stage object's class comes from (a step node's), which its
+    child can import before it knows its task; none for anything else: importing a user's
+    module is the stage's own business, done when it runs."""
+    target = stage.target
+    if isinstance(target, types.FunctionType):
+        return ()
+    module = type(target).__module__
+    return (module,) if module.startswith("stepkit.") else ()
+
+
+def start_stage_child(warm: tuple[str, ...]) -> Child:
+    """Start a stage's child (now, or ahead as a spare): this interpreter, this process's
+    ``sys.path``, environment and folder, the stage modules, ``warm`` imported ahead."""
+    return start_child("stage", modules=STAGE_MODULES, path=list(sys.path), warm=warm)
+
+
 def stage_target(stage: Stage) -> dict[str, Any]:
     """How the child finds the stage: by module and qualified name, or pickled (objects,
     lambdas, nested functions)."""
@@ -191,8 +210,11 @@ def run_subprocess(
     *,
     processes: ProcessTable,
     sink: LogSink,
+    spare: Child | None = None,
 ) -> Outcome:
-    """One attempt in a fresh child process, its output streamed to ``sink`` in batches."""
+    """One attempt in a fresh child process (``spare``, started ahead by
+    :func:`start_stage_child`, or one started now), its output streamed to ``sink`` in
+    batches."""
     started = time.time()
     logs = LogLines(context, sink)
     ran = run_child(
@@ -202,11 +224,10 @@ def run_subprocess(
             "target": stage_target(stage),
             "context": context.to_payload(),
         },
-        modules=STAGE_MODULES,
-        path=list(sys.path),
         output=logs.write,
         timeout=stage.timeout,
         processes=processes,
+        started=spare or start_stage_child(warm_modules(stage)),
     )
     logs.close()
     if ran.cancelled:

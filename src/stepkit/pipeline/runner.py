@@ -6,6 +6,11 @@ transaction through the :class:`~stepkit.pipeline.recorder.Recorder`, and only t
 the stages that became ready. So a stage counts as done only once its record is committed,
 a dependent never starts before that, and the store sees one commit per turn — not one per
 stage, let alone one per log line.
+
+Off the path from a stage's end to its dependents' start: subprocess stages are handed to
+spare children started ahead (:mod:`stepkit.pipeline.spares`; after each turn the runner
+asks for one per stage that could become ready before anything else starts, its upstreams
+all running or done, up to the number of workers).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
@@ -31,6 +37,8 @@ from stepkit.pipeline.executors import (
     outcome_from_report,
     run_direct,
     run_subprocess,
+    start_stage_child,
+    warm_modules,
 )
 from stepkit.pipeline.invoke import run_in_worker
 from stepkit.pipeline.orphans import AttemptProcesses
@@ -39,6 +47,7 @@ from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunCancelled, RunResult, StageResult
 from stepkit.pipeline.scheduler import Scheduler, Start
 from stepkit.pipeline.settings import Progress, RunSettings
+from stepkit.pipeline.spares import Spares
 from stepkit.pipeline.stage import Stage
 from stepkit.state.base import StateRepository
 from stepkit.state.records import RunRecord, RunStatus, StageRecord, StageStatus
@@ -92,6 +101,15 @@ class Runner:
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="stepkit")
         self._processes = ProcessTable()
+        self._spares = Spares(
+            start_stage_child, warm=_common_warm(stages.values()), processes=self._processes
+        )
+        #: subprocess stages not started yet whose children a spare fits
+        self._unstarted = {
+            name
+            for name, stage in stages.items()
+            if stage.mode == "subprocess" and warm_modules(stage) == self._spares.warm
+        }
         self._tokens = itertools.count(1)
         self._active: dict[int, _Active] = {}
         self._cancelled = False
@@ -170,6 +188,7 @@ class Runner:
             self._launch(item, inline=inline)
         if not self._active and scheduler.idle:
             return False
+        self._spares.want(self._spares_wanted())
         self._collect(timeout=self._wait_seconds(lease_lost))
         self._expire(time.time())
         if self.settings.fail_fast and scheduler.first_failure and scheduler.stopping is None:
@@ -195,6 +214,21 @@ class Runner:
             self._scheduler.finish(record)
         self._active.clear()
         self._scheduler.stop(reason)
+
+    def _spares_wanted(self) -> int:
+        """Spares for the stages that could become ready before anything else starts: not
+        started, their upstreams all running or done; no more than there are workers."""
+        if self._scheduler.stopping is not None or not self._unstarted:
+            return 0
+        running = {item.stage.name for item in self._active.values()}
+        finals = self._scheduler.finals
+        self._unstarted -= running | finals.keys()
+        count = sum(
+            1
+            for name in self._unstarted
+            if all(dep in running or dep in finals for dep in self.stages[name].depends_on)
+        )
+        return min(count, self._workers)
 
     def _wait_seconds(self, lease_lost: threading.Event | None) -> float:
         """Until a deadline passes or a retry is due; short when there is a flag to watch."""
@@ -285,8 +319,10 @@ class Runner:
         )
 
     def close(self) -> None:
-        """Stop the worker pool without waiting for abandoned (timed-out) threads."""
+        """Stop the worker pool without waiting for abandoned (timed-out) threads; no stage
+        child or spare is left."""
         self._processes.kill_all()
+        self._spares.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one attempt -------------------------------------------------------------------------
@@ -362,6 +398,7 @@ class Runner:
                 item.context,
                 processes=AttemptProcesses(self._processes, record),
                 sink=lambda batch: events.put(("logs", batch)),
+                spare=self._spares.take(warm_modules(stage)),
             )
         else:
             executor = self.settings.executor or self._pool
@@ -471,3 +508,10 @@ class Runner:
             error=str(error),
         )
         self._scheduler.finish(record)
+
+
+def _common_warm(stages: Iterable[Stage]) -> tuple[str, ...]:
+    """What the run's spares import ahead: what most of its subprocess stages' children
+    would (a planned run's step nodes: all alike)."""
+    found = Counter(warm_modules(stage) for stage in stages if stage.mode == "subprocess")
+    return found.most_common(1)[0][0] if found else ()
