@@ -16,18 +16,19 @@ one writer, as an :class:`Outcome` or a list of :class:`~stepkit.state.records.L
 
 from __future__ import annotations
 
+import functools
 import pickle
 import sys
 import time
 import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
 from stepkit.pipeline.context import StageContext
-from stepkit.pipeline.invoke import call_stage, finish_stage, normalize_outputs
+from stepkit.pipeline.invoke import call_stage, finish_stage, keep_stage, normalize_outputs
 from stepkit.pipeline.stage import Stage
 from stepkit.processes import Child, run_child, start_child
 from stepkit.processes import ProcessTable as ProcessTable  # the runner's, from here
@@ -53,6 +54,8 @@ class Outcome:
     traceback: str | None = None
     cpu_time: float | None = None
     peak_rss: int | None = None
+    #: the stage's ``keep``, left for the runner to call once the completion is committed
+    keep: Callable[[], None] | None = None
 
     @property
     def ok(self) -> bool:
@@ -247,10 +250,17 @@ def run_subprocess(
             finished_at=ran.finished_at,
         )
     report = {**ran.report, "cpu_time": ran.cpu_time, "peak_rss": ran.peak_rss}
-    if report.get("ok") and not report.get("cached"):
-        try:
-            report["value"] = finish_stage(stage.target, context, report.get("value"))
-        except Exception as exc:  # the stage's failure (its outputs), recorded as the child's
-            return failure(exc, started_at=started)
-        report["finished_at"] = time.time()
-    return outcome_from_report(stage.name, report)
+    if not report.get("ok") or report.get("cached"):
+        return outcome_from_report(stage.name, report)
+    made = report.get("value")
+    try:
+        report["value"] = finish_stage(stage.target, context, made)
+    except Exception as exc:  # the stage's failure (its outputs), recorded as the child's
+        return failure(exc, started_at=started)
+    report["finished_at"] = time.time()
+    outcome = outcome_from_report(stage.name, report)
+    if not outcome.ok or getattr(stage.target, "keep", None) is None:
+        return outcome
+    return replace(
+        outcome, keep=functools.partial(keep_stage, stage.target, context, made, report["value"])
+    )

@@ -63,7 +63,11 @@ def call_stage(target: Any, context: StageContext, *, finish: bool = True) -> An
         cleanup = getattr(target, "cleanup", None)
         if cleanup is not None:
             cleanup(context)
-    return finish_stage(target, context, value) if finish else value
+    if not finish:
+        return value
+    outputs = finish_stage(target, context, value)
+    keep_stage(target, context, value, outputs)
+    return outputs
 
 
 def finish_stage(target: Any, context: StageContext, value: Any) -> Any:
@@ -74,6 +78,14 @@ def finish_stage(target: Any, context: StageContext, value: Any) -> Any:
     if finish is None or isinstance(value, CacheHit):
         return value
     return finish(context, value)
+
+
+def keep_stage(target: Any, context: StageContext, made: Any, outputs: Any) -> None:
+    """The object's ``keep(context, made, outputs)``, when it has one and ``made`` is no
+    cache hit: what it remembers for later runs of what :func:`finish_stage` stored."""
+    keep = getattr(target, "keep", None)
+    if keep is not None and not isinstance(made, CacheHit):
+        keep(context, made, outputs)
 
 
 def normalize_outputs(stage: str, value: Any) -> tuple[dict[str, Any], bool]:

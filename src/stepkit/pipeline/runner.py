@@ -10,7 +10,9 @@ stage, let alone one per log line.
 Off the path from a stage's end to its dependents' start: subprocess stages are handed to
 spare children started ahead (:mod:`stepkit.pipeline.spares`; after each turn the runner
 asks for one per stage that could become ready before anything else starts, its upstreams
-all running or done, up to the number of workers).
+all running or done, up to the number of workers); and what a stage keeps for later runs
+(its ``keep``: a step node's cache entry) is done on a thread of its own once the turn has
+committed the stage's completion, the run's end waiting for it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
@@ -111,6 +113,9 @@ class Runner:
             if stage.mode == "subprocess" and warm_modules(stage) == self._spares.warm
         }
         self._tokens = itertools.count(1)
+        self._keeper: ThreadPoolExecutor | None = None  # started at the first stage's keep
+        self._to_keep: list[tuple[str, Callable[[], None]]] = []  # committed this turn
+        self._keeping: list[tuple[str, Future[None]]] = []
         self._active: dict[int, _Active] = {}
         self._cancelled = False
         self._retries = 0
@@ -186,6 +191,7 @@ class Runner:
         inline = len(launches) == 1 and not self._active and scheduler.idle
         for item in launches:
             self._launch(item, inline=inline)
+        self._keep_committed()
         if not self._active and scheduler.idle:
             return False
         self._spares.want(self._spares_wanted())
@@ -214,6 +220,32 @@ class Runner:
             self._scheduler.finish(record)
         self._active.clear()
         self._scheduler.stop(reason)
+
+    def _keep_committed(self) -> None:
+        """Start the ``keep`` of each stage whose completion this turn committed."""
+        if not self._to_keep:
+            return
+        if self._keeper is None:
+            self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepkit-keep")
+        for name, keep in self._to_keep:
+            self._keeping.append((name, self._keeper.submit(keep)))
+        self._to_keep.clear()
+
+    def _kept(self) -> None:
+        """Wait for every stage's ``keep``; one that failed is logged (the stage's outputs
+        are stored and recorded: only a later run's cache hit is lost)."""
+        self._keep_committed()
+        for name, future in self._keeping:
+            error = future.exception()
+            if error is not None:
+                self._log.warning(
+                    "stage_keep_failed",
+                    run_id=self._run.run_id,
+                    stage=name,
+                    error_type=type(error).__name__,
+                    error=str(error),
+                )
+        self._keeping.clear()
 
     def _spares_wanted(self) -> int:
         """Spares for the stages that could become ready before anything else starts: not
@@ -278,6 +310,7 @@ class Runner:
 
     def _finish(self) -> RunResult:
         """Record the run's end (with the last log lines) and say how it went."""
+        self._kept()
         # Lines a stopped stage wrote before it was killed are still worth keeping.
         while True:
             try:
@@ -324,6 +357,8 @@ class Runner:
         self._processes.kill_all()
         self._spares.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._keeper is not None:
+            self._keeper.shutdown(wait=True)  # nothing writes to the cache after the run
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -457,6 +492,8 @@ class Runner:
                 peak_rss=outcome.peak_rss,
             )
             self._recorder.stage(record)
+            if outcome.keep is not None:
+                self._to_keep.append((name, outcome.keep))
             self._log.info(
                 "stage_completed",
                 run_id=record.run_id,

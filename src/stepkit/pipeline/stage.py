@@ -7,7 +7,12 @@ belongs to the runner's side, given what ``execute`` returned (not called on a c
 It runs right after ``execute`` and ``cleanup``, in the same place — except for a
 ``subprocess`` stage, where it runs in the runner's process once the child has reported.
 stepkit's step nodes store their outputs there: the runner has the store's modules loaded
-already, and the step's process ends as soon as the step does.
+already, and the step's process ends as soon as the step does. And it may have
+``keep(context, made, outputs)``: what it remembers for later runs of what ``finish`` stored
+(a step node's cache entry). For a ``subprocess`` stage the runner calls it once the stage's
+completion is committed, beside its dependents (they do not wait for it), and before the run
+ends; a failure there is logged, the stage stays completed. Elsewhere it runs right after
+``finish``.
 Retries are decided by tenacity's stop/wait/retry strategies; the runner schedules each
 attempt itself, so a stage waiting to retry holds no worker and every attempt is recorded.
 """
@@ -36,7 +41,8 @@ NEVER_RETRIED: tuple[type[BaseException], ...] = (StageOutputError, StageValidat
 
 @runtime_checkable
 class StageObject(Protocol):
-    """A stage written as an object; ``validate``, ``cleanup`` and ``finish`` are optional."""
+    """A stage written as an object; ``validate``, ``cleanup``, ``finish`` and ``keep`` are
+    optional."""
 
     def execute(self, context: StageContext) -> Mapping[str, Any] | None: ...
 
@@ -114,7 +120,7 @@ class Stage:
     stage knows it by (they differ once a pipeline is included under a prefix)."""
 
     name: str
-    target: Any  # the function, or the object with execute/validate/cleanup/finish
+    target: Any  # the function, or the object with execute and its optional hooks
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None

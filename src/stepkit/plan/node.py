@@ -8,7 +8,9 @@ inputs; on a hit it returns the recorded artifacts; on a miss it runs the script
 (or the builder's ``run``) with local folders. Then :meth:`NodeTask.finish` finalizes
 every output folder into the content-addressed store under ``runs/<run>/<node>/<output>``
 — in the runner's process for a subprocess stage, which has the store's modules loaded
-(importing them cost each step's process ~50 ms), elsewhere right after the step.
+(importing them cost each step's process ~50 ms), elsewhere right after the step — and
+:meth:`NodeTask.keep` records them in the cache (for a subprocess stage, once the runner
+has committed the node's completion, while its dependents start).
 """
 
 from __future__ import annotations
@@ -131,11 +133,9 @@ class NodeTask:
         }
 
     def finish(self, context: Any, made: Mapping[str, Any]) -> dict[str, Any]:
-        """Store what the step made (one batch) and remember it in the cache; returns the
-        artifact references. Runs in the runner's process for a subprocess stage (see
-        ``pipeline.stage``), where the store's modules are loaded already."""
-        from stepkit.plan.cachekey import CacheKey
-
+        """Store what the step made (one batch); returns the artifact references. Runs in
+        the runner's process for a subprocess stage (see ``pipeline.stage``), where the
+        store's modules are loaded already."""
         finalize_started_at = time.time()
         began = time.perf_counter()
         outputs = self._finalize(made["output_paths"], run_id=context.run_id)
@@ -156,6 +156,13 @@ class NodeTask:
                 "python": self.venv.python_version,
                 "lock_digest": self.venv.lock_digest,
             }
+        return outputs
+
+    def keep(self, context: Any, made: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        """Remember the stored outputs in the cache under the step's key, for later runs:
+        for a subprocess stage the runner does it while the dependents start."""
+        from stepkit.plan.cachekey import CacheKey
+
         record(
             self.cache_path,
             CacheKey(made["cache_key"], made["key_parts"]),
@@ -165,7 +172,6 @@ class NodeTask:
             store_root=self.store_root,
             catalog_path=self.catalog_path,
         )
-        return outputs
 
     def _run(
         self, input_paths: dict[str, str], output_paths: dict[str, str], *, run_id: str
