@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from stepkit.child import import_script, load_script, namespace, run_as_program, script_entry
 from stepkit.errors import StepOutputMissingError
 from stepkit.pipeline.invoke import jsonable
+from stepkit.plan.cachekey import CacheKey, cache_key, tree_digest  # every node keys itself
 
 if TYPE_CHECKING:
     from stepkit.artifacts.records import Finalized
@@ -69,8 +70,6 @@ class NodeTask:
     seeded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
-        from stepkit.plan.cachekey import cache_key
-
         return cache_key(
             files={role: Path(p) if p else None for role, p in self.files.items()},
             config={"values": dict(self.config), **self.extra_key},
@@ -161,8 +160,6 @@ class NodeTask:
     def keep(self, context: Any, made: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         """Remember the stored outputs in the cache under the step's key, for later runs:
         for a subprocess stage the runner does it while the dependents start."""
-        from stepkit.plan.cachekey import CacheKey
-
         record(
             self.cache_path,
             CacheKey(made["cache_key"], made["key_parts"]),
@@ -243,7 +240,6 @@ class NodeTask:
         from stepkit.artifacts.backends import open_catalog
         from stepkit.artifacts.items import FinalizeItem, files_under
         from stepkit.artifacts.store import ArtifactStore
-        from stepkit.plan.cachekey import tree_digest
 
         items: list[FinalizeItem] = []
         owners: list[tuple[str, str]] = []  # (output, relative path) of each item
