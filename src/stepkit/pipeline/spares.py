@@ -71,7 +71,7 @@ class Spares:
             if self._closed or self._halted:
                 return
             self._wanted = count
-            if self._thread is None:
+            if self._thread is None and count > 0:
                 self._thread = threading.Thread(
                     target=self._keep, name="stepkit-spares", daemon=True
                 )
