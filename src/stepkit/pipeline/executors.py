@@ -28,7 +28,13 @@ from typing import Any
 
 from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
 from stepkit.pipeline.context import StageContext
-from stepkit.pipeline.invoke import call_stage, finish_stage, keep_stage, normalize_outputs
+from stepkit.pipeline.invoke import (
+    call_stage,
+    finish_stage,
+    keep_stage,
+    lookup_stage,
+    normalize_outputs,
+)
 from stepkit.pipeline.stage import Stage
 from stepkit.processes import Child, run_child, start_child
 from stepkit.processes import ProcessTable as ProcessTable  # the runner's, from here
@@ -213,12 +219,20 @@ def run_subprocess(
     *,
     processes: ProcessTable,
     sink: LogSink,
-    spare: Child | None = None,
+    spare: Callable[[], Child | None] | None = None,
 ) -> Outcome:
-    """One attempt in a fresh child process (``spare``, started ahead by
+    """One attempt in a fresh child process (one ``spare`` gives, started ahead by
     :func:`start_stage_child`, or one started now), its output streamed to ``sink`` in
-    batches."""
+    batches; none when the object's ``lookup`` finds its outputs (a cache hit)."""
     started = time.time()
+    try:
+        found = lookup_stage(stage.target, context)
+    except Exception as exc:  # the stage's failure (its cache), recorded as the child's
+        return failure(exc, started_at=started)
+    if found is not None:
+        outputs, _ = normalize_outputs(stage.name, found)
+        return Outcome(started_at=started, finished_at=time.time(), outputs=outputs, cached=True)
+    ready = spare() if spare is not None else None
     logs = LogLines(context, sink)
     ran = run_child(
         {
@@ -230,7 +244,7 @@ def run_subprocess(
         output=logs.write,
         timeout=stage.timeout,
         processes=processes,
-        started=spare or start_stage_child(warm_modules(stage)),
+        started=ready or start_stage_child(warm_modules(stage)),
     )
     logs.close()
     if ran.cancelled:

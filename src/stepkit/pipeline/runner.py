@@ -17,6 +17,7 @@ committed the stage's completion, the run's end waiting for it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import queue
 import threading
@@ -433,7 +434,7 @@ class Runner:
                 item.context,
                 processes=AttemptProcesses(self._processes, record),
                 sink=lambda batch: events.put(("logs", batch)),
-                spare=self._spares.take(warm_modules(stage)),
+                spare=functools.partial(self._spares.take, warm_modules(stage)),
             )
         else:
             executor = self.settings.executor or self._pool

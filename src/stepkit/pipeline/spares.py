@@ -79,8 +79,8 @@ class Spares:
             self._changed.notify()
 
     def take(self, warm: tuple[str, ...]) -> Child | None:
-        """An idle spare for a stage whose child imports ``warm`` ahead, if one fits; the
-        runner then says how many it wants now (:meth:`want`)."""
+        """An idle spare for a stage whose child imports ``warm`` ahead, if one fits (the
+        thread then starts the next, up to the count wanted)."""
         if warm != self.warm:
             return None
         while True:
@@ -88,6 +88,7 @@ class Spares:
                 if not self._idle:
                     return None
                 spare = self._idle.pop(0)  # the oldest: the likeliest to have started up
+                self._changed.notify()
             if spare.fits():
                 return spare.child
             self._drop(spare)

@@ -2,17 +2,23 @@
 
 A stage is a plain function ``fn(context) -> outputs`` or an object with
 ``execute(context) -> outputs`` and optional ``validate(context)`` / ``cleanup(context)``.
-An object may also have ``finish(context, made) -> outputs``: the part of its work that
-belongs to the runner's side, given what ``execute`` returned (not called on a cache hit).
-It runs right after ``execute`` and ``cleanup``, in the same place — except for a
-``subprocess`` stage, where it runs in the runner's process once the child has reported.
-stepkit's step nodes store their outputs there: the runner has the store's modules loaded
-already, and the step's process ends as soon as the step does. And it may have
-``keep(context, made, outputs)``: what it remembers for later runs of what ``finish`` stored
-(a step node's cache entry). For a ``subprocess`` stage the runner calls it once the stage's
-completion is committed, beside its dependents (they do not wait for it), and before the run
-ends; a failure there is logged, the stage stays completed. Elsewhere it runs right after
-``finish``.
+An object may also have
+
+- ``lookup(context)``: its outputs found, not made (a ``CacheHit``), or None; asked first;
+- ``finish(context, made) -> outputs``: the part of its work that belongs to the runner's
+  side, given what ``execute`` returned (not called on a cache hit); it runs right after
+  ``execute`` and ``cleanup``;
+- ``keep(context, made, outputs)``: what it remembers for later runs of what ``finish``
+  stored; right after ``finish``.
+
+For a ``subprocess`` stage these three run in the runner's process, only ``execute`` (with
+``validate`` and ``cleanup``) in the child: ``lookup`` before the child is started (a hit
+starts none), ``finish`` once the child has reported, ``keep`` once the stage's completion
+is committed, beside its dependents' start (they do not wait for it; the run's end does; a
+failure there is logged, the stage stays completed). stepkit's step nodes look up their
+cache, store their outputs and record them this way: the runner has the store's modules
+loaded already, and the step's process ends as soon as the step does.
+
 Retries are decided by tenacity's stop/wait/retry strategies; the runner schedules each
 attempt itself, so a stage waiting to retry holds no worker and every attempt is recorded.
 """

@@ -2,10 +2,12 @@
 
 A :class:`NodeTask` is a plain, picklable object, so the orchestrator can run it in a
 fresh child process (``subprocess`` mode, the default: the step is isolated from the
-runner and from every other step) or on a worker of a process pool or cluster. In that
-process it computes the node's cache key from its files, config and the digests of its
-inputs; on a hit it returns the recorded artifacts; on a miss it runs the script's ``main``
-(or the builder's ``run``) with local folders. Then :meth:`NodeTask.finish` finalizes
+runner and from every other step) or on a worker of a process pool or cluster. Its
+:meth:`NodeTask.lookup` computes the node's cache key from its files, config and the
+digests of its inputs (those its upstreams' outputs carry: nothing is hashed again) and
+returns the recorded artifacts on a hit — in the runner for a subprocess stage, so a hit
+starts no process; on a miss the step's process runs the script's ``main`` (or the
+builder's ``run``) with local folders. Then :meth:`NodeTask.finish` finalizes
 every output folder into the content-addressed store under ``runs/<run>/<node>/<output>``
 — in the runner's process for a subprocess stage, which has the store's modules loaded
 (importing them cost each step's process ~50 ms), elsewhere right after the step — and
@@ -79,11 +81,21 @@ class NodeTask:
             python_env=self.venv.identity if self.venv is not None else None,
         )
 
-    def execute(self, context: Any) -> Any:
-        """Cache hit, or run the step: a :class:`~stepkit.pipeline.invoke.CacheHit`, or
-        what :meth:`finish` needs to store the outputs the step left in its folders."""
+    def lookup(self, context: Any) -> Any:
+        """The node's recorded outputs (a :class:`~stepkit.pipeline.invoke.CacheHit`) if its
+        key, made from the digests its upstreams' outputs carry, is in the cache; else None.
+        For a subprocess stage the runner asks, before it hands the node to a child."""
         from stepkit.pipeline.invoke import CacheHit
 
+        if not self.lookup_cache:
+            return None
+        _, digests = resolve_inputs(self, context.upstream)
+        hit = lookup(self.cache_path, self.key(digests).digest, store_root=self.store_root)
+        return None if hit is None else CacheHit(hit)
+
+    def execute(self, context: Any) -> Any:
+        """Run the step (:meth:`lookup` found no hit): what :meth:`finish` needs to store
+        the outputs the step left in its folders."""
         began = time.perf_counter()
         input_paths, digests = resolve_inputs(
             self, context.upstream, workdir=Path(context.temp_dir()) / "inputs"
@@ -93,10 +105,6 @@ class NodeTask:
             if Path(container).suffix and dependency in input_paths and file.is_file():
                 input_paths[dependency] = str(file)
         key = self.key(digests)
-        if self.lookup_cache:
-            hit = lookup(self.cache_path, key.digest, store_root=self.store_root)
-            if hit is not None:
-                return CacheHit(hit)
         workdir = Path(context.temp_dir())
         output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
         started = time.perf_counter()

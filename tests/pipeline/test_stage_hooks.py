@@ -1,6 +1,6 @@
-"""A stage object's ``keep``: what it remembers for later runs once its outputs are stored,
-left off the hand-off to its dependents for a subprocess stage, and done before the run
-ends."""
+"""A stage object's ``lookup`` (its outputs found, not made) and ``keep`` (what it remembers
+for later runs once its outputs are stored): for a subprocess stage the runner's, before it
+starts a child and beside the dependents' start, and done before the run ends."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from stepkit import Pipeline
 from stepkit.pipeline.context import StageContext
+from stepkit.pipeline.invoke import CacheHit
 from stepkit.state import SQLiteStateRepository, StageStatus
 
 from . import spare_stages
@@ -60,3 +61,29 @@ def test_a_keep_that_fails_leaves_the_stage_completed(
     assert result.ok, result.error
     assert result.stages["kept"].outputs == {"stored": 2}
     assert result.stages["next"].status == StageStatus.COMPLETED
+
+
+class _Found:
+    """A stage object whose outputs are always found: it must never run."""
+
+    def lookup(self, context: StageContext) -> CacheHit:
+        return CacheHit({"found": context.stage})
+
+    def execute(self, context: StageContext) -> None:
+        raise AssertionError("a stage whose outputs were found ran")
+
+
+@pytest.mark.parametrize("mode", ["subprocess", "direct"])
+def test_a_stage_whose_outputs_are_found_does_not_run(
+    state: SQLiteStateRepository, mode: str
+) -> None:
+    pipe = Pipeline("found")
+    pipe.add("found", _Found(), mode=mode)  # type: ignore[arg-type]
+    pipe.add("next", spare_stages.second, depends_on=["found"], mode="subprocess")
+    result = pipe.run(state=state)
+    assert result.ok, result.error
+    assert result.stages["found"].status == StageStatus.CACHED
+    assert result.stages["found"].outputs == {"found": "found"}
+    (record,) = [r for r in state.stage_records(result.run_id) if r.stage == "found"]
+    if mode == "subprocess":  # looked up in the runner: no process was started for it
+        assert record.peak_rss is None and record.cpu_time is None
