@@ -62,6 +62,7 @@ class Spares:
         self._wanted = 0
         self._halted = False  # no more spares this run: one could not be started
         self._closed = False
+        self._starting = 0  # spares being started now
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -76,7 +77,7 @@ class Spares:
                     target=self._keep, name="stepkit-spares", daemon=True
                 )
                 self._thread.start()
-            self._changed.notify()
+            self._changed.notify_all()
 
     def take(self, warm: tuple[str, ...]) -> Child | None:
         """An idle spare for a stage whose child imports ``warm`` ahead, if one fits (the
@@ -85,10 +86,12 @@ class Spares:
             return None
         while True:
             with self._changed:
+                while not self._idle and self._starting:
+                    self._changed.wait()  # one on its way: sooner than a child started now
                 if not self._idle:
                     return None
                 spare = self._idle.pop(0)  # the oldest: the likeliest to have started up
-                self._changed.notify()
+                self._changed.notify_all()
             if spare.fits():
                 return spare.child
             self._drop(spare)
@@ -99,7 +102,7 @@ class Spares:
         with self._changed:
             self._closed = True
             idle, self._idle = self._idle, []
-            self._changed.notify()
+            self._changed.notify_all()
         for spare in idle:
             self._drop(spare)
         if self._thread is not None:
@@ -121,25 +124,38 @@ class Spares:
                 self._add()
 
     def _add(self) -> None:
-        """Start one spare; if none can be, no more are this run (the stages start their
-        own children, as without spares)."""
+        """Start one spare (a stage that wants one meanwhile waits for it)."""
+        with self._changed:
+            self._starting += 1
+        spare = None
+        try:
+            spare = self._started()
+        finally:
+            with self._changed:
+                self._starting -= 1
+                if spare is not None and not self._closed:
+                    self._idle.append(spare)
+                    spare = None
+                self._changed.notify_all()
+        if spare is not None:  # closed meanwhile
+            self._drop(spare)
+
+    def _started(self) -> _Spare | None:
+        """A new spare, in the run's process table; None if none can be started, and then
+        no more are this run (the stages start their own children, as without spares)."""
         environ, cwd, path = dict(os.environ), os.getcwd(), tuple(sys.path)
         try:
             child = self._start(self.warm)
         except OSError as exc:  # out of processes or files: spares are only a head start
             get_logger("stepkit.pipeline").warning("spare_child_failed", error=str(exc))
             self._halt()
-            return
+            return None
         spare = _Spare(child, environ, cwd, path)
         if not self._processes.add(child.proc):  # the run is stopping: it was killed
             self._drop(spare)
             self._halt()
-            return
-        with self._changed:
-            if not self._closed:
-                self._idle.append(spare)
-                return
-        self._drop(spare)
+            return None
+        return spare
 
     def _halt(self) -> None:
         with self._changed:
