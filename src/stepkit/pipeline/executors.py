@@ -219,20 +219,22 @@ def run_subprocess(
     *,
     processes: ProcessTable,
     sink: LogSink,
-    spare: Callable[[], Child | None] | None = None,
+    spare: Child | None = None,
 ) -> Outcome:
-    """One attempt in a fresh child process (one ``spare`` gives, started ahead by
+    """One attempt in a fresh child process (``spare``, started ahead by
     :func:`start_stage_child`, or one started now), its output streamed to ``sink`` in
-    batches; none when the object's ``lookup`` finds its outputs (a cache hit)."""
+    batches; none when the object's ``lookup`` finds its outputs (a cache hit: the spare
+    is killed)."""
     started = time.time()
     try:
         found = lookup_stage(stage.target, context)
     except Exception as exc:  # the stage's failure (its cache), recorded as the child's
+        _let_go(spare, processes)
         return failure(exc, started_at=started)
     if found is not None:
+        _let_go(spare, processes)
         outputs, _ = normalize_outputs(stage.name, found)
         return Outcome(started_at=started, finished_at=time.time(), outputs=outputs, cached=True)
-    ready = spare() if spare is not None else None
     logs = LogLines(context, sink)
     ran = run_child(
         {
@@ -244,7 +246,7 @@ def run_subprocess(
         output=logs.write,
         timeout=stage.timeout,
         processes=processes,
-        started=ready or start_stage_child(warm_modules(stage)),
+        started=spare or start_stage_child(warm_modules(stage)),
     )
     logs.close()
     if ran.cancelled:
@@ -278,3 +280,10 @@ def run_subprocess(
     return replace(
         outcome, keep=functools.partial(keep_stage, stage.target, context, made, report["value"])
     )
+
+
+def _let_go(spare: Child | None, processes: ProcessTable) -> None:
+    """Kill the spare an attempt did not need (its outputs were found)."""
+    if spare is not None:
+        processes.discard(spare.proc)
+        spare.discard()

@@ -17,7 +17,6 @@ committed the stage's completion, the run's end waiting for it.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import queue
 import threading
@@ -434,7 +433,7 @@ class Runner:
                 item.context,
                 processes=AttemptProcesses(self._processes, record),
                 sink=lambda batch: events.put(("logs", batch)),
-                spare=functools.partial(self._spares.take, warm_modules(stage)),
+                spare=self._spares.take(warm_modules(stage)),
             )
         else:
             executor = self.settings.executor or self._pool

@@ -80,8 +80,8 @@ class Spares:
             self._changed.notify_all()
 
     def take(self, warm: tuple[str, ...]) -> Child | None:
-        """An idle spare for a stage whose child imports ``warm`` ahead, if one fits (the
-        thread then starts the next, up to the count wanted)."""
+        """An idle spare for a stage whose child imports ``warm`` ahead, if one fits; the
+        runner then says how many it wants now (:meth:`want`)."""
         if warm != self.warm:
             return None
         while True:
@@ -91,7 +91,6 @@ class Spares:
                 if not self._idle:
                     return None
                 spare = self._idle.pop(0)  # the oldest: the likeliest to have started up
-                self._changed.notify_all()
             if spare.fits():
                 return spare.child
             self._drop(spare)
