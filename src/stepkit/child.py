@@ -1,12 +1,17 @@
 """The child side of the one child-process protocol: a pipeline stage or a script under test.
 
-The parent (:mod:`stepkit.processes`) starts ``python -c BOOTSTRAP`` and writes one request
-on stdin; the child runs what it asks and writes one report on the fd the request names.
-Its stdout and stderr are the user code's own; the parent captures them.
+The parent (:mod:`stepkit.processes`) starts ``python -c BOOTSTRAP`` and writes its request
+on stdin in two parts: the *start* (the child's ``sys.path``, stepkit modules compiled by the
+parent — this one, and for a stage the two it needs —, the parent's pid, the report's fd and
+the stepkit modules to import ahead) and the *task*. The child sets itself up from the start
+(the modules, the signal that kills it with its parent, the imports ahead), then waits for
+the task, runs it once, writes one report on the fd and exits: one task per child. A child
+that is sent its start early and its task later is a *spare*
+(:mod:`stepkit.pipeline.spares`): its start-up is paid while no stage waits for it. Its
+stdout and stderr are the user code's own; the parent captures them.
 
-Request and report are ``marshal``-ed dicts of plain values (always loaded, and readable by
-every Python since 3.4). A request holds the child's ``sys.path``, stepkit modules compiled
-by the parent (this one, and for a stage the two it needs), and either
+Start, task and report are ``marshal``-ed dicts of plain values (always loaded, and readable
+by every Python since 3.4). The task is either
 
 - ``kind="stage"``: handled by the module the request names as ``handler`` (a pipeline
   stage: :func:`stepkit.pipeline.invoke.handle`), which came compiled with the request and
@@ -45,8 +50,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-#: What the parent runs with ``python -c``: read the request, restore the path, install the
-#: modules that came compiled with it, go.
+#: What the parent runs with ``python -c``: read the start, restore the path, install the
+#: modules that came compiled with it, go (:func:`main` reads the task).
 BOOTSTRAP = """\
 import sys, marshal
 r = marshal.load(sys.stdin.buffer)
@@ -205,9 +210,17 @@ def die_with_parent(parent: "int | None") -> None:
         posix._exit(70)  # EX_SOFTWARE; nobody is left to read it
 
 
-def main(request: "dict[str, Any]") -> None:
-    """Run what the request asks, write the report on its fd, exit with the script's code."""
-    die_with_parent(request.get("parent"))
+def main(start: "dict[str, Any]") -> None:
+    """Set up from the start, wait for the task, run it, write the report on the start's fd,
+    exit with the script's code. A spare let go without a task exits quietly."""
+    die_with_parent(start.get("parent"))
+    for name in start.get("warm", ()):
+        _import_ahead(name)
+    try:
+        task = marshal.load(sys.stdin.buffer)
+    except EOFError:  # a spare the parent no longer needs: nothing ran, nothing to say
+        posix._exit(0)
+    request = {**start, **task}
     handler = request.get("handler")
     report = run_script(request) if handler is None else sys.modules[handler].handle(request)
     report["peak_rss"] = peak_rss_bytes()
@@ -224,6 +237,15 @@ def main(request: "dict[str, Any]") -> None:
         _leave(int(code or 0))
     if code:
         sys.exit(code)
+
+
+def _import_ahead(name: str) -> None:
+    """Import a stepkit module the task will need (the module of a stage object's class)
+    before the task is known: stepkit's modules do nothing on import but define things."""
+    try:  # noqa: SIM105  (contextlib is not loaded in the child: see the docstring)
+        __import__(name)
+    except Exception:  # the task's own import of it fails alike, and reports why
+        pass
 
 
 def _leave(code: int) -> None:

@@ -1,8 +1,10 @@
 """The parent side of the one child-process protocol: start the child, capture its output,
 bring back its report, kill its whole tree — for pipeline stages and tests alike.
 
-:func:`run_child` starts ``python -c BOOTSTRAP`` (:mod:`stepkit.child`) in its own session,
-writes the request on its stdin and reads stdout, stderr and the report pipe in one loop
+:func:`start_child` starts ``python -c BOOTSTRAP`` (:mod:`stepkit.child`) in its own
+session and writes the start of the request on its stdin; :func:`run_child` writes the task
+(starting the child first unless it is handed one started earlier: a spare,
+:mod:`stepkit.pipeline.spares`) and reads stdout, stderr and the report pipe in one loop
 until the child exits or the deadline passes. Output goes to a callback chunk by chunk (a
 stage turns it into log batches, a test keeps a head and a tail). At the deadline the tree
 and the group are killed (SIGKILL, which nothing can ignore); after the child exits, any
@@ -88,44 +90,53 @@ class ProcessTable:
             kill_tree(proc.pid)
 
 
-def run_child(
-    request: Mapping[str, Any],
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A child started and sent the start of its request, waiting for its task."""
+
+    proc: subprocess.Popen[bytes]
+    report_fd: int  # the read end of the pipe its report comes on
+
+    def discard(self) -> None:
+        """Kill and reap a child that will get no task. Nothing but stepkit's start-up ran
+        in it, so its group is all there is to kill."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # gone already
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # a write the child never read
+                    pipe.close()
+        os.close(self.report_fd)
+
+
+def start_child(
+    kind: str,
     *,
     modules: tuple[str, ...] = (),
     path: list[str] | None = None,
-    output: OutputSink,
-    timeout: float | None,
+    warm: tuple[str, ...] = (),
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
-    processes: ProcessTable | None = None,
     wrap: Sequence[str] = (),
     python: str | None = None,
-) -> ChildRun:
-    """Run one request in a fresh child; never raises for anything the child does.
-
-    ``modules``: stepkit modules the child needs besides :mod:`stepkit.child`, sent compiled
-    and installed in this order after it.
-    ``path``: the child's ``sys.path`` (None: the interpreter's own, as ``python script.py``).
-    ``wrap``: a command the child runs under (a sandbox's, :mod:`stepkit.sandbox`).
-    ``python``: the interpreter the child runs on (a step's environment; default: this
-    one). stepkit's modules go compiled when it is this interpreter behind a virtual
-    environment's link (the same bytecode), else as source, which any Python from 3.8 on
-    compiles.
-    """
-    started = time.time()
+) -> Child:
+    """Start a child for a request of ``kind`` and send it the start of the request (see
+    :func:`run_child` for the parameters; ``warm``: stepkit modules it imports before its
+    task comes). It then waits for its task, which it gets from :func:`run_child`."""
     report_read, report_write = os.pipe()
-    message = {
-        **request,
+    start = {
         "path": path,
         "modules": [
             child.source(name) if _foreign(python) else child.compiled(name)
             for name in ("stepkit.child", *modules)
         ],
         "fd": report_write,
+        "warm": list(warm),
     }
     try:
         proc = subprocess.Popen(
-            [*wrap, *child.command(request["kind"], python)],
+            [*wrap, *child.command(kind, python)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -139,17 +150,58 @@ def run_child(
         raise
     finally:
         os.close(report_write)
+    assert proc.stdin is not None
+    # The child asks to die with us and checks that we are still there; a wrapped one
+    # is killed with us by the sandbox (bwrap --die-with-parent), so it need not ask.
+    start["parent"] = None if wrap else os.getpid()
+    try:
+        proc.stdin.write(marshal.dumps(start))
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # the child died at start; its exit status and stderr say why
+    return Child(proc, report_read)
+
+
+def run_child(
+    request: Mapping[str, Any],
+    *,
+    modules: tuple[str, ...] = (),
+    path: list[str] | None = None,
+    output: OutputSink,
+    timeout: float | None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    processes: ProcessTable | None = None,
+    wrap: Sequence[str] = (),
+    python: str | None = None,
+    started: Child | None = None,
+) -> ChildRun:
+    """Run one request (its task) in a fresh child; never raises for anything the child does.
+
+    ``modules``: stepkit modules the child needs besides :mod:`stepkit.child`, sent compiled
+    and installed in this order after it.
+    ``path``: the child's ``sys.path`` (None: the interpreter's own, as ``python script.py``).
+    ``wrap``: a command the child runs under (a sandbox's, :mod:`stepkit.sandbox`).
+    ``python``: the interpreter the child runs on (a step's environment; default: this
+    one). stepkit's modules go compiled when it is this interpreter behind a virtual
+    environment's link (the same bytecode), else as source, which any Python from 3.8 on
+    compiles.
+    ``started``: a child :func:`start_child` started earlier for this request, which has
+    had no task (a spare); it was started with its own settings, and these are not used.
+    """
+    began = time.time()
+    ready = started or start_child(
+        request["kind"], modules=modules, path=path, cwd=cwd, env=env, wrap=wrap, python=python
+    )
+    proc, report_read = ready.proc, ready.report_fd
     cancelled = processes is not None and not processes.add(proc)
     try:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        # The child asks to die with us and checks that we are still there; a wrapped one
-        # is killed with us by the sandbox (bwrap --die-with-parent), so it need not ask.
-        message["parent"] = None if wrap else os.getpid()
         try:
-            proc.stdin.write(marshal.dumps(message))
+            proc.stdin.write(marshal.dumps(dict(request)))
             proc.stdin.close()
         except BrokenPipeError:
-            pass  # the child died at start; its exit status and stderr say why
+            pass  # the child died at start (or was killed); its exit status says why
         deadline = None if timeout is None else time.monotonic() + timeout
         fds = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
         timed_out, killed, report_bytes, waited = _capture(
@@ -182,7 +234,7 @@ def run_child(
         cancelled=cancelled,
         leftovers=tuple(f"{p.pid} {_command(p)}" for p in leftovers),
         killed=killed,
-        started_at=started,
+        started_at=began,
         finished_at=time.time(),
         cpu_time=usage.ru_utime + usage.ru_stime,
         peak_rss=peak if peak is not None else usage.ru_maxrss * 1024,  # kB on Linux

@@ -1,10 +1,12 @@
 """Running one attempt of a stage, in each mode, and reporting back to the runner.
 
 - ``direct``: the stage runs in a worker thread of the runner process.
-- ``subprocess``: a child started by :func:`stepkit.processes.run_child` runs it (the one
-  child protocol, :mod:`stepkit.child`); its stdout/stderr come back as log events in
-  batches; past the timeout its whole process tree is killed. The object's ``finish``
-  (a step node storing its outputs) runs here, in the runner, once the child has reported.
+- ``subprocess``: a child of the one child protocol (:mod:`stepkit.child`,
+  :func:`stepkit.processes.run_child`) runs it: a spare started ahead
+  (:mod:`stepkit.pipeline.spares`) or one started now, alike in all else; its stdout/stderr
+  come back as log events in batches; past the timeout its whole process tree is killed.
+  The object's ``finish`` (a step node storing its outputs) runs here, in the runner, once
+  the child has reported.
 - ``distributed``: :func:`stepkit.pipeline.invoke.run_in_worker` goes to any
   ``concurrent.futures.Executor`` the caller hands in.
 
@@ -14,21 +16,28 @@ one writer, as an :class:`Outcome` or a list of :class:`~stepkit.state.records.L
 
 from __future__ import annotations
 
+import functools
 import pickle
 import sys
 import time
 import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stepkit.errors import RemoteStageError, StageOutputError, StageTimeoutError
 from stepkit.pipeline.context import StageContext
-from stepkit.pipeline.invoke import call_stage, finish_stage, normalize_outputs
+from stepkit.pipeline.invoke import (
+    call_stage,
+    finish_stage,
+    keep_stage,
+    lookup_stage,
+    normalize_outputs,
+)
 from stepkit.pipeline.stage import Stage
+from stepkit.processes import Child, run_child, start_child
 from stepkit.processes import ProcessTable as ProcessTable  # the runner's, from here
-from stepkit.processes import run_child
 from stepkit.state.records import LogBatch
 
 #: Lines per log batch sent to the runner (and so per executemany in the store).
@@ -51,6 +60,8 @@ class Outcome:
     traceback: str | None = None
     cpu_time: float | None = None
     peak_rss: int | None = None
+    #: the stage's ``keep``, left for the runner to call once the completion is committed
+    keep: Callable[[], None] | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,6 +136,23 @@ def outcome_from_report(stage: str, report: Mapping[str, Any]) -> Outcome:
 STAGE_MODULES = ("stepkit.pipeline.context", "stepkit.pipeline.invoke")
 
 
+def warm_modules(stage: Stage) -> tuple[str, ...]:
+    """The stepkit module a stage object's class comes from (a step node's), which its
+    child can import before it knows its task; none for anything else: importing a user's
+    module is the stage's own business, done when it runs."""
+    target = stage.target
+    if isinstance(target, types.FunctionType):
+        return ()
+    module = type(target).__module__
+    return (module,) if module.startswith("stepkit.") else ()
+
+
+def start_stage_child(warm: tuple[str, ...]) -> Child:
+    """Start a stage's child (now, or ahead as a spare): this interpreter, this process's
+    ``sys.path``, environment and folder, the stage modules, ``warm`` imported ahead."""
+    return start_child("stage", modules=STAGE_MODULES, path=list(sys.path), warm=warm)
+
+
 def stage_target(stage: Stage) -> dict[str, Any]:
     """How the child finds the stage: by module and qualified name, or pickled (objects,
     lambdas, nested functions)."""
@@ -191,9 +219,22 @@ def run_subprocess(
     *,
     processes: ProcessTable,
     sink: LogSink,
+    spare: Child | None = None,
 ) -> Outcome:
-    """One attempt in a fresh child process, its output streamed to ``sink`` in batches."""
+    """One attempt in a fresh child process (``spare``, started ahead by
+    :func:`start_stage_child`, or one started now), its output streamed to ``sink`` in
+    batches; none when the object's ``lookup`` finds its outputs (a cache hit: the spare
+    is killed)."""
     started = time.time()
+    try:
+        found = lookup_stage(stage.target, context)
+    except Exception as exc:  # the stage's failure (its cache), recorded as the child's
+        _let_go(spare, processes)
+        return failure(exc, started_at=started)
+    if found is not None:
+        _let_go(spare, processes)
+        outputs, _ = normalize_outputs(stage.name, found)
+        return Outcome(started_at=started, finished_at=time.time(), outputs=outputs, cached=True)
     logs = LogLines(context, sink)
     ran = run_child(
         {
@@ -202,11 +243,10 @@ def run_subprocess(
             "target": stage_target(stage),
             "context": context.to_payload(),
         },
-        modules=STAGE_MODULES,
-        path=list(sys.path),
         output=logs.write,
         timeout=stage.timeout,
         processes=processes,
+        started=spare or start_stage_child(warm_modules(stage)),
     )
     logs.close()
     if ran.cancelled:
@@ -226,10 +266,24 @@ def run_subprocess(
             finished_at=ran.finished_at,
         )
     report = {**ran.report, "cpu_time": ran.cpu_time, "peak_rss": ran.peak_rss}
-    if report.get("ok") and not report.get("cached"):
-        try:
-            report["value"] = finish_stage(stage.target, context, report.get("value"))
-        except Exception as exc:  # the stage's failure (its outputs), recorded as the child's
-            return failure(exc, started_at=started)
-        report["finished_at"] = time.time()
-    return outcome_from_report(stage.name, report)
+    if not report.get("ok") or report.get("cached"):
+        return outcome_from_report(stage.name, report)
+    made = report.get("value")
+    try:
+        report["value"] = finish_stage(stage.target, context, made)
+    except Exception as exc:  # the stage's failure (its outputs), recorded as the child's
+        return failure(exc, started_at=started)
+    report["finished_at"] = time.time()
+    outcome = outcome_from_report(stage.name, report)
+    if not outcome.ok or getattr(stage.target, "keep", None) is None:
+        return outcome
+    return replace(
+        outcome, keep=functools.partial(keep_stage, stage.target, context, made, report["value"])
+    )
+
+
+def _let_go(spare: Child | None, processes: ProcessTable) -> None:
+    """Kill the spare an attempt did not need (its outputs were found)."""
+    if spare is not None:
+        processes.discard(spare.proc)
+        spare.discard()

@@ -45,13 +45,17 @@ class CacheHit:
         return (CacheHit, (self.outputs,))
 
 
-def call_stage(target: Any, context: StageContext, *, finish: bool = True) -> Any:
-    """Run one attempt: validate, execute, cleanup (then finish) for objects; the call for
-    functions. ``finish=False``: leave :func:`finish_stage` to the caller (the runner's
-    side of a subprocess stage)."""
+def call_stage(target: Any, context: StageContext, *, whole: bool = True) -> Any:
+    """Run one attempt: for objects lookup (a hit ends it), validate, execute, cleanup,
+    then finish and keep; the call for functions. ``whole=False``: validate, execute and
+    cleanup only, the rest being the caller's (the runner's side of a subprocess stage)."""
     execute = getattr(target, "execute", None)
     if execute is None:
         return target(context)
+    if whole:
+        found = lookup_stage(target, context)
+        if found is not None:
+            return found
     validate = getattr(target, "validate", None)
     if validate is not None and validate(context) is False:
         from stepkit.errors import StageValidationError
@@ -63,7 +67,28 @@ def call_stage(target: Any, context: StageContext, *, finish: bool = True) -> An
         cleanup = getattr(target, "cleanup", None)
         if cleanup is not None:
             cleanup(context)
-    return finish_stage(target, context, value) if finish else value
+    if not whole:
+        return value
+    outputs = finish_stage(target, context, value)
+    keep_stage(target, context, value, outputs)
+    return outputs
+
+
+def lookup_stage(target: Any, context: StageContext) -> CacheHit | None:
+    """The object's ``lookup(context)``, when it has one: its outputs found, not made (a
+    step node's cache hit), or None. For a subprocess stage the runner asks, before it
+    starts the stage's child."""
+    lookup = getattr(target, "lookup", None)
+    if lookup is None:
+        return None
+    found = lookup(context)
+    if found is not None and not isinstance(found, CacheHit):
+        from stepkit.errors import StageOutputError
+
+        raise StageOutputError(
+            context.stage, f"lookup must return a CacheHit or None, not {type(found).__name__}"
+        )
+    return found
 
 
 def finish_stage(target: Any, context: StageContext, value: Any) -> Any:
@@ -74,6 +99,14 @@ def finish_stage(target: Any, context: StageContext, value: Any) -> Any:
     if finish is None or isinstance(value, CacheHit):
         return value
     return finish(context, value)
+
+
+def keep_stage(target: Any, context: StageContext, made: Any, outputs: Any) -> None:
+    """The object's ``keep(context, made, outputs)``, when it has one and ``made`` is no
+    cache hit: what it remembers for later runs of what :func:`finish_stage` stored."""
+    keep = getattr(target, "keep", None)
+    if keep is not None and not isinstance(made, CacheHit):
+        keep(context, made, outputs)
 
 
 def normalize_outputs(stage: str, value: Any) -> tuple[dict[str, Any], bool]:
@@ -120,16 +153,16 @@ def jsonable(value: Any) -> Any:
 
 
 def run_in_worker(
-    target: Any, context_payload: dict[str, Any], *, finish: bool = True
+    target: Any, context_payload: dict[str, Any], *, whole: bool = True
 ) -> dict[str, Any]:
     """Run one attempt of a stage here; its outcome as plain values (``error`` is the
     exception itself). A distributed worker calls this directly; a subprocess stage's child
-    with ``finish=False`` (the runner finishes it)."""
+    with ``whole=False`` (the runner looks up, finishes and keeps)."""
     started = time.time()
     cpu = time.process_time()
     report: dict[str, Any] = {"started_at": started, "ok": True, "phase": "run"}
     try:
-        value = call_stage(target, StageContext.from_payload(context_payload), finish=finish)
+        value = call_stage(target, StageContext.from_payload(context_payload), whole=whole)
     except Exception as exc:  # the stage's failure is data to report, not ours to handle
         report.update(ok=False, error=exc, **describe(exc))
     else:
@@ -180,8 +213,8 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         report = {"ok": False, "phase": "load", "started_at": time.time(), **info}
         report["finished_at"] = report["started_at"]
     else:
-        # the object's finish (a step node storing its outputs) is the runner's to run:
-        # it has the modules loaded already, and this process ends sooner
-        report = run_in_worker(target, request["context"], finish=False)
+        # the object's lookup, finish and keep (a step node's cache and store) are the
+        # runner's to run: it has the modules loaded already, and this process ends sooner
+        report = run_in_worker(target, request["context"], whole=False)
     report["stage"] = request["context"]["stage"]
     return report

@@ -6,6 +6,13 @@ transaction through the :class:`~stepkit.pipeline.recorder.Recorder`, and only t
 the stages that became ready. So a stage counts as done only once its record is committed,
 a dependent never starts before that, and the store sees one commit per turn — not one per
 stage, let alone one per log line.
+
+Off the path from a stage's end to its dependents' start: subprocess stages are handed to
+spare children started ahead (:mod:`stepkit.pipeline.spares`; after each turn the runner
+asks for one per stage that could become ready before anything else starts, its upstreams
+all running or done, up to the number of workers); and what a stage keeps for later runs
+(its ``keep``: a step node's cache entry) is done on a thread of its own once the turn has
+committed the stage's completion, the run's end waiting for it.
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
@@ -31,6 +39,8 @@ from stepkit.pipeline.executors import (
     outcome_from_report,
     run_direct,
     run_subprocess,
+    start_stage_child,
+    warm_modules,
 )
 from stepkit.pipeline.invoke import run_in_worker
 from stepkit.pipeline.orphans import AttemptProcesses
@@ -39,6 +49,7 @@ from stepkit.pipeline.resources import RunResources
 from stepkit.pipeline.results import RunCancelled, RunResult, StageResult
 from stepkit.pipeline.scheduler import Scheduler, Start
 from stepkit.pipeline.settings import Progress, RunSettings
+from stepkit.pipeline.spares import Spares
 from stepkit.pipeline.stage import Stage
 from stepkit.state.base import StateRepository
 from stepkit.state.records import RunRecord, RunStatus, StageRecord, StageStatus
@@ -92,7 +103,19 @@ class Runner:
         self._events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="stepkit")
         self._processes = ProcessTable()
+        self._spares = Spares(
+            start_stage_child, warm=_common_warm(stages.values()), processes=self._processes
+        )
+        #: subprocess stages not started yet whose children a spare fits
+        self._unstarted = {
+            name
+            for name, stage in stages.items()
+            if stage.mode == "subprocess" and warm_modules(stage) == self._spares.warm
+        }
         self._tokens = itertools.count(1)
+        self._keeper: ThreadPoolExecutor | None = None  # started at the first stage's keep
+        self._to_keep: list[tuple[str, Callable[[], None]]] = []  # committed this turn
+        self._keeping: list[tuple[str, Future[None]]] = []
         self._active: dict[int, _Active] = {}
         self._cancelled = False
         self._retries = 0
@@ -168,8 +191,10 @@ class Runner:
         inline = len(launches) == 1 and not self._active and scheduler.idle
         for item in launches:
             self._launch(item, inline=inline)
+        self._keep_committed()
         if not self._active and scheduler.idle:
             return False
+        self._spares.want(self._spares_wanted())
         self._collect(timeout=self._wait_seconds(lease_lost))
         self._expire(time.time())
         if self.settings.fail_fast and scheduler.first_failure and scheduler.stopping is None:
@@ -195,6 +220,47 @@ class Runner:
             self._scheduler.finish(record)
         self._active.clear()
         self._scheduler.stop(reason)
+
+    def _keep_committed(self) -> None:
+        """Start the ``keep`` of each stage whose completion this turn committed."""
+        if not self._to_keep:
+            return
+        if self._keeper is None:
+            self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepkit-keep")
+        for name, keep in self._to_keep:
+            self._keeping.append((name, self._keeper.submit(keep)))
+        self._to_keep.clear()
+
+    def _kept(self) -> None:
+        """Wait for every stage's ``keep``; one that failed is logged (the stage's outputs
+        are stored and recorded: only a later run's cache hit is lost)."""
+        self._keep_committed()
+        for name, future in self._keeping:
+            error = future.exception()
+            if error is not None:
+                self._log.warning(
+                    "stage_keep_failed",
+                    run_id=self._run.run_id,
+                    stage=name,
+                    error_type=type(error).__name__,
+                    error=str(error),
+                )
+        self._keeping.clear()
+
+    def _spares_wanted(self) -> int:
+        """Spares for the stages that could become ready before anything else starts: not
+        started, their upstreams all running or done; no more than there are workers."""
+        if self._scheduler.stopping is not None or not self._unstarted:
+            return 0
+        running = {item.stage.name for item in self._active.values()}
+        finals = self._scheduler.finals
+        self._unstarted -= running | finals.keys()
+        count = sum(
+            1
+            for name in self._unstarted
+            if all(dep in running or dep in finals for dep in self.stages[name].depends_on)
+        )
+        return min(count, self._workers)
 
     def _wait_seconds(self, lease_lost: threading.Event | None) -> float:
         """Until a deadline passes or a retry is due; short when there is a flag to watch."""
@@ -244,6 +310,7 @@ class Runner:
 
     def _finish(self) -> RunResult:
         """Record the run's end (with the last log lines) and say how it went."""
+        self._kept()
         # Lines a stopped stage wrote before it was killed are still worth keeping.
         while True:
             try:
@@ -285,9 +352,13 @@ class Runner:
         )
 
     def close(self) -> None:
-        """Stop the worker pool without waiting for abandoned (timed-out) threads."""
+        """Stop the worker pool without waiting for abandoned (timed-out) threads; no stage
+        child or spare is left."""
         self._processes.kill_all()
+        self._spares.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._keeper is not None:
+            self._keeper.shutdown(wait=True)  # nothing writes to the cache after the run
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -362,6 +433,7 @@ class Runner:
                 item.context,
                 processes=AttemptProcesses(self._processes, record),
                 sink=lambda batch: events.put(("logs", batch)),
+                spare=self._spares.take(warm_modules(stage)),
             )
         else:
             executor = self.settings.executor or self._pool
@@ -420,6 +492,8 @@ class Runner:
                 peak_rss=outcome.peak_rss,
             )
             self._recorder.stage(record)
+            if outcome.keep is not None:
+                self._to_keep.append((name, outcome.keep))
             self._log.info(
                 "stage_completed",
                 run_id=record.run_id,
@@ -471,3 +545,10 @@ class Runner:
             error=str(error),
         )
         self._scheduler.finish(record)
+
+
+def _common_warm(stages: Iterable[Stage]) -> tuple[str, ...]:
+    """What the run's spares import ahead: what most of its subprocess stages' children
+    would (a planned run's step nodes: all alike)."""
+    found = Counter(warm_modules(stage) for stage in stages if stage.mode == "subprocess")
+    return found.most_common(1)[0][0] if found else ()

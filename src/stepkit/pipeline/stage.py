@@ -2,12 +2,23 @@
 
 A stage is a plain function ``fn(context) -> outputs`` or an object with
 ``execute(context) -> outputs`` and optional ``validate(context)`` / ``cleanup(context)``.
-An object may also have ``finish(context, made) -> outputs``: the part of its work that
-belongs to the runner's side, given what ``execute`` returned (not called on a cache hit).
-It runs right after ``execute`` and ``cleanup``, in the same place — except for a
-``subprocess`` stage, where it runs in the runner's process once the child has reported.
-stepkit's step nodes store their outputs there: the runner has the store's modules loaded
-already, and the step's process ends as soon as the step does.
+An object may also have
+
+- ``lookup(context)``: its outputs found, not made (a ``CacheHit``), or None; asked first;
+- ``finish(context, made) -> outputs``: the part of its work that belongs to the runner's
+  side, given what ``execute`` returned (not called on a cache hit); it runs right after
+  ``execute`` and ``cleanup``;
+- ``keep(context, made, outputs)``: what it remembers for later runs of what ``finish``
+  stored; right after ``finish``.
+
+For a ``subprocess`` stage these three run in the runner's process, only ``execute`` (with
+``validate`` and ``cleanup``) in the child: ``lookup`` before the child is started (a hit
+starts none), ``finish`` once the child has reported, ``keep`` once the stage's completion
+is committed, beside its dependents' start (they do not wait for it; the run's end does; a
+failure there is logged, the stage stays completed). stepkit's step nodes look up their
+cache, store their outputs and record them this way: the runner has the store's modules
+loaded already, and the step's process ends as soon as the step does.
+
 Retries are decided by tenacity's stop/wait/retry strategies; the runner schedules each
 attempt itself, so a stage waiting to retry holds no worker and every attempt is recorded.
 """
@@ -36,7 +47,8 @@ NEVER_RETRIED: tuple[type[BaseException], ...] = (StageOutputError, StageValidat
 
 @runtime_checkable
 class StageObject(Protocol):
-    """A stage written as an object; ``validate``, ``cleanup`` and ``finish`` are optional."""
+    """A stage written as an object; ``validate``, ``cleanup``, ``finish`` and ``keep`` are
+    optional."""
 
     def execute(self, context: StageContext) -> Mapping[str, Any] | None: ...
 
@@ -114,7 +126,7 @@ class Stage:
     stage knows it by (they differ once a pipeline is included under a prefix)."""
 
     name: str
-    target: Any  # the function, or the object with execute/validate/cleanup/finish
+    target: Any  # the function, or the object with execute and its optional hooks
     depends_on: tuple[str, ...] = ()
     retry: RetryPolicy = NO_RETRY
     timeout: float | None = None

@@ -2,13 +2,17 @@
 
 A :class:`NodeTask` is a plain, picklable object, so the orchestrator can run it in a
 fresh child process (``subprocess`` mode, the default: the step is isolated from the
-runner and from every other step) or on a worker of a process pool or cluster. In that
-process it computes the node's cache key from its files, config and the digests of its
-inputs; on a hit it returns the recorded artifacts; on a miss it runs the script's ``main``
-(or the builder's ``run``) with local folders. Then :meth:`NodeTask.finish` finalizes
+runner and from every other step) or on a worker of a process pool or cluster. Its
+:meth:`NodeTask.lookup` computes the node's cache key from its files, config and the
+digests of its inputs (those its upstreams' outputs carry: nothing is hashed again) and
+returns the recorded artifacts on a hit — in the runner for a subprocess stage, so a hit
+starts no process; on a miss the step's process runs the script's ``main`` (or the
+builder's ``run``) with local folders. Then :meth:`NodeTask.finish` finalizes
 every output folder into the content-addressed store under ``runs/<run>/<node>/<output>``
 — in the runner's process for a subprocess stage, which has the store's modules loaded
-(importing them cost each step's process ~50 ms), elsewhere right after the step.
+(importing them cost each step's process ~50 ms), elsewhere right after the step — and
+:meth:`NodeTask.keep` records them in the cache (for a subprocess stage, once the runner
+has committed the node's completion, while its dependents start).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from stepkit.child import import_script, load_script, namespace, run_as_program, script_entry
 from stepkit.errors import StepOutputMissingError
 from stepkit.pipeline.invoke import jsonable
+from stepkit.plan.cachekey import CacheKey, cache_key, tree_digest  # every node keys itself
 
 if TYPE_CHECKING:
     from stepkit.artifacts.records import Finalized
@@ -67,8 +72,6 @@ class NodeTask:
     seeded: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def key(self, input_digests: Mapping[str, str]) -> Any:
-        from stepkit.plan.cachekey import cache_key
-
         return cache_key(
             files={role: Path(p) if p else None for role, p in self.files.items()},
             config={"values": dict(self.config), **self.extra_key},
@@ -78,11 +81,21 @@ class NodeTask:
             python_env=self.venv.identity if self.venv is not None else None,
         )
 
-    def execute(self, context: Any) -> Any:
-        """Cache hit, or run the step: a :class:`~stepkit.pipeline.invoke.CacheHit`, or
-        what :meth:`finish` needs to store the outputs the step left in its folders."""
+    def lookup(self, context: Any) -> Any:
+        """The node's recorded outputs (a :class:`~stepkit.pipeline.invoke.CacheHit`) if its
+        key, made from the digests its upstreams' outputs carry, is in the cache; else None.
+        For a subprocess stage the runner asks, before it hands the node to a child."""
         from stepkit.pipeline.invoke import CacheHit
 
+        if not self.lookup_cache:
+            return None
+        _, digests = resolve_inputs(self, context.upstream)
+        hit = lookup(self.cache_path, self.key(digests).digest, store_root=self.store_root)
+        return None if hit is None else CacheHit(hit)
+
+    def execute(self, context: Any) -> Any:
+        """Run the step (:meth:`lookup` found no hit): what :meth:`finish` needs to store
+        the outputs the step left in its folders."""
         began = time.perf_counter()
         input_paths, digests = resolve_inputs(
             self, context.upstream, workdir=Path(context.temp_dir()) / "inputs"
@@ -92,10 +105,6 @@ class NodeTask:
             if Path(container).suffix and dependency in input_paths and file.is_file():
                 input_paths[dependency] = str(file)
         key = self.key(digests)
-        if self.lookup_cache:
-            hit = lookup(self.cache_path, key.digest, store_root=self.store_root)
-            if hit is not None:
-                return CacheHit(hit)
         workdir = Path(context.temp_dir())
         output_paths = {name: str(workdir / "outputs" / name) for name in self.outputs}
         started = time.perf_counter()
@@ -131,11 +140,9 @@ class NodeTask:
         }
 
     def finish(self, context: Any, made: Mapping[str, Any]) -> dict[str, Any]:
-        """Store what the step made (one batch) and remember it in the cache; returns the
-        artifact references. Runs in the runner's process for a subprocess stage (see
-        ``pipeline.stage``), where the store's modules are loaded already."""
-        from stepkit.plan.cachekey import CacheKey
-
+        """Store what the step made (one batch); returns the artifact references. Runs in
+        the runner's process for a subprocess stage (see ``pipeline.stage``), where the
+        store's modules are loaded already."""
         finalize_started_at = time.time()
         began = time.perf_counter()
         outputs = self._finalize(made["output_paths"], run_id=context.run_id)
@@ -156,6 +163,11 @@ class NodeTask:
                 "python": self.venv.python_version,
                 "lock_digest": self.venv.lock_digest,
             }
+        return outputs
+
+    def keep(self, context: Any, made: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        """Remember the stored outputs in the cache under the step's key, for later runs:
+        for a subprocess stage the runner does it while the dependents start."""
         record(
             self.cache_path,
             CacheKey(made["cache_key"], made["key_parts"]),
@@ -165,7 +177,6 @@ class NodeTask:
             store_root=self.store_root,
             catalog_path=self.catalog_path,
         )
-        return outputs
 
     def _run(
         self, input_paths: dict[str, str], output_paths: dict[str, str], *, run_id: str
@@ -237,7 +248,6 @@ class NodeTask:
         from stepkit.artifacts.backends import open_catalog
         from stepkit.artifacts.items import FinalizeItem, files_under
         from stepkit.artifacts.store import ArtifactStore
-        from stepkit.plan.cachekey import tree_digest
 
         items: list[FinalizeItem] = []
         owners: list[tuple[str, str]] = []  # (output, relative path) of each item
