@@ -35,14 +35,20 @@ def _read(db: Path) -> tuple[RunRecord | None, float | None]:
         state.close()
 
 
-def test_a_killed_runners_last_heartbeat_ends_its_interrupted_attempt(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def bare_project(tmp_path: Path) -> Path:
+    """A project of one empty workspace: what the runners here record into."""
     project = tmp_path / "project"
     (project / "steps").mkdir(parents=True)
     (project / "stepkit.toml").write_text(
         '[project]\nname = "p"\n[[workspaces]]\nid = "core"\npath = "steps"\n'
     )
+    return project
+
+
+def test_a_killed_runners_last_heartbeat_ends_its_interrupted_attempt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = bare_project(tmp_path)
     db, hold = project / ".stepkit" / "state.db", tmp_path / "hold"
     hold.touch()
     runner = subprocess.Popen(
@@ -102,11 +108,7 @@ def test_a_killed_runners_last_heartbeat_ends_its_interrupted_attempt(
 def test_runs_show_ends_an_interrupted_attempt_at_its_last_heartbeat_and_dots_to_the_reap(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = tmp_path / "project"
-    (project / "steps").mkdir(parents=True)
-    (project / "stepkit.toml").write_text(
-        '[project]\nname = "p"\n[[workspaces]]\nid = "core"\npath = "steps"\n'
-    )
+    project = bare_project(tmp_path)
     t0 = 1_800_000_000.0
     state = SQLiteStateRepository(project / ".stepkit" / "state.db")
     run = RunRecord(
