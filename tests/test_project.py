@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from stepkit.errors import ProjectFileError, ProjectNotFoundError, UnknownWorkspaceError
-from stepkit.project import Project, walk_project
+from stepkit.project import Project
+from stepkit.walk import scan_project
 
 WriteProject = Callable[..., Path]
 
@@ -143,8 +144,8 @@ def test_walker_reports_problems_and_keeps_going(write_project: WriteProject) ->
     )
     (root / "steps/scripts/loop").symlink_to(root / "steps/scripts")
     (root / "steps/scripts/dangling.py").symlink_to(root / "nowhere.py")
-    result = walk_project(Project.load(root))
-    found = {(f.workspace_id, f.component, f.path.name) for f in result.files}
+    result = scan_project(Project.load(root))
+    found = {(scan.workspace_id, scan.component, f.name) for _, scan, f in result.paths()}
     assert found == {
         ("shared", "script", "a.py"),
         ("shared", "script", "b.py"),

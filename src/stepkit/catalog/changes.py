@@ -28,7 +28,7 @@ from stepkit.catalog.store import (
 from stepkit.names import STANDARD_JOB_TYPES
 
 if TYPE_CHECKING:
-    from stepkit.project import FolderScan, RawWalk
+    from stepkit.walk import FolderScan, Walk, WalkedFile
 
 #: Below this many files to parse, one process is faster than starting a pool.
 PARALLEL_THRESHOLD: Final = 1500
@@ -51,10 +51,11 @@ class StoredFile(NamedTuple):
     summary: str | None = None
 
 
-def _digest(names: Sequence[str], stats: Sequence[int]) -> bytes:
+def _digest(files: Sequence[WalkedFile]) -> bytes:
     """What a folder's files are: their names and stat rows, hashed."""
-    h = hashlib.blake2b("\0".join(names).encode("utf-8", "surrogateescape"), digest_size=16)
-    h.update(array("q", stats).tobytes())
+    names = "\0".join(f.name for f in files)
+    h = hashlib.blake2b(names.encode("utf-8", "surrogateescape"), digest_size=16)
+    h.update(array("q", [v for f in files for v in f.stat]).tobytes())
     return h.digest()
 
 
@@ -71,23 +72,20 @@ class FolderRow(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Folder:
-    """A walked folder: its row, and its files' stat rows as they will be stored."""
+    """A walked folder: its row, and its files as they will be stored."""
 
     row: FolderRow
-    stats: Sequence[int]  # (mtime_ns, size, inode) per file name; a racy mtime is -1
+    files: list[WalkedFile]  # a racy mtime is -1
 
 
 def folder_row(scan: FolderScan, now: int) -> Folder:
     """The walked folder as stored: a racy mtime is stored as -1, which no file has."""
-    stats = scan.stats
-    if stats and max(stats[0::3]) > now - RACY_NS:
-        stats = array(
-            "q", (-1 if i % 3 == 0 and v > now - RACY_NS else v for i, v in enumerate(stats))
-        )
-    mtime = scan.mtime_ns if scan.mtime_ns <= now - RACY_NS else -1
-    digest = _digest(scan.names, stats)
+    racy = now - RACY_NS
+    files = [f._replace(mtime_ns=-1) if f.mtime_ns > racy else f for f in scan.files]
+    mtime = scan.mtime_ns if scan.mtime_ns <= racy else -1
+    digest = _digest(files)
     row = FolderRow(scan.folder, scan.workspace_id, scan.component, mtime, scan.inode, digest)
-    return Folder(row, stats)
+    return Folder(row, files)
 
 
 @contextmanager
@@ -174,7 +172,7 @@ def stored_problems(
 
 def plan_changes(
     conn: sqlite3.Connection,
-    walk: RawWalk,
+    walk: Walk,
     scope: list[tuple[str, str]] | None,
     rows: dict[str, Folder],
 ) -> Plan:
@@ -193,17 +191,17 @@ def plan_changes(
     conn.execute("DELETE FROM temp.walked")
     now: dict[str, StoredFile] = {}
     for scan in changed:
-        files = zip(scan.names, _triples(rows[scan.folder].stats), strict=True)
+        files = rows[scan.folder].files
         if scan.folder not in stored:  # a new folder (a cold start: all): every file is new
-            for name, stat in files:
-                path = f"{scan.folder}/{name}"
-                now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, stat)
+            for f in files:
+                path = f"{scan.folder}/{f.name}"
+                now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, f.stat)
             continue
         conn.executemany(
             "INSERT INTO temp.walked VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
-                (f"{scan.folder}/{name}", scan.folder, scan.workspace_id, scan.component, *stat)
-                for name, stat in files
+                (f"{scan.folder}/{f.name}", scan.folder, scan.workspace_id, scan.component, *f.stat)
+                for f in files
             ),
         )
     lazy = ", ".join(f"'{kind}'" for kind in sorted(LAZY_KINDS))
@@ -233,12 +231,6 @@ def plan_changes(
         before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
     conn.execute("DELETE FROM temp.walked")
     return Plan(changed, gone_folders, before, now, sorted(now), gone)
-
-
-def _triples(stats: Sequence[int]) -> Iterator[tuple[int, int, int]]:
-    """(mtime_ns, size, inode) per file of a folder's flat stat row."""
-    values = iter(stats)
-    return zip(values, values, values, strict=True)
 
 
 def write_changes(

@@ -46,9 +46,9 @@ from stepkit.catalog.store import (
 )
 from stepkit.errors import CorruptIndexError
 from stepkit.observability import get_logger
-from stepkit.project import RawWalk, scan_folder, scan_project, scan_workspace
 from stepkit.registry.layering import Registry
 from stepkit.sqlite import StoreKind, data_version, store_error, transaction
+from stepkit.walk import Walk, scan_folder, scan_project, scan_workspace
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -250,7 +250,7 @@ class IndexSession:
         if not roots:
             return RefreshReport(warnings=tuple(self._warnings))
         top = [r for r in roots if not any(r.startswith(f"{o}/") for o in roots if o != r)]
-        walk = RawWalk()
+        walk = Walk()
         for root in sorted(top):
             workspace_id, kind = roots[root]
             if kind:
@@ -297,7 +297,7 @@ class IndexSession:
     # -- one change ----------------------------------------------------------------------------
 
     def _sync(
-        self, walk: RawWalk, scope: list[tuple[str, str]] | None, progress: Progress | None
+        self, walk: Walk, scope: list[tuple[str, str]] | None, progress: Progress | None
     ) -> RefreshReport:
         """Make the index hold ``walk``, a fresh walk of the folders ``scope`` (root,
         workspace) and all below them (None: every workspace)."""
@@ -411,16 +411,10 @@ class IndexSession:
         return out
 
 
-def _seen(walk: RawWalk, plan: Plan) -> dict[str, tuple[int, ...]]:
+def _seen(walk: Walk, plan: Plan) -> dict[str, tuple[int, ...]]:
     """The stat as walked of the files stored racy (mtime -1): what this session read."""
     racy = {p for p in plan.fresh if plan.now[p].stat[0] == -1}
-    seen = {}
-    for scan in walk.folders:
-        for i, name in enumerate(scan.names):
-            path = f"{scan.folder}/{name}"
-            if path in racy:
-                seen[path] = tuple(scan.stats[3 * i : 3 * i + 3])
-    return seen
+    return {path: found.stat for path, _, found in walk.paths() if path in racy}
 
 
 def _declared(kind: str, summary: str | None) -> Any:
