@@ -27,7 +27,8 @@ def derived_workspaces(project: Project) -> set[str]:
 def registry_rows(summary: str | None) -> Any:
     """What a derived registry takes from an interface file's summary."""
     found = json.loads(summary).get("interface") if summary else None
-    return [found["step"], found["registry"], found["registry_line"]] if found else None
+    keys = ("step", "registry", "registry_line")
+    return {key: found[key] for key in keys} if found else None
 
 
 def index_registry(
@@ -85,7 +86,7 @@ def changed_rows(plan: Plan, summaries: Mapping[str, str], derived: set[str]) ->
         before = registry_rows(old.summary if old else None)
         after = registry_rows(summaries.get(path) if now else None)
         if before != after:
-            names.update(row[0] for row in (before, after) if row)
+            names.update(row["step"] for row in (before, after) if row)
     return names
 
 

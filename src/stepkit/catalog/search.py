@@ -363,9 +363,9 @@ class Searcher:
         if self._names is None:
             sql = "SELECT name, workspace_id, words FROM listing ORDER BY name"
             rows = conn.execute(sql).fetchall()
-            self._names = [row[0] for row in rows]
-            self._joined = [row[2] for row in rows]
-            self._workspaces = {row[0]: row[1] for row in rows}
+            self._names = [name for name, _, _ in rows]
+            self._joined = [words for _, _, words in rows]
+            self._workspaces = {name: workspace_id for name, workspace_id, _ in rows}
         return self._names, self._joined
 
 

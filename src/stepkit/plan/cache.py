@@ -88,7 +88,8 @@ POSTGRES = CacheDialect(placeholder="%s")
 
 
 def entry_from_row(row: Sequence[Any]) -> CacheEntry:
-    return CacheEntry(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5])
+    cache_key, node, run_id, outputs, parts, created_at = row
+    return CacheEntry(cache_key, node, run_id, json.loads(outputs), json.loads(parts), created_at)
 
 
 class SQLCache(ABC):
