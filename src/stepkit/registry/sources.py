@@ -15,11 +15,12 @@ import ast
 import json
 import re
 import sqlite3
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+import tomli
 
 from stepkit.child import parse_source
 from stepkit.errors import RegistryFileError
@@ -93,8 +94,8 @@ _TOML_HEADER = re.compile(r'^[ \t]*\[\s*steps\s*\.\s*"?([^"\]\s]+)"?\s*\]', re.M
 
 def _parse_toml(path: Path, workspace_id: str, text: str) -> list[RegistryEntry]:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
         raise RegistryFileError(path, f"is not valid TOML: {exc}") from exc
     unknown = sorted(set(data) - {"steps"})
     if unknown:
