@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Final
 
 #: Job types every project understands; a registry may declare more per step.
@@ -71,6 +72,7 @@ def is_snake_case(stem: str) -> bool:
     return _SNAKE_STEM.fullmatch(stem) is not None
 
 
+@lru_cache(maxsize=65536)  # a step's name is asked for again by listing, search and lookups
 def pascal_to_snake(name: str) -> str:
     """``XGBoostTraining`` → ``xgboost_training``; ``MIMSPackaging`` → ``mims_packaging``."""
     words = _PASCAL_TOKEN.findall(name)
