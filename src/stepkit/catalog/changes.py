@@ -55,7 +55,8 @@ def _digest(files: Sequence[WalkedFile]) -> bytes:
     """What a folder's files are: their names and stat rows, hashed."""
     names = "\0".join(f.name for f in files)
     h = hashlib.blake2b(names.encode("utf-8", "surrogateescape"), digest_size=16)
-    h.update(array("q", [v for f in files for v in f.stat]).tobytes())
+    for column in ([f.mtime_ns for f in files], [f.size for f in files], [f.inode for f in files]):
+        h.update(array("q", column).tobytes())
     return h.digest()
 
 

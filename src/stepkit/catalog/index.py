@@ -414,7 +414,14 @@ class IndexSession:
 def _seen(walk: Walk, plan: Plan) -> dict[str, tuple[int, ...]]:
     """The stat as walked of the files stored racy (mtime -1): what this session read."""
     racy = {p for p in plan.fresh if plan.now[p].stat[0] == -1}
-    return {path: found.stat for path, _, found in walk.paths() if path in racy}
+    folders = {plan.now[p].folder for p in racy}
+    return {
+        path: found.stat
+        for scan in walk.folders
+        if scan.folder in folders
+        for found in scan.files
+        if (path := f"{scan.folder}/{found.name}") in racy
+    }
 
 
 def _declared(kind: str, summary: str | None) -> Any:
