@@ -45,7 +45,9 @@ class WalkProblem:
 
 @dataclass(frozen=True, slots=True)
 class FolderScan:
-    """One walked folder: its own stat and its component files, names sorted.
+    """One walked folder: its own stat, and its component files' names (sorted) and stat
+    data as columns — a warm walk compares a folder's digest, and only a folder that
+    changed is read file by file (:attr:`files`).
 
     The folder's own (mtime_ns, inode) change when an entry is added, removed or renamed:
     a caller keeping them can tell, with one ``stat``, whether the folder still lists the
@@ -56,9 +58,16 @@ class FolderScan:
     folder: str
     workspace_id: str
     component: str
-    files: list[WalkedFile]
+    names: list[str] = field(default_factory=list)
+    mtimes: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    inodes: list[int] = field(default_factory=list)  # past 2**63: the signed 64-bit equal
     mtime_ns: int = 0
     inode: int = 0
+
+    @property
+    def files(self) -> list[WalkedFile]:
+        return list(map(WalkedFile, self.names, self.mtimes, self.sizes, self.inodes))
 
 
 @dataclass(slots=True)
@@ -75,7 +84,7 @@ class Walk:
                 yield f"{scan.folder}/{found.name}", scan, found
 
     def __len__(self) -> int:
-        return sum(len(scan.files) for scan in self.folders)
+        return sum(len(scan.names) for scan in self.folders)
 
 
 def scan_project(project: Project) -> Walk:
@@ -104,7 +113,8 @@ def scan_workspace(workspace: Workspace, walk: Walk | None = None) -> Walk:
         )
         return out
     top = str(workspace.steps_dir)
-    out.folders.append(FolderScan(top, workspace.id, "", [], info.st_mtime_ns, _signed(info)))
+    top_scan = FolderScan(top, workspace.id, "", mtime_ns=info.st_mtime_ns, inode=_signed(info))
+    out.folders.append(top_scan)
     for folder, component in COMPONENT_DIRS.items():
         if os.path.isdir(f"{top}/{folder}"):
             scan_folder(f"{top}/{folder}", workspace.id, component, out)
@@ -167,7 +177,9 @@ def _scan_dir(
         return []
     suffix = INTERFACE_SUFFIX if component == "interface" else ".py"
     subfolders: list[str] = []
-    files: list[WalkedFile] = []
+    scan = FolderScan(
+        folder, workspace_id, component, mtime_ns=info.st_mtime_ns, inode=_signed(info)
+    )
     for name in entries:
         if name.startswith((".", "__pycache__")):
             continue
@@ -181,10 +193,11 @@ def _scan_dir(
         if S_ISDIR(st.st_mode):
             subfolders.append(f"{folder}/{name}")
         elif name.endswith(suffix) and name != "__init__.py" and S_ISREG(st.st_mode):
-            files.append(WalkedFile(name, st.st_mtime_ns, st.st_size, _signed(st)))
-    out.folders.append(
-        FolderScan(folder, workspace_id, component, files, info.st_mtime_ns, _signed(info))
-    )
+            scan.names.append(name)
+            scan.mtimes.append(st.st_mtime_ns)
+            scan.sizes.append(st.st_size)
+            scan.inodes.append(_signed(st))
+    out.folders.append(scan)
     return subfolders
 
 

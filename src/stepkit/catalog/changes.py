@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from stepkit.catalog.discovery import read_summaries, read_summary
 from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, Resolver, resolve_changed
@@ -26,9 +26,7 @@ from stepkit.catalog.store import (
     write_resolution,
 )
 from stepkit.names import STANDARD_JOB_TYPES
-
-if TYPE_CHECKING:
-    from stepkit.walk import FolderScan, Walk, WalkedFile
+from stepkit.walk import FolderScan, Walk, WalkedFile
 
 #: Below this many files to parse, one process is faster than starting a pool.
 PARALLEL_THRESHOLD: Final = 1500
@@ -51,11 +49,10 @@ class StoredFile(NamedTuple):
     summary: str | None = None
 
 
-def _digest(files: Sequence[WalkedFile]) -> bytes:
-    """What a folder's files are: their names and stat rows, hashed."""
-    names = "\0".join(f.name for f in files)
-    h = hashlib.blake2b(names.encode("utf-8", "surrogateescape"), digest_size=16)
-    for column in ([f.mtime_ns for f in files], [f.size for f in files], [f.inode for f in files]):
+def _digest(names: Sequence[str], *columns: Sequence[int]) -> bytes:
+    """What a folder's files are: their names and stat columns, hashed."""
+    h = hashlib.blake2b("\0".join(names).encode("utf-8", "surrogateescape"), digest_size=16)
+    for column in columns:
         h.update(array("q", column).tobytes())
     return h.digest()
 
@@ -73,20 +70,29 @@ class FolderRow(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Folder:
-    """A walked folder: its row, and its files as they will be stored."""
+    """A walked folder as it will be stored: its row, and its files' mtimes (a racy one,
+    which may change again within the clock tick, is -1: no file has it)."""
 
     row: FolderRow
-    files: list[WalkedFile]  # a racy mtime is -1
+    scan: FolderScan
+    mtimes: list[int]
+
+    @property
+    def files(self) -> Iterator[WalkedFile]:
+        scan = self.scan
+        return map(WalkedFile, scan.names, self.mtimes, scan.sizes, scan.inodes)
 
 
 def folder_row(scan: FolderScan, now: int) -> Folder:
-    """The walked folder as stored: a racy mtime is stored as -1, which no file has."""
+    """The walked folder as stored (racy mtimes as -1)."""
     racy = now - RACY_NS
-    files = [f._replace(mtime_ns=-1) if f.mtime_ns > racy else f for f in scan.files]
+    mtimes = scan.mtimes
+    if mtimes and max(mtimes) > racy:
+        mtimes = [-1 if m > racy else m for m in mtimes]
+    digest = _digest(scan.names, mtimes, scan.sizes, scan.inodes)
     mtime = scan.mtime_ns if scan.mtime_ns <= racy else -1
-    digest = _digest(files)
     row = FolderRow(scan.folder, scan.workspace_id, scan.component, mtime, scan.inode, digest)
-    return Folder(row, files)
+    return Folder(row, scan, mtimes)
 
 
 @contextmanager
