@@ -8,6 +8,7 @@ are functions over the view (:mod:`stepkit.catalog.check`, :mod:`stepkit.catalog
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,12 +22,14 @@ from stepkit.catalog.records import (
     StepInfo,
 )
 from stepkit.catalog.search import Searcher, SearchResult
-from stepkit.catalog.store import job_types_of, read_definitions, read_parts
+from stepkit.catalog.store import job_types_of, read_all_parts, read_definitions, read_parts
 from stepkit.errors import UnknownStepError
 from stepkit.names import split_node_name
 
 if TYPE_CHECKING:
+    from stepkit.catalog.resolution import Parts
     from stepkit.project import Project
+    from stepkit.registry.definitions import StepDefinition
     from stepkit.registry.layering import Registry
 
 
@@ -135,48 +138,25 @@ class StepCatalog:
             conn = self._current()
             parts, _ = read_parts(conn, name)
             definition = read_definitions(conn, name).get(name)
-        rank = {ws: i for i, ws in enumerate(self.project.workspace_ids)}
-        components: dict[str, ComponentFile] = {}
-        specs: dict[str | None, ComponentFile] = {}
-        shadowed: list[ComponentFile] = []
-        for component, entries in parts.items():
-            if component != "spec":  # the first is the one in effect
-                components[component] = entries[0]
-                shadowed += entries[1:]
-                continue
-            for entry in entries:  # the first of each job type
-                if entry.job_type in specs:
-                    shadowed.append(entry)
-                else:
-                    specs[entry.job_type] = entry
-        contributing = [e.workspace_id for e in (*components.values(), *specs.values())]
-        if definition is not None:
-            contributing.append(definition.workspace_id)
-        workspace = min(contributing, key=lambda ws: rank.get(ws, len(rank)), default="")
-        job_types = job_types_of(parts, definition)
-        if job_type is not None and job_type not in job_types:
-            # job types are matched however they are cased (a node ``X_Training`` is
-            # ``X_training``), so a suggestion is never the name asked for
-            same = [j for j in job_types if j.casefold() == job_type.casefold()]
-            if not same:
-                variants = [f"{name}_{j}" for j in job_types]
-                raise UnknownStepError(f"{name}_{job_type}", variants, what="job-type variant")
-            job_type = same[0]
-        spec = specs.get(job_type) or specs.get(None)
-        if spec is None and job_type is None and specs:
-            spec = next(iter(specs.values()))
-        if spec is not None:
-            components["spec"] = spec
-        return StepInfo(
-            name=name,
-            job_type=job_type,
-            workspace_id=workspace,
-            components=components,
-            specs=specs,
-            shadowed=tuple(shadowed),
-            job_types=job_types,
-            definition=definition,
-        )
+        info = _assemble(name, parts, definition, self.project.workspace_ids)
+        return info if job_type is None else info.variant(job_type)
+
+    def steps(self) -> list[StepInfo]:
+        """Every step as :meth:`get_step_info` gives it, read in one pass after a walk of
+        the workspaces (what ``check`` and ``test all`` go through)."""
+        self._current(walk=True)
+        order = self.project.workspace_ids
+
+        def read(conn: sqlite3.Connection) -> list[StepInfo]:
+            parts, definitions = read_all_parts(conn), read_definitions(conn)
+            return [
+                _assemble(name, parts.get(name, {}), definitions.get(name), order)
+                for (name,) in conn.execute("SELECT name FROM listing ORDER BY name")
+            ]
+
+        found = self.session.read(read)
+        self._info.update(((info.name, None), info) for info in found)
+        return found
 
     def resolve_pipeline_node(self, node_name: str) -> StepInfo | None:
         """The step (and job type) a pipeline node names, or None."""
@@ -257,3 +237,42 @@ class StepCatalog:
             self._searcher = Searcher()
         searcher = self._searcher
         return self.session.read(lambda c: searcher.search(c, query, allowed=allowed, limit=limit))
+
+
+def _assemble(
+    name: str, parts: Parts, definition: StepDefinition | None, order: Sequence[str]
+) -> StepInfo:
+    """A step's record from its placements (each component in precedence order) and its
+    registry definition: the first of each component is in effect (of specs, the first
+    of each job type), the rest are shadowed."""
+    rank = {ws: i for i, ws in enumerate(order)}
+    components: dict[str, ComponentFile] = {}
+    specs: dict[str | None, ComponentFile] = {}
+    shadowed: list[ComponentFile] = []
+    for component, entries in parts.items():
+        if component != "spec":
+            components[component] = entries[0]
+            shadowed += entries[1:]
+            continue
+        for entry in entries:
+            if entry.job_type in specs:
+                shadowed.append(entry)
+            else:
+                specs[entry.job_type] = entry
+    contributing = [e.workspace_id for e in (*components.values(), *specs.values())]
+    if definition is not None:
+        contributing.append(definition.workspace_id)
+    workspace = min(contributing, key=lambda ws: rank.get(ws, len(rank)), default="")
+    spec = specs.get(None) or next(iter(specs.values()), None)
+    if spec is not None:
+        components["spec"] = spec
+    return StepInfo(
+        name=name,
+        job_type=None,
+        workspace_id=workspace,
+        components=components,
+        specs=specs,
+        shadowed=tuple(shadowed),
+        job_types=job_types_of(parts, definition),
+        definition=definition,
+    )

@@ -63,8 +63,7 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
             out.append(Problem("empty", message, workspace.steps_dir, workspace_id=workspace.id))
     scripts = {Path(p).stem for p in kinds.get("script", ())}
     contracts = {Path(p).stem for p in kinds.get("contract", ())}
-    for name in catalog.step_names():
-        info = catalog.get_step_info(name)
+    for info in catalog.steps():
         out += _duplicates(info)
         if not is_abstract(info.definition, has_files=bool(info.components or info.specs)):
             out += _step_problems(info, summaries, scripts, contracts)

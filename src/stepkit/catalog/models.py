@@ -16,6 +16,7 @@ from stepkit.catalog.discovery import contract_from_facts, read_facts, spec_from
 from stepkit.catalog.resolution import broken_reason
 
 if TYPE_CHECKING:
+    from stepkit.catalog.records import StepInfo
     from stepkit.components import ScriptContract, StepSpecification
     from stepkit.interface import StepInterface
 
@@ -57,7 +58,20 @@ def interface_of(catalog: StepCatalog, name_or_node: str) -> StepInterface | Non
 
 def contract_of(catalog: StepCatalog, name_or_node: str) -> ScriptContract | None:
     """The step's contract as a :class:`ScriptContract`."""
-    component = catalog.get_step_info(name_or_node).components.get("contract")
+    return contract_for(catalog, catalog.get_step_info(name_or_node))
+
+
+def spec_of(
+    catalog: StepCatalog, name_or_node: str, job_type: str | None = None
+) -> StepSpecification | None:
+    """The step's spec for a job type as a :class:`StepSpecification`, contract included."""
+    info = catalog.get_step_info(name_or_node, job_type)
+    return spec_for(catalog, info, contract_for(catalog, info))
+
+
+def contract_for(catalog: StepCatalog, info: StepInfo) -> ScriptContract | None:
+    """:func:`contract_of` a step already looked up."""
+    component = info.components.get("contract")
     if component is None:
         return None
     if _kind(catalog, component.location) == "interface":
@@ -69,11 +83,10 @@ def contract_of(catalog: StepCatalog, name_or_node: str) -> ScriptContract | Non
     return contract_from_facts(contracts[0]) if contracts else None
 
 
-def spec_of(
-    catalog: StepCatalog, name_or_node: str, job_type: str | None = None
+def spec_for(
+    catalog: StepCatalog, info: StepInfo, contract: ScriptContract | None
 ) -> StepSpecification | None:
-    """The step's spec for a job type as a :class:`StepSpecification`, contract included."""
-    info = catalog.get_step_info(name_or_node, job_type)
+    """:func:`spec_of` a step (or job-type variant) already looked up, with its contract."""
     component = info.components.get("spec")
     if component is not None and _kind(catalog, component.location) == "interface":
         from stepkit.interface import read_interface
@@ -81,7 +94,6 @@ def spec_of(
         found = read_interface(component.path, workspace_id=component.workspace_id)
         variant = found.variants.get(info.job_type or "") if component.job_type else None
         spec = variant or found.spec
-        contract = contract_of(catalog, info.name)
         return (
             spec
             if contract == found.contract
@@ -95,4 +107,4 @@ def spec_of(
     spec_type = info.definition.spec_type if info.definition else info.name
     if info.job_type:
         spec_type = f"{spec_type}_{info.job_type.capitalize()}"
-    return spec_from_facts(specs[0], step_type=spec_type, contract=contract_of(catalog, info.name))
+    return spec_from_facts(specs[0], step_type=spec_type, contract=contract)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from stepkit.errors import UnknownStepError
 from stepkit.registry.definitions import KNOWN_STEP_TYPES
 
 if TYPE_CHECKING:
@@ -135,6 +136,28 @@ class StepInfo:
     def path(self, component: str) -> Path | None:
         found = self.components.get(component)
         return found.path if found else None
+
+    def variant(self, job_type: str) -> StepInfo:
+        """The step as its ``job_type`` node runs it: that job type's spec in effect (else
+        the generic one). Job types match however they are cased (a node ``X_Training``
+        is ``X_training``).
+
+        Raises:
+            UnknownStepError: the step has no such job type, naming the ones it has.
+        """
+        if job_type not in self.job_types:
+            same = [j for j in self.job_types if j.casefold() == job_type.casefold()]
+            if not same:
+                variants = [f"{self.name}_{j}" for j in self.job_types]
+                raise UnknownStepError(f"{self.name}_{job_type}", variants, what="job-type variant")
+            job_type = same[0]
+        components = dict(self.components)
+        spec = self.specs.get(job_type) or self.specs.get(None)
+        if spec is not None:
+            components["spec"] = spec
+        else:
+            components.pop("spec", None)
+        return replace(self, job_type=job_type, components=components)
 
     def as_json(self, *, with_shadowed: bool = False) -> dict[str, Any]:
         d = self.definition

@@ -334,6 +334,21 @@ def read_parts(conn: sqlite3.Connection, name: str) -> tuple[Parts, list[FileSta
     return ordered, stats
 
 
+def read_all_parts(conn: sqlite3.Connection) -> dict[str, Parts]:
+    """Every step's components, as :func:`read_parts` gives one step's (one query)."""
+    found: dict[str, dict[str, list[ComponentFile]]] = {}
+    for step, component, path, workspace_id, job_type, via, broken in conn.execute(
+        "SELECT step, component, path, workspace_id, job_type, via, broken FROM placements "
+        "ORDER BY step, component, position"
+    ):
+        entry = ComponentFile(path, component, workspace_id, job_type, via, broken)
+        found.setdefault(step, {}).setdefault(component, []).append(entry)
+    return {
+        step: {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
+        for step, parts in found.items()
+    }
+
+
 def job_types_of(parts: Parts, definition: StepDefinition | None) -> tuple[str, ...]:
     """A step's job types: those its specs declare and those its definition lists."""
     found = {entry.job_type for entry in parts.get("spec", ()) if entry.job_type}

@@ -191,10 +191,19 @@ def mismatches(
     """Every read of ``main`` the contract does not declare, then every required input
     (the spec's required dependencies; every contract input without a spec) never read
     while others are."""
+    return _mismatches(script, _reads(script), contract, spec)
+
+
+def _reads(script: Path) -> Reads | None:
     try:
-        reads = read_main(script.read_bytes(), str(script))
+        return read_main(script.read_bytes(), str(script))
     except OSError:  # no readable script: the tester and the catalog say so themselves
-        return []
+        return None
+
+
+def _mismatches(
+    script: Path, reads: Reads | None, contract: ScriptContract, spec: StepSpecification | None
+) -> list[Mismatch]:
     if reads is None:
         return []
     declared = declared_names(contract)
@@ -236,23 +245,39 @@ def mismatches(
 
 
 def alignment_problems(catalog: StepCatalog, workspace: str | None = None) -> list[Problem]:
-    """``catalog check``'s alignment problems: one per mismatch of every step that has a
-    script and a valid contract, naming the script's file and line."""
+    """``catalog check``'s alignment problems: one per mismatch of every step (and job-type
+    variant) that has a script and a valid contract, naming the script's file and line.
+    Each script and contract is read once, whatever the number of variants."""
+    from pydantic import ValidationError
+
+    from stepkit.catalog.models import contract_for, spec_for
     from stepkit.catalog.records import Problem
-    from stepkit.testing.lookup import scripted_steps
 
     problems = []
-    for target in scripted_steps(catalog, workspace):
-        if target.script is None or target.contract is None:
+    for info in catalog.steps():
+        script = info.components.get("script")
+        if script is None or (workspace is not None and script.workspace_id != workspace):
             continue
-        for mismatch in mismatches(target.script, target.contract, target.spec):
-            problems.append(
-                Problem(
-                    "alignment",
-                    f"{target.name}: {mismatch}",
-                    path=mismatch.script,
-                    line=mismatch.line,
-                    step=target.name,
+        try:
+            contract = contract_for(catalog, info)
+        except (ValidationError, KeyError, TypeError):  # the tester says why, not this check
+            continue
+        if contract is None:
+            continue
+        reads = _reads(script.path)
+        for variant in [info.variant(job) for job in info.job_types] or [info]:
+            try:
+                spec = spec_for(catalog, variant, contract) if variant.specs else None
+            except (ValidationError, KeyError, TypeError):  # names only, as the tester does
+                spec = None
+            for mismatch in _mismatches(script.path, reads, contract, spec):
+                problems.append(
+                    Problem(
+                        "alignment",
+                        f"{variant.node_name}: {mismatch}",
+                        path=mismatch.script,
+                        line=mismatch.line,
+                        step=variant.node_name,
+                    )
                 )
-            )
     return problems

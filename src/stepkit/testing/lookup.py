@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stepkit.catalog.models import contract_of, spec_of
+from stepkit.catalog.models import contract_for, spec_for
 from stepkit.errors import UnknownStepError
 from stepkit.names import close_matches, pascal_to_snake, split_node_name
 
@@ -53,7 +53,7 @@ def _models(
     contract = None
     reason = ""
     try:
-        contract = contract_of(catalog, info.node_name)
+        contract = contract_for(catalog, info)
     except ValidationError as exc:  # facts that make no valid model
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
@@ -69,7 +69,7 @@ def _models(
     spec = None
     if info.specs:
         try:
-            spec = spec_of(catalog, info.name, info.job_type)
+            spec = spec_for(catalog, info, contract)
         except (ValidationError, KeyError, TypeError):  # no spec beats a broken one: names only
             spec = None
     return contract, reason, spec
@@ -194,12 +194,10 @@ def scripted_steps(catalog: StepCatalog, workspace: str | None = None) -> list[T
     with job-type variants gets one per job type (``X_training``, ``X_calibration``…), as
     its pipeline nodes run it: the framework's scripts read ``job_args.job_type``."""
     targets = []
-    for name in catalog.list_available_steps(workspace_id=workspace):
-        info = catalog.get_step_info(name)
-        if info.path("script") is None:
+    for info in catalog.steps():
+        script = info.components.get("script")
+        if script is None or (workspace is not None and script.workspace_id != workspace):
             continue
-        if workspace is not None and info.components["script"].workspace_id != workspace:
-            continue
-        variants = [catalog.get_step_info(name, job) for job in info.job_types] or [info]
+        variants = [info.variant(job) for job in info.job_types] or [info]
         targets += [target_for_step(catalog, variant) for variant in variants]
     return targets
