@@ -8,7 +8,8 @@ and a config a step, the registry derived); prints one JSON object.
 Measures the paths users take, each as a whole process: ``stepkit catalog list --json``,
 ``catalog list`` (the table), ``catalog show NAME``, ``catalog search QUERY`` and
 ``catalog which FILE``, cold (no catalog state), warm (nothing changed) and after one
-file changed; and a Python program that opens ``StepCatalog`` and asks it things. Each
+file changed; ``catalog check`` warm (every file read whole: no bound of the issue, but a
+command users run); and a Python program that opens ``StepCatalog`` and asks it things. Each
 is run with this tree's code and with the code of ``--base`` (default: the commit before
 the SQLite index), in the same run, with the same interpreter: medians of both, each
 bound of the issue, and whether it is met. The interface layout (issue 14) is measured
@@ -311,6 +312,17 @@ def measure_processes(src: Path, root: Path, repeat: int) -> dict[str, Any]:
     return out
 
 
+def measure_check(src: Path, root: Path, repeat: int) -> dict[str, Any]:
+    """``catalog check`` with the index built and its scripts read once (warm)."""
+    run_process(src, root, ["list", "--json"])
+    run_process(src, root, ["check"])
+    runs = [run_process(src, root, ["check"]) for _ in range(repeat)]
+    return {
+        "check_warm_s": statistics.median(s for s, _ in runs),
+        "check_warm_peak_rss_mb": max(rss for _, rss in runs),
+    }
+
+
 IN_PROCESS = """
 import json, resource, statistics, sys, time
 from stepkit.catalog import StepCatalog
@@ -436,6 +448,7 @@ def main() -> None:
             for label, src in (("new", current), (f"base_{commit}", base)):
                 measured = measure_processes(src, classic, repeat)
                 measured.update(measure_in_process(src, classic, repeat))
+                measured.update(measure_check(src, classic, repeat))
                 measured["bounds"] = _bounds(measured)
                 measured["load_average"] = os.getloadavg()
                 result[label] = measured

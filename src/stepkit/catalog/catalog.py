@@ -8,7 +8,7 @@ are functions over the view (:mod:`stepkit.catalog.check`, :mod:`stepkit.catalog
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,19 +138,19 @@ class StepCatalog:
             conn = self._current()
             parts, _ = read_parts(conn, name)
             definition = read_definitions(conn, name).get(name)
-        info = _assemble(name, parts, definition, self.project.workspace_ids)
+        info = _assemble(name, parts, definition, _ranks(self.project.workspace_ids))
         return info if job_type is None else info.variant(job_type)
 
     def steps(self) -> list[StepInfo]:
         """Every step as :meth:`get_step_info` gives it, read in one pass after a walk of
         the workspaces (what ``check`` and ``test all`` go through)."""
         self._current(walk=True)
-        order = self.project.workspace_ids
+        rank = _ranks(self.project.workspace_ids)
 
         def read(conn: sqlite3.Connection) -> list[StepInfo]:
             parts, definitions = read_all_parts(conn), read_definitions(conn)
             return [
-                _assemble(name, parts.get(name, {}), definitions.get(name), order)
+                _assemble(name, parts.get(name, {}), definitions.get(name), rank)
                 for (name,) in conn.execute("SELECT name FROM listing ORDER BY name")
             ]
 
@@ -239,13 +239,17 @@ class StepCatalog:
         return self.session.read(lambda c: searcher.search(c, query, allowed=allowed, limit=limit))
 
 
+def _ranks(order: Sequence[str]) -> dict[str, int]:
+    """Workspace id → its place in precedence order."""
+    return {ws: i for i, ws in enumerate(order)}
+
+
 def _assemble(
-    name: str, parts: Parts, definition: StepDefinition | None, order: Sequence[str]
+    name: str, parts: Parts, definition: StepDefinition | None, rank: Mapping[str, int]
 ) -> StepInfo:
     """A step's record from its placements (each component in precedence order) and its
     registry definition: the first of each component is in effect (of specs, the first
     of each job type), the rest are shadowed."""
-    rank = {ws: i for i, ws in enumerate(order)}
     components: dict[str, ComponentFile] = {}
     specs: dict[str | None, ComponentFile] = {}
     shadowed: list[ComponentFile] = []

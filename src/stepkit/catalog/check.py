@@ -25,6 +25,11 @@ def _file_kind(message: str, path: str = "") -> str:
     return "interface" if path.endswith(".step.yaml") else "not_literal"
 
 
+def _stem(path: str) -> str:
+    """A Python file's module name (a string split: a Path per file costs more here)."""
+    return path.rpartition("/")[2].removesuffix(".py")
+
+
 def find_problems(catalog: StepCatalog) -> list[Problem]:
     """Problems in a stable order: files first, then steps by name."""
     session = catalog.session
@@ -61,8 +66,8 @@ def find_problems(catalog: StepCatalog) -> list[Problem]:
         for workspace in catalog.project.workspaces:
             message = "no component files in this workspace"
             out.append(Problem("empty", message, workspace.steps_dir, workspace_id=workspace.id))
-    scripts = {Path(p).stem for p in kinds.get("script", ())}
-    contracts = {Path(p).stem for p in kinds.get("contract", ())}
+    scripts = {_stem(p) for p in kinds.get("script", ())}
+    contracts = {_stem(p) for p in kinds.get("contract", ())}
     for info in catalog.steps():
         out += _duplicates(info)
         if not is_abstract(info.definition, has_files=bool(info.components or info.specs)):
