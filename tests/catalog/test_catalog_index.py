@@ -474,3 +474,31 @@ def test_a_component_file_that_cannot_be_read_makes_its_step_incomplete(
     assert row["complete"] is False and row["broken"] == info.broken
     contract.write_text(good)  # mended: complete again, on the next look
     assert open_catalog(root).get_step_info("Trainer").is_complete
+
+
+def test_every_step_read_in_one_pass_is_what_a_lookup_answers(make_project: MakeProject) -> None:
+    """``check`` and ``test all`` read every step at once: the same records, variants and
+    shadowed files as one lookup per step and job type."""
+    shared = [
+        Step("TabularPreprocessing", job_types=("training", "calibration")),
+        Step("XGBoostTraining", step_type="Training", job_types=("training",), generic_spec=False),
+        Step("ModelCalibration"),
+        Step("Orphan", register=False, components=("script", "contract")),
+    ]
+    mine = [Step("ModelCalibration"), Step("TabularPreprocessing", job_types=("training",))]
+    catalog = StepCatalog(Project.load(make_project({"alice": mine, "shared": shared})))
+
+    every = catalog.steps()
+
+    fresh = StepCatalog(catalog.project)  # no record kept from the pass
+    assert [info.name for info in every] == catalog.step_names()
+    assert every == [fresh.get_step_info(name) for name in fresh.step_names()]
+    for info in every:
+        for job_type in info.job_types:
+            assert info.variant(job_type) == fresh.get_step_info(info.name, job_type)
+            assert info.variant(job_type.upper()) == fresh.get_step_info(info.name, job_type)
+    tabular = next(info for info in every if info.name == "TabularPreprocessing")
+    assert tabular.variant("training").components["spec"].workspace_id == "alice"
+    assert tabular.variant("calibration").components["spec"].workspace_id == "shared"
+    with pytest.raises(UnknownStepError, match="TabularPreprocessing_testing"):
+        tabular.variant("testing")
