@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
+
+import tomli
 
 from stepkit.errors import ProjectFileError, ProjectNotFoundError, UnknownWorkspaceError
 
@@ -229,7 +230,7 @@ _MODELS: Any = None
 
 
 def _key_line(text: str, loc: list[str]) -> int | None:
-    """Best-effort line of a key in TOML text (tomllib keeps no positions).
+    """Best-effort line of a key in TOML text (tomli keeps no positions).
 
     ``loc`` is the key path, e.g. ``["workspaces", "1", "path"]``: the key is looked for
     after the header of its table (the second ``[[workspaces]]`` here).
@@ -345,8 +346,8 @@ def load_project(path: Path) -> Project:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProjectFileError(path, f"cannot be read: {exc}") from exc
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        data = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         raise ProjectFileError(path, f"is not valid TOML: {exc}", line=line) from exc
     _apply_env(data)
