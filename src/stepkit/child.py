@@ -547,12 +547,17 @@ def decode(data: bytes) -> "dict[str, Any]":
 
 def peak_rss_bytes() -> "int | None":
     """This process's own high-water mark (``wait4``'s can count the parent's memory at
-    fork); None off Linux."""
+    fork); None off Linux. Read with one ``posix.read``: a file object costs the child
+    more than the read (~0.1 ms against ~0.04)."""
     try:
-        with open("/proc/self/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
+        fd = posix.open("/proc/self/status", posix.O_RDONLY)
     except OSError:  # not Linux: the parent falls back to wait4's figure
         return None
+    try:
+        status = posix.read(fd, 1 << 16)  # ~1.5 kB, read whole at once
+    finally:
+        posix.close(fd)
+    for line in status.splitlines():
+        if line.startswith(b"VmHWM:"):
+            return int(line.split()[1]) * 1024
     return None
