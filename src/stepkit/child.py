@@ -154,9 +154,9 @@ def script_entry(script: str, *, source_dir: "str | None" = None) -> "dict[str, 
 
     path = Path(script)
     top = path.parent
-    while (top / "__init__.py").is_file() and (top.parent / "__init__.py").is_file():
-        top = top.parent
     package = (top / "__init__.py").is_file()
+    while package and (top.parent / "__init__.py").is_file():
+        top = top.parent
     if not package and source_dir is not None and path.is_relative_to(source_dir):
         top, package = Path(source_dir), True  # run from its source folder, as a package
     root = top.parent if package else path.parent
