@@ -3,7 +3,9 @@
 1. ``--fast`` in-process import check of a trivial script (bound: 5 ms);
 2. an isolated run (child process, import, main, output check) against a bare
    ``python script.py`` of the same script, interleaved in the same run: unsandboxed
-   (bound: 1.3x) and in the bubblewrap sandbox where it works (bound: 1.5x);
+   (bound: 1.3x) and in the bubblewrap sandbox where it works (bound: 1.5x), with what
+   the sandbox alone costs (``bwrap ARGS true`` less a bare ``true``) and the ratio that
+   leaves as a floor;
 3. ``test all`` over 100 trivial scripts with 2 jobs, catalog cold start included (bound: 6 s).
 
 Each figure is measured for this checkout's ``src`` and for the previous commit's (``--base
@@ -28,7 +30,7 @@ from typing import Any
 
 from stepkit.components import ScriptContract
 from stepkit.project import Project
-from stepkit.sandbox import unavailable
+from stepkit.sandbox import Sandbox, unavailable
 from stepkit.testing import RuntimeTester, Status, Target, TestOptions
 from stepkit.testing.script import fast_import_check, run_test
 
@@ -68,8 +70,16 @@ def bench_isolated(script: Path, root: Path, n: int = 40) -> dict[str, Any]:
     kinds = {"isolated": (TestOptions(temp_root=root, sandbox=False), 1.3)}
     if unavailable() is None:
         kinds["sandboxed"] = (TestOptions(temp_root=root, sandbox=True), 1.5)
+    # the sandbox alone, as the test sets it up, around `true`: what no test can go below
+    floors = {"true": ["true"]} if "sandboxed" in kinds else {}
+    if floors:
+        out = root / "floor" / "output" / "out"
+        out.mkdir(parents=True)
+        mapped = {"out": ("/opt/ml/processing/output", str(out))}
+        sandbox, _, _ = Sandbox.mapping(str(out.parent.parent), inputs={}, outputs=mapped)
+        floors["bwrap true"] = [*sandbox.command(), "true"]
     bare: list[float] = []
-    runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+    runs: dict[str, list[float]] = {kind: [] for kind in [*kinds, *floors]}
     for _ in range(n):  # interleaved, so that load on the machine hits all alike
         started = time.perf_counter()
         subprocess.run([sys.executable, str(script)], check=True, cwd=root)
@@ -79,7 +89,17 @@ def bench_isolated(script: Path, root: Path, n: int = 40) -> dict[str, Any]:
             result = run_test(target, options)
             runs[kind].append(time.perf_counter() - started)
             assert result.status is Status.PASS, result.reason
+        for kind, argv in floors.items():
+            started = time.perf_counter()
+            subprocess.run(argv, check=True)
+            runs[kind].append(time.perf_counter() - started)
     report: dict[str, Any] = {"bare_median_ms": _median_ms(bare)}
+    if floors:
+        alone = statistics.median(runs["bwrap true"]) - statistics.median(runs["true"])
+        report["sandbox_alone"] = {
+            "median_ms": round(alone * 1000, 3),  # bwrap ... true, less a bare true
+            "floor_ratio": round(1 + alone / statistics.median(bare), 3),
+        }
     for kind, (_, bound) in kinds.items():
         ratio = statistics.median(runs[kind]) / statistics.median(bare)
         report[kind] = {

@@ -79,6 +79,37 @@ def test_a_program_reading_fixed_container_paths_runs_unchanged(
     assert (result.outputs["summary"] / "summary.txt").read_text() == "training: 2 rows"
 
 
+def test_a_folder_given_a_container_path_keeps_what_it_held_read_only(
+    bwrap: None, tmp_path: Path, options: TestOptions
+) -> None:
+    base = tmp_path / "opt"  # as /opt, which gets /opt/ml/...
+    (base / "tool").mkdir(parents=True)
+    (base / "tool" / "version.txt").write_text("1.2")
+    (base / "current").symlink_to("tool")
+    step = target(
+        tmp_path,
+        f"""
+        import os
+
+        def main(input_paths, output_paths, environ_vars, job_args):
+            seen = sorted(e for e in os.listdir("{base}") if not e.startswith("."))
+            version = open("{base}/current/version.txt").read()
+            try:
+                open("{base}/tool/new.txt", "w")
+            except OSError as exc:
+                version += f" ({{exc.strerror}})"
+            with open(os.path.join(output_paths["out"], "seen.txt"), "w") as handle:
+                handle.write(f"{{seen}} {{version}}")
+        """,
+        expected_output_paths={"out": f"{base}/ml/output"},
+    )
+    result = run_test(step, options)
+    assert result.status is Status.PASS, (result.reason, result.stderr)
+    seen = (result.outputs["out"] / "seen.txt").read_text()
+    assert seen == "['current', 'ml', 'tool'] 1.2 (Read-only file system)"
+    assert sorted(p.name for p in base.iterdir()) == ["current", "tool"]  # nothing made here
+
+
 def test_a_script_that_pip_installs_at_import_fails_and_leaves_the_venv_alone(
     bwrap: None, tmp_path: Path, options: TestOptions
 ) -> None:

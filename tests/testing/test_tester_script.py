@@ -81,6 +81,30 @@ def test_syntax_error(script: Script, options: TestOptions) -> None:
     assert result.exception is not None and result.exception.type == "SyntaxError"
 
 
+def test_an_error_only_compiling_finds_is_an_import_failure(
+    script: Script, options: TestOptions
+) -> None:
+    path = script(
+        "def main(input_paths, output_paths, environ_vars, job_args):\n    pass\nreturn\n"
+    )
+    result = run_test(Target("step", path, contract()), options)
+    assert result.status is Status.FAIL
+    assert result.reason == "import failed SyntaxError: 'return' outside function (step.py, line 3)"
+
+
+def test_a_script_in_another_encoding_runs_with_its_text(
+    script: Script, options: TestOptions
+) -> None:
+    path = script("")
+    path.write_bytes(
+        b"# -*- coding: latin-1 -*-\n"
+        b"def main(input_paths, output_paths, environ_vars, job_args):\n"
+        b"    raise ValueError('caf\xe9')\n"
+    )
+    result = run_test(Target("step", path, contract()), options)
+    assert result.reason == "main raised ValueError: café"
+
+
 def test_no_main(script: Script, options: TestOptions) -> None:
     result = run_test(Target("step", script("X = 1\n"), contract()), options)
     assert (result.status, result.reason) == (Status.FAIL, "the script has no callable main")
