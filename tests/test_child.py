@@ -261,3 +261,29 @@ def test_process_pool_workers_die_when_their_runner_is_killed(tmp_path: Path) ->
         for pid in workers:
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_the_start_of_a_request_is_written_before_the_child_reads_it() -> None:
+    """A spare's start (stepkit's modules, compiled) can outgrow a pipe's 64 KiB: starting
+    it must not wait for the child's interpreter to come up and read."""
+    import threading
+
+    from stepkit import child as child_module
+    from stepkit.processes import start_child
+
+    modules = ("stepkit.pipeline.context", "stepkit.pipeline.invoke", "stepkit.processes")
+    size = sum(len(child_module.compiled(m)[2]) for m in ("stepkit.child", *modules))
+    assert size > 64 * 1024  # else this test proves nothing
+    started: list[Any] = []
+    late = ["sh", "-c", 'sleep 60; exec "$@"', "sh"]  # reads its stdin a minute late
+    starting = threading.Thread(
+        target=lambda: started.append(start_child("stage", modules=modules, wrap=late))
+    )
+    starting.start()
+    starting.join(timeout=20)
+    try:
+        assert not starting.is_alive(), "start_child waited for the child to read its start"
+    finally:
+        starting.join()
+        for spare in started:
+            spare.discard()

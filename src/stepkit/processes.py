@@ -19,6 +19,7 @@ started stay in its group, where a resume (:mod:`stepkit.pipeline.orphans`) find
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import marshal  # the child protocol's request format (see stepkit.child)
 import os
 import selectors
@@ -154,12 +155,25 @@ def start_child(
     # The child asks to die with us and checks that we are still there; a wrapped one
     # is killed with us by the sandbox (bwrap --die-with-parent), so it need not ask.
     start["parent"] = None if wrap else os.getpid()
+    message = marshal.dumps(start)
+    _room_for(proc.stdin.fileno(), len(message))
     try:
-        proc.stdin.write(marshal.dumps(start))
+        proc.stdin.write(message)
         proc.stdin.flush()
     except BrokenPipeError:
         pass  # the child died at start; its exit status and stderr say why
     return Child(proc, report_read)
+
+
+def _room_for(fd: int, size: int) -> None:
+    """Grow a pipe to hold ``size`` bytes where the platform can (Linux): the start of a
+    request (stepkit's modules, compiled: ~60 KB) is then written at once, not as the child
+    reads it, once its interpreter is up — what a spare started ahead must not wait for."""
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is None or size <= fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ):
+        return
+    with contextlib.suppress(OSError):  # above the system's pipe-max-size: the write waits
+        fcntl.fcntl(fd, setting, size)
 
 
 def run_child(
