@@ -12,13 +12,14 @@ child's own high-water mark, which it reports.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from stepkit.child import script_entry
-from stepkit.processes import run_child
+from stepkit.processes import run_child, start_child
 from stepkit.sandbox import GUARD_ENV, Sandbox
 
 #: Bytes kept from the start and from the end of each of stdout and stderr.
@@ -114,10 +115,25 @@ def run_script(job: ChildJob) -> ChildOutcome:
     if job.sandbox is not None:  # the one place it may write temporary files
         env["TMPDIR"] = str(job.workdir)
     env.pop("PYTHONSTARTUP", None)
+    wrap = job.sandbox.command() if job.sandbox else ()
+    began = time.time()
+    # started first: its interpreter comes up while the script is read and compiled here
+    started = start_child(
+        "script",
+        cwd=str(job.workdir),
+        env=env,
+        wrap=wrap,
+        python=str(job.python) if job.python is not None else None,
+    )
+    try:
+        entry = script_entry(str(job.script), source_dir=_source_dir(job.script, job.source_dir))
+    except BaseException:
+        started.discard()
+        raise
     ran = run_child(
         {
             "kind": "script",
-            **script_entry(str(job.script), source_dir=_source_dir(job.script, job.source_dir)),
+            **entry,
             "run": job.run,
             "input_paths": job.input_paths,
             "output_paths": job.output_paths,
@@ -127,10 +143,8 @@ def run_script(job: ChildJob) -> ChildOutcome:
         },
         output=lambda stream, chunk: captures[stream].add(chunk),
         timeout=job.timeout,
-        cwd=str(job.workdir),
-        env=env,
-        wrap=job.sandbox.command() if job.sandbox else (),
-        python=str(job.python) if job.python is not None else None,
+        wrap=wrap,
+        started=started,
     )
     return ChildOutcome(
         report=ran.report,
@@ -138,7 +152,7 @@ def run_script(job: ChildJob) -> ChildOutcome:
         timed_out=ran.timed_out,
         leftovers=ran.leftovers,
         killed=ran.killed,
-        wall_seconds=ran.finished_at - ran.started_at,
+        wall_seconds=ran.finished_at - began,
         peak_rss_bytes=ran.report.get("peak_rss") if ran.report else None,
         stdout=captures["stdout"].captured(),
         stderr=captures["stderr"].captured(),
