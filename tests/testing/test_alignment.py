@@ -17,8 +17,9 @@ from stepkit.components import (
     ScriptContract,
     StepSpecification,
 )
+from stepkit.reads import read_main
 from stepkit.testing import Status, Target, TestOptions
-from stepkit.testing.alignment import mismatches, read_main
+from stepkit.testing.alignment import mismatches
 from stepkit.testing.script import run_test
 
 CONTRACT = ScriptContract(

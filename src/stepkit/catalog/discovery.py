@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.child import parse_source
 from stepkit.literals import NotLiteral as _NotLiteral
+from stepkit.reads import reads_of
 
 if TYPE_CHECKING:
     from stepkit.components import ScriptContract, StepSpecification
@@ -309,6 +310,7 @@ def _fields(node: ast.ClassDef) -> list[list[Any]]:
 
 
 def _script(tree: ast.Module) -> Facts:
+    reads = reads_of(tree)
     main: Facts | None = None
     has_main_block = False
     for node in tree.body:
@@ -318,7 +320,11 @@ def _script(tree: ast.Module) -> Facts:
             main = {"line": node.lineno, "params": params}
         elif isinstance(node, ast.If) and _is_main_guard(node.test):
             has_main_block = True
-    return {"main": main, "has_main_block": has_main_block}
+    return {
+        "main": main,
+        "has_main_block": has_main_block,
+        "reads": reads.as_facts() if reads is not None else None,
+    }
 
 
 def _is_main_guard(test: ast.expr) -> bool:
@@ -472,6 +478,7 @@ def summarize(facts: Facts, component: str) -> Facts:
         main = facts["main"]
         out["main"] = main["params"] if main else None
         out["main_block"] = facts["has_main_block"]
+        out["reads"] = facts["reads"]  # what main reads of its parameters (stepkit.reads)
     return out
 
 

@@ -115,6 +115,10 @@ MIGRATIONS: Final = (
     DELETE FROM definitions;
     DELETE FROM meta WHERE key = 'registry_key';
     """,
+    # a script's summary says what its main reads (stepkit.reads): scripts read again
+    """
+    UPDATE files SET summary = NULL WHERE kind = 'script';
+    """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
 

@@ -16,40 +16,17 @@ reason when the script failed, instead of the ``KeyError`` or ``TypeError`` it c
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from stepkit.child import parse_source
 from stepkit.names import close_matches
+from stepkit.reads import Param, Reads, read_main
 
 if TYPE_CHECKING:
     from stepkit.catalog import StepCatalog
     from stepkit.catalog.records import Problem
     from stepkit.components import ScriptContract, StepSpecification
-
-Param = Literal["input_paths", "output_paths", "environ_vars", "job_args"]
-PARAMS: tuple[Param, ...] = ("input_paths", "output_paths", "environ_vars", "job_args")
-
-
-@dataclass(frozen=True, slots=True)
-class Read:
-    """One key (or, of ``job_args``, attribute) that ``main`` reads, and where."""
-
-    param: Param
-    name: str
-    line: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reads:
-    """What ``main`` reads of each parameter, and the parameters it hands on whole."""
-
-    line: int  # main's own line
-    reads: tuple[Read, ...]
-    escapes: frozenset[Param]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,98 +58,6 @@ class Mismatch:
             f"main reads {what}, which the contract does not declare "
             f"(declared: {', '.join(self.declared) or 'none'}){hint}"
         )
-
-
-def read_main(source: bytes | str, filename: str = "<script>") -> Reads | None:
-    """What the module-level ``main`` of ``source`` reads, or None (no such ``main``, a
-    ``main`` without the four parameters, or source that does not parse)."""
-    try:
-        tree = parse_source(source, filename)  # tests run in threads
-    except (SyntaxError, ValueError):
-        return None
-    main = next(
-        (
-            n
-            for n in tree.body
-            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "main"
-        ),
-        None,
-    )
-    if main is None:
-        return None
-    names = [a.arg for a in (*main.args.posonlyargs, *main.args.args)][:4]
-    if len(names) < 4:
-        return None
-    params: dict[str, Param] = dict(zip(names, PARAMS, strict=True))
-    reads: list[Read] = []
-    used: set[int] = set()  # ids of Name nodes accounted for by a read
-    for node in ast.walk(main):
-        found = _read_of(node, params)
-        if found is not None:
-            read, name_node = found
-            reads.append(read)
-            used.add(id(name_node))
-    escapes = frozenset(
-        params[node.id]
-        for node in ast.walk(main)
-        if isinstance(node, ast.Name)
-        and node.id in params
-        and isinstance(node.ctx, ast.Load)
-        and id(node) not in used
-    )
-    reads.sort(key=lambda r: r.line)  # ast.walk goes breadth first; the source goes down
-    return Reads(main.lineno, tuple(reads), escapes)
-
-
-def _read_of(node: ast.AST, params: Mapping[str, Param]) -> tuple[Read, ast.Name] | None:
-    """The read ``node`` makes of a parameter: ``p["k"]``, ``p.get("k")``, ``"k" in p``,
-    ``job_args.k``, ``getattr(job_args, "k")``."""
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-        key = _text(node.slice)
-        param = params.get(node.value.id)
-        if key is not None and param is not None and param != "job_args":
-            return Read(param, key, node.lineno), node.value
-    if isinstance(node, ast.Call) and node.args:
-        func = node.func
-        if (
-            isinstance(func, ast.Attribute)
-            and func.attr in ("get", "pop", "setdefault")
-            and isinstance(func.value, ast.Name)
-            and params.get(func.value.id) not in (None, "job_args")
-            and (key := _text(node.args[0])) is not None
-        ):
-            return Read(params[func.value.id], key, node.lineno), func.value
-        if (
-            isinstance(func, ast.Name)
-            and func.id in ("getattr", "hasattr")
-            and isinstance(node.args[0], ast.Name)
-            and params.get(node.args[0].id) == "job_args"
-            and len(node.args) > 1
-            and (key := _text(node.args[1])) is not None
-        ):
-            return Read("job_args", key, node.lineno), node.args[0]
-    if (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and params.get(node.value.id) == "job_args"
-        and not node.attr.startswith("__")
-    ):
-        return Read("job_args", node.attr, node.lineno), node.value
-    if (
-        isinstance(node, ast.Compare)
-        and len(node.ops) == 1
-        and isinstance(node.ops[0], ast.In | ast.NotIn)
-        and isinstance(node.comparators[0], ast.Name)
-        and params.get(node.comparators[0].id) not in (None, "job_args")
-        and (key := _text(node.left)) is not None
-    ):
-        name = node.comparators[0]
-        return Read(params[name.id], key, node.lineno), name
-    return None
-
-
-def _text(node: ast.AST) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
 def declared_names(contract: ScriptContract) -> dict[Param, tuple[str, ...]]:
@@ -254,17 +139,23 @@ def alignment_problems(catalog: StepCatalog, workspace: str | None = None) -> li
     from stepkit.catalog.records import Problem
 
     problems = []
-    for info in catalog.steps():
-        script = info.components.get("script")
-        if script is None or (workspace is not None and script.workspace_id != workspace):
-            continue
+    scripted = [
+        (info, script)
+        for info in catalog.steps()
+        if (script := info.components.get("script")) is not None
+        and (workspace is None or script.workspace_id == workspace)
+    ]
+    # what each main reads, from the scripts' summaries (read once, in parallel, and kept)
+    summaries = catalog.session.summaries(script.location for _, script in scripted)
+    for info, script in scripted:
         try:
             contract = contract_for(catalog, info)
         except (ValidationError, KeyError, TypeError):  # the tester says why, not this check
             continue
         if contract is None:
             continue
-        reads = _reads(script.path)
+        found = summaries.get(script.location, {}).get("reads")
+        reads = Reads.from_facts(found) if found else None
         for variant in [info.variant(job) for job in info.job_types] or [info]:
             try:
                 spec = spec_for(catalog, variant, contract) if variant.specs else None
