@@ -16,6 +16,7 @@ reason when the script failed, instead of the ``KeyError`` or ``TypeError`` it c
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -86,6 +87,12 @@ def _reads(script: Path) -> Reads | None:
         return None
 
 
+def _reads_inputs(reads: Reads) -> bool:
+    """Whether an unread required input can be told: ``main`` reads inputs by key and
+    does not hand ``input_paths`` on whole."""
+    return "input_paths" not in reads.escapes and any(r.param == "input_paths" for r in reads.reads)
+
+
 def _mismatches(
     script: Path, reads: Reads | None, contract: ScriptContract, spec: StepSpecification | None
 ) -> list[Mismatch]:
@@ -111,7 +118,7 @@ def _mismatches(
             )
         )
     read_inputs = {r.name for r in reads.reads if r.param == "input_paths"}
-    if read_inputs and "input_paths" not in reads.escapes:
+    if _reads_inputs(reads):
         for logical in contract.expected_input_paths:
             dependency = spec.dependencies.get(logical) if spec is not None else None
             required = dependency.required if dependency is not None else spec is None
@@ -148,19 +155,21 @@ def alignment_problems(catalog: StepCatalog, workspace: str | None = None) -> li
     # what each main reads, from the scripts' summaries (read once, in parallel, and kept)
     summaries = catalog.session.summaries(script.location for _, script in scripted)
     for info, script in scripted:
+        found = summaries.get(script.location, {}).get("reads")
+        reads = Reads.from_facts(found) if found else None
+        if reads is None or not reads.reads:  # a main that reads nothing by name aligns
+            continue
         try:
             contract = contract_for(catalog, info)
         except (ValidationError, KeyError, TypeError):  # the tester says why, not this check
             continue
         if contract is None:
             continue
-        found = summaries.get(script.location, {}).get("reads")
-        reads = Reads.from_facts(found) if found else None
         for variant in [info.variant(job) for job in info.job_types] or [info]:
-            try:
-                spec = spec_for(catalog, variant, contract) if variant.specs else None
-            except (ValidationError, KeyError, TypeError):  # names only, as the tester does
-                spec = None
+            spec = None  # which inputs are required: asked only where main reads inputs
+            if variant.specs and _reads_inputs(reads):
+                with contextlib.suppress(ValidationError, KeyError, TypeError):  # names only
+                    spec = spec_for(catalog, variant, contract)
             for mismatch in _mismatches(script.path, reads, contract, spec):
                 problems.append(
                     Problem(
