@@ -154,3 +154,24 @@ def test_walker_reports_problems_and_keeps_going(write_project: WriteProject) ->
     }
     messages = sorted(p.message.split(":")[0] for p in result.problems)
     assert messages == ["cannot be read", "symlink loop"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ('\n[run]\nmax_workers = "four"\n', "run.max_workers: must be an integer, not text"),
+        ("\n[run]\nsandbox = 'maybe'\n", "run.sandbox: must be true or false, not text"),
+        ("\n[test]\ntimeout = -1\n", "test.timeout: must be a number greater than 0"),
+        ("\n[test]\nenv = { A = 1 }\n", "test.env: each value must be text, not an integer"),
+        ("\n[run]\nenvironments = 'perstep'\n", "'shared' or 'per-step' (got 'perstep')."),
+    ],
+)
+def test_a_value_that_does_not_fit_is_said_in_words_with_its_key(
+    write_project: WriteProject, extra: str, said: str
+) -> None:
+    root = write_project({"stepkit.toml": TOML + extra})
+    _dirs(root)
+    with pytest.raises(ProjectFileError) as caught:
+        Project.load(root)
+    assert said in str(caught.value)
+    assert "`" not in str(caught.value)  # no library's own notation

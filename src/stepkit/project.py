@@ -12,14 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
+import msgspec
 import tomli
 
 from stepkit.errors import ProjectFileError, ProjectNotFoundError, UnknownWorkspaceError
-
-if TYPE_CHECKING:
-    from pydantic import ValidationError
 
 PROJECT_FILE: Final = "stepkit.toml"
 #: Registry files looked for inside a workspace's steps folder, in this order.
@@ -168,65 +166,70 @@ ENV_OVERRIDES: Final[Mapping[str, tuple[str, str]]] = {
 }
 
 
-def _models() -> Any:
-    """The pydantic models of the file, built on first use to keep ``import stepkit`` light."""
-    global _MODELS
-    if _MODELS is not None:
-        return _MODELS
-    from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-    class _Strict(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-
-    class ProjectSection(_Strict):
-        name: str = Field(min_length=1)
-        state_dir: str = ".stepkit"
-
-    class WorkspaceSection(_Strict):
-        id: str = Field(min_length=1)
-        path: str
-        registry: str | None = None
-
-        @field_validator("id")
-        @classmethod
-        def _id_is_simple(cls, value: str) -> str:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-                raise ValueError("must be letters, digits, '_', '-' or '.'")
-            return value
-
-    class StateSection(_Strict):
-        url: str | None = None
-
-    class ArtifactsSection(_Strict):
-        root: str | None = None
-        catalog_url: str | None = None
-
-    class RunSection(_Strict):
-        executor: str = "local"
-        max_workers: int | None = Field(default=None, ge=1)
-        environments_dir: str | None = None
-        environments: Literal["shared", "per-step"] = "shared"  # ENV_MODES
-        sandbox: bool = False
-
-    class TestSection(_Strict):
-        timeout: float = Field(default=300.0, gt=0)
-        env: dict[str, str] = Field(default_factory=dict)
-        args: dict[str, str] = Field(default_factory=dict)
-        data: dict[str, str | dict[str, str]] = Field(default_factory=dict)
-
-    class ProjectFileModel(_Strict):
-        project: ProjectSection
-        workspaces: list[WorkspaceSection] = Field(min_length=1)
-        state: StateSection = StateSection()
-        artifacts: ArtifactsSection = ArtifactsSection()
-        run: RunSection = RunSection()
-        test: TestSection = TestSection()
-
-    _MODELS = ProjectFileModel
-    return _MODELS
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A table of ``stepkit.toml``: an unknown key is an error."""
 
 
-_MODELS: Any = None
+class _ProjectSection(_Section):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    state_dir: str = ".stepkit"
+
+
+class _WorkspaceSection(_Section):
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    path: str
+    registry: str | None = None
+
+
+class _StateSection(_Section):
+    url: str | None = None
+
+
+class _ArtifactsSection(_Section):
+    root: str | None = None
+    catalog_url: str | None = None
+
+
+class _RunSection(_Section):
+    executor: str = "local"
+    max_workers: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    environments_dir: str | None = None
+    environments: Literal["shared", "per-step"] = "shared"  # ENV_MODES
+    sandbox: bool = False
+
+
+class _TestSection(_Section):
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    env: dict[str, str] = {}
+    args: dict[str, str] = {}
+    data: dict[str, str | dict[str, str]] = {}
+
+
+class _ProjectFile(_Section):
+    """The whole file, as msgspec reads it (a C library: no schema is built at start)."""
+
+    project: _ProjectSection
+    workspaces: Annotated[list[_WorkspaceSection], msgspec.Meta(min_length=1)]
+    state: _StateSection = msgspec.field(default_factory=_StateSection)
+    artifacts: _ArtifactsSection = msgspec.field(default_factory=_ArtifactsSection)
+    run: _RunSection = msgspec.field(default_factory=_RunSection)
+    test: _TestSection = msgspec.field(default_factory=_TestSection)
+
+
+#: The table each top-level key holds (what an unknown key is compared with).
+_SECTIONS: Final[Mapping[str, type[_Section]]] = {
+    "project": _ProjectSection,
+    "workspaces": _WorkspaceSection,
+    "state": _StateSection,
+    "artifacts": _ArtifactsSection,
+    "run": _RunSection,
+    "test": _TestSection,
+}
+#: A value that must be one of a few words, by key.
+_CHOICES: Final[Mapping[str, tuple[str, ...]]] = {"run.environments": ENV_MODES}
+_WORKSPACE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+#: msgspec's account of a value that does not fit: what, and where (``$.run.max_workers``).
+_PROBLEM: Final = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<at>[^`]*)`)?", re.DOTALL)
 
 
 def _key_line(text: str, loc: list[str]) -> int | None:
@@ -250,32 +253,78 @@ def _key_line(text: str, loc: list[str]) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def _validation_error(path: Path, text: str, exc: ValidationError) -> ProjectFileError:
-    from stepkit.errors import validation_message
+def _validation_error(
+    path: Path, text: str, data: Any, exc: msgspec.ValidationError
+) -> ProjectFileError:
+    """msgspec's one error as a :class:`ProjectFileError` naming the key, its line and, for
+    an unknown key, the known ones closest to it."""
     from stepkit.names import close_matches
 
-    # A misspelt key shows up twice (unknown, and the real one missing): report the typo.
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    error = errors[0]
-    loc = [str(part) for part in error["loc"]]
+    found = _PROBLEM.fullmatch(str(exc))
+    assert found is not None  # the pattern takes any text
+    at, inside, _ = (found["at"] or "").partition("[...]")  # msgspec names no table key
+    what = found["what"]
+    loc = [a or b for a, b in re.findall(r"\.([^.\[]+)|\[(\d+)\]", at)]
+    named = re.fullmatch(r"Object (contains unknown|missing required) field `(.+)`", what)
+    if named is not None:
+        loc.append(named[2])
     key = ".".join(loc)
     line = _key_line(text, loc)
-    if error["type"] == "extra_forbidden":
-        model = _models()
-        known: list[str] = list(model.model_fields)
-        if len(loc) > 1:
-            section = model.model_fields.get(loc[0])
-            annotation = section.annotation if section else None
-            inner = getattr(annotation, "__args__", (annotation,))[0]
-            known = list(getattr(inner, "model_fields", {}))
+    if named is not None and named[1] == "contains unknown":
+        section = _SECTIONS.get(loc[0]) if len(loc) > 1 else _ProjectFile
+        known = section.__struct_fields__ if section is not None else ()
         return ProjectFileError(
             path, "unknown key.", key=key, line=line, suggestions=close_matches(loc[-1], known)
         )
-    if error["type"] == "missing":
+    if named is not None:
         return ProjectFileError(path, "required key is missing.", key=key, line=line)
-    return ProjectFileError(
-        path, f"{validation_message(error)} (got {error.get('input')!r}).", key=key, line=line
-    )
+    value: Any = data
+    for part in loc:
+        value = value[int(part)] if isinstance(value, list) else value.get(part)
+    choices = _CHOICES.get(key)
+    if choices is not None:
+        message = f"must be {' or '.join(map(repr, choices))}"
+        near = close_matches(str(value), choices)
+        return ProjectFileError(
+            path, f"{message} (got {value!r}).", key=key, line=line, suggestions=near
+        )
+    if inside:  # a value of a table of values (``[test] env``)
+        return ProjectFileError(path, f"each value {_plain(what)} (got {value!r}).", key=key)
+    return ProjectFileError(path, f"{_plain(what)} (got {value!r}).", key=key, line=line)
+
+
+_KINDS: Final = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+    "null": "nothing",
+}
+_BOUNDS: Final = {
+    ">=": "greater than or equal to",
+    ">": "greater than",
+    "<=": "less than or equal to",
+    "<": "less than",
+}
+
+
+def _plain(what: str) -> str:
+    """msgspec's words for a value that does not fit (``Expected `int` >= 1``), as a
+    sentence (``must be an integer greater than or equal to 1``)."""
+    if re.fullmatch(r"Expected `\w+` of length >= 1", what):
+        return "must not be empty"
+    bounded = re.fullmatch(r"Expected `(\w+)` (>=|>|<=|<) (\S+)", what)
+    if bounded is not None:
+        kind, bound, limit = bounded.groups()
+        return f"must be {_KINDS.get(kind, kind)} {_BOUNDS[bound]} {limit}"
+    typed = re.fullmatch(r"Expected `([^`]+)`, got `(\w+)`", what)
+    if typed is not None:
+        kinds = [t.strip() for t in typed[1].split("|") if t.strip() != "null"]  # TOML has none
+        wanted = " or ".join(_KINDS.get(kind, kind) for kind in kinds)
+        return f"must be {wanted}, not {_KINDS.get(typed[2], typed[2])}"
+    return what.replace("`", "")
 
 
 #: Keys that would put a secret in stepkit.toml, which is committed and shared.
@@ -339,8 +388,6 @@ def _apply_env(data: dict[str, Any]) -> None:
 
 def load_project(path: Path) -> Project:
     """Read and validate one ``stepkit.toml``; every problem is a :class:`ProjectFileError`."""
-    from pydantic import ValidationError
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -353,15 +400,23 @@ def load_project(path: Path) -> Project:
     _apply_env(data)
     _refuse_credentials(path, text, data)
     try:
-        model = _models().model_validate(data)
-    except ValidationError as exc:
-        raise _validation_error(path, text, exc) from exc
+        # not strict: a setting from a STEPKIT_* variable is text (``"4"`` for max_workers)
+        model = msgspec.convert(data, _ProjectFile, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(path, text, data, exc) from exc
 
     root = path.parent
     seen: set[str] = set()
     workspaces: list[Workspace] = []
     for index, section in enumerate(model.workspaces):
         key = f"workspaces[{index}]"
+        if not _WORKSPACE_ID.fullmatch(section.id):
+            raise ProjectFileError(
+                path,
+                f"must be letters, digits, '_', '-' or '.' (got {section.id!r}).",
+                key=f"workspaces.{index}.id",
+                line=_key_line(text, ["workspaces", str(index), "id"]),
+            )
         if section.id in seen:
             raise ProjectFileError(
                 path, f"workspace id {section.id!r} is listed twice.", key=f"{key}.id"
