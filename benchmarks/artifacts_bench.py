@@ -329,8 +329,11 @@ def bench_verify(work: Path, *, mib: int, rounds: int) -> dict[str, object]:
 
 
 def run_process(command: list[str], *, cwd: Path | None = None) -> float:
-    """Seconds one command takes, start to exit; its failure stops the benchmark."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    """Seconds one command takes, start to exit; its failure stops the benchmark. Bytecode
+    is cached as a user's would be (pip compiles it at install), whatever this shell says:
+    with ``PYTHONDONTWRITEBYTECODE`` every stepkit start recompiles its modules."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["DVC_NO_ANALYTICS"] = "1"
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
     seconds = time.perf_counter() - start
