@@ -7,6 +7,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 from dataclasses import dataclass
@@ -35,40 +36,95 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class Commands(typer.core.TyperGroup):
-    """The root's commands, each built when click looks it up (Click's "lazily loading
+class _Lazy(typer.core.TyperGroup):
+    """A group whose commands are built when click looks them up (Click's "lazily loading
     subcommands" pattern: click still parses everything).
 
-    A start-up shortcut: building every group's commands with their parameters, and
-    importing every command module, cost each command ~60 ms of its start (``python -X
-    importtime``, cProfile of ``stepkit artifacts add``) — most of a short command's time.
-    ``stepkit --help`` and the CLI reference still see every command.
+    A start-up shortcut: building a command (its parameters from the function's signature
+    and type hints) costs about a millisecond, importing a command module several; building
+    every command of every group, and importing every module, cost each command ~60 ms of
+    its start (``python -X importtime``, cProfile of ``stepkit artifacts add``) — most of a
+    short command's time. ``stepkit --help`` and the CLI reference still see every command.
     """
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         self._built: dict[str, Any] = {}
 
+    def _build(self, ctx: Any, cmd_name: str) -> Any:
+        """The click command ``cmd_name`` names, or None."""
+        raise NotImplementedError
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self._built:
+            built = self._build(ctx, cmd_name)
+            if built is None:
+                return None
+            self._built[cmd_name] = built
+        return self._built[cmd_name]
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # Typer's "did you mean" picks from the commands already built: for a name that is
+        # none of them (an error about to be said), build them all so it can.
+        if args and self.get_command(ctx, args[0]) is None:
+            for name in self.list_commands(ctx):
+                self.commands.setdefault(name, self.get_command(ctx, name))
+        return super().resolve_command(ctx, args)
+
+
+class Commands(_Lazy):
+    """The root's commands: each module imported, and its group or command built, when
+    click looks the command up."""
+
     def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+    def _build(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
-        if cmd_name not in self._built:
-            module, attribute = COMMANDS[cmd_name]
-            target = getattr(importlib.import_module(module), attribute)
-            # mounted on an app of its own as it would be on the root, so it is built
-            # with the root's settings
-            holder = typer.Typer(add_completion=False, rich_markup_mode=None)
-            if isinstance(target, typer.Typer):
-                holder.add_typer(target, name=cmd_name)
-                built = typer.main.get_command(holder)
-                self._built[cmd_name] = built.get_command(ctx, cmd_name)  # type: ignore[attr-defined]
-            else:  # one command: an app holding only it is that command
-                holder.command(cmd_name)(target)
-                self._built[cmd_name] = typer.main.get_command(holder)
-        return self._built[cmd_name]
+        module, attribute = COMMANDS[cmd_name]
+        target = getattr(importlib.import_module(module), attribute)
+        if not isinstance(target, typer.Typer):  # one command: an app holding only it is it
+            holder = _holder()
+            holder.command(cmd_name)(target)
+            return typer.main.get_command(holder)
+        # The group itself (its help, options, callback) as Typer builds it, with no
+        # commands yet: each is built from ``target`` when looked up (:class:`Group`).
+        shell = copy.copy(target)
+        shell.registered_commands = []
+        holder = _holder()
+        holder.add_typer(shell, name=cmd_name, cls=Group)
+        group = typer.main.get_command(holder).get_command(ctx, cmd_name)  # type: ignore[attr-defined]
+        group.source = target
+        return group
+
+
+class Group(_Lazy):
+    """A command group (``stepkit artifacts``) whose commands are built from its Typer app
+    (``source``) one at a time, when looked up."""
+
+    source: typer.Typer
+
+    def _infos(self) -> dict[str, Any]:
+        infos = self.source.registered_commands
+        return {info.name or typer.main.get_command_name(info.callback.__name__): info
+                for info in infos if info.callback is not None}  # fmt: skip
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self._infos())
+
+    def _build(self, ctx: Any, cmd_name: str) -> Any:
+        info = self._infos().get(cmd_name)
+        if info is None:
+            return None
+        holder = _holder()  # an app holding only this command is that command
+        holder.registered_commands.append(info)
+        return typer.main.get_command(holder)
+
+
+def _holder() -> typer.Typer:
+    """An app to build one command or group on, with the root's settings."""
+    return typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 app = typer.Typer(
