@@ -36,8 +36,6 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from against import previous, split_against
-
 from stepkit.artifacts import ArtifactStore, FinalizeItem, Registration, SQLiteCatalog
 from stepkit.artifacts.digest import CHUNK_SIZE
 
@@ -328,12 +326,18 @@ def bench_verify(work: Path, *, mib: int, rounds: int) -> dict[str, object]:
 # -- the commands users run, as whole processes ----------------------------------------------
 
 
-def run_process(command: list[str], *, cwd: Path | None = None) -> float:
-    """Seconds one command takes, start to exit; its failure stops the benchmark. Bytecode
-    is cached as a user's would be (pip compiles it at install), whatever this shell says:
-    with ``PYTHONDONTWRITEBYTECODE`` every stepkit start recompiles its modules."""
+def run_process(command: list[str], *, cwd: Path | None = None, src: Path | None = None) -> float:
+    """Seconds one command takes, start to exit; its failure stops the benchmark.
+
+    ``src``: the stepkit code the command runs (``PYTHONPATH``; a previous commit's), else
+    this tree's. Bytecode is cached as a user's would be (pip compiles it at install),
+    whatever this shell says: with ``PYTHONDONTWRITEBYTECODE`` every stepkit start would
+    recompile its modules.
+    """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["DVC_NO_ANALYTICS"] = "1"
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
     seconds = time.perf_counter() - start
@@ -376,16 +380,23 @@ def stored_objects(project: Path) -> int:
 
 
 Contender = Callable[[Path], float]  # given a fresh work folder: set up, time, check
+#: Which stepkit code a contender runs: this tree's (None), or a previous commit's ``src``.
+#: The previous commit's contenders are named ``previous_…`` for ``stepkit_…``.
+Sides = dict[str, Path | None]
 
 
-def small_contenders(count: int, *, dvc: bool) -> dict[str, Contender]:
+def sides_of(previous: Path | None) -> Sides:
+    return {"stepkit": None} | ({"previous": previous} if previous is not None else {})
+
+
+def small_contenders(count: int, *, dvc: bool, sides: Sides) -> dict[str, Contender]:
     """Each contender on a fresh folder of ``count`` files, half of them duplicates."""
 
-    def stepkit(copy: bool) -> Contender:
+    def stepkit(copy: bool, src: Path | None) -> Contender:
         def measure(work: Path) -> float:
             project = new_project(work / "project")
             make_small(work / "small", count, duplicates=0.5)
-            seconds = run_process(stepkit_add(project, work / "small", copy=copy))
+            seconds = run_process(stepkit_add(project, work / "small", copy=copy), src=src)
             assert stored_objects(project) == count // 2, "not every distinct file stored"
             return seconds
 
@@ -405,21 +416,24 @@ def small_contenders(count: int, *, dvc: bool) -> dict[str, Contender]:
         code = [sys.executable, "-c", LOOP_FILES, str(work / "small"), str(work / "out")]
         return run_process(code)
 
-    found = {"stepkit_move": stepkit(False), "stepkit_copy": stepkit(True), "plain_loop": loop}
+    found: dict[str, Contender] = {}
+    for side, src in sides.items():
+        found |= {f"{side}_move": stepkit(False, src), f"{side}_copy": stepkit(True, src)}
+    found["plain_loop"] = loop
     if dvc:
         found |= {"dvc_hardlink": dvc_add(True), "dvc_copy": dvc_add(False)}
     return found
 
 
-def big_contenders(pristine: Path, *, dvc: bool) -> dict[str, Contender]:
+def big_contenders(pristine: Path, *, dvc: bool, sides: Sides) -> dict[str, Contender]:
     """Each contender on a hardlink to one flushed, cached 1 GiB file (a move takes the
     link, not the bytes, so every round starts from the same file without rewriting it)."""
 
-    def stepkit(copy: bool) -> Contender:
+    def stepkit(copy: bool, src: Path | None) -> Contender:
         def measure(work: Path) -> float:
             project = new_project(work / "project")
             os.link(pristine, work / "big.bin")
-            seconds = run_process(stepkit_add(project, work / "big.bin", copy=copy))
+            seconds = run_process(stepkit_add(project, work / "big.bin", copy=copy), src=src)
             assert stored_objects(project) == 1
             return seconds
 
@@ -439,21 +453,37 @@ def big_contenders(pristine: Path, *, dvc: bool) -> dict[str, Contender]:
     def hash_alone(work: Path) -> float:
         return run_process([sys.executable, "-c", HASH_FILE, str(pristine)])
 
-    found = {
-        "stepkit_move": stepkit(False),
-        "stepkit_copy": stepkit(True),
-        "plain_loop": loop,
-        "hashlib_alone": hash_alone,
-    }
+    found: dict[str, Contender] = {}
+    for side, src in sides.items():
+        found |= {f"{side}_move": stepkit(False, src), f"{side}_copy": stepkit(True, src)}
+    found |= {"plain_loop": loop, "hashlib_alone": hash_alone}
     if dvc:
         found |= {"dvc_hardlink": dvc_add(True), "dvc_copy": dvc_add(False)}
     return found
 
 
+def start_contenders(sides: Sides) -> dict[str, Contender]:
+    """What a command pays before its work: ``add`` of one 4 KiB file (moved) into a
+    fresh project, beside a bare interpreter's start (``python -c pass``)."""
+
+    def stepkit(src: Path | None) -> Contender:
+        def measure(work: Path) -> float:
+            project = new_project(work / "project")
+            (work / "one.bin").write_bytes(os.urandom(SMALL))
+            return run_process(stepkit_add(project, work / "one.bin", copy=False), src=src)
+
+        return measure
+
+    found = {f"{side}_add_one_file": stepkit(src) for side, src in sides.items()}
+    found["python_start"] = lambda work: run_process([sys.executable, "-c", "pass"])
+    return found
+
+
 def interleaved(
-    work: Path, contenders: dict[str, Contender], *, rounds: int
+    work: Path, contenders: dict[str, Contender], *, rounds: int, settle: bool = True
 ) -> dict[str, list[float]]:
-    """Every contender once per round, the order rotating by one each round."""
+    """Every contender once per round, the order rotating by one each round; ``settle``:
+    the disk flushed before each (see :func:`flush`)."""
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(rounds):
@@ -461,7 +491,8 @@ def interleaved(
         for name in names[shift:] + names[:shift]:
             folder = work / f"{name}-{round_}"
             folder.mkdir()
-            flush()
+            if settle:
+                flush()
             times[name].append(contenders[name](folder))
             shutil.rmtree(folder)
     flush()
@@ -471,30 +502,60 @@ def interleaved(
 def summary(
     times: dict[str, list[float]], bounds: dict[str, tuple[str, str, float]]
 ) -> dict[str, object]:
-    """Medians, then each bound as (ours, theirs, limit) → the paired ratio and whether it holds."""
-    ratios: dict[str, object] = {}
-    for key, (ours, theirs, limit) in bounds.items():
-        if ours in times and theirs in times:
-            ratio = paired(times[ours], times[theirs])
-            ratios[key] = {"ratio": round(ratio, 3), "bound": limit, "ok": ratio <= limit}
-        else:
-            ratios[key] = {"ratio": None, "bound": limit, "ok": None, "missing": theirs}
-    return {
+    """Medians; each bound as (ours, theirs, limit) → the paired ratio and whether it holds,
+    for this tree and (``previous``) the previous commit; and each of our contenders
+    against the previous commit's (``vs_previous``: below 1 is faster now)."""
+
+    def ratios(prefix: str) -> dict[str, object]:
+        found: dict[str, object] = {}
+        for key, (ours, theirs, limit) in bounds.items():
+            ours = ours.replace("stepkit_", prefix, 1)
+            if ours in times and theirs in times:
+                ratio = paired(times[ours], times[theirs])
+                found[key] = {"ratio": round(ratio, 3), "bound": limit, "ok": ratio <= limit}
+            elif ours in times:
+                found[key] = {"ratio": None, "bound": limit, "ok": None, "missing": theirs}
+        return found
+
+    result: dict[str, object] = {
         "medians_s": {name: round(statistics.median(t), 3) for name, t in times.items()},
-        "bounds": ratios,
-        "rounds_s": {name: [round(x, 3) for x in t] for name, t in times.items()},
+        "bounds": ratios("stepkit_"),
     }
+    if any(name.startswith("previous_") for name in times):
+        result["previous"] = ratios("previous_")
+        result["vs_previous"] = {
+            name: round(paired(t, times[name.replace("stepkit_", "previous_", 1)]), 3)
+            for name, t in times.items()
+            if name.startswith("stepkit_") and name.replace("stepkit_", "previous_", 1) in times
+        }
+    result["rounds_s"] = {name: [round(x, 3) for x in t] for name, t in times.items()}
+    return result
 
 
-def bench_cli(work: Path, *, count: int, mib: int, rounds: int) -> dict[str, object]:
+def bench_cli(
+    work: Path, *, count: int, mib: int, rounds: int, start_rounds: int, previous: Path | None
+) -> dict[str, object]:
     dvc = DVC.exists()
-    small = interleaved(work, small_contenders(count, dvc=dvc), rounds=rounds)
+    sides = sides_of(previous)
+    # The first start of each side compiles its bytecode: not a cost users pay each time.
+    for side, src in sides.items():
+        warm = work / f"warm-{side}"
+        warm.mkdir()
+        start_contenders({side: src})[f"{side}_add_one_file"](warm)
+        shutil.rmtree(warm)
+    start = interleaved(work, start_contenders(sides), rounds=start_rounds, settle=False)
+    small = interleaved(work, small_contenders(count, dvc=dvc, sides=sides), rounds=rounds)
     pristine = work / "pristine.bin"
     make_big(pristine, mib)
-    big = interleaved(work, big_contenders(pristine, dvc=dvc), rounds=rounds)
+    big = interleaved(work, big_contenders(pristine, dvc=dvc, sides=sides), rounds=rounds)
     pristine.unlink()
     return {
         "dvc": str(DVC) if dvc else "not installed: run `make bench-env` for the DVC figures",
+        "start": {
+            "what": "stepkit artifacts add of one 4 KiB file, moved, into a fresh project",
+            "median_ms": {name: round(1000 * statistics.median(t), 1) for name, t in start.items()},
+            **{k: v for k, v in summary(start, {}).items() if k == "vs_previous"},
+        },
         "small_files": {
             "files": count,
             "duplicates": 0.5,
@@ -522,22 +583,56 @@ def bench_cli(work: Path, *, count: int, mib: int, rounds: int) -> dict[str, obj
     }
 
 
+def commit_of(rev: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def source_of(commit: str, into: Path) -> Path:
+    """The ``src`` folder of ``commit``, extracted under ``into`` (``git archive``)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "src"], check=True, capture_output=True
+    ).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--start-rounds", type=int, default=15)
     parser.add_argument("--big-mib", type=int, default=1024)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--verify-mib", type=int, default=256)
     parser.add_argument("--api", action="store_true", help="also the batch-API figures")
-    rev, argv = split_against(sys.argv[1:])
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also run REV's `stepkit artifacts add` in the same interleaved rounds",
+    )
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stepkit-artifacts-bench-", dir="/tmp"))
     try:
         result: dict[str, object] = {
+            "commit": commit_of("HEAD"),
             "rounds": args.rounds,
-            "cli": bench_cli(work, count=args.small, mib=args.big_mib, rounds=args.rounds),
+            "load_average_before": os.getloadavg(),
         }
+        previous = None
+        if args.against:
+            result["previous_commit"] = commit_of(args.against)
+            previous = source_of(str(result["previous_commit"]), work / "previous")
+        result["cli"] = bench_cli(
+            work,
+            count=args.small,
+            mib=args.big_mib,
+            rounds=args.rounds,
+            start_rounds=args.start_rounds,
+            previous=previous,
+        )
         if args.api:
             # One-time process set-up (lazy imports of metrics and logging) is not a
             # finalize cost.
@@ -551,11 +646,10 @@ def main() -> None:
         result |= {
             "register": bench_register(work, count=args.records, rounds=args.rounds),
             "verify": bench_verify(work, mib=args.verify_mib, rounds=args.rounds),
+            "load_average_after": os.getloadavg(),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if rev is not None:
-        result["previous"] = previous(__file__, rev, argv)
     print(json.dumps(result, indent=2))
 
 
