@@ -170,3 +170,19 @@ def test_runs_show_gives_a_nodes_finalize_time() -> None:
     )
     assert _finalize_note({"value": 1}) == ""  # a plain stage: nothing to add
     assert _finalize_note(None) == ""
+
+
+def test_a_mistyped_command_is_named_with_the_one_meant(project: Path) -> None:
+    code, _, err = run(project, "ad", "x")
+    assert code == 2
+    assert "No such command 'ad'. Did you mean 'add'?" in err
+    result = CliRunner().invoke(app, ["--project", str(project), "artifact", "add"])
+    assert result.exit_code == 2
+    assert "No such command 'artifact'. Did you mean 'artifacts'?" in result.stderr
+
+
+def test_a_groups_help_lists_every_command_in_order(project: Path) -> None:
+    code, out, _ = run(project, "--help")
+    assert code == 0
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == [c.name for c in artifacts_app.registered_commands]
