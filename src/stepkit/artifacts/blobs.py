@@ -11,6 +11,7 @@ also provide; the link-based fast paths are :class:`LocalBlobs` only.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, Protocol
 
 from stepkit.artifacts.digest import (
     copy_file_hashing,
@@ -32,9 +33,6 @@ from stepkit.artifacts.digest import (
     write_all,
 )
 from stepkit.errors import ArtifactStoreError, StepkitError, StoreFullError, StorePermissionError
-
-if TYPE_CHECKING:
-    import ctypes
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 #: errno values that mean "a hardlink is impossible here" (not "something is wrong").
@@ -307,12 +305,10 @@ def _syncfs(folder: Path) -> bool:
     libc = _libc()
     if libc is None:
         return False
-    from ctypes import get_errno
-
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if libc.syncfs(fd) != 0:
-            code = get_errno()
+            code = ctypes.get_errno()
             raise OSError(code, f"syncfs failed: {os.strerror(code)}", str(folder))
     finally:
         os.close(fd)
@@ -321,12 +317,8 @@ def _syncfs(folder: Path) -> bool:
 
 @cache
 def _libc() -> ctypes.CDLL | None:
-    """The C library, for ``syncfs``; ctypes is imported only by a batch that needs it (a
-    few files, a single ``add``, never do)."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
     except OSError:  # no C library to load (unusual builds): per-file fsync instead
