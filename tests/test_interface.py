@@ -16,10 +16,12 @@ from stepkit.components import (
 )
 from stepkit.errors import InterfaceFileError
 from stepkit.interface import (
+    StepInterface,
     interface_document,
     parse_interface,
     read_interface,
     render_interface,
+    summarize_interface,
 )
 
 PREPROCESSING = """\
@@ -249,3 +251,42 @@ def test_node_types_of_the_summary_are_the_models() -> None:
     from stepkit.registry.interface_nodes import NODE_TYPES
 
     assert tuple(t.value for t in NodeType) == NODE_TYPES
+
+
+def test_what_the_frameworks_own_interfaces_write_is_read() -> None:
+    """Seen in the framework's files: ``source_dir: true`` (the job runs from its scripts
+    folder), ``python`` among the requirements (the interpreter, not a package), and a
+    dependency's ``compatible_output_types``."""
+    text = (
+        PREPROCESSING.replace(
+            "  entry_point: tabular_preprocessing.py\n",
+            "  entry_point: tabular_preprocessing.py\n  source_dir: true\n",
+        )
+        .replace(
+            '    pandas: ">=1.2.0,<2.0.0"\n',
+            "    python: '>=3.7'\n    pandas: \">=1.2.0,<2.0.0\"\n",
+        )
+        .replace(
+            "      compatible_sources: [DummyDataLoading]\n",
+            "      compatible_sources: [DummyDataLoading]\n      compatible_output_types: [model]\n",
+        )
+    )
+    step = _parse(text)
+    assert isinstance(step, StepInterface)
+    assert step.contract.source_dir == "scripts"
+    assert step.contract.framework_requirements == {"pandas": ">=1.2.0,<2.0.0"}
+    assert step.contract.python_requires == ">=3.7"
+    assert step.spec.dependencies["DATA"].compatible_output_types == ["model"]
+    summary = summarize_interface(text, path=Path("steps/interfaces/x.step.yaml"))
+    assert summary["source_dir"] == "scripts"
+    assert ScriptContract(
+        entry_point="x.py", framework_requirements={"python": ">=3.8", "numpy": "*"}
+    ).framework_requirements == {"numpy": "*"}
+
+
+def test_an_interface_of_a_step_without_a_script_says_so() -> None:
+    text = PREPROCESSING.replace(
+        "  entry_point: tabular_preprocessing.py\n", "  entry_point: null\n"
+    )
+    with pytest.raises(InterfaceFileError, match="entry_point is null: a step with no script"):
+        summarize_interface(text, path=Path("steps/interfaces/x.step.yaml"))

@@ -108,7 +108,20 @@ class ScriptContract(_Frozen):
     #: the Python the script was written for, a version prefix ("3.9", "3.9.18"); with
     #: per-step environments it runs on a local interpreter of that version
     python: str | None = None
+    #: what the framework writes as ``python`` among the requirements (``">=3.7"``): the
+    #: interpreter's versions the script runs on, never a package to install
+    python_requires: str | None = None
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _python_is_no_package(cls, data: Any) -> Any:
+        requirements = data.get("framework_requirements") if isinstance(data, dict) else None
+        if not isinstance(requirements, dict) or "python" not in requirements:
+            return data
+        rest = {k: v for k, v in requirements.items() if k != "python"}
+        given = str(requirements["python"]).strip()
+        return {**data, "framework_requirements": rest, "python_requires": given or None}
 
     @field_validator("python", mode="before")
     @classmethod
@@ -191,6 +204,7 @@ class DependencySpec(_Frozen):
     dependency_type: DependencyType
     required: bool = True
     compatible_sources: list[str] = Field(default_factory=list)
+    compatible_output_types: list[str] = Field(default_factory=list)  # outputs it takes
     semantic_keywords: list[str] = Field(default_factory=list)
     data_type: str = "S3Uri"
     description: str = ""

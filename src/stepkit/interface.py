@@ -34,6 +34,7 @@ from stepkit.registry.interface_nodes import (
     METADATA_KEYS,
     TOP_KEYS,
     NodeReader,
+    source_dir_of,
     summarize_interface,
 )
 
@@ -76,6 +77,7 @@ _DEPENDENCY_KEYS: Final = (
     "type",
     "required",
     "compatible_sources",
+    "compatible_output_types",
     "semantic_keywords",
     "data_type",
     "description",
@@ -213,7 +215,7 @@ class _Reader(NodeReader):
             where,
             ScriptContract,
             entry_point=data.get("entry_point"),
-            source_dir=data.get("source_dir"),
+            source_dir=source_dir_of(data.get("source_dir")),
             expected_input_paths=inputs,
             expected_output_paths=outputs,
             channels=channels,

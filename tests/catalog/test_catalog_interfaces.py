@@ -348,3 +348,26 @@ def test_index_lookups_answer_as_the_tables_in_memory(tmp_path: Path) -> None:
     for stem in ("lightgbmmt_training", "graphstorm_gnn_training", "xgboost_mt_training", "nope"):
         assert stored.stem_owner(stem) == memory.stem_owner(stem)
     conn.close()
+
+
+def test_one_interface_that_makes_no_contract_stops_neither_check_nor_test_all(
+    tmp_path: Path,
+) -> None:
+    """Its summary reads (so it is catalogued), its whole file does not: ``check`` says so
+    with the line and goes on to every other step, and so does ``test all``."""
+    root = _hard_project(tmp_path / "p")
+    interfaces = sorted((root / "steps" / "interfaces").glob("*.step.yaml"))
+    interface = next(path for path in interfaces if "source_dir" not in path.read_text())
+    text = interface.read_text()
+    entry = next(line for line in text.splitlines() if line.strip().startswith("entry_point:"))
+    interface.write_text(text.replace(entry, f"{entry}\n  source_dir: [not, a, folder]", 1))
+
+    code, output = _cli(root, "catalog", "check")
+    assert code == 1
+    said = [line for line in output.splitlines() if str(interface) in line]
+    assert said and "source_dir" in said[0], output
+    assert output.rstrip().endswith("problem(s)")
+    code, output = _cli(root, "test", "all", "--env", "LABEL_FIELD=label")
+    assert "Traceback" not in output
+    assert code in (0, 1), output
+    assert "passed" in output, output

@@ -119,6 +119,13 @@ MIGRATIONS: Final = (
     """
     UPDATE files SET summary = NULL WHERE kind = 'script';
     """,
+    # an interface's ``source_dir: true`` is the scripts folder: everything read again
+    """
+    DELETE FROM folders;
+    DELETE FROM files;
+    DELETE FROM definitions;
+    DELETE FROM meta WHERE key = 'registry_key';
+    """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
 

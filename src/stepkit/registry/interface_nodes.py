@@ -152,6 +152,12 @@ def summarize_interface(text: str, *, path: Path) -> dict[str, Any]:
     registry = dict(reader.registry(name, row).fields)
     contract = reader.mapping(_nodes(top["contract"]), ("contract",))
     entry_point = _text(contract.get("entry_point"))
+    if _nodes(contract.get("entry_point")) is None:
+        message = (
+            "contract.entry_point is null: a step with no script (a CreateModel or Transform "
+            "step) cannot be read from an interface file yet"
+        )
+        raise reader.fail(("contract", "entry_point"), message)
     if not entry_point.endswith(".py") or "/" in entry_point:
         message = f"contract.entry_point {entry_point!r} must be a Python file name like 'train.py'"
         raise reader.fail(("contract", "entry_point"), message)
@@ -166,7 +172,7 @@ def summarize_interface(text: str, *, path: Path) -> dict[str, Any]:
         "step": name,
         "node_type": node_type,
         "entry_point": entry_point,
-        "source_dir": _text(contract.get("source_dir")) or None,
+        "source_dir": source_dir_of(_scalar(contract.get("source_dir"))),
         "variants": variants,
         "registry": registry,
         "registry_line": _top_level_line(text, "registry"),
@@ -189,3 +195,22 @@ def _nodes(node: Any) -> Any:
 def _text(node: Any) -> str:
     """A scalar node's text ('' for anything else: the whole read reports what is wrong)."""
     return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+
+
+def _scalar(node: Any) -> Any:
+    """A scalar node's value as YAML types it (``true`` a bool), else None."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def source_dir_of(value: Any) -> Any:
+    """A contract's ``source_dir`` as a folder relative to the steps folder: ``true`` (the
+    framework's "the job uploads its scripts folder and runs from it") is ``scripts``;
+    ``false`` or none, no package folder; anything else as written (the model says what
+    is wrong with it)."""
+    if value is True:
+        return "scripts"
+    if value is False or value is None or value == "":
+        return None
+    return value

@@ -144,6 +144,7 @@ def alignment_problems(catalog: StepCatalog, workspace: str | None = None) -> li
 
     from stepkit.catalog.models import contract_for, spec_for
     from stepkit.catalog.records import Problem
+    from stepkit.errors import InterfaceFileError
 
     problems = []
     scripted = [
@@ -161,15 +162,15 @@ def alignment_problems(catalog: StepCatalog, workspace: str | None = None) -> li
             continue
         try:
             contract = contract_for(catalog, info)
-        except (ValidationError, KeyError, TypeError):  # the tester says why, not this check
-            continue
+        except (ValidationError, KeyError, TypeError, InterfaceFileError):
+            continue  # a file that makes no contract is a problem of its own, said apart
         if contract is None:
             continue
         for variant in [info.variant(job) for job in info.job_types] or [info]:
             spec = None  # which inputs are required: asked only where main reads inputs
             if variant.specs and _reads_inputs(reads):
-                with contextlib.suppress(ValidationError, KeyError, TypeError):  # names only
-                    spec = spec_for(catalog, variant, contract)
+                with contextlib.suppress(ValidationError, KeyError, TypeError, InterfaceFileError):
+                    spec = spec_for(catalog, variant, contract)  # else names only
             for mismatch in _mismatches(script.path, reads, contract, spec):
                 problems.append(
                     Problem(

@@ -47,7 +47,7 @@ def _models(
     """The contract (or why none) and spec of a step; a broken file is a reason, not a crash."""
     from pydantic import ValidationError
 
-    from stepkit.errors import validation_message
+    from stepkit.errors import InterfaceFileError, validation_message
 
     contract_file = info.path("contract")
     contract = None
@@ -60,6 +60,8 @@ def _models(
         reason = f"contract {contract_file} is invalid: {field}: {validation_message(error)}"
     except (KeyError, TypeError) as exc:
         reason = f"contract {contract_file} is invalid: {exc}"
+    except InterfaceFileError as exc:  # it names the file and the line itself
+        reason = str(exc)
     if contract is None and not reason:
         reason = (
             f"contract {contract_file} declares no ScriptContract"
@@ -70,8 +72,8 @@ def _models(
     if info.specs:
         try:
             spec = spec_for(catalog, info, contract)
-        except (ValidationError, KeyError, TypeError):  # no spec beats a broken one: names only
-            spec = None
+        except (ValidationError, KeyError, TypeError, InterfaceFileError):
+            spec = None  # no spec beats a broken one: names only
     return contract, reason, spec
 
 
