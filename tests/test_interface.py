@@ -272,7 +272,7 @@ def test_what_the_frameworks_own_interfaces_write_is_read() -> None:
         )
     )
     step = _parse(text)
-    assert isinstance(step, StepInterface)
+    assert isinstance(step, StepInterface) and step.contract is not None
     assert step.contract.source_dir == "scripts"
     assert step.contract.framework_requirements == {"pandas": ">=1.2.0,<2.0.0"}
     assert step.contract.python_requires == ">=3.7"
@@ -284,9 +284,16 @@ def test_what_the_frameworks_own_interfaces_write_is_read() -> None:
     ).framework_requirements == {"numpy": "*"}
 
 
-def test_an_interface_of_a_step_without_a_script_says_so() -> None:
+def test_a_step_without_a_script_has_no_contract() -> None:
+    """``entry_point: null`` (a CreateModel or Transform step): its spec is read, and its
+    inputs have no container paths to check."""
     text = PREPROCESSING.replace(
         "  entry_point: tabular_preprocessing.py\n", "  entry_point: null\n"
-    )
-    with pytest.raises(InterfaceFileError, match="entry_point is null: a step with no script"):
-        summarize_interface(text, path=Path("steps/interfaces/x.step.yaml"))
+    ).replace("      path: /opt/ml/processing/input/data\n", "      path: null\n")
+    step = _parse(text)
+    assert isinstance(step, StepInterface)
+    assert step.contract is None
+    assert step.spec.script_contract is None
+    assert "DATA" in step.spec.dependencies
+    summary = summarize_interface(text, path=Path("steps/interfaces/x.step.yaml"))
+    assert summary["entry_point"] is None

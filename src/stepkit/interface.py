@@ -99,7 +99,8 @@ class StepInterface:
     path: Path
     name: str
     node_type: NodeType
-    contract: ScriptContract
+    #: None for a step with no script (``entry_point: null``: a CreateModel, a Transform)
+    contract: ScriptContract | None
     #: The base spec (``step_type`` is the step name), with the contract attached.
     spec: StepSpecification
     #: Job type → that variant's spec, the variant's partial spec merged over the base.
@@ -186,9 +187,11 @@ class _Reader(NodeReader):
             metadata=metadata,
         )
 
-    def contract(self, data: dict[str, Any]) -> ScriptContract:
+    def contract(self, data: dict[str, Any]) -> ScriptContract | None:
         where = ("contract",)
         self.known_keys(data, where, (*_CONTRACT_KEYS, *_CONTRACT_BUILD_KEYS))
+        if "entry_point" in data and data["entry_point"] is None:
+            return None  # no script: its inputs and outputs have no container paths either
         inputs: dict[str, str] = {}
         channels: dict[str, list[str]] = {}
         for logical, entry in self.mapping(data.get("inputs"), (*where, "inputs")).items():
@@ -241,7 +244,7 @@ class _Reader(NodeReader):
         step_type: str,
         node_type: NodeType,
         data: Mapping[str, Any],
-        contract: ScriptContract,
+        contract: ScriptContract | None,
         where: tuple[str, ...],
     ) -> StepSpecification:
         dependencies = self.entries(data, (*where, "dependencies"), DependencySpec)
@@ -283,7 +286,7 @@ class _Reader(NodeReader):
         name: str,
         node_type: NodeType,
         base: Mapping[str, Any],
-        contract: ScriptContract,
+        contract: ScriptContract | None,
         job_type: str,
         value: Any,
     ) -> StepSpecification:
@@ -335,8 +338,8 @@ def interface_summary(interface: StepInterface) -> dict[str, Any]:
     return {
         "step": interface.name,
         "node_type": interface.node_type.value,
-        "entry_point": contract.entry_point,
-        "source_dir": contract.source_dir,
+        "entry_point": contract.entry_point if contract else None,
+        "source_dir": contract.source_dir if contract else None,
         "variants": {job: spec.step_type for job, spec in interface.variants.items()},
         "registry": registry,
         "registry_line": interface.registry.origin.line,

@@ -240,7 +240,8 @@ class Resolver:
         else:
             name, via, variants = found["step"], "interface", found["variants"]
             self.vouch(name)
-            self.contract_scripts.setdefault(found["entry_point"][:-3], []).append(name)
+            if found["entry_point"]:  # none: a step with no script
+                self.contract_scripts.setdefault(found["entry_point"][:-3], []).append(name)
             if found["source_dir"]:
                 folder = _folder(found["source_dir"])
                 self.source_dirs.setdefault(folder.rsplit("/", 1)[-1], []).append(folder)
@@ -436,7 +437,9 @@ class Resolver:
             found = facts.get("interface")
             if found is None:
                 return {f"n:{self.by_file_name(f.stem, component)[0]}"}
-            keys |= {f"n:{found['step']}", f"e:{found['entry_point'][:-3]}"}
+            keys.add(f"n:{found['step']}")
+            if found["entry_point"]:
+                keys.add(f"e:{found['entry_point'][:-3]}")
             if found["source_dir"]:
                 keys.add(f"d:{_folder(found['source_dir']).rsplit('/', 1)[-1]}")
             return keys

@@ -151,14 +151,9 @@ def summarize_interface(text: str, *, path: Path) -> dict[str, Any]:
     row = reader.mapping(row, ("registry",))
     registry = dict(reader.registry(name, row).fields)
     contract = reader.mapping(_nodes(top["contract"]), ("contract",))
-    entry_point = _text(contract.get("entry_point"))
-    if _nodes(contract.get("entry_point")) is None:
-        message = (
-            "contract.entry_point is null: a step with no script (a CreateModel or Transform "
-            "step) cannot be read from an interface file yet"
-        )
-        raise reader.fail(("contract", "entry_point"), message)
-    if not entry_point.endswith(".py") or "/" in entry_point:
+    scriptless = "entry_point" in contract and _nodes(contract["entry_point"]) is None
+    entry_point = None if scriptless else _text(contract.get("entry_point"))
+    if entry_point is not None and (not entry_point.endswith(".py") or "/" in entry_point):
         message = f"contract.entry_point {entry_point!r} must be a Python file name like 'train.py'"
         raise reader.fail(("contract", "entry_point"), message)
     spec = reader.mapping(_nodes(top.get("spec")), ("spec",))
