@@ -36,9 +36,10 @@ def file_facts(catalog: StepCatalog, path: Path | str) -> dict[str, Any] | None:
 
 def unreadable(catalog: StepCatalog, path: Path | str) -> str | None:
     """``path:line: why`` when nothing of this indexed file can be read (a syntax error, not
-    UTF-8, unreadable), read now: scripts are indexed lazily, so their steps look complete."""
-    facts = file_facts(catalog, path)
-    return broken_reason(str(path), facts) if facts is not None else None
+    UTF-8, unreadable), from its summary in the index: a script, indexed lazily, is read the
+    first time this is asked (and kept), so its step looks complete until then."""
+    found = catalog.session.summaries([str(path)]).get(str(path))
+    return broken_reason(str(path), found) if found is not None else None
 
 
 def interface_of(catalog: StepCatalog, name_or_node: str) -> StepInterface | None:
