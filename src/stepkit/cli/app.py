@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib
 import sys
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Lazy(typer.core.TyperGroup):
+class _Lazy(typer.core.TyperGroup, metaclass=ABCMeta):
     """A group whose commands are built when click looks them up (Click's "lazily loading
     subcommands" pattern: click still parses everything).
 
@@ -51,9 +52,9 @@ class _Lazy(typer.core.TyperGroup):
         super().__init__(**attrs)
         self._built: dict[str, Any] = {}
 
+    @abstractmethod
     def _build(self, ctx: Any, cmd_name: str) -> Any:
-        """The click command ``cmd_name`` names, or None."""
-        raise NotImplementedError
+        """The click command ``cmd_name`` names, or None (each kind of group says how)."""
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self._built:
