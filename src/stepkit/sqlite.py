@@ -259,13 +259,6 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def data_version(conn: sqlite3.Connection) -> int:
-    """A number that changes whenever another connection commits to the database (SQLite's
-    ``PRAGMA data_version``): equal twice, nobody else wrote in between."""
-    value: int = conn.execute("PRAGMA data_version").fetchone()[0]
-    return value
-
-
 #: SQLite's primary result codes that mean the file itself is not what it must be.
 _DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 _DENIED = {"SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"}

@@ -20,8 +20,11 @@ from stepkit.catalog.discovery import read_summaries, read_summary
 from stepkit.catalog.resolution import ORDER, FileEntry, RegistryFacts, Resolver, resolve_changed
 from stepkit.catalog.store import (
     StoredDefinitions,
+    StoredFile,
     StoredLookups,
+    get_meta,
     read_definitions,
+    set_meta,
     stored_job_types,
     write_resolution,
 )
@@ -35,18 +38,6 @@ LAZY_KINDS: Final = frozenset({"script"})
 #: A file or folder changed this recently may change again within the same clock tick.
 RACY_NS: Final = 1_000_000_000
 Progress = Callable[[int, int], None]
-
-
-class StoredFile(NamedTuple):
-    """A file as the index has it (a named tuple: a plan makes one per file of every
-    folder that changed, thousands at a time)."""
-
-    path: str
-    folder: str
-    workspace_id: str
-    kind: str
-    stat: tuple[int, int, int]  # mtime_ns, size, inode (mtime -1: racy, read it again)
-    summary: str | None = None
 
 
 def _digest(names: Sequence[str], *columns: Sequence[int]) -> bytes:
@@ -248,7 +239,9 @@ def write_changes(
     problems: list[tuple[Any, ...]],
     summaries: dict[str, str],
 ) -> None:
-    """Store the files and folders as found (in the caller's transaction)."""
+    """Store the files and folders as found (in the caller's transaction), counted in
+    ``meta.changes`` (a plan made before another process's change is made again)."""
+    set_meta(conn, "changes", (get_meta(conn, "changes") or 0) + 1)
     conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in plan.gone))
     conn.executemany(
         "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -376,7 +376,6 @@ def parse_text(text: str, component: str, *, filename: str = "<text>", whole: bo
         problems.append([exc.lineno or 0, f"syntax error: {exc.msg}"])
         facts["broken"] = True
         return facts
-    facts["doc"] = (ast.get_docstring(tree) or "").strip().split("\n", 1)[0]
     if component == "contract":
         facts["contracts"] = _contracts(tree, problems)
     elif component == "spec":
@@ -394,8 +393,8 @@ def parse_text(text: str, component: str, *, filename: str = "<text>", whole: bo
 def read_facts(path: str, component: str, *, whole: bool = True) -> Facts:
     """The facts of the file at ``path``; an unreadable or non-UTF-8 file is a problem."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        with open(path, "rb", buffering=0) as handle:  # read whole: no buffer needed
+            data = handle.readall()
     except OSError as exc:
         return {"problems": [[0, f"cannot be read: {exc.strerror}"]], "broken": True}
     try:

@@ -21,7 +21,6 @@ from stepkit.catalog.changes import (
     RACY_NS,
     Plan,
     Progress,
-    StoredFile,
     folder_row,
     parsing,
     plan_changes,
@@ -36,7 +35,7 @@ from stepkit.catalog.discovery import read_summary
 from stepkit.catalog.records import RefreshReport
 from stepkit.catalog.resolution import RegistryFacts
 from stepkit.catalog.store import (
-    FileStat,
+    StoredFile,
     get_meta,
     index_path,
     open_index,
@@ -47,7 +46,7 @@ from stepkit.catalog.store import (
 from stepkit.errors import CorruptIndexError
 from stepkit.observability import get_logger
 from stepkit.registry.layering import Registry
-from stepkit.sqlite import StoreKind, data_version, store_error, transaction
+from stepkit.sqlite import StoreKind, store_error, transaction
 from stepkit.walk import Walk, scan_folder, scan_project, scan_workspace
 
 if TYPE_CHECKING:
@@ -158,6 +157,7 @@ class IndexSession:
                 self.conn.execute("DELETE FROM folders")
                 self.conn.execute("DELETE FROM files")
                 self.conn.execute("DELETE FROM meta WHERE key = 'registry_key'")
+                set_meta(self.conn, "changes", (get_meta(self.conn, "changes") or 0) + 1)
         empty = self.read(lambda c: c.execute("SELECT 1 FROM folders LIMIT 1").fetchone() is None)
         return self.read(
             lambda _c: self.refresh(progress=progress) if empty else self.check_folders()
@@ -191,14 +191,14 @@ class IndexSession:
                 roots[str(ws.steps_dir)] = (ws.id, "")
         return self._rescan(roots)
 
-    def check_files(self, files: Iterable[FileStat | str]) -> bool:
+    def check_files(self, files: Iterable[StoredFile | str]) -> bool:
         """Stat these indexed files (their stored rows, or paths); rescan the folders of
         those that changed. True: the index changed."""
         given = list(files)
-        rows = [f for f in given if isinstance(f, FileStat)]
+        rows = [f for f in given if isinstance(f, StoredFile)]
         for path in {f for f in given if isinstance(f, str)}:
             rows += [
-                FileStat(path, folder, ws, kind, (mtime, size, inode))
+                StoredFile(path, folder, ws, kind, (mtime, size, inode))
                 for folder, ws, kind, mtime, size, inode in self.conn.execute(
                     "SELECT folder, workspace_id, kind, mtime_ns, size, inode FROM files "
                     "WHERE path = ?",
@@ -312,9 +312,10 @@ class IndexSession:
             self.last_report = RefreshReport(reused=len(walk), warnings=tuple(self._warnings))
             return self.last_report
         # parsed outside the transaction (a cold start parses for seconds) with the
-        # registry read meanwhile; planned again inside when another process wrote in
-        # between, so that what it wrote is seen
-        seen = data_version(self.conn)
+        # registry read meanwhile; planned again inside when another process changed the
+        # files in between, so that what it wrote is seen (the count of changes, not
+        # SQLite's data_version: the registry's cache in this file is written meanwhile)
+        seen = get_meta(self.conn, "changes")
         outside = plan_changes(self.conn, walk, scope, rows)
         jobs = outside.jobs()
         facts = None
@@ -337,7 +338,7 @@ class IndexSession:
             if not narrow(self.conn, *some):
                 facts, some = self._load_registry(fresh), None
         with transaction(self.conn):
-            if data_version(self.conn) == seen:  # nobody wrote since: the plan stands
+            if get_meta(self.conn, "changes") == seen:  # nobody wrote since: the plan stands
                 plan = outside
             else:
                 plan = plan_changes(self.conn, walk, scope, rows)

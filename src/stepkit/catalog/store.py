@@ -21,7 +21,7 @@ from stepkit.catalog.records import (
     is_interface,
     required_components,
 )
-from stepkit.catalog.resolution import Parts, Resolution, Unmatched
+from stepkit.catalog.resolution import Parts, Resolution
 from stepkit.catalog.search import words
 from stepkit.errors import CorruptIndexError, StateStoreError
 from stepkit.names import name_key, pascal_to_snake
@@ -201,14 +201,19 @@ def write_definitions(
         conn.execute("DELETE FROM definitions")
     else:
         conn.executemany("DELETE FROM definitions WHERE name = ?", ((n,) for n in names))
-    rows = []
-    for d in definitions.values():
-        fields = {f: getattr(d, f) for f in _DEFINITION if hasattr(d, f)}
-        fields |= {"job_types": json.dumps(list(d.job_types))}
-        fields |= {"overridden_fields": json.dumps(list(d.overridden_fields))}
-        fields |= {"origin_path": str(d.origin.path) if d.origin else None}
-        fields |= {"origin_line": d.origin.line if d.origin else None}
-        rows.append((*(fields[c] for c in _DEFINITION), pascal_to_snake(d.name), name_key(d.name)))
+    rows = [
+        (
+            *(getattr(d, c) for c in _DEFINITION[:6]),
+            json.dumps(d.job_types),
+            d.workspace_id,
+            str(d.origin.path) if d.origin else None,
+            d.origin.line if d.origin else None,
+            json.dumps(d.overridden_fields),
+            pascal_to_snake(d.name),
+            name_key(d.name),
+        )
+        for d in definitions.values()
+    ]
     columns = ", ".join((*_DEFINITION, "stem", "name_key"))
     conn.executemany(f"INSERT INTO definitions ({columns}) VALUES ({', '.join('?' * 13)})", rows)
 
@@ -305,34 +310,24 @@ def read_definitions(
 # -- placements and listing -----------------------------------------------------------------------
 
 
-class FileStat(NamedTuple):
-    """An indexed file's stat row, and the folder to rescan when it no longer holds."""
+class StoredFile(NamedTuple):
+    """A file as the index has it: its stat row, the folder to rescan when that no longer
+    holds, and its summary (a named tuple: a plan makes one per file of a changed folder)."""
 
     path: str
     folder: str
     workspace_id: str
     kind: str
-    stat: tuple[int, int, int]  # mtime_ns, size, inode
+    stat: tuple[int, int, int]  # mtime_ns, size, inode (mtime -1: racy, read it again)
+    summary: str | None = None
 
 
-def read_parts(conn: sqlite3.Connection, name: str) -> tuple[Parts, list[FileStat]]:
+def read_parts(conn: sqlite3.Connection, name: str) -> tuple[Parts, list[StoredFile]]:
     """A step's components (each in workspace precedence order), in :data:`COMPONENTS`
     order, and the stat rows of their files (what a lookup checks)."""
     parts: dict[str, list[ComponentFile]] = {}
     stats = []
-    for (
-        component,
-        path,
-        workspace_id,
-        job_type,
-        via,
-        broken,
-        folder,
-        kind,
-        mtime,
-        size,
-        inode,
-    ) in conn.execute(
+    for component, path, workspace_id, job_type, via, broken, folder, kind, *stat in conn.execute(
         "SELECT p.component, p.path, p.workspace_id, p.job_type, p.via, p.broken, f.folder, "
         "f.kind, f.mtime_ns, f.size, f.inode FROM placements p JOIN files f ON f.path = p.path "
         "WHERE p.step = ? ORDER BY p.component, p.position",
@@ -340,9 +335,12 @@ def read_parts(conn: sqlite3.Connection, name: str) -> tuple[Parts, list[FileSta
     ):
         entry = ComponentFile(path, component, workspace_id, job_type, via, broken)
         parts.setdefault(component, []).append(entry)
-        stats.append(FileStat(path, folder, workspace_id, kind, (mtime, size, inode)))
-    ordered = {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
-    return ordered, stats
+        stats.append(StoredFile(path, folder, workspace_id, kind, tuple(stat)))
+    return _in_order(parts), stats
+
+
+def _in_order(parts: Mapping[str, list[ComponentFile]]) -> Parts:
+    return {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
 
 
 def read_all_parts(conn: sqlite3.Connection) -> dict[str, Parts]:
@@ -354,10 +352,7 @@ def read_all_parts(conn: sqlite3.Connection) -> dict[str, Parts]:
     ):
         entry = ComponentFile(path, component, workspace_id, job_type, via, broken)
         found.setdefault(step, {}).setdefault(component, []).append(entry)
-    return {
-        step: {c: tuple(parts[c]) for c in sorted(parts, key=_COMPONENT_ORDER.__getitem__)}
-        for step, parts in found.items()
-    }
+    return {step: _in_order(parts) for step, parts in found.items()}
 
 
 def job_types_of(parts: Parts, definition: StepDefinition | None) -> tuple[str, ...]:
@@ -455,10 +450,3 @@ def write_resolution(
         conn.executemany("DELETE FROM unmatched WHERE path = ?", ((p,) for p in paths or ()))
     conn.executemany("INSERT INTO unmatched VALUES (?, ?, ?, ?)", result.unmatched)
     write_steps(conn, result.steps, names or (), definitions, rank, emptied=whole)
-
-
-def unmatched(conn: sqlite3.Connection) -> Iterator[Unmatched]:
-    for path, workspace_id, component, message in conn.execute(
-        "SELECT path, workspace_id, component, message FROM unmatched ORDER BY path, component"
-    ):
-        yield Unmatched(path, workspace_id, component, message)
