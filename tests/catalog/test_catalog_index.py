@@ -18,7 +18,6 @@ from stepkit.catalog import StepCatalog, changes, find_problems
 from stepkit.catalog.store import index_path
 from stepkit.errors import UnknownStepError
 from stepkit.project import Project
-from stepkit.registry import Registry
 
 
 def _stored(catalog: StepCatalog) -> dict[str, list[Any]]:
@@ -403,11 +402,10 @@ def test_symlink_loop_and_missing_steps_folder(make_project: MakeProject) -> Non
     assert f"{scripts / 'loop'}: symlink loop: folder already visited" in messages
     assert catalog.get_step_info("Loader").is_complete
     project = Project.load(root)  # a workspace folder removed after the project was loaded
-    registry = Registry.load(project)
     for child in sorted((root / "dev" / "alice" / "steps").rglob("*"), reverse=True):
         child.rmdir() if child.is_dir() else child.unlink()
     (root / "dev" / "alice" / "steps").rmdir()
-    gone = StepCatalog(project, registry=registry, persist=False)
+    gone = StepCatalog(project, persist=False)
     assert f"{root / 'dev' / 'alice' / 'steps'}: steps folder does not exist" in [
         str(p) for p in find_problems(gone)
     ]

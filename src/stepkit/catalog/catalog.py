@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from stepkit.catalog.resolution import Parts
     from stepkit.project import Project
     from stepkit.registry.definitions import StepDefinition
-    from stepkit.registry.layering import Registry
 
 
 class StepCatalog:
@@ -40,7 +39,6 @@ class StepCatalog:
         self,
         project: Project,
         *,
-        registry: Registry | None = None,
         persist: bool = True,
         rebuild: bool = False,
         workers: int | None = None,
@@ -50,12 +48,11 @@ class StepCatalog:
         ``rebuild``), else its folders are checked and what changed is read again.
 
         Args:
-            registry: resolve against this registry instead of the workspaces' files.
             persist: keep the index in ``<state_dir>/catalog/index.sqlite`` (False: memory).
             workers: parsing processes for a large build (default: every core).
         """
         self.project = project
-        self.session = IndexSession(project, registry=registry, persist=persist, workers=workers)
+        self.session = IndexSession(project, persist=persist, workers=workers)
         self.session.open(rebuild=rebuild, progress=progress)
         self._info: dict[tuple[str, str | None], StepInfo] = {}
         self._searcher: Searcher | None = None

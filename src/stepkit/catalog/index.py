@@ -7,7 +7,6 @@ one transaction (:mod:`stepkit.catalog.changes`); see docs/catalog.md, "The inde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -83,7 +82,6 @@ class IndexSession:
         self,
         project: Project,
         *,
-        registry: Registry | None = None,
         persist: bool = True,
         workers: int | None = None,
     ) -> None:
@@ -92,8 +90,6 @@ class IndexSession:
         self.generation = 0  # goes up whenever the index changes: views drop what they built
         self._walked = False  # every workspace walked in this session
         self.last_report = RefreshReport()
-        self._registry = registry
-        self._given: RegistryFacts | None = None
         self._workers = workers
         self._warnings: list[str] = []
         self._touched: set[str] = set()  # files the last change added, changed or removed
@@ -176,7 +172,7 @@ class IndexSession:
 
     def check_folders(self) -> RefreshReport:
         """Stat every indexed folder (and the registries); rescan the folders that changed."""
-        if get_meta(self.conn, "registry_key") != self._wanted_registry_key():
+        if get_meta(self.conn, "registry_key") != registry_key(self.project):
             return self.refresh()
         roots: dict[str, tuple[str, str]] = {}
         known = set()
@@ -262,28 +258,12 @@ class IndexSession:
 
     # -- the registry ------------------------------------------------------------------------
 
-    def _wanted_registry_key(self) -> Any:
-        """The registry files' stat (or a digest of the registry the caller gave)."""
-        key = registry_key(self.project)
-        if self._registry is None:
-            return key
-        if self._given is None:
-            self._given = self._facts_of(self._registry)
-        rows = sorted((n, d.workspace_id, d.as_dict()) for n, d in self._given.definitions.items())
-        digest = hashlib.blake2b(json.dumps(rows).encode(), digest_size=16).hexdigest()
-        return [key, digest]
-
-    @staticmethod
-    def _facts_of(registry: Registry) -> RegistryFacts:
-        return RegistryFacts.build([(ws, registry.view(ws)) for ws in registry.workspace_ids])
-
     def _load_registry(
         self, fresh: Mapping[str, tuple[str, str | None]] | None = None
     ) -> RegistryFacts:
-        """Read outside any transaction: the registry caches its parse in this index."""
-        if self._given is not None:
-            return self._given
-        return self._facts_of(self.registry(fresh))
+        """What resolution needs of the registry (read outside any transaction: the
+        registry caches its parse in this index)."""
+        return RegistryFacts.build(self.registry(fresh))
 
     def registry(
         self,
@@ -301,7 +281,7 @@ class IndexSession:
     ) -> RefreshReport:
         """Make the index hold ``walk``, a fresh walk of the folders ``scope`` (root,
         workspace) and all below them (None: every workspace)."""
-        need_registry = get_meta(self.conn, "registry_key") != self._wanted_registry_key()
+        need_registry = get_meta(self.conn, "registry_key") != registry_key(self.project)
         rows = {scan.folder: folder_row(scan, time.time_ns()) for scan in walk.folders}
         problems = sorted((str(p.path), p.workspace_id, p.message) for p in walk.problems)
         if (
@@ -333,8 +313,8 @@ class IndexSession:
         some = None  # (names, their definitions now): a derived registry's rows changed
         if need_registry and facts is None:  # derived: from the summaries
             facts = self._load_registry(fresh)
-        elif changed and self._given is None:
-            some = changed, self._facts_of(self.registry(fresh, names=changed)).definitions
+        elif changed:
+            some = changed, RegistryFacts.build(self.registry(fresh, names=changed)).definitions
             if not narrow(self.conn, *some):
                 facts, some = self._load_registry(fresh), None
         with transaction(self.conn):
@@ -361,7 +341,7 @@ class IndexSession:
             if facts is not None:  # another registry: resolve everything again
                 del plan, summaries, jobs, outside  # stored: a cold start needs the memory
                 write_definitions(self.conn, facts.definitions)
-                set_meta(self.conn, "registry_key", self._wanted_registry_key())
+                set_meta(self.conn, "registry_key", registry_key(self.project))
                 resolve_all(self.conn, facts, self.project.workspace_ids)
             elif not self._resolve_changed(plan, summaries):
                 self.last_report = replace(self.last_report, resolved_again=False)

@@ -29,6 +29,7 @@ from stepkit.names import (
 
 if TYPE_CHECKING:
     from stepkit.registry.definitions import StepDefinition
+    from stepkit.registry.layering import Registry
 
 #: Order in which components are resolved: later ones lean on earlier ones.
 ORDER: Final = ("interface", "config", "builder", "spec", "hyperparams", "contract", "script")
@@ -139,9 +140,10 @@ class RegistryFacts:
         return cls(definitions, (*STANDARD_JOB_TYPES, *extra))
 
     @classmethod
-    def build(cls, views: Sequence[tuple[str, Mapping[str, StepDefinition]]]) -> RegistryFacts:
-        """``views``: (workspace id, its view) in precedence order, the core last. A step's
-        definition comes from the first workspace whose own layer defines or overrides it."""
+    def build(cls, registry: Registry) -> RegistryFacts:
+        """A step's definition comes from the first workspace (in precedence order, the
+        core last) whose own layer defines or overrides it, else from the core's view."""
+        views = [(ws, registry.view(ws)) for ws in registry.workspace_ids]
         chosen: dict[str, StepDefinition] = {}
         for workspace_id, view in views:
             for name, definition in view.items():
