@@ -154,24 +154,25 @@ def _step_problems(
     return out
 
 
+def _node_problems(what: str, node: str, facts: Mapping[str, Any]) -> list[str]:
+    """What a node type says of a spec's dependencies and outputs, as messages."""
+    rule = _NODE_RULES.get(node or "")
+    if rule is None:
+        return [f"{what}: unknown node type {node!r}"]
+    out = []
+    for key, wanted in zip(("dependencies", "outputs"), rule, strict=True):
+        if bool(facts[key]) != wanted:
+            out.append(f"{what}: {node} node {'needs' if wanted else 'must have no'} {key}")
+    return out
+
+
 def _interface_problems(name: str, path: Path, summary: Mapping[str, Any]) -> list[Problem]:
     """An interface's node type against its base spec (variants only add or change)."""
     found = summary.get("interface")
     if found is None:
         return []
-    node, out = found["node_type"], []
-    with_dependencies, with_outputs = _NODE_RULES[node]
-    if bool(found["dependencies"]) != with_dependencies:
-        need = "needs dependencies" if with_dependencies else "must have no dependencies"
-        out.append(
-            Problem("node_type", f"interface of {name}: {node} node {need}", path, None, name)
-        )
-    if bool(found["outputs"]) != with_outputs:
-        need = "needs outputs" if with_outputs else "must have no outputs"
-        out.append(
-            Problem("node_type", f"interface of {name}: {node} node {need}", path, None, name)
-        )
-    return out
+    messages = _node_problems(f"interface of {name}", found["node_type"], found)
+    return [Problem("node_type", m, path, None, name) for m in messages]
 
 
 def _spec_problems(
@@ -179,20 +180,9 @@ def _spec_problems(
 ) -> list[Problem]:
     out = []
     for s in summary.get("specs", ()):
-        var, line, node, ref = s["var"], s["line"], s["node_type"], s["contract_ref"]
-        rule = _NODE_RULES.get(node or "")
-        if rule is None:
-            out.append(
-                Problem("node_type", f"spec {var}: unknown node type {node!r}", path, line, name)
-            )
-            continue
-        with_dependencies, with_outputs = rule
-        if bool(s["dependencies"]) != with_dependencies:
-            need = "needs dependencies" if with_dependencies else "must have no dependencies"
-            out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
-        if bool(s["outputs"]) != with_outputs:
-            need = "needs outputs" if with_outputs else "must have no outputs"
-            out.append(Problem("node_type", f"spec {var}: {node} node {need}", path, line, name))
+        var, line, ref = s["var"], s["line"], s["contract_ref"]
+        for message in _node_problems(f"spec {var}", s["node_type"], s):
+            out.append(Problem("node_type", message, path, line, name))
         module = ref[0] if ref else None  # [module, name]: where script_contract= comes from
         if module and module.rsplit(".", 1)[-1] not in contracts:
             message = f"spec {var}: contract module {module!r} is in no workspace"
