@@ -175,51 +175,28 @@ def plan_changes(
     rows: dict[str, Folder],
 ) -> Plan:
     """What ``walk`` (of the folders ``scope``) changes in the index, file by file: the
-    walked stat rows of the stored folders that differ go into a temporary table, and
-    SQLite says which files are new, changed or gone (a folder of thousands, one file
-    edited); every file of a new folder is new."""
+    stored stat rows of the folders that differ are compared with the walked ones (a folder
+    of thousands, one file edited); every file of a new folder is new."""
     stored = stored_folders(conn, scope)
     changed = [s for s in walk.folders if stored.get(s.folder) != rows[s.folder].row]
     gone_folders = [f for f in stored if f not in rows]
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS walked (path TEXT PRIMARY KEY, folder TEXT, "
-        "workspace_id TEXT, kind TEXT, mtime_ns INTEGER, size INTEGER, inode INTEGER) "
-        "WITHOUT ROWID"
-    )
-    conn.execute("DELETE FROM temp.walked")
+    folders = json.dumps([*(s.folder for s in changed if s.folder in stored), *gone_folders])
+    known: dict[str, tuple[StoredFile, bool]] = {}  # path → (stat row, has a summary)
+    for path, folder, ws, kind, mtime_ns, size, inode, parsed in conn.execute(
+        "SELECT path, folder, workspace_id, kind, mtime_ns, size, inode, summary IS NOT NULL "
+        "FROM files WHERE folder IN (SELECT value FROM json_each(?))",
+        (folders,),
+    ):
+        known[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode)), bool(parsed)
     now: dict[str, StoredFile] = {}
     for scan in changed:
-        files = rows[scan.folder].files
-        if scan.folder not in stored:  # a new folder (a cold start: all): every file is new
-            for f in files:
-                path = f"{scan.folder}/{f.name}"
-                now[path] = StoredFile(path, scan.folder, scan.workspace_id, scan.component, f.stat)
-            continue
-        conn.executemany(
-            "INSERT INTO temp.walked VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                (f"{scan.folder}/{f.name}", scan.folder, scan.workspace_id, scan.component, *f.stat)
-                for f in files
-            ),
-        )
-    lazy = ", ".join(f"'{kind}'" for kind in sorted(LAZY_KINDS))
-    for path, folder, ws, kind, mtime_ns, size, inode in conn.execute(
-        "SELECT w.path, w.folder, w.workspace_id, w.kind, w.mtime_ns, w.size, w.inode "
-        "FROM temp.walked w LEFT JOIN files f ON f.path = w.path WHERE f.path IS NULL "
-        "OR f.workspace_id != w.workspace_id OR f.kind != w.kind OR f.mtime_ns != w.mtime_ns "
-        "OR f.size != w.size OR f.inode != w.inode OR w.mtime_ns = -1 "
-        f"OR (f.summary IS NULL AND w.kind NOT IN ({lazy})) ORDER BY w.path"
-    ):
-        now[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), None)
-    folders = json.dumps([*(s.folder for s in changed), *gone_folders])
-    gone = [
-        path
-        for (path,) in conn.execute(
-            "SELECT path FROM files WHERE folder IN (SELECT value FROM json_each(?)) "
-            "AND path NOT IN (SELECT path FROM temp.walked) ORDER BY path",
-            (folders,),
-        )
-    ]
+        for f in rows[scan.folder].files:
+            path = f"{scan.folder}/{f.name}"
+            found = StoredFile(path, scan.folder, scan.workspace_id, scan.component, f.stat)
+            old, parsed = known.pop(path, (None, False))
+            if found != old or f.mtime_ns == -1 or not (parsed or found.kind in LAZY_KINDS):
+                now[path] = found
+    gone = sorted(known)
     before: dict[str, StoredFile] = {}
     for path, folder, ws, kind, mtime_ns, size, inode, summary in conn.execute(  # (stored)
         "SELECT path, folder, workspace_id, kind, mtime_ns, size, inode, summary FROM files "
@@ -227,7 +204,6 @@ def plan_changes(
         (json.dumps([*(p for p, f in now.items() if f.folder in stored), *gone]),),
     ):
         before[path] = StoredFile(path, folder, ws, kind, (mtime_ns, size, inode), summary)
-    conn.execute("DELETE FROM temp.walked")
     return Plan(changed, gone_folders, before, now, sorted(now), gone)
 
 
