@@ -354,13 +354,11 @@ class IndexSession:
         identity: dict[str, StoredFile | None] = {p: plan.before[p] for p in plan.gone}
         for path in plan.fresh:
             old, now = plan.before.get(path), plan.now[path]
-            moved = old is None or (old.workspace_id, old.kind) != (now.workspace_id, now.kind)
-            declares = now.kind not in LAZY_KINDS
             if (
-                moved
-                or old is None
+                old is None
+                or (old.workspace_id, old.kind) != (now.workspace_id, now.kind)
                 or (
-                    declares
+                    now.kind not in LAZY_KINDS
                     and _declared(now.kind, summaries[path]) != _declared(now.kind, old.summary)
                 )
             ):
