@@ -117,24 +117,18 @@ class StepCatalog:
 
     def _build_info(self, name_or_node: str, job_type: str | None) -> StepInfo:
         conn = self._current()
-        name = name_or_node
+        name = self._canonical(conn, name_or_node)
+        if name is None:  # a node: the step and its job type
+            base, job = split_node_name(name_or_node)
+            name = self._canonical(conn, base) if job else None
+            if name is None:
+                raise UnknownStepError(name_or_node, self.step_names())
+            job_type = job_type or job
         parts, stats = read_parts(conn, name)
-        definition = read_definitions(conn, name).get(name)
-        if not parts and definition is None:  # not a canonical name: an alias, or a node
-            found = self._canonical(conn, name_or_node)
-            if found is None:
-                base, job = split_node_name(name_or_node)
-                found = self._canonical(conn, base) if job else None
-                if found is None:
-                    raise UnknownStepError(name_or_node, self.step_names())
-                job_type = job_type or job
-            name = found
-            parts, stats = read_parts(conn, name)
-            definition = read_definitions(conn, name).get(name)
         if self.session.check_files(stats):  # a file of the step changed: read it again
             conn = self._current()
             parts, _ = read_parts(conn, name)
-            definition = read_definitions(conn, name).get(name)
+        definition = read_definitions(conn, name).get(name)
         info = _assemble(name, parts, definition, _ranks(self.project.workspace_ids))
         return info if job_type is None else info.variant(job_type)
 
