@@ -25,10 +25,10 @@ from stepkit.catalog.search import Searcher, SearchResult
 from stepkit.catalog.store import job_types_of, read_all_parts, read_definitions, read_parts
 from stepkit.errors import UnknownStepError
 from stepkit.names import split_node_name
+from stepkit.project import Project
 
 if TYPE_CHECKING:
     from stepkit.catalog.resolution import Parts
-    from stepkit.project import Project
     from stepkit.registry.definitions import StepDefinition
 
 
@@ -63,8 +63,6 @@ class StepCatalog:
         cls, project: Project | Path | str | None = None, *, rebuild: bool = False
     ) -> StepCatalog:
         """The catalog of the project at ``project`` (a Project, a path, or found from cwd)."""
-        from stepkit.project import Project
-
         loaded = project if isinstance(project, Project) else Project.load(project)
         return cls(loaded, rebuild=rebuild)
 

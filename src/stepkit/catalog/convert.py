@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stepkit.atomic import atomic_writer
 from stepkit.catalog.catalog import StepCatalog
 from stepkit.catalog.discovery import contract_from_facts, read_facts, spec_from_facts
 from stepkit.catalog.records import ComponentFile
@@ -125,8 +126,6 @@ def _spec(
 
 def write_conversion(conversions: list[Conversion]) -> list[Path]:
     """Write the interface files (each atomically); an existing file is never replaced."""
-    from stepkit.atomic import atomic_writer
-
     written = []
     for c in conversions:
         if c.path is None or c.skipped or c.path.exists():

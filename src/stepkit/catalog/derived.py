@@ -13,6 +13,7 @@ from stepkit.catalog.changes import Plan
 from stepkit.catalog.store import read_definitions
 from stepkit.errors import RegistryFileError
 from stepkit.registry.layering import Registry
+from stepkit.registry.sources import RegistrySource, derived_source, read_registry
 
 if TYPE_CHECKING:
     from stepkit.project import Project
@@ -42,8 +43,6 @@ def index_registry(
     """The project's registry; a derived one from the interface files' summaries in the
     index, with ``fresh`` (path → (workspace, summary; None: gone)) over the stored ones.
     With ``names``, only those steps' entries (each step layers on its own entries)."""
-    from stepkit.registry.sources import RegistrySource, derived_source, read_registry
-
     sources: dict[str, RegistrySource | None] = {}
     sql = "SELECT path, summary FROM files WHERE kind = 'interface' AND workspace_id = ?"
     if names is not None:

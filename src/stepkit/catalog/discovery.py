@@ -14,9 +14,11 @@ import ast
 import json
 from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stepkit.child import parse_source
+from stepkit.errors import InterfaceFileError
 from stepkit.literals import NotLiteral as _NotLiteral
 from stepkit.reads import reads_of
 
@@ -342,10 +344,9 @@ def _is_main_guard(test: ast.expr) -> bool:
 def _interface(text: str, filename: str, *, whole: bool) -> Facts:
     """An interface file's facts, from :mod:`stepkit.interface`: its summary read from the
     YAML nodes; ``whole``: the whole file checked against the models too."""
-    from pathlib import Path
-
-    from stepkit.errors import InterfaceFileError
-    from stepkit.registry.interface_nodes import summarize_interface  # no models: no pydantic
+    # the YAML nodes, not the models: PyYAML (only projects with interface files pay for
+    # it), never pydantic
+    from stepkit.registry.interface_nodes import summarize_interface
 
     path = Path(filename)
     facts: Facts = {"problems": [], "checked": whole}
