@@ -149,7 +149,7 @@ def test_incremental_resolution_equals_a_whole_one(
     before: dict[str, FileEntry], edits: dict[str, FileEntry], removals: list[int]
 ) -> None:
     resolver = Resolver(REGISTRY, WORKSPACES)
-    previous = resolver.fresh().run(list(before.values()))
+    previous = Resolver(REGISTRY, WORKSPACES).run(list(before.values()))
     after = dict(before)
     after.update(edits)  # a changed file (same path) or a new one
     paths = sorted(before)
@@ -157,7 +157,7 @@ def test_incremental_resolution_equals_a_whole_one(
         if paths:
             after.pop(paths[i % len(paths)], None)
     changed = {p for p in {*before, *after} if before.get(p) != after.get(p)}
-    whole = resolver.fresh().run(list(after.values()))
+    whole = Resolver(REGISTRY, WORKSPACES).run(list(after.values()))
     links: dict[str, list[str]] = {}
     for key, path in previous.links:
         links.setdefault(key, []).append(path)

@@ -322,3 +322,25 @@ def test_example_project_is_complete_and_clean(example_project: Path) -> None:
         "training",
         "validation",
     ]
+
+
+def test_a_view_searches_what_its_index_holds_now(make_project: MakeProject) -> None:
+    root = make_project({"shared": [Step("XGBoostTraining", step_type="Training")]})
+    catalog = open_catalog(root)
+    assert [r.step_name for r in catalog.search_steps("xgb train")] == ["XGBoostTraining"]
+    assert catalog.search_steps("calibrat") == []
+    builder = root / "steps" / "builders" / "builder_model_calibration_step.py"
+    builder.write_text("class ModelCalibrationStepBuilder:\n    pass\n")
+    catalog.session.apply_changes([builder])  # as watch mode does, in the same view
+    (found,) = catalog.search_steps("calibrat")
+    assert (found.step_name, found.reason, found.workspace_id) == (
+        "ModelCalibration",
+        "partial",
+        "shared",
+    )
+    assert [r.step_name for r in catalog.search_steps("xgb train")] == ["XGBoostTraining"]
+
+
+def test_a_search_of_an_empty_project_finds_nothing(make_project: MakeProject) -> None:
+    root = make_project({"shared": []})
+    assert open_catalog(root).search_steps("xgb tranin") == []

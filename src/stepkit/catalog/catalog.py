@@ -8,7 +8,7 @@ are functions over the view (:mod:`stepkit.catalog.check`, :mod:`stepkit.catalog
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,14 +22,13 @@ from stepkit.catalog.records import (
     StepInfo,
 )
 from stepkit.catalog.search import Searcher, SearchResult
-from stepkit.catalog.store import job_types_of, read_all_parts, read_definitions, read_parts
+from stepkit.catalog.store import read_all_parts, read_definitions, read_parts
 from stepkit.errors import UnknownStepError
 from stepkit.names import split_node_name
 from stepkit.project import Project
 
 if TYPE_CHECKING:
-    from stepkit.catalog.resolution import Parts
-    from stepkit.registry.definitions import StepDefinition
+    pass
 
 
 class StepCatalog:
@@ -127,7 +126,7 @@ class StepCatalog:
             conn = self._current()
             parts, _ = read_parts(conn, name)
         definition = read_definitions(conn, name).get(name)
-        info = _assemble(name, parts, definition, _ranks(self.project.workspace_ids))
+        info = StepInfo.of(name, parts, definition, _ranks(self.project.workspace_ids))
         return info if job_type is None else info.variant(job_type)
 
     def steps(self) -> list[StepInfo]:
@@ -139,7 +138,7 @@ class StepCatalog:
         def read(conn: sqlite3.Connection) -> list[StepInfo]:
             parts, definitions = read_all_parts(conn), read_definitions(conn)
             return [
-                _assemble(name, parts.get(name, {}), definitions.get(name), rank)
+                StepInfo.of(name, parts.get(name, {}), definitions.get(name), rank)
                 for (name,) in conn.execute("SELECT name FROM listing ORDER BY name")
             ]
 
@@ -221,51 +220,12 @@ class StepCatalog:
     ) -> list[SearchResult]:
         """Steps ranked by how well they match ``query``, each with its score and reason."""
         allowed = set(self.list_available_steps(job_type=job_type)) if job_type else None
-        self._current(walk=True)
+        self._current(walk=True)  # a newer index: the searcher of the older one is dropped
         if self._searcher is None:
-            self._searcher = Searcher()
-        searcher = self._searcher
-        return self.session.read(lambda c: searcher.search(c, query, allowed=allowed, limit=limit))
+            self._searcher = self.session.read(Searcher)
+        return self._searcher.search(query, allowed=allowed, limit=limit)
 
 
 def _ranks(order: Sequence[str]) -> dict[str, int]:
     """Workspace id → its place in precedence order."""
     return {ws: i for i, ws in enumerate(order)}
-
-
-def _assemble(
-    name: str, parts: Parts, definition: StepDefinition | None, rank: Mapping[str, int]
-) -> StepInfo:
-    """A step's record from its placements (each component in precedence order) and its
-    registry definition: the first of each component is in effect (of specs, the first
-    of each job type), the rest are shadowed."""
-    components: dict[str, ComponentFile] = {}
-    specs: dict[str | None, ComponentFile] = {}
-    shadowed: list[ComponentFile] = []
-    for component, entries in parts.items():
-        if component != "spec":
-            components[component] = entries[0]
-            shadowed += entries[1:]
-            continue
-        for entry in entries:
-            if entry.job_type in specs:
-                shadowed.append(entry)
-            else:
-                specs[entry.job_type] = entry
-    contributing = [e.workspace_id for e in (*components.values(), *specs.values())]
-    if definition is not None:
-        contributing.append(definition.workspace_id)
-    workspace = min(contributing, key=lambda ws: rank.get(ws, len(rank)), default="")
-    spec = specs.get(None) or next(iter(specs.values()), None)
-    if spec is not None:
-        components["spec"] = spec
-    return StepInfo(
-        name=name,
-        job_type=None,
-        workspace_id=workspace,
-        components=components,
-        specs=specs,
-        shadowed=tuple(shadowed),
-        job_types=job_types_of(parts, definition),
-        definition=definition,
-    )

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 #: Components of a step, in the order lookups and listings show them.
 COMPONENTS: Final = ("script", "contract", "spec", "config", "builder", "hyperparams")
+#: A resolved step: component → its files, in workspace precedence order.
+Parts = Mapping[str, tuple["ComponentFile", ...]]
 #: Components variants share (they differ only in spec).
 SHARED_COMPONENTS: Final = ("script", "contract", "config", "builder", "hyperparams")
 
@@ -44,16 +46,6 @@ def is_abstract(definition: StepDefinition | None, *, has_files: bool) -> bool:
     if definition is None or has_files:
         return False
     return definition.sagemaker_step_type == "Base" or definition.name in KNOWN_STEP_TYPES
-
-
-def is_interface(entries: Mapping[str, ComponentFile | tuple[ComponentFile, ...]]) -> bool:
-    """Whether a step's contract or spec in effect comes from an interface file."""
-    for component in ("contract", "spec"):
-        found = entries.get(component)
-        first = found if isinstance(found, ComponentFile) else (found or (None,))[0]
-        if first is not None and first.via == "interface":
-            return True
-    return False
 
 
 class ComponentFile(NamedTuple):
@@ -96,6 +88,46 @@ class StepInfo:
     job_types: tuple[str, ...]
     definition: StepDefinition | None  # the registry's (None: unregistered)
 
+    @classmethod
+    def of(
+        cls, name: str, parts: Parts, definition: StepDefinition | None, rank: Mapping[str, int]
+    ) -> StepInfo:
+        """A step from its placements (each component in precedence order) and its registry
+        definition: the first of each component is in effect (of specs, the first of each
+        job type), the rest are shadowed; ``rank``: workspace id → its place in order."""
+        components: dict[str, ComponentFile] = {}
+        specs: dict[str | None, ComponentFile] = {}
+        shadowed: list[ComponentFile] = []
+        for component, entries in parts.items():
+            if component != "spec":
+                components[component] = entries[0]
+                shadowed += entries[1:]
+                continue
+            for entry in entries:
+                if entry.job_type in specs:
+                    shadowed.append(entry)
+                else:
+                    specs[entry.job_type] = entry
+        contributing = [e.workspace_id for e in (*components.values(), *specs.values())]
+        if definition is not None:
+            contributing.append(definition.workspace_id)
+        workspace = min(contributing, key=lambda ws: rank.get(ws, len(rank)), default="")
+        spec = specs.get(None) or next(iter(specs.values()), None)
+        if spec is not None:
+            components["spec"] = spec
+        job_types = {job for job in specs if job}
+        job_types.update(definition.job_types if definition else ())
+        return cls(
+            name=name,
+            job_type=None,
+            workspace_id=workspace,
+            components=components,
+            specs=specs,
+            shadowed=tuple(shadowed),
+            job_types=tuple(sorted(job_types)),
+            definition=definition,
+        )
+
     @property
     def registered(self) -> bool:
         return self.definition is not None
@@ -112,7 +144,16 @@ class StepInfo:
     @property
     def layout(self) -> str:
         """``interface`` when the contract or spec in effect is an interface file's."""
-        return "interface" if is_interface(self.components) else "classic"
+        contract, spec = self.components.get("contract"), self.components.get("spec")
+        return (
+            "interface"
+            if "interface" in (contract and contract.via, spec and spec.via)
+            else "classic"
+        )
+
+    @property
+    def abstract(self) -> bool:
+        return is_abstract(self.definition, has_files=bool(self.components or self.specs))
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -120,7 +161,7 @@ class StepInfo:
 
     @property
     def missing(self) -> tuple[str, ...]:
-        if is_abstract(self.definition, has_files=bool(self.components or self.specs)):
+        if self.abstract:
             return ()
         return tuple(c for c in self.required if c not in self.components)
 

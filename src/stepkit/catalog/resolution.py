@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
-from stepkit.catalog.records import COMPONENTS, ComponentFile
+from stepkit.catalog.records import COMPONENTS, ComponentFile, Parts
 from stepkit.names import (
     STANDARD_JOB_TYPES,
     StemIndex,
@@ -41,9 +41,6 @@ _CLASS_SUFFIX: Final = {
 _EMPTY: Final[Mapping[str, Any]] = {}
 #: Above this share of all files, resolving everything is as cheap and simpler.
 MAX_SHARE: Final = 0.25
-
-#: A resolved step: component → its files, in workspace precedence order.
-Parts = Mapping[str, tuple[ComponentFile, ...]]
 
 
 def broken_reason(path: str, facts: Mapping[str, Any]) -> str | None:
@@ -165,16 +162,13 @@ class Resolution:
 
 
 class Resolver:
-    """One resolution over the registry's tables (built once, shared by :meth:`fresh`)."""
+    """One resolution over the registry's tables."""
 
     def __init__(self, registry: RegistryFacts, workspace_order: Sequence[str]) -> None:
         self.registry = registry
         self.rank = {ws: i for i, ws in enumerate(workspace_order)}
         self.lookups = registry.lookups or MemoryLookups(registry.definitions)
         self.named: dict[tuple[str, str], tuple[str, str | None]] = {}  # by_file_name's
-        self._reset()
-
-    def _reset(self) -> None:
         self.steps: dict[str, dict[str, list[ComponentFile]]] = {}
         self.evidence: set[str] = set()  # unregistered names something vouches for
         self.tentative: dict[str, list[ComponentFile]] = {}
@@ -183,14 +177,6 @@ class Resolver:
         self.contract_scripts: dict[str, list[str]] = {}  # script stem → steps (contracts)
         self.source_dirs: dict[str, list[str]] = {}  # a source_dir's last folder → source_dirs
         self.out = Resolution()
-
-    def fresh(self) -> Resolver:
-        """A resolver with nothing resolved yet, sharing this one's registry tables."""
-        clone = object.__new__(Resolver)
-        clone.registry, clone.rank = self.registry, self.rank
-        clone.lookups, clone.named = self.lookups, self.named
-        clone._reset()
-        return clone
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -535,7 +521,7 @@ def resolve_changed(
                 keys.add(other)
                 frontier.append(other)
     names = {key[2:] for key in keys if key.startswith("n:")}
-    part = resolver.fresh().run(reached.values())
+    part = Resolver(resolver.registry, list(resolver.rank)).run(reached.values())
     if not names.issuperset(part.steps):
         return None  # cannot happen while file_keys is a superset; never splice wrongly
     return PartialResolution(names, set(old) | set(reached), part)

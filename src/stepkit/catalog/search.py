@@ -13,17 +13,19 @@ same order, any case or separator: ``tabular_preprocessing``), ``abbreviation`` 
 once short forms are expanded), ``partial`` (every query word in the name, any order or
 form; more of the name covered ranks higher), ``name and description``, ``description``,
 ``fuzzy``. The words are kept in the index (``listing.words``,
-``listing.description_words``): a search reads, never builds; a fuzzy pass reads the
-names' words once per index version.
+``listing.description_words``, and an index holding both): a view reads them once per
+index version, and its searches match them in memory.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import Final
 
 from rapidfuzz import fuzz, process
@@ -240,22 +242,66 @@ def _match_row(row: _Row, terms: list[_Term]) -> tuple[str, float, tuple[str, ..
 # -- the search --------------------------------------------------------------------------------
 
 
-class Searcher:
-    """Searches the index; keeps the names' words after the first fuzzy pass (a view
-    makes a new one whenever the index changes)."""
+@lru_cache(maxsize=256)
+def _pattern(term: _Term) -> re.Pattern[str]:
+    """Any of a term's marks."""
+    return re.compile("|".join(map(re.escape, term.marks)))
 
-    def __init__(self) -> None:
-        self._names: list[str] | None = None
-        self._joined: list[str] = []
-        self._workspaces: dict[str, str] = {}
+
+class Searcher:
+    """Searches the listing's words, read once (a view makes a new searcher whenever the
+    index changes): every row's words and description words are one text, a line a row,
+    in which each query word's marks are found at once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        rows = conn.execute(  # what every search needs of a row (a scan of a narrow index)
+            "SELECT name, '_' || words || ' _' || description_words FROM listing ORDER BY name"
+        ).fetchall()
+        self.names: list[str] = [name for name, _ in rows]
+        self.lines: list[str] = [line for _, line in rows]
+        self.text = "\n".join(self.lines)
+        self._starts: list[int] | None = None
+        self._joined: list[str] | None = None
+        self._workspaces: dict[str, str] | None = None
+
+    def workspace_of(self, name: str) -> str:
+        """The workspace a hit is listed in (read once, when the first hit comes)."""
+        if self._workspaces is None:
+            self._workspaces = dict(self.conn.execute("SELECT name, workspace_id FROM listing"))
+        return self._workspaces.get(name, "")  # "": gone since, by another process's change
+
+    @property
+    def starts(self) -> list[int]:
+        """Where each row's line begins in :attr:`text`."""
+        if self._starts is None:
+            self._starts = list(accumulate((len(line) + 1 for line in self.lines), initial=0))
+        return self._starts
+
+    @property
+    def joined(self) -> list[str]:
+        """Each name's words (``tabular_preprocessing``), for a fuzzy pass."""
+        if self._joined is None:
+            self._joined = [line[1 : line.index(" ")] for line in self.lines]
+        return self._joined
+
+    def _rows_with(self, term: _Term) -> set[int]:
+        """The rows with a word (of the name or description) beginning like one of the
+        term's marks."""
+        starts = self.starts
+        return {bisect_right(starts, m.start()) - 1 for m in _pattern(term).finditer(self.text)}
+
+    def _row(self, i: int) -> _Row:
+        name = self.names[i]
+        description = self.lines[i].partition(" _")[2]
+        return _Row(name, self.workspace_of(name), self._words(i), description)
+
+    def _words(self, i: int) -> tuple[str, ...]:
+        line = self.lines[i]
+        return tuple(line[1 : line.index(" ")].split("_"))
 
     def search(
-        self,
-        conn: sqlite3.Connection,
-        query: str,
-        *,
-        allowed: set[str] | None = None,
-        limit: int = 20,
+        self, query: str, *, allowed: set[str] | None = None, limit: int = 20
     ) -> list[SearchResult]:
         """The best ``limit`` steps for ``query`` (only names in ``allowed`` when given)."""
         tokens = words(query.strip())
@@ -277,31 +323,31 @@ class Searcher:
             for t in terms
             if t.typed not in t.wanted
         )
-        for column, value, kind, details in (
-            ("name", query.strip(), "exact", ("exact name",)),
-            ("words", "_".join(tokens), "normalized", ("same name, other spelling",)),
-            ("words", expanded, "abbreviation", abbreviated),
+        same = self._named(query.strip(), column="name")
+        for names, kind, details in (
+            (same, "exact", ("exact name",)),
+            (self._named("_".join(tokens)), "normalized", ("same name, other spelling",)),
+            (self._named(expanded), "abbreviation", abbreviated),
         ):
-            sql = f"SELECT name, workspace_id FROM listing WHERE {column} = ?"
-            for name, workspace_id in conn.execute(sql, (value,)):
-                hit(SearchResult(name, SCORES[kind], kind, workspace_id, details))
-        present = _somewhere(conn, terms)
-        known = [t for t, here in zip(terms, present, strict=True) if here]
-        if known and len(known) == len(terms):  # else no row can hold every word
-            for row in _candidates(conn, known):
-                matched = _match_row(row, terms)
+            for name in names:
+                hit(SearchResult(name, SCORES[kind], kind, self.workspace_of(name), details))
+        unknown = [t for t in terms if not _pattern(t).search(self.text)]
+        if not unknown:  # else no row can hold every word
+            for i in sorted(set.intersection(*map(self._rows_with, terms))):
+                matched = _match_row(row := self._row(i), terms)
                 if matched is not None:
                     kind, score, details = matched
                     hit(SearchResult(row.name, score, kind, row.workspace_id, details))
-        if len(known) < len(terms) or not found:  # a word no step has: a typo, perhaps
-            unknown = [t for t, here in zip(terms, present, strict=True) if not here]
-            for result in self._fuzzy(conn, terms, first=unknown):
+        if unknown or not found:  # a word no step has: a typo, perhaps
+            for result in self._fuzzy(terms, first=unknown):
                 hit(result)
         return sorted(found.values(), key=lambda r: (-r.score, r.step_name))[:limit]
 
-    def _fuzzy(
-        self, conn: sqlite3.Connection, terms: list[_Term], *, first: list[_Term]
-    ) -> list[SearchResult]:
+    def _named(self, value: str, *, column: str = "words") -> list[str]:
+        sql = f"SELECT name FROM listing WHERE {column} = ? ORDER BY name"
+        return [name for (name,) in self.conn.execute(sql, (value,))]
+
+    def _fuzzy(self, terms: list[_Term], *, first: list[_Term]) -> list[SearchResult]:
         """Steps whose name has, for every query word, the word itself or a form of it,
         or — for a word no name has — a word spelled like it (at least the floor). The
         terms in ``first`` (no step has them) are looked at first: one with no look-alike
@@ -311,12 +357,12 @@ class Searcher:
         ordered = [*first, *(t for t in terms if t not in first)]
         for term in ordered:
             best: Found = {}
-            for row in [] if term in first else _candidates(conn, [term]):
-                pairs = _match(term, row.words)
+            for i in () if term in first else sorted(self._rows_with(term)):
+                pairs = _match(term, self._words(i))
                 if pairs is not None:
-                    best[row.name] = (pairs, 100.0, False)
+                    best[self.names[i]] = (pairs, 100.0, False)
             if not best:
-                best = self._spelled_like(conn, term.typed)
+                best = self._spelled_like(term.typed)
             if not best:
                 return []
             per_term.append(best)
@@ -335,58 +381,21 @@ class Searcher:
                 else:
                     details.append(_describe(term, pairs, "name"))
             score = round(0.7 * sum(similarity) / len(similarity), 1)
-            workspace_id = self._workspaces[name]
+            workspace_id = self.workspace_of(name)
             results.append(SearchResult(name, score, "fuzzy", workspace_id, tuple(details)))
         return results
 
-    def _spelled_like(
-        self, conn: sqlite3.Connection, typed: str
-    ) -> dict[str, tuple[list[tuple[str, str]], float, bool]]:
+    def _spelled_like(self, typed: str) -> dict[str, tuple[list[tuple[str, str]], float, bool]]:
         """Names holding a word spelled like ``typed`` (similarity at least the floor).
 
         The names' words are screened together first (rapidfuzz's partial ratio over each
         name's words, a bound a little under the floor); the few names that pass are then
         compared word by word."""
-        names, joined = self._index(conn)
         found: dict[str, tuple[list[tuple[str, str]], float, bool]] = {}
         for _, _, i in process.extract(
-            typed, joined, scorer=fuzz.partial_ratio, score_cutoff=FUZZY_FLOOR - 15, limit=None
+            typed, self.joined, scorer=fuzz.partial_ratio, score_cutoff=FUZZY_FLOOR - 15, limit=None
         ):
-            scored = [(fuzz.ratio(typed, word), word) for word in joined[i].split("_")]
-            score, word = max(scored)
+            score, word = max((fuzz.ratio(typed, word), word) for word in self._words(i))
             if score >= FUZZY_FLOOR:
-                found[names[i]] = ([(typed, word)], float(score), True)
+                found[self.names[i]] = ([(typed, word)], float(score), True)
         return found
-
-    def _index(self, conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
-        """Every step's name and its words (read once per index version)."""
-        if self._names is None:
-            sql = "SELECT name, workspace_id, words FROM listing ORDER BY name"
-            rows = conn.execute(sql).fetchall()
-            self._names = [name for name, _, _ in rows]
-            self._joined = [words for _, _, words in rows]
-            self._workspaces = {name: workspace_id for name, workspace_id, _ in rows}
-        return self._names, self._joined
-
-
-_ANY_MARK = "(instr('_' || words, ?) > 0 OR instr('_' || description_words, ?) > 0)"
-
-
-def _somewhere(conn: sqlite3.Connection, terms: list[_Term]) -> list[bool]:
-    """For each term, whether a step's name or description has a word beginning like one
-    of its matches (a quick test, in one pass, for whether a typed word is a typo)."""
-    tests = ["max(" + " OR ".join([_ANY_MARK] * len(t.marks)) + ")" for t in terms]
-    params = [m for t in terms for m in t.marks for _ in (0, 1)]
-    row = conn.execute(f"SELECT {', '.join(tests)} FROM listing", params).fetchone()
-    return [bool(value) for value in row] if row else [False] * len(terms)
-
-
-def _candidates(conn: sqlite3.Connection, terms: list[_Term]) -> list[_Row]:
-    """Rows with, for every term, a word beginning like one of its matches."""
-    where = " AND ".join("(" + " OR ".join([_ANY_MARK] * len(t.marks)) + ")" for t in terms)
-    params = [m for t in terms for m in t.marks for _ in (0, 1)]
-    sql = f"SELECT name, workspace_id, words, description_words FROM listing WHERE {where}"
-    return [
-        _Row(name, ws, tuple(text.split("_")), desc)
-        for name, ws, text, desc in conn.execute(sql, params)
-    ]

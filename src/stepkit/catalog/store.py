@@ -14,14 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from stepkit.catalog.records import (
-    COMPONENTS,
-    ComponentFile,
-    is_abstract,
-    is_interface,
-    required_components,
-)
-from stepkit.catalog.resolution import Parts, Resolution
+from stepkit.catalog.records import COMPONENTS, ComponentFile, Parts, StepInfo
+from stepkit.catalog.resolution import Resolution
 from stepkit.catalog.search import words
 from stepkit.errors import CorruptIndexError, StateStoreError
 from stepkit.names import name_key, pascal_to_snake
@@ -125,6 +119,9 @@ MIGRATIONS: Final = (
     DELETE FROM files;
     DELETE FROM definitions;
     DELETE FROM meta WHERE key = 'registry_key';
+    """,  # a search reads every row's words at once: from an index holding them (a narrow scan)
+    """
+    CREATE INDEX listing_for_search ON listing (name, workspace_id, words, description_words);
     """,
 )
 _COMPONENT_ORDER: Final = {c: i for i, c in enumerate(COMPONENTS)}
@@ -355,80 +352,32 @@ def read_all_parts(conn: sqlite3.Connection) -> dict[str, Parts]:
     return {step: _in_order(parts) for step, parts in found.items()}
 
 
-def job_types_of(parts: Parts, definition: StepDefinition | None) -> tuple[str, ...]:
-    """A step's job types: those its specs declare and those its definition lists."""
-    found = {entry.job_type for entry in parts.get("spec", ()) if entry.job_type}
-    if definition is not None:
-        found.update(definition.job_types)
-    return tuple(sorted(found))
-
-
-def _list_row(
-    name: str, parts: Parts, definition: StepDefinition | None, rank: Mapping[str, int]
-) -> tuple[Any, ...]:
+def _list_row(info: StepInfo) -> tuple[Any, ...]:
     """One step's row of ``listing``: the JSON ``catalog list`` prints, the columns its
     filters match (``,a,b,`` lists) and the words ``search`` matches."""
-    present = {c: entries[0].workspace_id for c, entries in parts.items()}
-    kind = definition.sagemaker_step_type if definition else None
-    interface = is_interface(parts)
-    missing = [c for c in required_components(kind, interface=interface) if c not in present]
-    abstract = is_abstract(definition, has_files=bool(parts))
-    missing = [] if abstract else missing
-    spaces = {e.workspace_id for entries in parts.values() for e in entries}
-    spaces |= {definition.workspace_id} if definition else set()
-    first = [*present.values(), *([definition.workspace_id] if definition else [])]
-    workspace_id = min(first, key=lambda ws: rank.get(ws, len(rank)), default="")
-    job_types = list(job_types_of(parts, definition))
-    data = {"name": name, "workspace_id": workspace_id, "registered": definition is not None}
-    data |= {"step_type": kind, "job_types": job_types, "components": present}
-    broken = {c: entries[0].broken for c, entries in parts.items() if entries[0].broken}
-    complete = definition is not None and not missing and not broken
-    data |= {"complete": complete, "missing": missing, "broken": broken}
-    data |= {"layout": "interface" if interface else "classic"}
-    data |= {"abstract": True} if abstract else {}
-    tokens = words(name)
+    d = info.definition
+    spaces = {e.workspace_id for e in (*info.components.values(), *info.specs.values())}
+    spaces.update(e.workspace_id for e in info.shadowed)
+    spaces |= {d.workspace_id} if d else set()
+    data = {"name": info.name, "workspace_id": info.workspace_id, "registered": d is not None}
+    data |= {"step_type": info.step_type, "job_types": list(info.job_types)}
+    data |= {"components": {c: f.workspace_id for c, f in info.components.items()}}
+    data |= {"complete": info.is_complete, "missing": list(info.missing), "broken": info.broken}
+    data |= {"layout": info.layout} | ({"abstract": True} if info.abstract else {})
+    tokens = words(info.name)
     return (
-        name,
-        name.casefold(),
-        pascal_to_snake(name),
-        kind,
-        f",{','.join(job_types)},",
+        info.name,
+        info.name.casefold(),
+        pascal_to_snake(info.name),
+        info.step_type,
+        f",{','.join(info.job_types)},",
         f",{','.join(sorted(spaces))},",
-        workspace_id,
+        info.workspace_id,
         "_".join(tokens),
         len(set(tokens)),
-        "_".join(sorted(set(words(definition.description)))) if definition else "",
+        "_".join(sorted(set(words(d.description)))) if d else "",
         json.dumps(data, sort_keys=True, ensure_ascii=False),
     )
-
-
-def write_steps(
-    conn: sqlite3.Connection,
-    steps: Mapping[str, Parts],
-    names: Iterable[str],
-    definitions: Mapping[str, StepDefinition],
-    rank: Mapping[str, int],
-    *,
-    emptied: bool = False,
-) -> None:
-    """Replace the placements and list rows of ``names`` (steps found in ``steps`` or
-    ``definitions``; the others are dropped); ``emptied``: those tables were just emptied."""
-    names = sorted(set(names))
-    for table, column in () if emptied else (("placements", "step"), ("listing", "name")):
-        conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", ((n,) for n in names))
-    placements, listing = [], []
-    for name in names:
-        parts, definition = steps.get(name, {}), definitions.get(name)
-        if not parts and definition is None:
-            continue
-        for component, entries in parts.items():
-            placements += [
-                (name, component, i, e.location, e.workspace_id, e.job_type, e.via, e.broken)
-                for i, e in enumerate(entries)
-            ]
-        listing.append(_list_row(name, parts, definition, rank))
-    conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", placements)
-    conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", listing)
 
 
 def write_resolution(
@@ -440,13 +389,26 @@ def write_resolution(
     definitions: Mapping[str, StepDefinition],
     rank: Mapping[str, int],
 ) -> None:
-    """Store a resolution: all of it (``paths`` and ``names`` None: the tables are empty,
-    the links stored), or in place of what the files ``paths`` and the steps ``names`` had
-    (an incremental one)."""
-    whole = paths is None or names is None
-    if whole:
+    """Store a resolution: all of it (``paths`` and ``names`` None: its tables were just
+    emptied), or in place of what the files ``paths`` and the steps ``names`` had (an
+    incremental one). A name with neither files nor a definition is dropped."""
+    if paths is None or names is None:
         names = {*result.steps, *definitions}
     else:
-        conn.executemany("DELETE FROM unmatched WHERE path = ?", ((p,) for p in paths or ()))
+        conn.executemany("DELETE FROM unmatched WHERE path = ?", ((p,) for p in paths))
+        for table, column in (("placements", "step"), ("listing", "name")):
+            conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", ((n,) for n in names))
     conn.executemany("INSERT INTO unmatched VALUES (?, ?, ?, ?)", result.unmatched)
-    write_steps(conn, result.steps, names or (), definitions, rank, emptied=whole)
+    placements, listing = [], []
+    for name in sorted(set(names)):
+        parts, definition = result.steps.get(name, {}), definitions.get(name)
+        if not parts and definition is None:
+            continue
+        for component, entries in parts.items():
+            placements += [
+                (name, component, i, e.location, e.workspace_id, e.job_type, e.via, e.broken)
+                for i, e in enumerate(entries)
+            ]
+        listing.append(_list_row(StepInfo.of(name, parts, definition, rank)))
+    conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", placements)
+    conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", listing)
