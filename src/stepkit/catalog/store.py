@@ -362,8 +362,10 @@ def _list_row(info: StepInfo) -> tuple[Any, ...]:
     data = {"name": info.name, "workspace_id": info.workspace_id, "registered": d is not None}
     data |= {"step_type": info.step_type, "job_types": list(info.job_types)}
     data |= {"components": {c: f.workspace_id for c, f in info.components.items()}}
-    data |= {"complete": info.is_complete, "missing": list(info.missing), "broken": info.broken}
-    data |= {"layout": info.layout} | ({"abstract": True} if info.abstract else {})
+    missing, broken = list(info.missing), info.broken  # (each worked out once)
+    data |= {"complete": d is not None and not missing and not broken}
+    data |= {"missing": missing, "broken": broken, "layout": info.layout}
+    data |= {"abstract": True} if info.abstract else {}
     tokens = words(info.name)
     return (
         info.name,
