@@ -221,9 +221,13 @@ class StepCatalog:
         """Steps ranked by how well they match ``query``, each with its score and reason."""
         allowed = set(self.list_available_steps(job_type=job_type)) if job_type else None
         self._current(walk=True)  # a newer index: the searcher of the older one is dropped
-        if self._searcher is None:
-            self._searcher = self.session.read(Searcher)
-        return self._searcher.search(query, allowed=allowed, limit=limit)
+
+        def search(conn: sqlite3.Connection) -> list[SearchResult]:
+            if self._searcher is None or self._searcher.conn is not conn:  # (or rebuilt)
+                self._searcher = Searcher(conn)
+            return self._searcher.search(query, allowed=allowed, limit=limit)
+
+        return self.session.read(search)
 
 
 def _ranks(order: Sequence[str]) -> dict[str, int]:
