@@ -500,3 +500,12 @@ def test_every_step_read_in_one_pass_is_what_a_lookup_answers(make_project: Make
     assert tabular.variant("calibration").components["spec"].workspace_id == "shared"
     with pytest.raises(UnknownStepError, match="TabularPreprocessing_testing"):
         tabular.variant("testing")
+
+
+def test_the_view_and_the_session_each_keep_to_fifteen_public_members(
+    make_project: MakeProject,
+) -> None:
+    catalog = open_catalog(make_project({"shared": [Step("Loader")]}))
+    for kept in (catalog, catalog.session):  # what a reader must know of each, at most
+        public = {name for name in dir(kept) if not name.startswith("_")}
+        assert len(public) <= 15, sorted(public)

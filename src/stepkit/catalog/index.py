@@ -1,8 +1,8 @@
 """The index session: keeps the SQLite index in line with the workspaces, asking the
 file system only what a question needs — every file's stat (:meth:`IndexSession.refresh`),
-the folders' own stat (:meth:`IndexSession.check_folders`: entries added, removed,
-renamed) or a few files' (:meth:`IndexSession.check_files`). What changed is applied in
-one transaction (:mod:`stepkit.catalog.changes`); see docs/catalog.md, "The index".
+the folders' own stat (when a session opens: entries added, removed, renamed) or a few
+files' (:meth:`IndexSession.check_files`). What changed is applied in one transaction
+(:mod:`stepkit.catalog.changes`); see docs/catalog.md, "The index".
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class IndexSession:
         self._warnings.append(message)  # the CLI prints these as ``warning: …``
         get_logger("stepkit.catalog").info("catalog.index_rebuilt", reason=message)
 
-    def recover(self, exc: sqlite3.DatabaseError) -> RefreshReport:
+    def _recover(self, exc: sqlite3.DatabaseError) -> RefreshReport:
         """The index turned out damaged while in use: build it again, with a warning."""
         self.conn.close()
         self._warn(f"{CorruptIndexError(self.path or ':memory:', str(exc))}; rebuilding it")
@@ -138,7 +138,7 @@ class IndexSession:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 # another process held the index longer than the busy timeout: said as such
                 raise store_error(exc, path=self.path or ":memory:", kind=INDEX_KIND) from exc
-            self.recover(exc)
+            self._recover(exc)
             return query(self.conn)
 
     def close(self) -> None:
@@ -156,7 +156,7 @@ class IndexSession:
                 set_meta(self.conn, "changes", (get_meta(self.conn, "changes") or 0) + 1)
         empty = self.read(lambda c: c.execute("SELECT 1 FROM folders LIMIT 1").fetchone() is None)
         return self.read(
-            lambda _c: self.refresh(progress=progress) if empty else self.check_folders()
+            lambda _c: self.refresh(progress=progress) if empty else self._check_folders()
         )
 
     def refresh(self, *, progress: Progress | None = None) -> RefreshReport:
@@ -170,7 +170,7 @@ class IndexSession:
         if not self._walked:
             self.refresh()
 
-    def check_folders(self) -> RefreshReport:
+    def _check_folders(self) -> RefreshReport:
         """Stat every indexed folder (and the registries); rescan the folders that changed."""
         if get_meta(self.conn, "registry_key") != registry_key(self.project):
             return self.refresh()
