@@ -224,7 +224,8 @@ class IndexSession:
         for path in given:
             where = self._place(path)
             if where is not None:
-                roots[where[0]] = where[1:]
+                folder, workspace_id, kind = where
+                roots[folder] = (workspace_id, kind)
         self._touched.clear()
         self._rescan(roots)
         return sum(1 for t in self._touched if any(t == p or t.startswith(f"{p}/") for p in given))
@@ -239,22 +240,24 @@ class IndexSession:
                 "SELECT workspace_id, kind FROM folders WHERE path = ?", (folder,)
             ).fetchone()
             if found is not None:
-                return folder, found[0], found[1]
+                workspace_id, kind = found
+                return folder, workspace_id, kind
         return None
 
     def _rescan(self, roots: dict[str, tuple[str, str]]) -> RefreshReport:
         if not roots:
             return RefreshReport(warnings=tuple(self._warnings))
         top = [r for r in roots if not any(r.startswith(f"{o}/") for o in roots if o != r)]
-        walk = Walk()
+        walk, scope = Walk(), []
         for root in sorted(top):
             workspace_id, kind = roots[root]
+            scope.append((root, workspace_id))
             if kind:
                 if os.path.isdir(root):
                     scan_folder(root, workspace_id, kind, walk)
             else:
                 scan_workspace(self.project.workspace(workspace_id), walk)
-        return self._sync(walk, [(r, roots[r][0]) for r in top], None)
+        return self._sync(walk, scope, None)
 
     # -- the registry ------------------------------------------------------------------------
 
