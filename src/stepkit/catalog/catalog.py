@@ -89,13 +89,15 @@ class StepCatalog:
         )
 
     def _canonical(self, conn: sqlite3.Connection, name: str) -> str | None:
+        """The listed name: ``name`` itself, else the first spelled the same another way
+        (snake_case, any case); each a lookup in an index (an OR of two would sort)."""
         found = conn.execute(
-            "SELECT name FROM listing WHERE name = ? UNION ALL "
-            "SELECT name FROM (SELECT name FROM listing WHERE snake = ? OR folded = ? "
-            "ORDER BY name LIMIT 1)",
-            (name, name, name.casefold()),
+            "SELECT name FROM listing WHERE name = ?1 UNION ALL SELECT min(name) FROM "
+            "(SELECT name FROM listing WHERE snake = ?1 UNION ALL "
+            "SELECT name FROM listing WHERE folded = ?2)",
+            (name, name.casefold()),
         ).fetchone()
-        return found[0] if found else None
+        return found[0] if found else None  # (min of none: NULL, None here)
 
     # -- lookups -----------------------------------------------------------------------------
 
