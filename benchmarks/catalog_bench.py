@@ -7,9 +7,10 @@ and a config a step, the registry derived); prints one JSON object.
 
 Measures the paths users take, each as a whole process: ``stepkit catalog list --json``,
 ``catalog list`` (the table), ``catalog show NAME``, ``catalog search QUERY`` and
-``catalog which FILE``, cold (no catalog state), warm (nothing changed) and after one
-file changed; ``catalog check`` warm (every file read whole: no bound of the issue, but a
-command users run); and a Python program that opens ``StepCatalog`` and asks it things. Each
+``catalog which FILE``, cold (no catalog state), warm (nothing changed), after one
+file changed and after one file added; ``catalog check`` warm (every file read whole: no
+bound of the issue, but a command users run); and a Python program that opens
+``StepCatalog`` and asks it things. Each
 is run with this tree's code and with the code of ``--base`` (default: the commit before
 the SQLite index), in the same run, with the same interpreter: medians of both, each
 bound of the issue, and whether it is met. The interface layout (issue 14) is measured
@@ -286,12 +287,13 @@ def run_process(src: Path, root: Path, args: list[str]) -> tuple[float, float]:
 
 
 def measure_processes(src: Path, root: Path, repeat: int) -> dict[str, Any]:
-    """Every command cold, warm and after one file changed (an edit to the spec of the
-    step asked about, which keeps what the file declares)."""
+    """Every command cold, warm, after one file changed (an edit to the spec of the step
+    asked about, which keeps what the file declares) and after one file added (the
+    builder of a new step: its step is resolved again)."""
     names = [step_name(i) for i in (7, 4321, 9000)]
     out: dict[str, Any] = {}
     for kind in COMMANDS:
-        runs: dict[str, list[float]] = {"cold": [], "warm": [], "one_changed": []}
+        runs: dict[str, list[float]] = {"cold": [], "warm": [], "one_changed": [], "one_added": []}
         rss: dict[str, list[float]] = {k: [] for k in runs}
         for i in range(repeat):
             name = names[i % len(names)]
@@ -306,6 +308,14 @@ def measure_processes(src: Path, root: Path, repeat: int) -> dict[str, Any]:
             seconds, peak = run_process(src, root, args)
             runs["one_changed"].append(seconds)
             rss["one_changed"].append(peak)
+            added = root / "steps" / "builders" / f"builder_extra_{kind}_{i}_step.py"
+            added.write_text(
+                f"class Extra{kind.title().replace('_', '')}{i}StepBuilder:\n    pass\n"
+            )
+            seconds, peak = run_process(src, root, args)
+            runs["one_added"].append(seconds)
+            rss["one_added"].append(peak)
+            added.unlink()
         for state, values in runs.items():
             out[f"{kind}_{state}_s"] = statistics.median(values)
             out[f"{kind}_{state}_peak_rss_mb"] = max(rss[state])
@@ -395,9 +405,11 @@ def _bounds(r: dict[str, Any]) -> dict[str, Any]:
     cold = [r[f"{k}_cold_s"] for k in COMMANDS] + [r["in_process_cold_open_and_first_query_s"]]
     warm = [r[f"{k}_warm_s"] for k in ("list_json", "list_table", "search")]
     warm.append(r["in_process_warm_open_and_first_query_s"])
-    changed = [r[f"{k}_one_changed_s"] for k in COMMANDS]
+    changed = [r[f"{k}_{s}_s"] for k in COMMANDS for s in ("one_changed", "one_added")]
     rss_cold = [r[f"{k}_cold_peak_rss_mb"] for k in COMMANDS] + [r["in_process_cold_peak_rss_mb"]]
-    rss_warm = [r[f"{k}_{s}_peak_rss_mb"] for k in COMMANDS for s in ("warm", "one_changed")]
+    rss_warm = [
+        r[f"{k}_{s}_peak_rss_mb"] for k in COMMANDS for s in ("warm", "one_changed", "one_added")
+    ]
     rss_warm.append(r["in_process_warm_peak_rss_mb"])
     worst = {
         "cold_s": max(cold),
