@@ -69,14 +69,6 @@ def words(text: str) -> list[str]:
     return [w for w in _SPLIT.split(snake.lower()) if w]
 
 
-def expand(tokens: Iterable[str]) -> list[str]:
-    """Each short form replaced by what it stands for (``rf`` → ``random``, ``forest``)."""
-    out: list[str] = []
-    for token in tokens:
-        out.extend(ABBREVIATIONS.get(token, token).split("_"))
-    return out
-
-
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """The part of ``word`` its forms share: ``evaluation``, ``evaluate`` → ``evalu``;
