@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from stepkit.catalog.changes import Progress
 from stepkit.catalog.index import IndexSession
@@ -26,9 +25,6 @@ from stepkit.catalog.store import read_all_parts, read_definitions, read_parts
 from stepkit.errors import UnknownStepError
 from stepkit.names import split_node_name
 from stepkit.project import Project
-
-if TYPE_CHECKING:
-    pass
 
 
 class StepCatalog:

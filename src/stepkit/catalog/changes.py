@@ -22,9 +22,8 @@ from stepkit.catalog.store import (
     StoredDefinitions,
     StoredFile,
     StoredLookups,
-    get_meta,
+    count_change,
     read_definitions,
-    set_meta,
     stored_job_types,
     write_resolution,
 )
@@ -215,9 +214,8 @@ def write_changes(
     problems: list[tuple[Any, ...]],
     summaries: dict[str, str],
 ) -> None:
-    """Store the files and folders as found (in the caller's transaction), counted in
-    ``meta.changes`` (a plan made before another process's change is made again)."""
-    set_meta(conn, "changes", (get_meta(conn, "changes") or 0) + 1)
+    """Store the files and folders as found (in the caller's transaction), counted."""
+    count_change(conn)
     conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in plan.gone))
     conn.executemany(
         "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

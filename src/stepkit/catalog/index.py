@@ -35,6 +35,7 @@ from stepkit.catalog.records import RefreshReport
 from stepkit.catalog.resolution import RegistryFacts
 from stepkit.catalog.store import (
     StoredFile,
+    count_change,
     get_meta,
     index_path,
     open_index,
@@ -153,7 +154,7 @@ class IndexSession:
                 self.conn.execute("DELETE FROM folders")
                 self.conn.execute("DELETE FROM files")
                 self.conn.execute("DELETE FROM meta WHERE key = 'registry_key'")
-                set_meta(self.conn, "changes", (get_meta(self.conn, "changes") or 0) + 1)
+                count_change(self.conn)
         empty = self.read(lambda c: c.execute("SELECT 1 FROM folders LIMIT 1").fetchone() is None)
         return self.read(
             lambda _c: self.refresh(progress=progress) if empty else self._check_folders()

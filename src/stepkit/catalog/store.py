@@ -119,7 +119,8 @@ MIGRATIONS: Final = (
     DELETE FROM files;
     DELETE FROM definitions;
     DELETE FROM meta WHERE key = 'registry_key';
-    """,  # a search reads every row's words at once: from an index holding them (a narrow scan)
+    """,
+    # a search reads every row's words at once: from an index holding them (a narrow scan)
     """
     CREATE INDEX listing_for_search ON listing (name, workspace_id, words, description_words);
     """,
@@ -175,6 +176,12 @@ def get_meta(conn: sqlite3.Connection, key: str) -> Any:
 
 def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def count_change(conn: sqlite3.Connection) -> None:
+    """Count a change of the files rows in ``meta.changes``: a plan made before another
+    process's change is made again (see ``IndexSession._sync``)."""
+    set_meta(conn, "changes", (get_meta(conn, "changes") or 0) + 1)
 
 
 # -- definitions --------------------------------------------------------------------------------
